@@ -1,0 +1,264 @@
+"""config.json -> a typed, validated :class:`Config`.
+
+The file keeps the original release's keys where they exist (``in_ch``, ``latent_dim``,
+``rate``, ``batch_size``, ``transunet_model_path``, ``gpus``, ...) and adds what
+Lightning 2.x and the data pipeline need. Every problem is reported as one
+:class:`ConfigError` line that names the key or the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+Sampler = Literal["ddpm", "ddim"]
+Assign = Literal["threshold", "partition"]
+BetaSchedule = Literal["linear"]
+Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
+Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]
+
+
+class ConfigError(ValueError):
+    """A config.json problem, phrased as one line naming the key or file."""
+
+
+@dataclass
+class Config:
+    """Every key of config.json. Defaults are the paper's configuration."""
+
+    # --- data ----------------------------------------------------------------------
+    midi_dir: str = "data/demo/openmsx"  # MIDI files to build phrases from (searched recursively)
+    melody_json: str | None = None  # optional midi-miner style {file: {"melody": program}}
+    data_dir: str = "dataset"  # where data.preprocess writes phrases and manifest.json
+    train_split: float = 0.9  # fraction of songs in train
+    val_split: float = 0.05  # fraction of songs in val (the rest is test)
+    test_split: float = 0.05  # fraction of songs in test
+    preprocess_workers: int | None = None  # processes for the build; None = all cores
+    seed: int = 0  # seeds the song split, weight init and sampling noise
+
+    # --- network (SPEC section 3) ----------------------------------------------------
+    in_ch: int = 5  # channels of x_t (the five separated instruments)
+    out_ch: int = 5  # channels of the predicted noise
+    latent_dim: int = 256  # widest U-Net width; stem width is latent_dim // 4
+    d_model: int = 256  # transformer width at the bottleneck
+    num_layers: int = 2  # transformer encoder layers
+    time_emb_dim: int = 16  # sinusoidal time-embedding size
+    rate: float = 0.0  # dropout rate
+    decoder_dim: int = 64  # channels of the independent decoder
+
+    # --- diffusion (SPEC section 4) --------------------------------------------------
+    time_steps: int = 1000  # T
+    beta_schedule: BetaSchedule = "linear"  # betas from beta_start to beta_end
+    beta_start: float = 1e-4  # beta_1
+    beta_end: float = 0.02  # beta_T
+
+    # --- optimisation ------------------------------------------------------------------
+    batch_size: int = 512  # phrases per device per step
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 0.01  # AdamW weight decay (torch default)
+    lr_factor: float = 0.95  # ReduceLROnPlateau factor for the separator
+    decoder_lr_factor: float = 0.9  # ReduceLROnPlateau factor for the decoder
+    lr_patience: int = 0  # ReduceLROnPlateau patience (epochs)
+    min_lr: float = 1e-5  # ReduceLROnPlateau floor
+    max_epochs: int = 50  # separator epochs
+    decoder_max_epochs: int = 50  # decoder epochs
+    limit_train_batches: float | int = 1.0  # Lightning: fraction or count of batches per epoch
+    limit_val_batches: float | int = 1.0  # Lightning: fraction or count of val batches
+    gradient_clip_val: float | None = None  # clip gradient norm (None = off)
+    num_workers: int = 4  # DataLoader workers per device
+
+    # --- hardware (Lightning 2.x) ------------------------------------------------------
+    accelerator: Accelerator = "auto"  # "cpu", "gpu", ...
+    devices: int | list[int] | str = "auto"  # count, list of indices, or "auto"
+    gpus: int | list[int] | None = None  # original release's key: a list/count means accelerator=gpu
+    strategy: Strategy = "auto"  # "ddp" for several GPUs or nodes
+    num_nodes: int = 1  # machines in a multi-node DDP run
+    precision: Precision = "32-true"  # Lightning precision flag
+
+    # --- checkpoints and logs ----------------------------------------------------------
+    model_dir: str = "checkpoints"  # checkpoints, logs and evaluation tables
+    transunet_model_path: str = ""  # separator checkpoint ("" = newest in model_dir)
+    decoder_model_path: str = ""  # decoder checkpoint ("" = newest in model_dir)
+    resume: bool = False  # continue from model_dir's last checkpoint
+
+    # --- sampling (SPEC section 6) -----------------------------------------------------
+    sampler: Sampler = "ddim"  # "ddim" (deterministic with eta 0) or "ddpm"
+    sampling_steps: int = 999  # reverse steps from T-1 down to 1 (the release walks 999)
+    eta: float = 0.0  # DDIM eta (0 = deterministic)
+    assign: Assign = "threshold"  # "threshold" (release) or "partition" (one instrument per cell)
+    threshold: float = 0.5  # decoder probability needed for a cell in "threshold" mode
+    sample_batch_size: int = 256  # phrases separated at once
+    output_dir: str = "separated"  # where separate.py writes by default
+
+    _source: str = field(default="<defaults>", repr=False, compare=False)
+
+    # ------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check ranges and relations between keys; raise :class:`ConfigError`."""
+        src = self._source
+        positive = ("in_ch", "out_ch", "latent_dim", "d_model", "num_layers", "time_emb_dim",
+                    "time_steps", "batch_size", "max_epochs", "decoder_max_epochs",
+                    "num_nodes", "sampling_steps", "sample_batch_size", "decoder_dim")
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{src}: '{key}' must be > 0, got {getattr(self, key)!r}")
+        if self.latent_dim % 32:
+            raise ConfigError(f"{src}: 'latent_dim' must be a multiple of 32 "
+                              f"(GroupNorm(8) on latent_dim/4 channels), got {self.latent_dim}")
+        if self.d_model % 64:
+            raise ConfigError(f"{src}: 'd_model' must be a multiple of 64 (heads = d_model/64), "
+                              f"got {self.d_model}")
+        if self.time_emb_dim % 2:
+            raise ConfigError(f"{src}: 'time_emb_dim' must be even, got {self.time_emb_dim}")
+        if not 0.0 <= self.rate < 1.0:
+            raise ConfigError(f"{src}: 'rate' must be in [0, 1), got {self.rate}")
+        if not 0.0 < self.beta_start < self.beta_end < 1.0:
+            raise ConfigError(f"{src}: need 0 < 'beta_start' < 'beta_end' < 1, "
+                              f"got {self.beta_start}, {self.beta_end}")
+        if self.sampling_steps > self.time_steps - 1:
+            raise ConfigError(f"{src}: 'sampling_steps' must be at most time_steps - 1 = "
+                              f"{self.time_steps - 1}, got {self.sampling_steps}")
+        for key in ("train_split", "val_split", "test_split"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{src}: '{key}' must be in [0, 1], got {getattr(self, key)}")
+        total = self.train_split + self.val_split + self.test_split
+        if abs(total - 1.0) > 1e-6:
+            raise ConfigError(f"{src}: 'train_split' + 'val_split' + 'test_split' must be 1, "
+                              f"got {total:g}")
+        for key in ("lr", "min_lr"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{src}: '{key}' must be > 0, got {getattr(self, key)}")
+        for key in ("lr_factor", "decoder_lr_factor", "threshold"):
+            if not 0.0 < getattr(self, key) < 1.0:
+                raise ConfigError(f"{src}: '{key}' must be in (0, 1), got {getattr(self, key)}")
+        if self.eta < 0:
+            raise ConfigError(f"{src}: 'eta' must be >= 0, got {self.eta}")
+        for key in ("num_workers", "lr_patience"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{src}: '{key}' must be >= 0, got {getattr(self, key)}")
+        if self.preprocess_workers is not None and self.preprocess_workers <= 0:
+            raise ConfigError(f"{src}: 'preprocess_workers' must be > 0 or null, "
+                              f"got {self.preprocess_workers}")
+        if isinstance(self.devices, str) and self.devices != "auto":
+            try:
+                int(self.devices)
+            except ValueError:
+                raise ConfigError(f"{src}: 'devices' must be an int, a list of ints or \"auto\", "
+                                  f"got {self.devices!r}") from None
+
+    # ------------------------------------------------------------------------------
+    def trainer_hardware(self) -> dict[str, Any]:
+        """Lightning ``Trainer`` keyword arguments for accelerator, devices and strategy.
+
+        The release's ``gpus`` key (a count or a list of indices) still works: when set,
+        it means ``accelerator="gpu"`` and ``devices=gpus``.
+        """
+        accelerator, devices = self.accelerator, self.devices
+        if self.gpus is not None:
+            accelerator, devices = "gpu", self.gpus
+        if isinstance(devices, str) and devices != "auto":
+            devices = int(devices)
+        return {"accelerator": accelerator, "devices": devices, "strategy": self.strategy,
+                "num_nodes": self.num_nodes, "precision": self.precision}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain JSON types (stored in every checkpoint)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not f.name.startswith("_")}
+
+    def resolve(self, key: str) -> Path:
+        """A path-valued key, relative paths taken from the current directory."""
+        value = getattr(self, key)
+        if not value:
+            raise ConfigError(f"{self._source}: '{key}' is empty")
+        return Path(value)
+
+    def require_dir(self, key: str) -> Path:
+        """A path-valued key that must name an existing folder."""
+        path = self.resolve(key)
+        if not path.is_dir():
+            raise ConfigError(f"{self._source}: '{key}' = {str(path)!r} is not a folder")
+        return path
+
+    def require_file(self, key: str) -> Path:
+        """A path-valued key that must name an existing file."""
+        path = self.resolve(key)
+        if not path.is_file():
+            raise ConfigError(f"{self._source}: '{key}' = {str(path)!r} does not exist")
+        return path
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    """Whether a JSON value matches a (simple) type annotation."""
+    origin = get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin is Literal:
+        return value in get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is list:
+        (item,) = get_args(annotation)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    raise TypeError(f"unsupported annotation {annotation!r}")
+
+
+def _describe(annotation: Any) -> str:
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(annotation))
+    return str(annotation).replace("typing.", "")
+
+
+_HINTS = typing.get_type_hints(Config)
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
+    """Validate a raw mapping (unknown keys and wrong types are errors) into a Config."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a JSON object")
+    known = {f.name for f in dataclasses.fields(Config) if not f.name.startswith("_")}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key '{key}'")
+        annotation = _HINTS[key]
+        if not _type_ok(value, annotation):
+            raise ConfigError(f"{source}: '{key}' must be {_describe(annotation)}, got {value!r}")
+        if annotation is float or (get_origin(annotation) in (Union, types.UnionType)
+                                    and float in get_args(annotation)
+                                    and int not in get_args(annotation)):
+            value = float(value) if isinstance(value, int) else value
+        values[key] = value
+    cfg = Config(**values, _source=source)
+    cfg.validate()
+    return cfg
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a config file; ``overrides`` replace keys before validation."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if overrides:
+        raw = {**raw, **overrides}
+    return config_from_dict(raw, source=str(path))
