@@ -1,0 +1,322 @@
+"""Separation with a trained separator + decoder: phrases and whole songs (SPEC section 6).
+
+A :class:`Separator` bundles the loaded checkpoints with the sampling settings on one
+device. Phrases (``[N, 1, 64, 72]`` mixtures) go straight through the guided sampler.
+A whole song of any length is cut into 64-step windows that start every bar (stride 16,
+as the training phrases were cut), the last one zero-padded past the end; the windows
+are separated in batches and the per-window instrument probabilities are averaged over
+all windows that cover a cell. The instruments are assigned once, on the averaged
+probabilities times the song's mixture: no note can appear outside the mixture, and in
+``"partition"`` mode every mixture cell keeps exactly one instrument, so overlapping
+windows neither create nor lose notes.
+
+Axis orders: song mixture ``bool [T, 72]``; song result ``bool [T, 72, 5]`` (instrument
+last, as the storage rolls of ``data/``); model tensors ``float32 [B, C, 64, 72]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, get_args
+
+import numpy as np
+import torch
+
+from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
+from utils.config import Assign, Config, Sampler
+
+if TYPE_CHECKING:
+    from models.diffusion import GuidedDiffusion
+
+# Maps mixtures float32 [B, 1, 64, 72] to instrument probabilities float32 [B, 5, 64, 72].
+ProbFn = Callable[[torch.Tensor], torch.Tensor]
+
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
+ASSIGN_MODES: tuple[str, ...] = get_args(Assign)
+
+
+def check_option(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise a one-line ValueError."""
+    if value not in allowed:
+        raise ValueError(f"'{name}' must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA if available, else CPU; any other name is passed to torch."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") \
+            from None
+
+
+# ----------------------------------------------------------------------------------
+# Assignment and whole-song windowing (pure functions, numpy/torch)
+# ----------------------------------------------------------------------------------
+def assign_cells(probs: torch.Tensor, mixture: torch.Tensor, mode: str,
+                 threshold: float = 0.5) -> torch.Tensor:
+    """Instrument sets from probabilities, restricted to the mixture.
+
+    Args:
+        probs: ``float [B, 5, T, P]`` per-instrument probabilities.
+        mixture: ``float or bool [B, 1, T, P]``, 1 where a pitch sounds.
+        mode: ``"threshold"`` (cells with probability >= ``threshold``, the release) or
+            ``"partition"`` (each sounding cell gets its single most probable instrument).
+        threshold: probability needed in ``"threshold"`` mode.
+
+    Returns:
+        ``bool [B, 5, T, P]``; False wherever the mixture is silent.
+    """
+    check_option("assign", mode, ASSIGN_MODES)
+    on = mixture.bool()  # (B, 1, T, P)
+    if mode == "threshold":
+        return (probs >= threshold) & on
+    best = probs.argmax(dim=1, keepdim=True)  # (B, 1, T, P)
+    one_hot = torch.zeros_like(probs, dtype=torch.bool).scatter_(1, best, True)
+    return one_hot & on
+
+
+def window_starts(n_steps: int) -> list[int]:
+    """First step of every 64-step window of a song of ``n_steps`` steps.
+
+    Windows start every bar (stride 16) from step 0 until the song's last step is
+    covered; the last window may run past the end (it is zero-padded). A song shorter
+    than one window gets one window. ``n_steps == 0`` gives no window.
+    """
+    if n_steps <= 0:
+        return []
+    n_windows = 1 + max(0, math.ceil((n_steps - PHRASE_STEPS) / PHRASE_STRIDE))
+    return [i * PHRASE_STRIDE for i in range(n_windows)]
+
+
+def cut_windows(mixture: np.ndarray) -> np.ndarray:
+    """Cut a song mixture into zero-padded windows.
+
+    Args:
+        mixture: ``bool [T, 72]`` song mixture.
+
+    Returns:
+        ``bool [W, 64, 72]`` windows starting at :func:`window_starts` ``(T)``.
+    """
+    if mixture.ndim != 2 or mixture.shape[1] != N_PITCH:
+        raise ValueError(f"song mixture must have shape [T, {N_PITCH}], got {list(mixture.shape)}")
+    starts = window_starts(mixture.shape[0])
+    if not starts:
+        return np.zeros((0, PHRASE_STEPS, N_PITCH), dtype=bool)
+    padded_len = starts[-1] + PHRASE_STEPS
+    padded = np.zeros((padded_len, N_PITCH), dtype=bool)
+    padded[: mixture.shape[0]] = mixture
+    return np.stack([padded[s: s + PHRASE_STEPS] for s in starts])
+
+
+def stitch_probs(window_probs: np.ndarray, n_steps: int) -> np.ndarray:
+    """Average per-window probabilities over the windows that cover each song cell.
+
+    Args:
+        window_probs: ``float [W, 5, 64, 72]`` probabilities of the windows from
+            :func:`cut_windows` (same order).
+        n_steps: song length T.
+
+    Returns:
+        ``float32 [T, 72, 5]`` mean probability of each instrument at each cell.
+    """
+    starts = window_starts(n_steps)
+    if window_probs.shape[0] != len(starts):
+        raise ValueError(f"expected {len(starts)} windows for {n_steps} steps, "
+                         f"got {window_probs.shape[0]}")
+    n_inst = window_probs.shape[1]
+    padded_len = (starts[-1] + PHRASE_STEPS) if starts else 0
+    total = np.zeros((padded_len, N_PITCH, n_inst), dtype=np.float64)
+    count = np.zeros((padded_len, 1, 1), dtype=np.float64)
+    for start, probs in zip(starts, window_probs):
+        total[start: start + PHRASE_STEPS] += np.transpose(probs, (1, 2, 0))  # (64, 72, 5)
+        count[start: start + PHRASE_STEPS] += 1.0
+    return (total[:n_steps] / np.maximum(count[:n_steps], 1.0)).astype(np.float32)
+
+
+def separate_song_with(prob_fn: ProbFn, mixture: np.ndarray, mode: str,
+                       threshold: float = 0.5, batch_size: int = 64,
+                       device: torch.device | None = None) -> np.ndarray:
+    """Separate a whole song with any window-probability function.
+
+    Args:
+        prob_fn: mixtures ``float32 [B, 1, 64, 72]`` -> probabilities ``float [B, 5, 64, 72]``.
+        mixture: ``bool [T, 72]`` song mixture (any T).
+        mode: assignment mode, ``"threshold"`` or ``"partition"``.
+        threshold: probability needed in ``"threshold"`` mode.
+        batch_size: windows passed to ``prob_fn`` at once.
+        device: where the mixture tensors are put (default CPU).
+
+    Returns:
+        ``bool [T, 72, 5]``, False wherever ``mixture`` is False.
+    """
+    check_option("assign", mode, ASSIGN_MODES)
+    if batch_size <= 0:
+        raise ValueError(f"'batch_size' must be > 0, got {batch_size}")
+    mixture = np.asarray(mixture, dtype=bool)
+    windows = cut_windows(mixture)  # (W, 64, 72)
+    n_steps = mixture.shape[0]
+    if len(windows) == 0:
+        return np.zeros((0, N_PITCH, N_MUSIC), dtype=bool)
+    parts = []
+    for i in range(0, len(windows), batch_size):
+        batch = torch.from_numpy(windows[i: i + batch_size]).float().unsqueeze(1)  # (B,1,64,72)
+        if device is not None:
+            batch = batch.to(device)
+        parts.append(prob_fn(batch).float().cpu().numpy())
+    probs = stitch_probs(np.concatenate(parts), n_steps)  # (T, 72, 5)
+    # Assign once on the averaged probabilities: (T, 72, 5) -> (1, 5, T, 72).
+    probs_t = torch.from_numpy(probs).permute(2, 0, 1).unsqueeze(0)
+    mix_t = torch.from_numpy(mixture).unsqueeze(0).unsqueeze(0)
+    music = assign_cells(probs_t, mix_t, mode, threshold)[0]  # (5, T, 72)
+    return music.permute(1, 2, 0).numpy().copy()
+
+
+# ----------------------------------------------------------------------------------
+# The separator: checkpoints + sampling settings on a device
+# ----------------------------------------------------------------------------------
+@dataclass
+class Separator:
+    """A trained separator and decoder with the sampling settings, on one device.
+
+    Attributes:
+        model: the TransUNet (eps-prediction network), in eval mode.
+        diffusion: the guided diffusion process holding the schedule and samplers.
+        decoder: the independent decoder (x1 -> logits of x0), in eval mode.
+        device: where sampling runs.
+        sampler: ``"ddim"`` or ``"ddpm"``.
+        steps: reverse steps (clamped to ``T - 1`` of the checkpoint's schedule).
+        eta: DDIM eta (0 = deterministic).
+        assign: ``"threshold"`` or ``"partition"``.
+        threshold: decoder probability needed in ``"threshold"`` mode.
+        batch_size: phrases/windows sampled at once.
+        seed: seeds the sampling noise (one generator per Separator).
+    """
+
+    model: torch.nn.Module
+    diffusion: GuidedDiffusion
+    decoder: torch.nn.Module
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    sampler: str = "ddim"
+    steps: int = 999
+    eta: float = 0.0
+    assign: str = "threshold"
+    threshold: float = 0.5
+    batch_size: int = 256
+    seed: int = 0
+    generator: torch.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_option("sampler", self.sampler, SAMPLERS)
+        check_option("assign", self.assign, ASSIGN_MODES)
+        if self.batch_size <= 0:
+            raise ValueError(f"'batch_size' must be > 0, got {self.batch_size}")
+        if self.steps <= 0:
+            raise ValueError(f"'steps' must be > 0, got {self.steps}")
+        self.steps = min(self.steps, self.max_steps)
+        self.model.to(self.device).eval()
+        self.decoder.to(self.device).eval()
+        self.diffusion.to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(self.seed)
+
+    @property
+    def max_steps(self) -> int:
+        """The most reverse steps the checkpoint's schedule allows (T - 1)."""
+        return int(self.diffusion.num_timesteps) - 1
+
+    @classmethod
+    def from_config(cls, cfg: Config, device: str | torch.device = "auto") -> Separator:
+        """Load the checkpoints ``cfg`` names (else the newest in ``model_dir``).
+
+        Args:
+            cfg: the typed configuration; its sampling keys (``sampler``,
+                ``sampling_steps``, ``eta``, ``assign``, ``threshold``,
+                ``sample_batch_size``, ``seed``) become the Separator's settings.
+            device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... or a torch.device.
+
+        Raises:
+            utils.config.ConfigError: no checkpoint found.
+        """
+        from models.checkpoints import find_checkpoint, load_decoder, load_separator
+
+        dev = resolve_device(device)
+        model, diffusion, _ = load_separator(find_checkpoint(cfg, "transunet"), map_location=dev)
+        decoder = load_decoder(find_checkpoint(cfg, "decoder"), map_location=dev)
+        return cls(model=model, diffusion=diffusion, decoder=decoder, device=dev,
+                   sampler=cfg.sampler, steps=cfg.sampling_steps, eta=cfg.eta,
+                   assign=cfg.assign, threshold=cfg.threshold,
+                   batch_size=cfg.sample_batch_size, seed=cfg.seed)
+
+    def with_settings(self, **changes: object) -> Separator:
+        """A copy sharing the networks, with other sampling settings and a fresh generator.
+
+        ``steps`` above ``T - 1`` are clamped, as in the constructor.
+        """
+        clone = copy.copy(self)
+        for key, value in changes.items():
+            if key not in ("sampler", "steps", "eta", "assign", "threshold", "batch_size",
+                           "seed"):
+                raise ValueError(f"unknown sampling setting {key!r}")
+            setattr(clone, key, value)
+        clone.__post_init__()
+        return clone
+
+    @torch.inference_mode()
+    def probs(self, mixture: torch.Tensor) -> torch.Tensor:
+        """Decoder probabilities of every instrument for a batch of mixtures.
+
+        Args:
+            mixture: ``float [B, 1, 64, 72]`` (any device; moved to ``self.device``).
+
+        Returns:
+            ``float32 [B, 5, 64, 72]`` on ``self.device``; 0 outside the mixture.
+        """
+        mixture = mixture.to(self.device, dtype=torch.float32)
+        return self.diffusion.separate_probs(
+            self.model, self.decoder, mixture, sampler=self.sampler, steps=self.steps,
+            eta=self.eta, generator=self.generator)
+
+    def separate_phrases(self, mixture: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Separate phrases in batches of ``batch_size``.
+
+        Args:
+            mixture: ``[N, 1, 64, 72]`` or ``[N, 64, 72]``, bool or float, numpy or torch.
+
+        Returns:
+            ``bool [N, 5, 64, 72]`` on the CPU, False outside the mixture.
+        """
+        mix = torch.as_tensor(np.asarray(mixture) if isinstance(mixture, np.ndarray) else mixture)
+        if mix.ndim == 3:
+            mix = mix.unsqueeze(1)  # (N, 1, 64, 72)
+        if mix.ndim != 4 or mix.shape[1] != 1:
+            raise ValueError(f"mixture must be [N, 1, T, P] or [N, T, P], got {list(mix.shape)}")
+        mix = mix.float()
+        out = []
+        for i in range(0, mix.shape[0], self.batch_size):
+            batch = mix[i: i + self.batch_size]
+            probs = self.probs(batch).cpu()
+            out.append(assign_cells(probs, batch, self.assign, self.threshold))
+        if not out:
+            return torch.zeros((0, N_MUSIC, *mix.shape[2:]), dtype=torch.bool)
+        return torch.cat(out)
+
+    def separate_song(self, mixture: np.ndarray) -> np.ndarray:
+        """Separate a whole song of any length (windows stitched, see module docstring).
+
+        Args:
+            mixture: ``bool [T, 72]``.
+
+        Returns:
+            ``bool [T, 72, 5]``; False wherever the mixture is False.
+        """
+        return separate_song_with(self.probs, mixture, self.assign, self.threshold,
+                                  self.batch_size, self.device)
