@@ -1,0 +1,301 @@
+"""Explicitly guided diffusion: schedule, guided loss and samplers (SPEC sections 4 and 6).
+
+The process is its own module; it takes the networks as arguments. Time indices run
+``0 .. T-1``; index 0 is the least noisy sample, called ``x1`` (the decoder's input).
+"Guided" means the diffusion lives only on the cells the mixture ``m`` plays: ``x_t`` and
+the noise are multiplied by ``m`` everywhere.
+
+Samplers look like schedulers: ``set_timesteps(num_steps)`` picks a descending schedule
+``T-1 = tau_S > ... > tau_0 = 0`` and ``step(eps, t, t_prev, x_t)`` returns
+``(x_prev, x0_pred)``; the loop lives in :meth:`GuidedDiffusion.sample_x1`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BetaSchedule = Literal["linear"]
+SamplerName = Literal["ddpm", "ddim"]
+AssignMode = Literal["threshold", "partition"]
+
+
+def check_option(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise ValueError naming the option."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+    """Gather schedule values at time indices and shape them for broadcasting.
+
+    Args:
+        a: float ``[T]`` schedule constant.
+        t: long ``[B]`` time indices.
+        shape: shape of the tensor the result multiplies, ``(B, ...)``.
+
+    Returns:
+        float ``[B, 1, ..., 1]`` with ``len(shape)`` dims.
+    """
+    return a.gather(0, t.to(a.device)).reshape(t.shape[0], *([1] * (len(shape) - 1)))
+
+
+class GuidedDiffusion(nn.Module):
+    """DDPM schedule and guided loss. Constants are float64-computed float32 buffers.
+
+    Args:
+        time_steps: T.
+        beta_schedule: ``"linear"``: betas evenly spaced from beta_start to beta_end.
+        beta_start: beta at t = 0.
+        beta_end: beta at t = T-1.
+    """
+
+    def __init__(self, time_steps: int = 1000, beta_schedule: str = "linear",
+                 beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
+        super().__init__()
+        check_option("beta_schedule", beta_schedule, get_args(BetaSchedule))
+        if time_steps < 2:
+            raise ValueError(f"time_steps must be >= 2, got {time_steps}")
+        self.time_steps = time_steps
+        self.beta_schedule = beta_schedule
+        betas = torch.linspace(beta_start, beta_end, time_steps, dtype=torch.float64)
+        alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)  # abar_t
+        for name, value in {
+            "betas": betas,
+            "alphas_cumprod": alphas_cumprod,
+            "sqrt_alphas_cumprod": alphas_cumprod.sqrt(),
+            "sqrt_one_minus_alphas_cumprod": (1.0 - alphas_cumprod).sqrt(),
+        }.items():
+            self.register_buffer(name, value.float())
+        self._alphas_cumprod64 = alphas_cumprod  # exact values the samplers derive from
+
+    # ---------------------------------------------------------------- forward process
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps.
+
+        Args:
+            x0: float ``[B, C, T, P]``; t: long ``[B]``; noise: float like ``x0``.
+
+        Returns:
+            float ``[B, C, T, P]`` (not masked).
+        """
+        return (extract(self.sqrt_alphas_cumprod, t, x0.shape) * x0
+                + extract(self.sqrt_one_minus_alphas_cumprod, t, x0.shape) * noise)
+
+    def training_loss(self, model: nn.Module, x0: torch.Tensor, mixture: torch.Tensor,
+                      t: torch.Tensor | None = None,
+                      noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Guided denoising loss: Huber between ``eps * m`` and ``model(x_t * m, t)``.
+
+        Args:
+            model: network ``(x [B, C, T, P], t [B]) -> [B, C, T, P]``.
+            x0: float ``[B, C, T, P]`` music.
+            mixture: float ``[B, 1, T, P]`` (0/1).
+            t: long ``[B]``; drawn uniformly from ``0..T-1`` when None.
+            noise: float like ``x0``; standard normal when None.
+
+        Returns:
+            float scalar.
+        """
+        if t is None:
+            t = torch.randint(0, self.time_steps, (x0.shape[0],), device=x0.device)
+        if noise is None:
+            noise = torch.randn_like(x0)
+        x_t = self.q_sample(x0, t, noise) * mixture  # step 3: guide x_t ...
+        target = noise * mixture  # ... and eps
+        return F.smooth_l1_loss(model(x_t, t), target)
+
+    def make_x1(self, x0: torch.Tensor, mixture: torch.Tensor,
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's input: ``(sqrt(abar_0) x0 + sqrt(1 - abar_0) eps) * m``.
+
+        Args:
+            x0: float ``[B, C, T, P]``; mixture: float ``[B, 1, T, P]``; noise like ``x0``.
+
+        Returns:
+            float ``[B, C, T, P]``.
+        """
+        if noise is None:
+            noise = torch.randn_like(x0)
+        t = torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device)
+        return self.q_sample(x0, t, noise) * mixture
+
+    # ---------------------------------------------------------------- reverse process
+    def make_sampler(self, sampler: str, eta: float = 0.0) -> DDPMSampler | DDIMSampler:
+        """A sampler by validated name (``"ddpm"`` or ``"ddim"``)."""
+        check_option("sampler", sampler, get_args(SamplerName))
+        return DDPMSampler(self) if sampler == "ddpm" else DDIMSampler(self, eta)
+
+    def sample_x1(self, model: nn.Module, mixture: torch.Tensor, sampler: str, steps: int,
+                  eta: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Walk from ``x_{T-1} = N(0, I) * m`` down to ``x1`` (index 0) in ``steps`` steps.
+
+        Args:
+            model: noise-prediction network.
+            mixture: float ``[B, 1, T, P]`` (0/1); ``T`` and ``P`` divisible by 8.
+            sampler: ``"ddpm"`` or ``"ddim"``.
+            steps: reverse steps, ``1 .. time_steps - 1`` (``time_steps - 1`` = every index).
+            eta: DDIM stochasticity (0 = deterministic); ignored by DDPM.
+            generator: torch generator on ``mixture.device`` for reproducible noise.
+
+        Returns:
+            float ``[B, C, T, P]`` x1, zero outside the mixture.
+        """
+        schedule = self.make_sampler(sampler, eta)
+        schedule.set_timesteps(steps)
+        channels = _in_channels(model)
+        shape = (mixture.shape[0], channels, *mixture.shape[-2:])
+        x = torch.randn(shape, generator=generator, device=mixture.device,
+                        dtype=mixture.dtype) * mixture
+        times = schedule.timesteps.tolist()
+        for t, t_prev in zip(times[:-1], times[1:]):
+            t_batch = torch.full((shape[0],), t, dtype=torch.long, device=mixture.device)
+            eps = model(x, t_batch)
+            x, _ = schedule.step(eps, t, t_prev, x, generator=generator)
+            x = x * mixture  # keep x_t zero outside the mixture at every step
+        return x
+
+    def separate_probs(self, model: nn.Module, decoder: nn.Module, mixture: torch.Tensor,
+                       sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """Instrument probabilities of every cell: ``sigmoid(decoder(x1))``.
+
+        Args:
+            model, decoder: the separator and the decoder (put in eval mode by the caller).
+            mixture: float ``[B, 1, T, P]``.
+            sampler, steps, eta, generator: as in :meth:`sample_x1`; ``steps=None`` walks
+                every index (``time_steps - 1`` steps, as the release).
+
+        Returns:
+            float ``[B, C, T, P]`` in [0, 1].
+        """
+        with torch.inference_mode():
+            steps = self.time_steps - 1 if steps is None else steps
+            x1 = self.sample_x1(model, mixture, sampler, steps, eta, generator)
+            return torch.sigmoid(decoder(x1))
+
+
+def _in_channels(model: nn.Module) -> int:
+    """Channels of ``x_t`` the network takes (its ``in_ch`` attribute)."""
+    channels = getattr(model, "in_ch", None)
+    if not isinstance(channels, int):
+        raise ValueError("sample_x1: the model needs an integer `in_ch` attribute")
+    return channels
+
+
+class _Sampler:
+    """Shared schedule logic: strided time indices and the float64 abar table."""
+
+    def __init__(self, diffusion: GuidedDiffusion) -> None:
+        self.time_steps = diffusion.time_steps
+        self.alphas_cumprod = diffusion._alphas_cumprod64  # float64 [T]
+        self.timesteps = torch.arange(self.time_steps - 1, -1, -1)
+
+    def set_timesteps(self, num_steps: int) -> None:
+        """Choose ``num_steps + 1`` descending indices from ``T-1`` to 0 (evenly strided).
+
+        ``num_steps == T-1`` gives every index, i.e. the full chain.
+        """
+        top = self.time_steps - 1
+        if not 1 <= num_steps <= top:
+            raise ValueError(f"sampling steps must be in 1..{top}, got {num_steps}")
+        # Spacing >= 1, so rounding keeps the indices distinct.
+        grid = torch.linspace(top, 0, num_steps + 1, dtype=torch.float64).round().long()
+        self.timesteps = grid
+
+    def _abar(self, t: int, t_prev: int) -> tuple[float, float]:
+        if not 0 <= t_prev < t < self.time_steps:
+            raise ValueError(f"step: need 0 <= t_prev < t < {self.time_steps}, got {t_prev}, {t}")
+        return float(self.alphas_cumprod[t]), float(self.alphas_cumprod[t_prev])
+
+    @staticmethod
+    def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+class DDPMSampler(_Sampler):
+    """Ancestral DDPM steps; on a strided schedule the step uses the effective beta
+    ``1 - abar_t / abar_prev`` (Nichol & Dhariwal's respacing)."""
+
+    def step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One reverse step ``x_t -> x_{t_prev}``.
+
+        Args:
+            eps: float ``[B, C, T, P]`` predicted noise; t, t_prev: indices, ``t_prev < t``;
+            x_t: float like ``eps``; generator: for the added noise.
+
+        Returns:
+            ``(x_prev, x0_pred)``, both float like ``x_t``.
+        """
+        abar, abar_prev = self._abar(t, t_prev)
+        beta = 1.0 - abar / abar_prev
+        # (1) x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)
+        x0_pred = (x_t - (1.0 - abar) ** 0.5 * eps) / abar ** 0.5
+        # (2) posterior mean  mu = c0 x0 + ct x_t   (DDPM eq. 7)
+        c0 = abar_prev ** 0.5 * beta / (1.0 - abar)
+        ct = (1.0 - beta) ** 0.5 * (1.0 - abar_prev) / (1.0 - abar)
+        # (3) posterior variance  beta~ = beta (1 - abar_prev) / (1 - abar_t)
+        sigma = (beta * (1.0 - abar_prev) / (1.0 - abar)) ** 0.5
+        x_prev = c0 * x0_pred + ct * x_t + sigma * self._noise(x_t, generator)
+        return x_prev, x0_pred
+
+
+class DDIMSampler(_Sampler):
+    """DDIM steps (Song et al. eq. 12); ``eta = 0`` is deterministic, ``eta = 1`` DDPM-like."""
+
+    def __init__(self, diffusion: GuidedDiffusion, eta: float = 0.0) -> None:
+        super().__init__(diffusion)
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0, got {eta}")
+        self.eta = eta
+
+    def step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One reverse step ``x_t -> x_{t_prev}``.
+
+        Args:
+            eps: float ``[B, C, T, P]`` predicted noise; t, t_prev: indices, ``t_prev < t``;
+            x_t: float like ``eps``; generator: for the added noise when ``eta > 0``.
+
+        Returns:
+            ``(x_prev, x0_pred)``, both float like ``x_t``.
+        """
+        abar, abar_prev = self._abar(t, t_prev)
+        # (1) x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)
+        x0_pred = (x_t - (1.0 - abar) ** 0.5 * eps) / abar ** 0.5
+        # (2) sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)
+        sigma = self.eta * ((1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev)) ** 0.5
+        # (3) x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) eps + sigma z
+        x_prev = abar_prev ** 0.5 * x0_pred + (1.0 - abar_prev - sigma ** 2) ** 0.5 * eps
+        if sigma > 0:
+            x_prev = x_prev + sigma * self._noise(x_t, generator)
+        return x_prev, x0_pred
+
+
+def assign_instruments(probs: torch.Tensor, mixture: torch.Tensor, mode: str = "threshold",
+                       threshold: float = 0.5) -> torch.Tensor:
+    """Turn instrument probabilities into a binary separation.
+
+    Args:
+        probs: float ``[B, C, T, P]`` in [0, 1].
+        mixture: float or bool ``[B, 1, T, P]``.
+        mode: ``"threshold"`` (release): ``probs >= threshold`` and the mixture;
+            ``"partition"``: every sounding mixture cell goes to its most probable
+            instrument only, so the OR over instruments equals the mixture exactly.
+        threshold: used by ``"threshold"``.
+
+    Returns:
+        bool ``[B, C, T, P]``.
+    """
+    check_option("assign", mode, get_args(AssignMode))
+    on = mixture.bool()
+    if mode == "threshold":
+        return (probs >= threshold) & on
+    best = probs.argmax(dim=1, keepdim=True)  # (B, 1, T, P)
+    onehot = torch.zeros_like(probs, dtype=torch.bool).scatter_(1, best, True)
+    return onehot & on

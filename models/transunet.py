@@ -1,0 +1,165 @@
+"""TransUNet: the noise-prediction network of the separator (SPEC section 3).
+
+A 2-D U-Net over ``[C, T, P]`` rolls (``T``, ``P`` divisible by 8; the data contract's
+64 x 72 becomes 8 x 9 = 72 tokens at the bottleneck) with a relative-attention
+Transformer at the bottleneck. The network knows nothing of the diffusion schedule:
+``t`` enters only through the sinusoidal time embedding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from data.contract import N_PITCH, PHRASE_STEPS
+from models.attention import RelativeEncoderLayer
+
+DOWNSAMPLE = 8  # three 2x2 poolings
+BOTTLENECK_TOKENS = (PHRASE_STEPS // DOWNSAMPLE) * (N_PITCH // DOWNSAMPLE)  # 8 x 9 = 72
+GROUPS = 8  # GroupNorm groups
+LEAK = 0.2  # LeakyReLU slope
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer-style sinusoidal embedding of integer time steps.
+
+    Args:
+        t: long or float ``[B]``.
+        dim: even embedding size.
+
+    Returns:
+        float32 ``[B, dim]``: ``[sin(t w_k), cos(t w_k)]`` with ``w_k = 10000^(-k/(dim/2-1))``.
+    """
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32)
+                      / max(half - 1, 1))
+    angles = t.float()[:, None] * freqs[None, :]  # (B, dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class TimeEmbedding(nn.Module):
+    """sinusoidal(dim) -> Linear(4 dim) -> GELU -> Linear(4 dim)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, 4 * dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        """long ``[B]`` -> float ``[B, 4 dim]``."""
+        return self.mlp(sinusoidal_embedding(t, self.dim))
+
+
+class AdaGN(nn.Module):
+    """Time-conditioned affine map of normalised features: ``scale * h + shift``."""
+
+    def __init__(self, emb_dim: int, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.LeakyReLU(LEAK), nn.Linear(emb_dim, 2 * channels))
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """h float ``[B, C, T, P]``, emb float ``[B, E]`` -> float ``[B, C, T, P]``."""
+        scale, shift = self.proj(emb)[:, :, None, None].chunk(2, dim=1)  # (B, C, 1, 1) each
+        return scale * h + shift
+
+
+class ResBlock(nn.Module):
+    """Two [3x3 conv, GroupNorm(8), AdaGN, LeakyReLU(0.2)] layers + 1x1 shortcut, dropout."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, rate: float = 0.0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm1 = nn.GroupNorm(GROUPS, out_ch)
+        self.ada1 = AdaGN(emb_dim, out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.norm2 = nn.GroupNorm(GROUPS, out_ch)
+        self.ada2 = AdaGN(emb_dim, out_ch)
+        self.shortcut = nn.Conv2d(in_ch, out_ch, 1)
+        self.dropout = nn.Dropout(rate)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """x float ``[B, in_ch, T, P]``, emb ``[B, E]`` -> float ``[B, out_ch, T, P]``."""
+        h = F.leaky_relu(self.ada1(self.norm1(self.conv1(x)), emb), LEAK)
+        h = F.leaky_relu(self.ada2(self.norm2(self.conv2(h)), emb), LEAK)
+        return self.dropout(h + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """Tokens of the 1/8 feature map -> Linear(d_model) -> encoder layers -> Linear(latent)."""
+
+    def __init__(self, latent_dim: int, d_model: int, num_layers: int, rate: float) -> None:
+        super().__init__()
+        self.proj_in = nn.Linear(latent_dim, d_model)
+        self.layers = nn.ModuleList(
+            RelativeEncoderLayer(d_model, max_len=BOTTLENECK_TOKENS, rate=rate)
+            for _ in range(num_layers))
+        self.proj_out = nn.Linear(d_model, latent_dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """float ``[B, latent, T/8, P/8]`` -> same shape."""
+        rows, cols = h.shape[-2:]
+        tokens = self.proj_in(rearrange(h, "b c t p -> b (t p) c"))  # (B, L, d_model)
+        for layer in self.layers:
+            tokens = layer(tokens)
+        return rearrange(self.proj_out(tokens), "b (t p) c -> b c t p", t=rows, p=cols)
+
+
+class TransUNet(nn.Module):
+    """U-Net with a relative-attention Transformer bottleneck (SPEC section 3).
+
+    Args:
+        in_ch: channels of ``x_t`` (5 instruments).
+        out_ch: channels of the output (predicted noise).
+        latent_dim: widest width (multiple of 32); stem width is ``latent_dim // 4``.
+        d_model: Transformer width (multiple of 64; heads = d_model / 64).
+        num_layers: Transformer encoder layers.
+        time_emb_dim: sinusoidal time-embedding size (even).
+        rate: dropout rate.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, latent_dim: int, d_model: int, num_layers: int,
+                 time_emb_dim: int, rate: float = 0.0) -> None:
+        super().__init__()
+        if latent_dim % (4 * GROUPS):
+            raise ValueError(f"latent_dim must be a multiple of {4 * GROUPS}, got {latent_dim}")
+        quarter, half = latent_dim // 4, latent_dim // 2
+        emb = 4 * time_emb_dim
+        self.in_ch, self.out_ch = in_ch, out_ch
+        self.time_embedding = TimeEmbedding(time_emb_dim)
+        self.stem = nn.Conv2d(in_ch, quarter, 7, padding=3)
+        self.down1 = ResBlock(quarter, half, emb, rate)
+        self.down2 = ResBlock(half, latent_dim, emb, rate)
+        self.down3 = ResBlock(latent_dim, latent_dim, emb, rate)
+        self.bottleneck = Bottleneck(latent_dim, d_model, num_layers, rate)
+        self.up1 = ResBlock(2 * latent_dim, half, emb, rate)
+        self.up2 = ResBlock(latent_dim, quarter, emb, rate)
+        self.up3 = ResBlock(half, quarter, emb, rate)
+        self.head = nn.Conv2d(quarter, out_ch, 1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Predict the noise of ``x_t``.
+
+        Args:
+            x: float ``[B, in_ch, T, P]`` with ``T`` and ``P`` divisible by 8.
+            t: long ``[B]`` time indices.
+
+        Returns:
+            float ``[B, out_ch, T, P]``.
+        """
+        if x.shape[-2] % DOWNSAMPLE or x.shape[-1] % DOWNSAMPLE:
+            raise ValueError(f"TransUNet: time and pitch sizes must be divisible by {DOWNSAMPLE}, "
+                             f"got {tuple(x.shape[-2:])}")
+        emb = self.time_embedding(t)  # (B, 4 time_emb_dim)
+        h0 = self.stem(x)  # (B, L/4, T, P)
+        h1 = self.down1(F.max_pool2d(h0, 2), emb)  # (B, L/2, T/2, P/2)
+        h2 = self.down2(F.max_pool2d(h1, 2), emb)  # (B, L, T/4, P/4)
+        h3 = self.down3(F.max_pool2d(h2, 2), emb)  # (B, L, T/8, P/8)
+        h = self.bottleneck(h3)  # (B, L, T/8, P/8)
+        h = self.up1(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h2], 1), emb)
+        h = self.up2(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h1], 1), emb)
+        h = self.up3(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h0], 1), emb)
+        return self.head(h)  # (B, out_ch, T, P)
