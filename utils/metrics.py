@@ -1,0 +1,397 @@
+"""Separation metrics (SPEC section 7 and what a reader can compare with published work).
+
+Axis order (model side): ``pred`` and ``true`` are binary ``[N, 5, T, P]`` (instrument
+channels in :data:`data.contract.MUSIC_INSTRUMENTS` order: piano, guitar, bass, string,
+drum), ``mixture`` is binary ``[N, 1, T, P]``. Inputs may be numpy arrays or torch
+tensors, bool or numeric 0/1; they are converted to numpy ``bool`` once, at the boundary.
+
+Metrics (every one is a ratio of integer counts, so a streaming
+:class:`MetricAccumulator` over batches equals :func:`compute_metrics` on their
+concatenation exactly):
+
+* ``consistency`` = mean over all ``N*T*P`` cells of XOR(mixture, OR over instruments of
+  pred): how often a sounding cell is left unassigned or a silent cell is filled. Lower
+  is better; 0 in partition mode.
+* ``diversity`` = mean over all ``N*5*T*P`` cells of XOR(true, pred AND mixture): the
+  fraction of instrument cells got wrong. Lower is better.
+* ``cell_accuracy`` = over sounding mixture cells, the fraction whose predicted
+  instrument set equals the true set.
+* ``note_accuracy`` = over true notes (a run of on-cells along time at one pitch in one
+  instrument of one phrase), the fraction with more than half of their cells predicted
+  for that instrument.
+* ``<inst>_precision / _recall / _f1`` per instrument over cells, and ``macro_f1``.
+
+Empty denominators: nothing to count means nothing could be got wrong -- an error rate
+(consistency, diversity) of an empty input is 0.0, and an accuracy with no sounding cell,
+no true note, or an instrument neither present nor predicted is 1.0 -- so
+every value is a finite float and JSON-safe. ``macro_f1`` averages only the instruments
+that occur in the truth or the prediction (1.0 when none does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from data.contract import MUSIC_INSTRUMENTS, N_MUSIC
+
+SUMMARY_KEYS: tuple[str, ...] = (
+    "consistency", "diversity", "cell_accuracy", "note_accuracy", "macro_f1",
+)
+"""The headline metrics, in table order."""
+
+METRIC_KEYS: tuple[str, ...] = (
+    "consistency", "diversity", "cell_accuracy", "note_accuracy",
+    *(f"{inst}_{kind}" for inst in MUSIC_INSTRUMENTS for kind in ("precision", "recall", "f1")),
+    "macro_f1",
+)
+"""Every key of :meth:`MetricAccumulator.compute`, in table order."""
+
+LOWER_IS_BETTER: frozenset[str] = frozenset({"consistency", "diversity"})
+"""Metrics where smaller is better; for all others larger is better."""
+
+
+def to_bool_array(x: Any, name: str) -> np.ndarray:
+    """Convert a numpy array or torch tensor holding a binary roll to numpy ``bool``.
+
+    Args:
+        x: array-like of bool, or numbers that are all 0 or 1.
+        name: argument name used in the error message.
+
+    Returns:
+        ``np.ndarray`` of dtype ``bool`` with the shape of ``x``.
+
+    Raises:
+        ValueError: if a numeric ``x`` holds values other than 0 and 1.
+    """
+    if hasattr(x, "detach"):  # torch.Tensor
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype == np.bool_:
+        return arr
+    if not np.isin(arr, (0, 1)).all():
+        raise ValueError(f"{name}: expected a binary roll (bool or 0/1), got other values")
+    return arr.astype(bool)
+
+
+def _check_inputs(
+    pred: Any, true: Any | None, mixture: Any | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Convert and shape-check ``pred [N,5,T,P]``, ``true [N,5,T,P]``, ``mixture [N,1,T,P]``."""
+    p = to_bool_array(pred, "pred")
+    if p.ndim != 4 or p.shape[1] != N_MUSIC:
+        raise ValueError(f"pred: expected shape [N, {N_MUSIC}, T, P], got {list(p.shape)}")
+    t = m = None
+    if true is not None:
+        t = to_bool_array(true, "true")
+        if t.shape != p.shape:
+            raise ValueError(f"true: expected shape {list(p.shape)} like pred, got {list(t.shape)}")
+    if mixture is not None:
+        m = to_bool_array(mixture, "mixture")
+        want = (p.shape[0], 1, p.shape[2], p.shape[3])
+        if m.shape != want:
+            raise ValueError(f"mixture: expected shape {list(want)}, got {list(m.shape)}")
+    return p, t, m
+
+
+def _ratio(num: int, den: int) -> float:
+    """``num / den`` with an empty denominator read as 'nothing got wrong' (1.0)."""
+    return 1.0 if den == 0 else num / den
+
+
+def _error_rate(num: int, den: int) -> float:
+    """``num / den`` for an error rate; nothing to count means no error (0.0)."""
+    return 0.0 if den == 0 else num / den
+
+
+def note_counts(pred: np.ndarray, true: np.ndarray) -> tuple[int, int]:
+    """Count true notes and the notes predicted right.
+
+    A note is a maximal run of on-cells along time at one pitch of one instrument of one
+    phrase; it is right when strictly more than half of its cells are on in ``pred`` for
+    the same instrument.
+
+    Args:
+        pred: bool ``[..., T, P]`` prediction.
+        true: bool ``[..., T, P]`` ground truth, same shape.
+
+    Returns:
+        ``(n_notes, n_correct)`` as Python ints.
+    """
+    rows_true = np.moveaxis(true, -2, -1).reshape(-1, true.shape[-2])  # (R, T), R = ...*P
+    rows_hit = np.moveaxis(true & pred, -2, -1).reshape(-1, true.shape[-2])  # (R, T)
+    n_rows, n_t = rows_true.shape
+    padded = np.zeros((n_rows, n_t + 2), dtype=np.int8)
+    padded[:, 1:-1] = rows_true
+    edges = np.diff(padded, axis=1)  # (R, T+1): +1 at a run start s, -1 at its end e
+    start_r, start_t = np.nonzero(edges == 1)  # row-major, so starts and ends pair up
+    _, end_t = np.nonzero(edges == -1)
+    if start_r.size == 0:
+        return 0, 0
+    cum = np.zeros((n_rows, n_t + 1), dtype=np.int32)  # cum[r, k] = hits in [0, k)
+    np.cumsum(rows_hit, axis=1, out=cum[:, 1:])
+    hits = cum[start_r, end_t] - cum[start_r, start_t]
+    lengths = end_t - start_t
+    return int(start_r.size), int(np.count_nonzero(2 * hits > lengths))
+
+
+@dataclass
+class MetricAccumulator:
+    """Streaming metric counts; :meth:`compute` equals :func:`compute_metrics` on the
+    concatenation of every batch given to :meth:`update`.
+
+    Example::
+
+        acc = MetricAccumulator()
+        for pred, true, mixture in batches:
+            acc.update(pred, true, mixture)
+        table = acc.compute()
+    """
+
+    mixture_cells: int = 0  # N*T*P seen
+    inconsistent: int = 0  # cells where mixture XOR OR(pred)
+    music_cells: int = 0  # N*5*T*P seen
+    wrong_cells: int = 0  # instrument cells where true XOR (pred AND mixture)
+    sounding: int = 0  # sounding mixture cells
+    sets_right: int = 0  # sounding cells whose predicted instrument set is the true set
+    notes: int = 0  # true notes
+    notes_right: int = 0  # true notes with more than half their cells predicted
+    tp: np.ndarray = field(default_factory=lambda: np.zeros(N_MUSIC, dtype=np.int64))
+    fp: np.ndarray = field(default_factory=lambda: np.zeros(N_MUSIC, dtype=np.int64))
+    fn: np.ndarray = field(default_factory=lambda: np.zeros(N_MUSIC, dtype=np.int64))
+
+    def update(self, pred: Any, true: Any, mixture: Any) -> None:
+        """Add one batch.
+
+        Args:
+            pred: binary ``[N, 5, T, P]`` prediction (numpy or torch).
+            true: binary ``[N, 5, T, P]`` ground truth.
+            mixture: binary ``[N, 1, T, P]`` mixture.
+        """
+        p, t, m = _check_inputs(pred, true, mixture)
+        assert t is not None and m is not None
+        self.mixture_cells += m.size
+        self.inconsistent += int(np.count_nonzero(m ^ p.any(axis=1, keepdims=True)))
+        self.music_cells += t.size
+        self.wrong_cells += int(np.count_nonzero(t ^ (p & m)))
+        m0 = m[:, 0]  # (N, T, P)
+        self.sounding += int(np.count_nonzero(m0))
+        self.sets_right += int(np.count_nonzero(m0 & (p == t).all(axis=1)))
+        n, right = note_counts(p, t)
+        self.notes += n
+        self.notes_right += right
+        self.tp += np.count_nonzero(p & t, axis=(0, 2, 3))
+        self.fp += np.count_nonzero(p & ~t, axis=(0, 2, 3))
+        self.fn += np.count_nonzero(~p & t, axis=(0, 2, 3))
+
+    def instrument_prf(self) -> dict[str, dict[str, float]]:
+        """Per-instrument cell precision, recall, F1 and support (true cells).
+
+        Returns:
+            ``{inst: {"precision", "recall", "f1", "support"}}`` for every instrument of
+            :data:`MUSIC_INSTRUMENTS`; an instrument neither true nor predicted anywhere
+            scores 1.0 on all three (see the module docstring).
+        """
+        out: dict[str, dict[str, float]] = {}
+        for i, inst in enumerate(MUSIC_INSTRUMENTS):
+            tp, fp, fn = int(self.tp[i]), int(self.fp[i]), int(self.fn[i])
+            if tp + fp + fn == 0:
+                prec = rec = f1 = 1.0
+            else:
+                prec = tp / (tp + fp) if tp + fp else 0.0
+                rec = tp / (tp + fn) if tp + fn else 0.0
+                f1 = 2 * tp / (2 * tp + fp + fn)
+            out[inst] = {"precision": prec, "recall": rec, "f1": f1, "support": float(tp + fn)}
+        return out
+
+    def compute(self) -> dict[str, float]:
+        """All metrics as a flat dict with the keys of :data:`METRIC_KEYS`."""
+        res = {
+            "consistency": _error_rate(self.inconsistent, self.mixture_cells),
+            "diversity": _error_rate(self.wrong_cells, self.music_cells),
+            "cell_accuracy": _ratio(self.sets_right, self.sounding),
+            "note_accuracy": _ratio(self.notes_right, self.notes),
+        }
+        active = []
+        for inst, prf in self.instrument_prf().items():
+            for kind in ("precision", "recall", "f1"):
+                res[f"{inst}_{kind}"] = prf[kind]
+            i = MUSIC_INSTRUMENTS.index(inst)
+            if self.tp[i] + self.fp[i] + self.fn[i] > 0:
+                active.append(prf["f1"])
+        res["macro_f1"] = float(np.mean(active)) if active else 1.0
+        return res
+
+
+def compute_metrics(pred: Any, true: Any, mixture: Any) -> dict[str, float]:
+    """Every metric of one set of phrases.
+
+    Args:
+        pred: binary ``[N, 5, T, P]`` prediction (numpy or torch).
+        true: binary ``[N, 5, T, P]`` ground truth.
+        mixture: binary ``[N, 1, T, P]`` mixture.
+
+    Returns:
+        Flat dict with the keys of :data:`METRIC_KEYS`.
+    """
+    acc = MetricAccumulator()
+    acc.update(pred, true, mixture)
+    return acc.compute()
+
+
+def consistency(pred: Any, mixture: Any) -> float:
+    """Mean over all ``N*T*P`` cells of XOR(mixture, OR over instruments of pred) (SPEC 7).
+
+    Args:
+        pred: binary ``[N, 5, T, P]``.
+        mixture: binary ``[N, 1, T, P]``.
+    """
+    p, _, m = _check_inputs(pred, None, mixture)
+    assert m is not None
+    return _error_rate(int(np.count_nonzero(m ^ p.any(axis=1, keepdims=True))), m.size)
+
+
+def diversity(pred: Any, true: Any, mixture: Any) -> float:
+    """Mean over all ``N*5*T*P`` cells of XOR(true, pred AND mixture) (SPEC 7).
+
+    Args:
+        pred: binary ``[N, 5, T, P]``.
+        true: binary ``[N, 5, T, P]``.
+        mixture: binary ``[N, 1, T, P]``.
+    """
+    p, t, m = _check_inputs(pred, true, mixture)
+    assert t is not None and m is not None
+    return _error_rate(int(np.count_nonzero(t ^ (p & m))), t.size)
+
+
+def cell_accuracy(pred: Any, true: Any, mixture: Any) -> float:
+    """Fraction of sounding mixture cells whose predicted instrument set is the true set.
+
+    Args:
+        pred: binary ``[N, 5, T, P]``.
+        true: binary ``[N, 5, T, P]``.
+        mixture: binary ``[N, 1, T, P]``.
+
+    Returns:
+        A float in [0, 1]; 1.0 when no cell sounds.
+    """
+    p, t, m = _check_inputs(pred, true, mixture)
+    assert t is not None and m is not None
+    m0 = m[:, 0]
+    return _ratio(int(np.count_nonzero(m0 & (p == t).all(axis=1))), int(np.count_nonzero(m0)))
+
+
+def note_accuracy(pred: Any, true: Any) -> float:
+    """Fraction of true notes with more than half of their cells predicted for their
+    instrument (see :func:`note_counts`).
+
+    Args:
+        pred: binary ``[N, 5, T, P]``.
+        true: binary ``[N, 5, T, P]``.
+
+    Returns:
+        A float in [0, 1]; 1.0 when there is no true note.
+    """
+    p, t, _ = _check_inputs(pred, true, None)
+    assert t is not None
+    n, right = note_counts(p, t)
+    return _ratio(right, n)
+
+
+def instrument_prf(pred: Any, true: Any) -> dict[str, dict[str, float]]:
+    """Per-instrument precision, recall and F1 over cells, plus support (true cells).
+
+    Args:
+        pred: binary ``[N, 5, T, P]``.
+        true: binary ``[N, 5, T, P]``.
+
+    Returns:
+        ``{inst: {"precision", "recall", "f1", "support"}}``. When an instrument has no
+        predicted cells precision is 0.0, with no true cells recall is 0.0, and when it is
+        neither true nor predicted all three are 1.0.
+    """
+    p, t, _ = _check_inputs(pred, true, None)
+    assert t is not None
+    acc = MetricAccumulator()
+    acc.tp += np.count_nonzero(p & t, axis=(0, 2, 3))
+    acc.fp += np.count_nonzero(p & ~t, axis=(0, 2, 3))
+    acc.fn += np.count_nonzero(~p & t, axis=(0, 2, 3))
+    return acc.instrument_prf()
+
+
+def _cell(value: Any) -> str:
+    """Format one table value: floats with 4 decimals, anything else as str."""
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def _grid(
+    rows: dict[str, dict[str, float]], keys: list[str] | tuple[str, ...] | None, transpose: bool
+) -> tuple[list[str], list[list[str]]]:
+    """Header and body cells of a table of ``rows`` (system -> metric -> value)."""
+    if keys is None:
+        keys = list(dict.fromkeys(k for metrics in rows.values() for k in metrics))
+    keys = list(keys)
+    if transpose:
+        header = ["metric", *rows]
+        body = [[k, *(_cell(rows[name].get(k, float("nan"))) for name in rows)] for k in keys]
+    else:
+        header = ["system", *keys]
+        body = [[name, *(_cell(rows[name].get(k, float("nan"))) for k in keys)] for name in rows]
+    return header, body
+
+
+def format_table(
+    rows: dict[str, dict[str, float]],
+    keys: list[str] | tuple[str, ...] | None = None,
+    *,
+    transpose: bool = False,
+) -> str:
+    """A plain-text, column-aligned table for a terminal.
+
+    Args:
+        rows: ``{system name: {metric key: value}}``, e.g. the model and each baseline.
+        keys: metric columns in order; ``None`` = every key, in order of appearance.
+            A key missing from a row prints ``n/a``.
+        transpose: one row per metric and one column per system instead.
+
+    Returns:
+        The table, lines joined by ``\\n`` (no trailing newline).
+    """
+    header, body = _grid(rows, keys, transpose)
+    widths = [max(len(r[j]) for r in [header, *body]) for j in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:]))
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in body)])
+
+
+def markdown_table(
+    rows: dict[str, dict[str, float]],
+    keys: list[str] | tuple[str, ...] | None = None,
+    *,
+    transpose: bool = False,
+) -> str:
+    """The same table as :func:`format_table`, as GitHub Markdown (numbers right-aligned).
+
+    Args:
+        rows: ``{system name: {metric key: value}}``.
+        keys: metric columns in order; ``None`` = every key, in order of appearance.
+        transpose: one row per metric and one column per system instead.
+
+    Returns:
+        The Markdown table, lines joined by ``\\n`` (no trailing newline).
+    """
+    header, body = _grid(rows, keys, transpose)
+    align = ["---", *("---:" for _ in header[1:])]
+    return "\n".join(
+        "| " + " | ".join(cells) + " |" for cells in [header, align, *body]
+    )
