@@ -7,8 +7,11 @@ import pytest
 import torch
 
 from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
+from models.decoder import Decoder
+from models.diffusion import GuidedDiffusion
+from models.transunet import TransUNet
 from utils.separation import (
-    assign_cells,
+    Separator,
     cut_windows,
     resolve_device,
     separate_song_with,
@@ -70,20 +73,6 @@ def test_stitch_probs_averages_overlaps() -> None:
 def test_stitch_probs_checks_window_count() -> None:
     with pytest.raises(ValueError, match="windows"):
         stitch_probs(np.zeros((1, N_MUSIC, PHRASE_STEPS, N_PITCH)), 100)
-
-
-def test_assign_cells_modes() -> None:
-    probs = torch.tensor([0.6, 0.7, 0.1, 0.0, 0.2]).view(1, 5, 1, 1).expand(1, 5, 2, 1).clone()
-    mixture = torch.tensor([1.0, 0.0]).view(1, 1, 2, 1)
-    thr = assign_cells(probs, mixture, "threshold", 0.5)
-    assert thr.dtype == torch.bool
-    assert thr[0, :, 0, 0].tolist() == [True, True, False, False, False]
-    assert not thr[0, :, 1, 0].any()  # silent cell
-    part = assign_cells(probs, mixture, "partition")
-    assert part[0, :, 0, 0].tolist() == [False, True, False, False, False]
-    assert not part[0, :, 1, 0].any()
-    with pytest.raises(ValueError, match="'assign'"):
-        assign_cells(probs, mixture, "vote")
 
 
 def position_probs(batch: torch.Tensor) -> torch.Tensor:
@@ -148,6 +137,14 @@ def test_separate_song_stitches_on_averaged_probabilities() -> None:
     assert thr[20, 30].tolist() == [True, False, False, False, False]
 
 
+def test_separate_song_validates_options() -> None:
+    mix = random_mixture(10)
+    with pytest.raises(ValueError, match="assign"):
+        separate_song_with(position_probs, mix, "vote")
+    with pytest.raises(ValueError, match="batch_size"):
+        separate_song_with(position_probs, mix, "partition", batch_size=0)
+
+
 def test_separate_song_empty_song() -> None:
     music = separate_song_with(position_probs, np.zeros((0, N_PITCH), dtype=bool), "partition")
     assert music.shape == (0, N_PITCH, N_MUSIC)
@@ -159,3 +156,59 @@ def test_resolve_device() -> None:
     assert resolve_device("auto").type in ("cpu", "cuda")
     with pytest.raises(ValueError, match="'device'"):
         resolve_device("toaster")
+
+
+# ----------------------------------------------------------------------------------
+# Separator with real (untrained, tiny) networks
+# ----------------------------------------------------------------------------------
+def tiny_separator(**settings: object) -> Separator:
+    """A Separator around freshly initialised tiny networks on the CPU."""
+    torch.manual_seed(0)
+    model = TransUNet(in_ch=N_MUSIC, out_ch=N_MUSIC, latent_dim=32, d_model=64, num_layers=1,
+                      time_emb_dim=16)
+    decoder = Decoder(channels=N_MUSIC, dim=16)
+    diffusion = GuidedDiffusion(time_steps=20)
+    defaults: dict[str, object] = {"sampler": "ddim", "steps": 3, "batch_size": 2}
+    return Separator(model=model, diffusion=diffusion, decoder=decoder,
+                     device=torch.device("cpu"), **{**defaults, **settings})
+
+
+def test_separator_phrases_stay_in_the_mixture() -> None:
+    sep = tiny_separator()
+    mixture = torch.from_numpy(random_mixture(3 * PHRASE_STEPS, seed=3)).view(3, 1, 64, 72)
+    probs = sep.probs(mixture[:2].float())
+    assert probs.shape == (2, N_MUSIC, 64, 72) and probs.dtype == torch.float32
+    music = sep.separate_phrases(mixture)  # 3 phrases in batches of 2
+    assert music.shape == (3, N_MUSIC, 64, 72) and music.dtype == torch.bool
+    assert not (music.any(dim=1, keepdim=True) & ~mixture).any()
+    part = sep.with_settings(assign="partition").separate_phrases(mixture.numpy()[:, 0])
+    assert torch.equal(part.sum(dim=1, keepdim=True), mixture.long())
+
+
+def test_separator_is_reproducible_and_batch_independent() -> None:
+    mixture = torch.from_numpy(random_mixture(4 * PHRASE_STEPS, seed=4)).view(4, 1, 64, 72)
+    a = tiny_separator(batch_size=4).separate_phrases(mixture)
+    b = tiny_separator(batch_size=4).separate_phrases(mixture)
+    assert torch.equal(a, b)
+
+
+def test_separator_song_partition_keeps_every_note() -> None:
+    sep = tiny_separator(assign="partition")
+    mix = random_mixture(90, seed=5)
+    music = sep.separate_song(mix)
+    assert music.shape == (90, N_PITCH, N_MUSIC) and music.dtype == bool
+    np.testing.assert_array_equal(music.sum(axis=-1), mix.astype(int))
+
+
+def test_separator_settings_are_validated_and_clamped() -> None:
+    sep = tiny_separator()
+    assert sep.with_settings(steps=1000).steps == 19  # T - 1
+    assert sep.with_settings(steps=7).steps == 7 and sep.steps == 3
+    with pytest.raises(ValueError, match="sampler"):
+        sep.with_settings(sampler="euler")
+    with pytest.raises(ValueError, match="assign"):
+        tiny_separator(assign="vote")
+    with pytest.raises(ValueError, match="unknown sampling setting"):
+        sep.with_settings(temperature=1.0)
+    with pytest.raises(ValueError, match="mixture must be"):
+        sep.separate_phrases(torch.zeros(2, 2, 64, 72))

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
-from utils.config import Assign, Config, Sampler
+from models.diffusion import AssignMode, SamplerName, assign_instruments, check_option
+from utils.config import Config
 
 if TYPE_CHECKING:
     from models.diffusion import GuidedDiffusion
@@ -34,15 +35,8 @@ if TYPE_CHECKING:
 # Maps mixtures float32 [B, 1, 64, 72] to instrument probabilities float32 [B, 5, 64, 72].
 ProbFn = Callable[[torch.Tensor], torch.Tensor]
 
-SAMPLERS: tuple[str, ...] = get_args(Sampler)
-ASSIGN_MODES: tuple[str, ...] = get_args(Assign)
-
-
-def check_option(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise a one-line ValueError."""
-    if value not in allowed:
-        raise ValueError(f"'{name}' must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
+SAMPLERS: tuple[str, ...] = get_args(SamplerName)
+ASSIGN_MODES: tuple[str, ...] = get_args(AssignMode)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -58,32 +52,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             from None
 
 
-# ----------------------------------------------------------------------------------
-# Assignment and whole-song windowing (pure functions, numpy/torch)
-# ----------------------------------------------------------------------------------
-def assign_cells(probs: torch.Tensor, mixture: torch.Tensor, mode: str,
-                 threshold: float = 0.5) -> torch.Tensor:
-    """Instrument sets from probabilities, restricted to the mixture.
+def config_device(cfg: Config) -> torch.device:
+    """The sampling device a config asks for through its ``accelerator`` key.
 
-    Args:
-        probs: ``float [B, 5, T, P]`` per-instrument probabilities.
-        mixture: ``float or bool [B, 1, T, P]``, 1 where a pitch sounds.
-        mode: ``"threshold"`` (cells with probability >= ``threshold``, the release) or
-            ``"partition"`` (each sounding cell gets its single most probable instrument).
-        threshold: probability needed in ``"threshold"`` mode.
-
-    Returns:
-        ``bool [B, 5, T, P]``; False wherever the mixture is silent.
+    ``"cpu"`` -> CPU, ``"gpu"``/``"cuda"`` -> CUDA, ``"mps"`` -> MPS, ``"auto"`` -> CUDA if
+    available, else CPU (``gpus`` set also means CUDA, as for training).
     """
-    check_option("assign", mode, ASSIGN_MODES)
-    on = mixture.bool()  # (B, 1, T, P)
-    if mode == "threshold":
-        return (probs >= threshold) & on
-    best = probs.argmax(dim=1, keepdim=True)  # (B, 1, T, P)
-    one_hot = torch.zeros_like(probs, dtype=torch.bool).scatter_(1, best, True)
-    return one_hot & on
+    if cfg.gpus is not None or cfg.accelerator in ("gpu", "cuda"):
+        return torch.device("cuda")
+    if cfg.accelerator in ("cpu", "mps"):
+        return torch.device(cfg.accelerator)
+    return resolve_device("auto")
 
 
+# ----------------------------------------------------------------------------------
+# Whole-song windowing (pure functions, numpy/torch)
+# ----------------------------------------------------------------------------------
 def window_starts(n_steps: int) -> list[int]:
     """First step of every 64-step window of a song of ``n_steps`` steps.
 
@@ -176,7 +160,7 @@ def separate_song_with(prob_fn: ProbFn, mixture: np.ndarray, mode: str,
     # Assign once on the averaged probabilities: (T, 72, 5) -> (1, 5, T, 72).
     probs_t = torch.from_numpy(probs).permute(2, 0, 1).unsqueeze(0)
     mix_t = torch.from_numpy(mixture).unsqueeze(0).unsqueeze(0)
-    music = assign_cells(probs_t, mix_t, mode, threshold)[0]  # (5, T, 72)
+    music = assign_instruments(probs_t, mix_t, mode, threshold)[0]  # (5, T, 72)
     return music.permute(1, 2, 0).numpy().copy()
 
 
@@ -234,21 +218,22 @@ class Separator:
         return int(self.diffusion.num_timesteps) - 1
 
     @classmethod
-    def from_config(cls, cfg: Config, device: str | torch.device = "auto") -> Separator:
+    def from_config(cls, cfg: Config, device: str | torch.device | None = None) -> Separator:
         """Load the checkpoints ``cfg`` names (else the newest in ``model_dir``).
 
         Args:
             cfg: the typed configuration; its sampling keys (``sampler``,
                 ``sampling_steps``, ``eta``, ``assign``, ``threshold``,
                 ``sample_batch_size``, ``seed``) become the Separator's settings.
-            device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... or a torch.device.
+            device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... or a torch.device; None takes
+                the config's ``accelerator`` (:func:`config_device`).
 
         Raises:
             utils.config.ConfigError: no checkpoint found.
         """
         from models.checkpoints import find_checkpoint, load_decoder, load_separator
 
-        dev = resolve_device(device)
+        dev = config_device(cfg) if device is None else resolve_device(device)
         model, diffusion, _ = load_separator(find_checkpoint(cfg, "transunet"), map_location=dev)
         decoder = load_decoder(find_checkpoint(cfg, "decoder"), map_location=dev)
         return cls(model=model, diffusion=diffusion, decoder=decoder, device=dev,
@@ -304,7 +289,7 @@ class Separator:
         for i in range(0, mix.shape[0], self.batch_size):
             batch = mix[i: i + self.batch_size]
             probs = self.probs(batch).cpu()
-            out.append(assign_cells(probs, batch, self.assign, self.threshold))
+            out.append(assign_instruments(probs, batch, self.assign, self.threshold))
         if not out:
             return torch.zeros((0, N_MUSIC, *mix.shape[2:]), dtype=torch.bool)
         return torch.cat(out)
