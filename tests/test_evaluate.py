@@ -1,0 +1,157 @@
+"""Tests of utils/evaluation.py and evaluate.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+from data.contract import N_MUSIC, N_PITCH, PHRASE_SHAPE, PHRASE_STEPS
+from data.store import PhraseStore, pack, write_split
+from models.decoder import Decoder
+from models.diffusion import GuidedDiffusion
+from models.transunet import TransUNet
+from utils.baselines import fit_baselines
+from utils.config import Config
+from utils.evaluation import (
+    MODEL_NAME,
+    ORACLE_NAME,
+    Evaluation,
+    phrase_batches,
+    score_systems,
+    subset_indices,
+    write_evaluation,
+)
+from utils.metrics import METRIC_KEYS
+from utils.separation import Separator
+
+
+def toy_phrases(n: int, seed: int = 0) -> np.ndarray:
+    """Random phrases, bool [n, 64, 72, 6]: bass low, piano high, some drums."""
+    rng = np.random.default_rng(seed)
+    phrases = np.zeros((n, *PHRASE_SHAPE), dtype=bool)
+    phrases[:, :, 5:20, 3] = rng.random((n, PHRASE_STEPS, 15)) < 0.1  # bass
+    phrases[:, :, 30:60, 1] = rng.random((n, PHRASE_STEPS, 30)) < 0.1  # piano
+    phrases[:, :, 40:50, 2] = rng.random((n, PHRASE_STEPS, 10)) < 0.05  # guitar
+    phrases[:, :, 63:, 5] = rng.random((n, PHRASE_STEPS, 9)) < 0.1  # drum
+    return phrases
+
+
+def tiny_separator() -> Separator:
+    """An untrained tiny separator (fast on the CPU)."""
+    torch.manual_seed(0)
+    model = TransUNet(in_ch=N_MUSIC, out_ch=N_MUSIC, latent_dim=32, d_model=64, num_layers=1,
+                      time_emb_dim=16)
+    return Separator(model=model, diffusion=GuidedDiffusion(time_steps=10),
+                     decoder=Decoder(N_MUSIC, 16), steps=2, batch_size=4, assign="partition")
+
+
+def test_subset_indices() -> None:
+    np.testing.assert_array_equal(subset_indices(5, None), np.arange(5))
+    np.testing.assert_array_equal(subset_indices(5, 10), np.arange(5))
+    np.testing.assert_array_equal(subset_indices(9, 3), [0, 4, 8])
+    assert len(subset_indices(1000, 7)) == 7
+    with pytest.raises(ValueError, match="'limit'"):
+        subset_indices(5, 0)
+
+
+def test_phrase_batches_read_a_store(tmp_path: Path) -> None:
+    phrases = toy_phrases(5)
+    write_split(tmp_path, "test", 5, [(pack(phrases), np.zeros(5, dtype=np.int32))])
+    store = PhraseStore(tmp_path, "test")
+    batches = list(phrase_batches(store, 2, np.array([0, 2, 4])))
+    assert [len(m) for m, _ in batches] == [2, 1]
+    music, mixture = batches[0]
+    assert music.shape == (2, N_MUSIC, PHRASE_STEPS, N_PITCH) and music.dtype == bool
+    assert mixture.shape == (2, 1, PHRASE_STEPS, N_PITCH)
+    np.testing.assert_array_equal(music[1], np.moveaxis(phrases[2, ..., 1:], -1, 0))
+    np.testing.assert_array_equal(mixture, music.any(axis=1, keepdims=True))
+
+
+def test_score_systems_rows_and_baselines() -> None:
+    from data.roll import music_and_mixture
+
+    train_music, _ = music_and_mixture(toy_phrases(8, seed=1))
+    baselines = fit_baselines([train_music])
+    music, mixture = music_and_mixture(toy_phrases(6, seed=2))
+    batches = [(music[:4], mixture[:4]), (music[4:], mixture[4:])]
+    rows, seconds = score_systems(tiny_separator(), baselines, batches, total=6,
+                                  progress=False)
+    assert list(rows) == [MODEL_NAME, *baselines, ORACLE_NAME]
+    assert seconds > 0
+    for metrics in rows.values():
+        assert list(metrics) == list(METRIC_KEYS)
+        assert all(np.isfinite(v) for v in metrics.values())
+    # partition answers: consistency exactly 0
+    for name in (MODEL_NAME, *baselines, ORACLE_NAME):
+        assert rows[name]["consistency"] == 0.0
+    # the oracle misses exactly the cells two instruments share (guitar inside piano)
+    shared = np.count_nonzero(music.sum(axis=1) > 1) / np.count_nonzero(mixture)
+    assert rows[ORACLE_NAME]["cell_accuracy"] == pytest.approx(1.0 - shared)
+    # instruments live in pitch zones: the pitch-row rule beats "everything is piano"
+    assert rows["pitch_row"]["cell_accuracy"] > rows["most_common"]["cell_accuracy"]
+
+
+def test_score_systems_without_model() -> None:
+    from data.roll import music_and_mixture
+
+    music, mixture = music_and_mixture(toy_phrases(3))
+    rows, seconds = score_systems(None, {}, [(music, mixture)], total=3, progress=False)
+    assert list(rows) == [ORACLE_NAME] and seconds == 0.0
+
+
+def test_write_evaluation(tmp_path: Path) -> None:
+    rows = {MODEL_NAME: dict.fromkeys(METRIC_KEYS, 0.25), "zone": dict.fromkeys(METRIC_KEYS, 0.5)}
+    ev = Evaluation(split="val", n_phrases=3, rows=rows, phrases_per_s=1.5, seconds=2.0,
+                    settings={"sampler": "ddim", "steps": 5, "eta": 0.0, "assign": "threshold",
+                              "device": "cpu"})
+    json_path, md_path = write_evaluation(ev, tmp_path / "models")
+    assert json_path.name == "evaluation_val.json" and md_path.name == "evaluation_val.md"
+    data = json.loads(json_path.read_text())
+    assert data["rows"]["zone"]["note_accuracy"] == 0.5 and data["n_phrases"] == 3
+    md = md_path.read_text()
+    assert "| diffusion |" in md and "| zone |" in md and "1.50 phrases/s" in md
+    assert "note_accuracy" in ev.table() and "piano_f1" in ev.table()
+
+
+# ----------------------------------------------------------------------------------
+# End to end on the tiny trained run
+# ----------------------------------------------------------------------------------
+def write_config(cfg: Config, path: Path, **overrides: object) -> Path:
+    """Write a Config (plus overrides) as a JSON file for a script's --config."""
+    path.write_text(json.dumps({**cfg.to_dict(), **overrides}))
+    return path
+
+
+def test_evaluate_script_writes_json_and_markdown(tiny_run: Config, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = write_config(tiny_run, tmp_path / "cfg.json")
+    code = evaluate.main(["--config", str(cfg_path), "--split", "test", "--limit", "6",
+                          "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "phrases/s" in out and MODEL_NAME in out and "oracle" in out
+    json_path = Path(tiny_run.model_dir) / "evaluation_test.json"
+    md_path = Path(tiny_run.model_dir) / "evaluation_test.md"
+    assert str(json_path) in out
+    data = json.loads(json_path.read_text())
+    assert data["n_phrases"] <= 6 and data["settings"]["steps"] == tiny_run.sampling_steps
+    assert set(data["rows"]) >= {MODEL_NAME, ORACLE_NAME}
+    assert len(data["rows"]) == 5  # model, three baselines, oracle
+    assert "| diffusion |" in md_path.read_text()
+
+
+def test_evaluate_script_without_checkpoint(tiny_dataset: Path, tiny_config: Config,
+                                            tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = write_config(tiny_config, tmp_path / "cfg.json",
+                            model_dir=str(tmp_path / "empty"))
+    code = evaluate.main(["--config", str(cfg_path), "--limit", "2", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert err.startswith("error: ") and "checkpoint" in err and "\n" not in err
+    assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())

@@ -1,0 +1,235 @@
+"""Evaluate a trained separator against the baselines on one split of a built dataset.
+
+The separator samples every phrase of the split (or an evenly spread subset of
+``limit`` phrases); the baselines are fitted on the train split and predict the same
+phrases; every system goes through one :class:`utils.metrics.MetricAccumulator`. The
+result is printed as a table and written as ``evaluation_<split>.json`` and
+``evaluation_<split>.md`` in the config's ``model_dir``, next to the checkpoints.
+
+Axis orders: phrases from :class:`data.store.PhraseStore` are ``bool [n, 64, 72, 6]``;
+everything here works on the model side, ``music bool [n, 5, 64, 72]`` and
+``mixture bool [n, 1, 64, 72]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from data.contract import MUSIC_INSTRUMENTS
+from data.roll import music_and_mixture
+from data.store import PhraseStore
+from utils.baselines import Baseline, OracleBaseline, fit_baselines
+from utils.config import Config
+from utils.metrics import SUMMARY_KEYS, MetricAccumulator, format_table, markdown_table
+from utils.separation import Separator
+
+MODEL_NAME = "diffusion"
+ORACLE_NAME = "oracle (partition)"
+F1_KEYS: tuple[str, ...] = tuple(f"{inst}_f1" for inst in MUSIC_INSTRUMENTS)
+
+
+# ----------------------------------------------------------------------------------
+# Phrases
+# ----------------------------------------------------------------------------------
+def subset_indices(n_total: int, limit: int | None) -> np.ndarray:
+    """Indices of the phrases evaluated: all, or ``limit`` spread evenly over the split.
+
+    Spreading (instead of taking the first ``limit``) keeps a small evaluation from
+    seeing only the first few songs of the split. int64 ``[min(n_total, limit)]``, sorted.
+    """
+    if limit is not None and limit <= 0:
+        raise ValueError(f"'limit' must be > 0, got {limit}")
+    if limit is None or limit >= n_total:
+        return np.arange(n_total, dtype=np.int64)
+    return np.unique(np.linspace(0, n_total - 1, limit).round().astype(np.int64))
+
+
+def phrase_batches(store: PhraseStore, batch_size: int,
+                   indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Model-side batches of a split.
+
+    Args:
+        store: one split of a built dataset.
+        batch_size: phrases per batch.
+        indices: phrases to read (sorted); None = all.
+
+    Yields:
+        ``(music bool [b, 5, 64, 72], mixture bool [b, 1, 64, 72])``.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"'batch_size' must be > 0, got {batch_size}")
+    if indices is None:
+        indices = np.arange(len(store), dtype=np.int64)
+    for i in range(0, len(indices), batch_size):
+        music, mixture = music_and_mixture(store.batch(indices[i: i + batch_size]))
+        yield music, mixture
+
+
+def fit_train_baselines(data_dir: str | Path, batch_size: int = 1024) -> dict[str, Baseline]:
+    """The baselines of :mod:`utils.baselines`, fitted in one pass over the train split.
+
+    Returns:
+        ``{name: fitted baseline}`` in table order (most_common, zone, pitch_row).
+    """
+    store = PhraseStore(data_dir, "train")
+    return fit_baselines(music for music, _ in phrase_batches(store, batch_size))
+
+
+# ----------------------------------------------------------------------------------
+# Scoring
+# ----------------------------------------------------------------------------------
+@dataclass
+class Evaluation:
+    """Metrics of every system on one split.
+
+    Attributes:
+        split: "train", "val" or "test".
+        n_phrases: phrases evaluated.
+        rows: ``{system: {metric: value}}``, the model first (keys of
+            :data:`utils.metrics.METRIC_KEYS`).
+        phrases_per_s: separated phrases per second of the model (sampling only).
+        seconds: wall-clock seconds the model spent sampling.
+        settings: sampler settings, device and checkpoints used.
+    """
+
+    split: str
+    n_phrases: int
+    rows: dict[str, dict[str, float]]
+    phrases_per_s: float
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """Plain-text tables: headline metrics, then per-instrument F1."""
+        return "\n\n".join([format_table(self.rows, SUMMARY_KEYS),
+                            format_table(self.rows, F1_KEYS)])
+
+    def markdown(self) -> str:
+        """A Markdown report with both tables and the settings."""
+        s = self.settings
+        lines = [
+            f"# Evaluation on the {self.split} split",
+            "",
+            f"{self.n_phrases} phrases; model: {s.get('sampler')} sampler, "
+            f"{s.get('steps')} steps, eta {s.get('eta')}, assign '{s.get('assign')}', "
+            f"on {s.get('device')} at {self.phrases_per_s:.2f} phrases/s. "
+            "Baselines fitted on the train split. Lower is better for consistency and "
+            "diversity, higher for the rest.",
+            "",
+            markdown_table(self.rows, SUMMARY_KEYS),
+            "",
+            "Per-instrument F1 over cells:",
+            "",
+            markdown_table(self.rows, F1_KEYS),
+            "",
+        ]
+        return "\n".join(lines)
+
+
+def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
+                  batches: Iterable[tuple[np.ndarray, np.ndarray]], total: int,
+                  progress: bool = True, oracle: bool = True
+                  ) -> tuple[dict[str, dict[str, float]], float]:
+    """Run the model and the baselines over batches and accumulate every metric.
+
+    Args:
+        separator: the model, or None to score only the baselines.
+        baselines: ``{name: fitted baseline}``.
+        batches: ``(music bool [b, 5, 64, 72], mixture bool [b, 1, 64, 72])``.
+        total: phrases in ``batches`` (for the progress bar).
+        progress: show a tqdm bar with phrases/s.
+        oracle: also score the partition-mode oracle (true instruments, one per cell).
+
+    Returns:
+        ``(rows, seconds)``: ``{system: metrics}`` (model first, then the baselines, then
+        the oracle) and the wall-clock seconds spent separating with the model.
+    """
+    accs: dict[str, MetricAccumulator] = {}
+    if separator is not None:
+        accs[MODEL_NAME] = MetricAccumulator()
+    for name in baselines:
+        accs[name] = MetricAccumulator()
+    if oracle:
+        accs[ORACLE_NAME] = MetricAccumulator()
+    oracle_model = OracleBaseline()
+    seconds = 0.0
+    with tqdm(total=total, unit="phrase", desc="separating", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for music, mixture in batches:
+            if separator is not None:
+                start = time.perf_counter()
+                pred = separator.separate_phrases(mixture).numpy()
+                seconds += time.perf_counter() - start
+                accs[MODEL_NAME].update(pred, music, mixture)
+            for name, baseline in baselines.items():
+                accs[name].update(baseline.predict(mixture), music, mixture)
+            if oracle:
+                accs[ORACLE_NAME].update(oracle_model.predict(mixture, music), music,
+                                                  mixture)
+            bar.update(len(music))
+    return {name: acc.compute() for name, acc in accs.items()}, seconds
+
+
+def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
+                   device: str | None = None, progress: bool = True) -> Evaluation:
+    """Separate a split with the configured checkpoints and score it against the baselines.
+
+    Args:
+        cfg: the typed config (``data_dir``, ``model_dir``, checkpoints, sampling keys).
+        split: "train", "val" or "test".
+        limit: evaluate at most this many phrases, spread evenly over the split.
+        device: sampling device; None = the config's ``accelerator``.
+        progress: show progress bars.
+
+    Returns:
+        The :class:`Evaluation` (not yet written; see :func:`write_evaluation`).
+
+    Raises:
+        utils.config.ConfigError: no checkpoint; FileNotFoundError: split not built.
+    """
+    from models.checkpoints import find_checkpoint
+
+    store = PhraseStore(cfg.data_dir, split)
+    separator = Separator.from_config(cfg, device)
+    baselines = fit_train_baselines(cfg.data_dir)
+    indices = subset_indices(len(store), limit)
+    rows, seconds = score_systems(separator, baselines,
+                                  phrase_batches(store, separator.batch_size, indices),
+                                  total=len(indices), progress=progress)
+    settings = {
+        "sampler": separator.sampler, "steps": separator.steps, "eta": separator.eta,
+        "assign": separator.assign, "threshold": separator.threshold,
+        "device": str(separator.device), "seed": separator.seed,
+        "transunet": str(find_checkpoint(cfg, "transunet")),
+        "decoder": str(find_checkpoint(cfg, "decoder")),
+        "data_dir": str(cfg.data_dir),
+    }
+    rate = len(indices) / seconds if seconds > 0 else float("inf")
+    return Evaluation(split=split, n_phrases=int(len(indices)), rows=rows,
+                      phrases_per_s=rate, seconds=seconds, settings=settings)
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``evaluation_<split>.json`` and ``evaluation_<split>.md`` into ``out_dir``.
+
+    Returns:
+        ``(json_path, markdown_path)``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"evaluation_{evaluation.split}.json"
+    md_path = out / f"evaluation_{evaluation.split}.md"
+    data = asdict(evaluation)
+    if not np.isfinite(data["phrases_per_s"]):
+        data["phrases_per_s"] = None
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    md_path.write_text(evaluation.markdown())
+    return json_path, md_path
