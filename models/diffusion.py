@@ -73,6 +73,11 @@ class GuidedDiffusion(nn.Module):
             self.register_buffer(name, value.float())
         self._alphas_cumprod64 = alphas_cumprod  # exact values the samplers derive from
 
+    @property
+    def num_timesteps(self) -> int:
+        """T (alias of ``time_steps``)."""
+        return self.time_steps
+
     # ---------------------------------------------------------------- forward process
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps.

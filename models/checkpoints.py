@@ -1,0 +1,158 @@
+"""Where checkpoints live, which one a script uses, and loading them into plain modules.
+
+Layout under ``model_dir`` (written by :mod:`utils.training`)::
+
+    model_dir/transunet/best-epoch=EEE-val_loss=L.LLLL.ckpt   best separator by val_loss
+    model_dir/transunet/last.ckpt                             end of the latest epoch
+    model_dir/decoder/best-epoch=EEE-val_loss=L.LLLL.ckpt     best decoder by val_loss
+    model_dir/decoder/last.ckpt
+    model_dir/logs/{transunet,decoder}/version_N/             TensorBoard and CSV logs
+
+Every checkpoint is a Lightning checkpoint whose ``hyper_parameters["config"]`` is the
+resolved config dict the run was trained with.
+
+The rule every script follows (:func:`find_checkpoint`): the path named in the config
+(``transunet_model_path`` / ``decoder_model_path``) if non-empty, else the newest
+``best-*.ckpt`` of that kind in ``model_dir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import torch
+
+from models.decoder import Decoder
+from models.diffusion import GuidedDiffusion, check_option
+from models.transunet import TransUNet
+from utils.config import Config, ConfigError
+
+Kind = Literal["transunet", "decoder"]
+BEST_PREFIX = "best"
+LAST_NAME = "last.ckpt"
+PATH_KEY: dict[str, str] = {"transunet": "transunet_model_path", "decoder": "decoder_model_path"}
+# Config keys that fix the separator's weights' shapes or meaning.
+SEPARATOR_KEYS = ("in_ch", "out_ch", "latent_dim", "d_model", "num_layers", "time_emb_dim",
+                  "time_steps", "beta_schedule", "beta_start", "beta_end")
+DECODER_KEYS = ("in_ch", "decoder_dim")
+
+
+def checkpoint_dir(cfg: Config, kind: str) -> Path:
+    """``model_dir/<kind>``: the folder holding one kind's checkpoints."""
+    check_option("kind", kind, get_args(Kind))
+    return Path(cfg.model_dir) / kind
+
+
+def find_checkpoint(cfg: Config, kind: str) -> Path:
+    """The checkpoint a script uses for ``kind`` (``"transunet"`` or ``"decoder"``).
+
+    Raises:
+        ConfigError: the configured file is missing, or ``model_dir`` holds none.
+    """
+    check_option("kind", kind, get_args(Kind))
+    key = PATH_KEY[kind]
+    named = getattr(cfg, key)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{cfg._source}: '{key}' = {named!r} does not exist")
+        return path
+    folder = checkpoint_dir(cfg, kind)
+    found = sorted(folder.glob(f"{BEST_PREFIX}*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name))
+    if not found:
+        script = "melody2music_train.py" if kind == "transunet" else "melody2music_decoder.py"
+        raise ConfigError(f"{cfg._source}: no {kind} checkpoint in {str(folder)!r} and "
+                          f"'{key}' is empty; train first (python {script} --config "
+                          f"{cfg._source})")
+    return found[-1]
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a Lightning checkpoint dict; unreadable files raise ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one error line
+        raise ConfigError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ConfigError(f"{path}: not a Mixture2Music checkpoint (no state_dict)")
+    return ckpt
+
+
+def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The resolved config dict stored in a checkpoint."""
+    config = ckpt.get("hyper_parameters", {}).get("config")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: checkpoint stores no config")
+    return config
+
+
+def _check_against(stored: dict[str, Any], cfg: Config | None, keys: tuple[str, ...],
+                   path: str | Path) -> None:
+    if cfg is None:
+        return
+    for key in keys:
+        if key in stored and stored[key] != getattr(cfg, key):
+            raise ConfigError(f"{path}: checkpoint was trained with '{key}' = {stored[key]!r} "
+                              f"but {cfg._source} sets {getattr(cfg, key)!r}")
+
+
+def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise ConfigError(f"{path}: weights do not fit the network ({detail})") from None
+
+
+def build_separator(config: dict[str, Any]) -> tuple[TransUNet, GuidedDiffusion]:
+    """A fresh TransUNet and GuidedDiffusion from a (resolved) config dict."""
+    net = TransUNet(config["in_ch"], config["out_ch"], config["latent_dim"], config["d_model"],
+                    config["num_layers"], config["time_emb_dim"], config["rate"])
+    diffusion = GuidedDiffusion(config["time_steps"], config["beta_schedule"],
+                                config["beta_start"], config["beta_end"])
+    return net, diffusion
+
+
+def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
+                   cfg: Config | None = None) -> tuple[TransUNet, GuidedDiffusion, dict[str, Any]]:
+    """Load a separator checkpoint (network in eval mode, schedule, stored config dict).
+
+    Args:
+        path: a ``transunet`` checkpoint.
+        map_location: device for the weights.
+        cfg: when given, the checkpoint must match its network and schedule keys.
+
+    Raises:
+        ConfigError: unreadable file, or shapes/schedule that do not match ``cfg``.
+    """
+    ckpt = read_checkpoint(path, map_location)
+    config = checkpoint_config(ckpt, path)
+    _check_against(config, cfg, SEPARATOR_KEYS, path)
+    net, diffusion = build_separator(config)
+    _load_into(net, _sub_state(ckpt["state_dict"], "net."), path)
+    diffusion.to(map_location)
+    return net.to(map_location).eval(), diffusion, config
+
+
+def load_decoder(path: str | Path, map_location: str | torch.device = "cpu",
+                 cfg: Config | None = None) -> Decoder:
+    """Load a decoder checkpoint into a :class:`Decoder` in eval mode.
+
+    Raises:
+        ConfigError: unreadable file, or shapes that do not match ``cfg``.
+    """
+    ckpt = read_checkpoint(path, map_location)
+    config = checkpoint_config(ckpt, path)
+    _check_against(config, cfg, DECODER_KEYS, path)
+    decoder = Decoder(config["in_ch"], config["decoder_dim"])
+    _load_into(decoder, _sub_state(ckpt["state_dict"], "decoder."), path)
+    return decoder.to(map_location).eval()

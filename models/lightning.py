@@ -1,0 +1,130 @@
+"""Thin LightningModules: the separator (guided DDPM loss) and the decoder (BCE x1 -> x0).
+
+Batches are dicts ``{"music": float [B, 5, T, P], "mixture": float [B, 1, T, P], ...}``.
+A batch may also carry ``"t"`` (long ``[B]``) and ``"noise"`` (float like ``music``) to fix
+the diffusion draw; otherwise training draws them at random and validation/test draw
+them from a generator seeded by ``seed`` and the batch index, so the validation loss of
+different epochs is measured on the same noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from models.checkpoints import build_separator, load_separator
+from models.decoder import Decoder
+from utils.config import config_from_dict
+
+Batch = dict[str, torch.Tensor]
+
+
+def _draws(batch: Batch, stage: str, time_steps: int, seed: int,
+           batch_idx: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(t, noise)`` for one batch: given, random (train) or seeded (val/test)."""
+    music = batch["music"]
+    t, noise = batch.get("t"), batch.get("noise")
+    if stage == "train" or (t is not None and noise is not None):
+        return t, noise
+    gen = torch.Generator(device=music.device).manual_seed(seed * 100_003 + batch_idx)
+    if t is None:
+        t = torch.randint(0, time_steps, (music.shape[0],), generator=gen, device=music.device)
+    if noise is None:
+        noise = torch.randn(music.shape, generator=gen, device=music.device, dtype=music.dtype)
+    return t, noise
+
+
+def _plateau(module: pl.LightningModule, params: Any, factor: float) -> dict[str, Any]:
+    """AdamW + ReduceLROnPlateau on ``val_loss`` (SPEC section 4)."""
+    cfg = module.hparams["config"]
+    optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=factor, patience=cfg["lr_patience"], min_lr=cfg["min_lr"])
+    return {"optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch"}}
+
+
+class SeparatorModule(pl.LightningModule):
+    """TransUNet trained with the explicitly guided diffusion loss.
+
+    Args:
+        config: the resolved config dict (``Config.to_dict()``); stored in checkpoints.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        config_from_dict(config, source="SeparatorModule config")  # validate early
+        self.save_hyperparameters()
+        self.net, self.diffusion = build_separator(config)
+
+    def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
+        cfg = self.hparams["config"]
+        t, noise = _draws(batch, stage, self.diffusion.time_steps, cfg["seed"], batch_idx)
+        loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"], t, noise)
+        self.log(f"{stage}_loss", loss, prog_bar=True, sync_dist=True,
+                 on_step=stage == "train", on_epoch=stage != "train",
+                 batch_size=batch["music"].shape[0])
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", batch_idx)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val", batch_idx)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test", batch_idx)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return _plateau(self, self.net.parameters(), self.hparams["config"]["lr_factor"])
+
+
+class DecoderModule(pl.LightningModule):
+    """Decoder trained with BCE from ``x1 = (sqrt(abar_0) x0 + sqrt(1-abar_0) eps) * m`` to x0.
+
+    The separator is loaded frozen from ``separator_path``: its schedule defines x1 (the
+    sample the separator hands to the decoder), and its checkpoint path is recorded in the
+    decoder's hyper-parameters. Only the decoder's weights are trained and optimised.
+
+    Args:
+        config: the resolved config dict; stored in checkpoints.
+        separator_path: the separator checkpoint this decoder belongs to.
+    """
+
+    def __init__(self, config: dict[str, Any], separator_path: str) -> None:
+        super().__init__()
+        cfg = config_from_dict(config, source="DecoderModule config")
+        self.save_hyperparameters()
+        separator, self.diffusion, _ = load_separator(separator_path, cfg=cfg)
+        self.separator = separator.requires_grad_(False).eval()
+        self.decoder = Decoder(config["in_ch"], config["decoder_dim"])
+
+    def on_train_epoch_start(self) -> None:
+        self.separator.eval()  # frozen: Lightning's train() must not switch its dropout on
+
+    def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
+        cfg = self.hparams["config"]
+        _, noise = _draws(batch, stage, self.diffusion.time_steps, cfg["seed"], batch_idx)
+        music = batch["music"]
+        x1 = self.diffusion.make_x1(music, batch["mixture"], noise)
+        loss = F.binary_cross_entropy_with_logits(self.decoder(x1), music)
+        self.log(f"{stage}_loss", loss, prog_bar=True, sync_dist=True,
+                 on_step=stage == "train", on_epoch=stage != "train",
+                 batch_size=music.shape[0])
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", batch_idx)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val", batch_idx)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test", batch_idx)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return _plateau(self, self.decoder.parameters(),
+                        self.hparams["config"]["decoder_lr_factor"])

@@ -1,0 +1,183 @@
+"""Training runs on synthetic phrases: checkpoints, resume, logs, non-finite loss, overfit."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS
+from models.checkpoints import LAST_NAME, checkpoint_dir, find_checkpoint, load_separator
+from models.diffusion import GuidedDiffusion
+from models.lightning import SeparatorModule
+from models.transunet import TransUNet
+from utils.config import Config, ConfigError, load_config
+from utils.training import NonFiniteLossError, train_decoder, train_separator
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.json"
+
+
+def synthetic_phrases(n: int, seed: int = 0, steps: int = PHRASE_STEPS,
+                      pitches: int = N_PITCH) -> dict[str, torch.Tensor]:
+    """Learnable toy phrases: each instrument owns a pitch zone; notes are random.
+
+    Returns:
+        ``music`` float ``[n, 5, steps, pitches]``, ``mixture`` float ``[n, 1, steps, pitches]``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    on = torch.rand(n, 1, steps, pitches, generator=gen) < 0.08
+    zone = torch.arange(pitches) * N_MUSIC // pitches  # instrument of each pitch row
+    owner = torch.nn.functional.one_hot(zone, N_MUSIC).T.reshape(1, N_MUSIC, 1, pitches).bool()
+    music = (on & owner).float()
+    return {"music": music, "mixture": on.float()}
+
+
+class PhraseTensors(Dataset):
+    """A dict of equally long tensors as a map-style dataset of dicts."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return next(iter(self.tensors.values())).shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+
+class SyntheticPhrases(pl.LightningDataModule):
+    """Train/val loaders over fixed tensors (no shuffling, so runs are reproducible)."""
+
+    def __init__(self, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor] | None = None,
+                 batch_size: int = 4) -> None:
+        super().__init__()
+        self.train, self.val = train, val if val is not None else train
+        self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(PhraseTensors(self.train), batch_size=self.batch_size, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(PhraseTensors(self.val), batch_size=self.batch_size, shuffle=False)
+
+
+def tiny_cfg(tmp_path: Path, **overrides: object) -> Config:
+    """configs/tiny.json with its outputs in ``tmp_path``."""
+    return load_config(TINY, overrides={"model_dir": str(tmp_path / "ckpt"),
+                                        "data_dir": str(tmp_path / "data"), **overrides})
+
+
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
+
+
+def test_train_separator_and_decoder_write_checkpoints(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path, limit_train_batches=2, limit_val_batches=1)
+    data = SyntheticPhrases(synthetic_phrases(8), batch_size=4)
+    best = train_separator(cfg, datamodule=data, **QUIET)
+    assert best.parent == checkpoint_dir(cfg, "transunet") and best.name.startswith("best-")
+    assert (best.parent / LAST_NAME).is_file()
+    assert find_checkpoint(cfg, "transunet") == best
+    ckpt = torch.load(best, weights_only=True)
+    assert ckpt["hyper_parameters"]["config"] == cfg.to_dict()
+    net, diffusion, config = load_separator(best, cfg=cfg)
+    assert isinstance(net, TransUNet) and isinstance(diffusion, GuidedDiffusion)
+    assert not net.training and config["latent_dim"] == cfg.latent_dim
+
+    dec_best = train_decoder(cfg, datamodule=data, **QUIET)
+    assert dec_best.parent == checkpoint_dir(cfg, "decoder")
+    assert find_checkpoint(cfg, "decoder") == dec_best
+    dec_ckpt = torch.load(dec_best, weights_only=True)
+    assert dec_ckpt["hyper_parameters"]["separator_path"] == str(best)
+    # only the decoder is optimised: the frozen separator is unchanged in its checkpoint
+    sep_state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    for key, value in sep_state.items():
+        assert torch.equal(dec_ckpt["state_dict"][f"separator.{key}"], value)
+
+    # CSV logs hold train/val loss and the learning rate
+    metrics = next((Path(cfg.model_dir) / "logs" / "transunet").glob("version_*/metrics.csv"))
+    header = next(csv.reader(metrics.open()))
+    assert {"train_loss", "val_loss"} <= set(header)
+    assert any(h.startswith("lr-") for h in header)
+
+
+def test_resume_continues_epoch_count(tmp_path: Path) -> None:
+    data = SyntheticPhrases(synthetic_phrases(4), batch_size=4)
+    cfg = tiny_cfg(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1)
+    train_separator(cfg, datamodule=data, **QUIET)
+    last = checkpoint_dir(cfg, "transunet") / LAST_NAME
+    first = torch.load(last, weights_only=True)
+    assert first["epoch"] == 0 and first["global_step"] == 1
+
+    cfg2 = tiny_cfg(tmp_path, max_epochs=3, limit_train_batches=1, limit_val_batches=1)
+    train_separator(cfg2, resume=True, datamodule=data, **QUIET)
+    second = torch.load(last, weights_only=True)
+    assert second["epoch"] == 2 and second["global_step"] == 3
+    assert len(second["lr_schedulers"]) == 1 and len(second["optimizer_states"]) == 1
+
+
+def test_resume_without_last_checkpoint_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path)
+    data = SyntheticPhrases(synthetic_phrases(4))
+    with pytest.raises(ConfigError, match="'resume'.*last.ckpt"):
+        train_separator(cfg, resume=True, datamodule=data, **QUIET)
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_best(tmp_path: Path) -> None:
+    good = SyntheticPhrases(synthetic_phrases(4), batch_size=4)
+    cfg = tiny_cfg(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1)
+    best = train_separator(cfg, datamodule=good, **QUIET)
+    before = best.read_bytes()
+    last_before = (best.parent / LAST_NAME).read_bytes()
+
+    bad = synthetic_phrases(4)
+    bad["music"][0, 0, 0, 0] = float("nan")
+    bad["mixture"][0, 0, 0, 0] = 1.0
+    cfg2 = tiny_cfg(tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=1)
+    with pytest.raises(NonFiniteLossError, match="global step 1"):
+        train_separator(cfg2, resume=True, datamodule=SyntheticPhrases(bad, batch_size=4), **QUIET)
+    assert best.read_bytes() == before
+    assert (best.parent / LAST_NAME).read_bytes() == last_before
+    assert sorted(p.name for p in best.parent.glob("*.ckpt")) == sorted([best.name, LAST_NAME])
+
+
+def test_tiny_model_overfits_a_handful_of_phrases() -> None:
+    torch.manual_seed(0)
+    phrases = synthetic_phrases(4, steps=32, pitches=40)
+    net = TransUNet(5, 5, latent_dim=32, d_model=64, num_layers=1, time_emb_dim=16)
+    diffusion = GuidedDiffusion(100)
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    # fixed draws: the loss on them must fall well below its start
+    gen = torch.Generator().manual_seed(1)
+    t = torch.randint(0, 100, (4,), generator=gen)
+    noise = torch.randn(phrases["music"].shape, generator=gen)
+    losses = []
+    for _ in range(60):
+        loss = diffusion.training_loss(net, phrases["music"], phrases["mixture"], t, noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0], losses[::10]
+
+
+def test_separator_module_stores_config_and_validates_it(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path)
+    module = SeparatorModule(cfg.to_dict())
+    assert module.hparams["config"] == cfg.to_dict()
+    with pytest.raises(ConfigError, match="'latent_dim'"):
+        SeparatorModule({**cfg.to_dict(), "latent_dim": 20})
+
+
+def test_tiny_run_fixture_trains_both_models(tiny_run: Config) -> None:
+    sep = find_checkpoint(tiny_run, "transunet")
+    dec = find_checkpoint(tiny_run, "decoder")
+    net, diffusion, config = load_separator(sep, cfg=tiny_run)
+    assert config == tiny_run.to_dict()
+    assert json.loads(json.dumps(config)) == config  # plain JSON types
+    assert dec.is_file()

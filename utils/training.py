@@ -1,0 +1,157 @@
+"""Training runs of the separator and the decoder: every Trainer is built here.
+
+A run writes into ``model_dir`` (see :mod:`models.checkpoints` for the layout): the best
+checkpoint by ``val_loss`` (``<kind>/best-epoch=EEE-val_loss=L.LLLL.ckpt``), the last one
+(``<kind>/last.ckpt``, used by ``resume``), TensorBoard and CSV logs under
+``logs/<kind>/``. A non-finite training loss stops the run before its backward pass with
+:class:`NonFiniteLossError` naming the step, so no checkpoint is written from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from models.checkpoints import BEST_PREFIX, LAST_NAME, checkpoint_dir, find_checkpoint
+from models.lightning import DecoderModule, SeparatorModule
+from utils.config import Config, ConfigError
+
+LOG_EVERY_N_STEPS = 10
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class NonFiniteLossStop(Callback):
+    """Stop before the backward pass of a non-finite loss (no step, no checkpoint)."""
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss.item()}) at global step {trainer.global_step} "
+                f"(epoch {trainer.current_epoch}, batch {trainer.fit_loop.batch_idx}); "
+                f"stopped, best checkpoint kept")
+
+
+def check_data_dir(cfg: Config, splits: Sequence[str] = ("train", "val")) -> None:
+    """Raise ConfigError naming ``data_dir`` and the missing file if a split is not built."""
+    from data.store import split_paths
+
+    data_dir = cfg.require_dir("data_dir")
+    for split in splits:
+        for path in split_paths(data_dir, split):
+            if not path.is_file():
+                raise ConfigError(f"{cfg._source}: 'data_dir' = {str(data_dir)!r} has no "
+                                  f"{path.name}; build the phrases first (python -m "
+                                  f"data.preprocess --config {cfg._source})")
+
+
+def make_datamodule(cfg: Config) -> pl.LightningDataModule:
+    """The phrase DataModule of ``cfg.data_dir`` (checked first)."""
+    from data.dataset import PhraseDataModule
+
+    check_data_dir(cfg)
+    return PhraseDataModule(cfg.data_dir, cfg.batch_size, num_workers=cfg.num_workers,
+                            pin_memory=cfg.accelerator not in ("cpu",))
+
+
+def build_trainer(cfg: Config, kind: str, max_epochs: int,
+                  callbacks: Sequence[Callback] = (), **overrides: Any) -> pl.Trainer:
+    """A Trainer writing ``kind``'s checkpoints and logs under ``cfg.model_dir``.
+
+    Args:
+        cfg: the typed configuration (hardware, limits, clipping).
+        kind: ``"transunet"`` or ``"decoder"``.
+        max_epochs: epochs to train in total (a resumed run continues up to it).
+        callbacks: extra callbacks.
+        overrides: Trainer keyword arguments that replace the config's.
+    """
+    folder = checkpoint_dir(cfg, kind)
+    logs = Path(cfg.model_dir) / "logs"
+    best = ModelCheckpoint(dirpath=folder, filename=BEST_PREFIX + "-{epoch:03d}-{val_loss:.4f}",
+                           monitor="val_loss", mode="min", save_top_k=1, save_last=True,
+                           enable_version_counter=False)  # a new run replaces last.ckpt
+    limit = cfg.limit_train_batches
+    kwargs: dict[str, Any] = {
+        **cfg.trainer_hardware(),
+        "max_epochs": max_epochs,
+        "limit_train_batches": limit,
+        "limit_val_batches": cfg.limit_val_batches,
+        "gradient_clip_val": cfg.gradient_clip_val,
+        "logger": [TensorBoardLogger(logs, name=kind), CSVLogger(logs, name=kind)],
+        "callbacks": [best, LearningRateMonitor(logging_interval="epoch"), NonFiniteLossStop(),
+                      *callbacks],
+        "log_every_n_steps": min(LOG_EVERY_N_STEPS, limit) if isinstance(limit, int)
+        else LOG_EVERY_N_STEPS,
+        "default_root_dir": cfg.model_dir,
+    }
+    kwargs.update(overrides)
+    return pl.Trainer(**kwargs)
+
+
+def _resume_path(cfg: Config, kind: str, resume: bool) -> Path | None:
+    if not (resume or cfg.resume):
+        return None
+    last = checkpoint_dir(cfg, kind) / LAST_NAME
+    if not last.is_file():
+        raise ConfigError(f"{cfg._source}: 'resume' is set but {str(last)!r} does not exist; "
+                          f"train without resume first")
+    return last
+
+
+def _fit(cfg: Config, kind: str, module: pl.LightningModule, max_epochs: int, resume: bool,
+         datamodule: pl.LightningDataModule | None, **overrides: Any) -> Path:
+    ckpt_path = _resume_path(cfg, kind, resume)
+    if datamodule is None:
+        datamodule = make_datamodule(cfg)
+    trainer = build_trainer(cfg, kind, max_epochs, **overrides)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if not best:
+        raise RuntimeError(f"{kind} training wrote no best checkpoint (no validation ran?)")
+    return Path(best)
+
+
+def train_separator(cfg: Config, resume: bool = False,
+                    datamodule: pl.LightningDataModule | None = None,
+                    **overrides: Any) -> Path:
+    """Train the TransUNet separator; return the best checkpoint's path.
+
+    Args:
+        cfg: the typed configuration.
+        resume: continue from ``model_dir/transunet/last.ckpt`` (also ``cfg.resume``).
+        datamodule: batches to train on; default: the phrases of ``cfg.data_dir``.
+        overrides: Trainer keyword arguments that replace the config's.
+
+    Raises:
+        ConfigError: missing data or resume checkpoint.
+        NonFiniteLossError: the loss became NaN/inf (the message names the step).
+    """
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = SeparatorModule(cfg.to_dict())
+    return _fit(cfg, "transunet", module, cfg.max_epochs, resume, datamodule, **overrides)
+
+
+def train_decoder(cfg: Config, resume: bool = False,
+                  datamodule: pl.LightningDataModule | None = None,
+                  **overrides: Any) -> Path:
+    """Train the decoder on top of the separator :func:`find_checkpoint` picks.
+
+    Args: as :func:`train_separator` (resume reads ``model_dir/decoder/last.ckpt``).
+
+    Raises:
+        ConfigError: no separator checkpoint, one that does not match the config,
+            missing data or resume checkpoint.
+    """
+    separator = find_checkpoint(cfg, "transunet")
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = DecoderModule(cfg.to_dict(), str(separator))
+    return _fit(cfg, "decoder", module, cfg.decoder_max_epochs, resume, datamodule, **overrides)
