@@ -1,0 +1,397 @@
+"""MIDI files <-> piano rolls (SPEC section 2 and 8).
+
+Parsing uses symusic (a C++ MIDI parser, ticks kept exact); rendering uses pretty_midi.
+Malformed input: files that do not start with an ``MThd`` (or RIFF ``RMID``) header are
+rejected before parsing, and symusic reports corrupt or truncated data as a Python
+exception (checked by fuzzing truncated and byte-flipped files), which becomes a
+:class:`MidiError`.
+
+Quantisation is in ticks: one step is ``tpq / 4`` ticks (a 16th note); a note covers the
+steps ``round(start / step)`` to ``round(end / step)`` (end exclusive, halves rounded up),
+at least one step. Tempo changes therefore do not move notes off the grid (the release
+quantised in seconds and drifted). Bars are counted in 4/4 from tick 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import symusic
+
+from data.contract import (
+    DRUM,
+    DRUM_KEYS,
+    DRUM_ROW0,
+    INSTRUMENTS,
+    MELODY,
+    MIN_CLASSES,
+    MIN_TRACK_NOTES,
+    N_INSTRUMENTS,
+    N_PITCH,
+    PITCH_HIGH,
+    PITCH_LOW,
+    PROGRAM_FAMILY,
+    RENDER_PROGRAM,
+    RENDER_VELOCITY,
+    STEPS_PER_BEAT,
+    drum_row,
+)
+from data.melody import TrackNotes, find_melody, track_with_program
+from data.roll import roll_notes
+
+DEFAULT_QPM = 120.0  # MIDI's tempo before the first tempo event
+# GM drum key -> row 63..71 (after merging), -1 for keys that are not kept
+_DRUM_ROW = np.array([drum_row(k) if drum_row(k) is not None else -1 for k in range(128)],
+                     dtype=np.int64)
+
+
+class MidiError(Exception):
+    """A file that cannot be read as MIDI music.
+
+    Attributes:
+        reason: "not_midi", "unreadable", "truncated" or "empty".
+        path: the file.
+    """
+
+    def __init__(self, path: str | Path, reason: str, detail: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {detail}")
+
+
+class SkipFile(Exception):  # noqa: N818 -- a filter outcome, not an error
+    """A readable file that the data contract filters out.
+
+    Attributes:
+        reason: "not_4_4", "too_few_instruments", ...
+        path: the file.
+    """
+
+    def __init__(self, path: str | Path, reason: str, detail: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {detail}")
+
+
+@dataclass
+class Timing:
+    """Timing of a MIDI file.
+
+    Attributes:
+        tpq: ticks per quarter note.
+        tempos: ``[(tick, qpm), ...]`` sorted, first at tick 0.
+        time_signatures: ``[(tick, numerator, denominator), ...]`` as found in the file.
+    """
+
+    tpq: int
+    tempos: list[tuple[int, float]] = field(default_factory=lambda: [(0, DEFAULT_QPM)])
+    time_signatures: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def ticks_per_step(self) -> float:
+        """Ticks in one 16th-note step (``tpq / 4``)."""
+        return self.tpq / STEPS_PER_BEAT
+
+    def tick_to_seconds(self, ticks: np.ndarray) -> np.ndarray:
+        """Seconds at the given ticks, following the tempo map. float64, same shape."""
+        ticks = np.asarray(ticks, dtype=np.float64)
+        bounds = np.array([t for t, _ in self.tempos], dtype=np.float64)
+        sec_per_tick = 60.0 / (np.array([q for _, q in self.tempos]) * self.tpq)
+        # seconds elapsed at each tempo boundary
+        at_bound = np.concatenate(([0.0], np.cumsum(np.diff(bounds) * sec_per_tick[:-1])))
+        seg = np.clip(np.searchsorted(bounds, ticks, side="right") - 1, 0, None)
+        return at_bound[seg] + (ticks - bounds[seg]) * sec_per_tick[seg]
+
+    def step_to_seconds(self, steps: np.ndarray) -> np.ndarray:
+        """Seconds at the start of the given grid steps (float64, same shape as ``steps``)."""
+        return self.tick_to_seconds(np.asarray(steps, dtype=np.float64) * self.ticks_per_step)
+
+    def is_4_4(self) -> bool:
+        """Whether the file has exactly one time signature and it is 4/4 (SPEC filter)."""
+        return (len(self.time_signatures) == 1
+                and self.time_signatures[0][1:] == (4, 4))
+
+
+@dataclass
+class Song:
+    """One MIDI file converted by the data contract.
+
+    Attributes:
+        name: file name without extension.
+        roll: bool ``[T, 72, 6]`` (contract order: time, pitch row, instrument).
+        timing: the file's timing (tempo map kept for rendering).
+        has_melody: whether a melody track was found (channel 0 may be non-empty).
+    """
+
+    name: str
+    roll: np.ndarray
+    timing: Timing
+    has_melody: bool
+
+
+# ----------------------------------------------------------------------------- reading
+def read_score(path: str | Path) -> symusic.Score:
+    """Parse a MIDI file with symusic (ticks), turning every failure into a MidiError."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MidiError(path, "unreadable", f"cannot read file ({exc.strerror})") from None
+    if not data:
+        raise MidiError(path, "empty", "file is empty")
+    if not (data.startswith(b"MThd") or (data.startswith(b"RIFF") and data[8:12] == b"RMID")):
+        raise MidiError(path, "not_midi", "not a MIDI file (no MThd header)")
+    try:
+        return symusic.Score.from_midi(data)
+    except Exception as exc:  # symusic raises RuntimeError/ValueError for corrupt data
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        lowered = text.lower()
+        reason = "truncated" if ("eof" in lowered or "less than" in lowered
+                                 or "remaining" in lowered) else "unreadable"
+        raise MidiError(path, reason, f"corrupt MIDI data ({text})") from None
+
+
+def score_timing(score: symusic.Score) -> Timing:
+    """The :class:`Timing` of a parsed score (duplicate events at one tick collapsed)."""
+    tempos: dict[int, float] = {}
+    for tempo in score.tempos:
+        tempos[int(tempo.time)] = float(tempo.qpm)  # the last event at a tick wins
+    if 0 not in tempos:
+        tempos[0] = DEFAULT_QPM
+    signatures: list[tuple[int, int, int]] = []
+    for ts in score.time_signatures:
+        event = (int(ts.time), int(ts.numerator), int(ts.denominator))
+        if event not in signatures:
+            signatures.append(event)
+    return Timing(tpq=int(score.ticks_per_quarter), tempos=sorted(tempos.items()),
+                  time_signatures=signatures)
+
+
+def score_tracks(score: symusic.Score) -> list[TrackNotes]:
+    """Every track of a score as :class:`TrackNotes` (int64 tick arrays)."""
+    tracks = []
+    for track in score.tracks:
+        notes = track.notes.numpy()
+        start = notes["time"].astype(np.int64)
+        tracks.append(TrackNotes(name=str(track.name), program=int(track.program),
+                                 is_drum=bool(track.is_drum), start=start,
+                                 end=start + notes["duration"].astype(np.int64),
+                                 pitch=notes["pitch"].astype(np.int64)))
+    return tracks
+
+
+# ----------------------------------------------------------------------------- gridding
+def quantise(start: np.ndarray, end: np.ndarray, ticks_per_step: float
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Ticks -> grid steps: rounded start and end (halves up), at least one step.
+
+    Args:
+        start: int ``[K]`` note-on ticks.
+        end: int ``[K]`` note-off ticks.
+        ticks_per_step: ``tpq / 4``.
+
+    Returns:
+        ``(first, stop)``: int64 ``[K]`` each; a note covers steps ``first .. stop - 1``.
+    """
+    first = np.floor(np.asarray(start) / ticks_per_step + 0.5).astype(np.int64)
+    stop = np.floor(np.asarray(end) / ticks_per_step + 0.5).astype(np.int64)
+    return first, np.maximum(stop, first + 1)
+
+
+def _paint(roll2d: np.ndarray, first: np.ndarray, stop: np.ndarray, rows: np.ndarray) -> None:
+    """Set ``roll2d[first_k:stop_k, rows_k] = True`` for every note k (in place).
+
+    ``roll2d`` is bool ``[T, 72]`` with ``T >= stop.max()``.
+    """
+    if first.size == 0:
+        return
+    diff = np.zeros((roll2d.shape[0] + 1, roll2d.shape[1]), dtype=np.int32)
+    np.add.at(diff, (first, rows), 1)
+    np.add.at(diff, (stop, rows), -1)
+    roll2d |= np.cumsum(diff[:-1], axis=0) > 0
+
+
+def _track_cells(track: TrackNotes, ticks_per_step: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grid cells of a track: ``(first, stop, row)``, notes outside the roll dropped.
+
+    Pitched tracks keep pitches 24..95 (rows 0..71); drum tracks go through the drum
+    merge into rows 63..71 and drop the keys that are not kept.
+    """
+    if track.is_drum:
+        rows = _DRUM_ROW[np.clip(track.pitch, 0, 127)]
+        keep = rows >= 0
+    else:
+        rows = track.pitch - PITCH_LOW
+        keep = (track.pitch >= PITCH_LOW) & (track.pitch <= PITCH_HIGH)
+    first, stop = quantise(track.start[keep], track.end[keep], ticks_per_step)
+    return first, stop, rows[keep]
+
+
+def _unify(path: Path, tracks: list[TrackNotes], timing: Timing,
+           melody_program: int | None) -> tuple[np.ndarray, bool]:
+    """Track unification (SPEC section 2, steps 1-6) -> ``(roll [T, 72, 6], has_melody)``."""
+    tracks = [t for t in tracks if len(t) > MIN_TRACK_NOTES]  # step 1
+    if melody_program is not None:
+        melody = track_with_program(tracks, melody_program)
+    else:
+        melody = find_melody(tracks, timing.tpq)
+    chosen: dict[int, TrackNotes] = {}
+    if melody is not None:
+        chosen[MELODY] = tracks[melody]  # step 2
+    for i, track in enumerate(tracks):
+        if i == melody:
+            continue
+        cls = DRUM if track.is_drum else PROGRAM_FAMILY.get(track.program // 8)  # steps 3-4
+        if cls is None:
+            continue
+        if cls not in chosen or len(track) > len(chosen[cls]):  # step 5
+            chosen[cls] = track
+    if len(chosen) < MIN_CLASSES:  # step 6
+        raise SkipFile(path, "too_few_instruments",
+                       f"{len(chosen)} instrument class(es) after track unification, "
+                       f"need {MIN_CLASSES}")
+    cells = {cls: _track_cells(track, timing.ticks_per_step) for cls, track in chosen.items()}
+    length = max([int(stop.max()) for _, stop, _ in cells.values() if stop.size] + [0])
+    roll = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
+    for cls, (first, stop, rows) in cells.items():
+        plane = np.zeros((length, N_PITCH), dtype=bool)
+        _paint(plane, first, stop, rows)
+        roll[..., cls] = plane
+    return roll, melody is not None
+
+
+def load_song(path: str | Path, melody_program: int | None = None) -> Song:
+    """Convert one MIDI file by the data contract (SPEC section 2).
+
+    Args:
+        path: a MIDI file.
+        melody_program: GM program of the melody track (from a midi-miner style JSON);
+            None runs the melody detector of :mod:`data.melody`.
+
+    Returns:
+        The :class:`Song`, roll bool ``[T, 72, 6]``.
+
+    Raises:
+        MidiError: unreadable, empty, truncated or not MIDI.
+        SkipFile: filtered out -- reason "not_4_4" or "too_few_instruments".
+    """
+    path = Path(path)
+    score = read_score(path)
+    timing = score_timing(score)
+    if not timing.is_4_4():
+        found = ", ".join(f"{n}/{d}@{t}" for t, n, d in timing.time_signatures) or "none"
+        raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
+    roll, has_melody = _unify(path, score_tracks(score), timing, melody_program)
+    return Song(name=path.stem, roll=roll, timing=timing, has_melody=has_melody)
+
+
+def load_mixture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, Timing]:
+    """Read any MIDI file as a mixture to separate.
+
+    The mixture is the OR of every pitched note of every track (no note-count or program
+    filter; pitches outside 24..95 dropped) and of every drum track through the drum
+    merge (rows 63..71). The reference is the unified multitrack roll of the same file
+    (track unification of SPEC section 2, melody detector, without the 4/4 corpus filter)
+    when the file has enough instrument classes, else None.
+
+    Args:
+        path: a MIDI file (any meter; one without a time signature is taken as 4/4).
+
+    Returns:
+        ``(mixture, reference, timing)``: bool ``[T, 72]``, bool ``[T, 72, 6]`` or None
+        (same ``T``), and the file's :class:`Timing`.
+
+    Raises:
+        MidiError: not MIDI, truncated/corrupt, or no note inside the pitch range.
+    """
+    path = Path(path)
+    score = read_score(path)
+    timing = score_timing(score)
+    if not timing.time_signatures:
+        timing.time_signatures = [(0, 4, 4)]
+    tracks = score_tracks(score)
+    cells = [_track_cells(t, timing.ticks_per_step) for t in tracks]
+    length = max([int(stop.max()) for _, stop, _ in cells if stop.size] + [0])
+    if length == 0:
+        raise MidiError(path, "empty", "no notes inside the pitch range "
+                        f"{PITCH_LOW}..{PITCH_HIGH} or on the kept drum keys")
+    mixture = np.zeros((length, N_PITCH), dtype=bool)
+    for first, stop, rows in cells:
+        _paint(mixture, first, stop, rows)
+    try:
+        reference, _ = _unify(path, tracks, timing, None)
+    except SkipFile:
+        return mixture, None, timing
+    padded = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
+    padded[: reference.shape[0]] = reference[:length]
+    return mixture, padded, timing
+
+
+# ----------------------------------------------------------------------------- rendering
+def _set_tempo_map(pm: pretty_midi.PrettyMIDI, timing: Timing, max_tick: int) -> None:
+    """Give a new PrettyMIDI the tempo map of ``timing`` (written out as set_tempo events).
+
+    pretty_midi has no public API for tempo changes; its tick scales are the documented
+    internal representation it writes from.
+    """
+    pm._tick_scales = [(int(tick), 60.0 / (qpm * pm.resolution)) for tick, qpm in timing.tempos]
+    pm._update_tick_to_time(max_tick + 1)
+
+
+def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
+                 qpm: float = 120.0) -> pretty_midi.PrettyMIDI:
+    """Render a song or phrase roll as multi-instrument MIDI (SPEC section 8).
+
+    One track per non-empty channel (programs flute/piano/guitar/bass/strings and a drum
+    track, velocities from the contract); each run of on-cells at one pitch is one note.
+    Drum cells below row 63 have no drum key and are not rendered.
+
+    Args:
+        roll: bool ``[T, 72, 6]`` (contract order) or ``[T, 72, 5]`` (channels 1..5).
+        timing: the song's timing; step k then starts at ``timing.step_to_seconds(k)`` and
+            the MIDI file carries the song's tempo map and time signatures. None: a
+            constant ``qpm`` in 4/4.
+        qpm: tempo used when ``timing`` is None.
+
+    Returns:
+        A ``pretty_midi.PrettyMIDI``.
+    """
+    roll = np.asarray(roll)
+    if roll.ndim != 3 or roll.shape[1] != N_PITCH or roll.shape[2] not in (N_INSTRUMENTS,
+                                                                            N_INSTRUMENTS - 1):
+        raise ValueError(f"roll must have shape [T, {N_PITCH}, 6] or [T, {N_PITCH}, 5], "
+                         f"got {list(roll.shape)}")
+    offset = N_INSTRUMENTS - roll.shape[2]  # 1 when channel 0 (melody) is absent
+    if timing is None:
+        timing = Timing(tpq=480, tempos=[(0, float(qpm))], time_signatures=[(0, 4, 4)])
+    pm = pretty_midi.PrettyMIDI(resolution=timing.tpq, initial_tempo=timing.tempos[0][1])
+    if len(timing.tempos) > 1:
+        _set_tempo_map(pm, timing, int(np.ceil(roll.shape[0] * timing.ticks_per_step)))
+    for tick, num, den in timing.time_signatures:
+        seconds = float(timing.tick_to_seconds(np.array(tick)))
+        pm.time_signature_changes.append(pretty_midi.TimeSignature(num, den, seconds))
+    for channel in range(roll.shape[2]):
+        cls = channel + offset
+        rows, first, stop = roll_notes(roll[:, :, channel])
+        if cls == DRUM:
+            keep = rows >= DRUM_ROW0
+            rows, first, stop = rows[keep], first[keep], stop[keep]
+            pitches = np.array(DRUM_KEYS, dtype=np.int64)[rows - DRUM_ROW0]
+        else:
+            pitches = rows + PITCH_LOW
+        if rows.size == 0:
+            continue
+        inst = pretty_midi.Instrument(program=RENDER_PROGRAM.get(cls, 0), is_drum=cls == DRUM,
+                                      name=INSTRUMENTS[cls])
+        on, off = timing.step_to_seconds(first), timing.step_to_seconds(stop)
+        velocity = RENDER_VELOCITY[cls]
+        inst.notes = [pretty_midi.Note(velocity=velocity, pitch=int(p), start=float(a),
+                                       end=float(b))
+                      for p, a, b in zip(pitches.tolist(), on.tolist(), off.tolist())]
+        inst.notes.sort(key=lambda n: (n.start, n.pitch))
+        pm.instruments.append(inst)
+    return pm

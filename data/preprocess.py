@@ -1,0 +1,437 @@
+"""Build the phrase dataset from a folder of MIDI files (e.g. an extracted LMD-full).
+
+Command::
+
+    python -m data.preprocess --midi-dir DIR --out-dir DIR [--workers N]
+        [--melody-json FILE] [--seed S] [--config config.json]
+
+With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
+``train_split``/``val_split``/``test_split``, ``seed`` and ``preprocess_workers`` are read
+from the config; flags given explicitly win.
+
+How the build works:
+
+1. every ``.mid``/``.midi`` file under DIR (any case, recursive) is converted by
+   :func:`data.midi.load_song`, cut into 4-bar windows and filtered
+   (:mod:`data.roll`), in worker processes (all cores by default);
+2. the main process gathers results into chunks and writes each chunk atomically as
+   ``OUT/shards/part-NNNNNN.npy`` (bit-packed phrases) plus ``part-NNNNNN.json`` (one record
+   per file: kept or skipped with its reason). The JSON is renamed into place last and is
+   what marks the chunk's files as done, so an interrupted build re-run into the same OUT
+   processes only the files not yet recorded -- no duplicates, no loss;
+3. once every file is recorded, the kept songs (sorted relative paths) are shuffled by a
+   seeded permutation and cut into train/val/test by the fractions; each split's phrases
+   are written to ``OUT/<split>.phrases.npy`` in song order (:mod:`data.store`) and
+   ``OUT/manifest.json`` is written atomically.
+
+The split depends only on the set of kept songs, the seed and the fractions, so a resumed
+or repeated build gives the same files. ``OUT/shards`` may be deleted after a finished
+build to save space; a later re-run then converts every file again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from data import contract
+from data.melody import load_melody_json, melody_program_for
+from data.midi import MidiError, SkipFile, load_song
+from data.roll import keep_phrases, window_view
+from data.store import (
+    PACKED_BYTES,
+    SPLITS,
+    atomic_save_npy,
+    atomic_write_json,
+    pack,
+    write_split,
+)
+
+MIDI_SUFFIXES = (".mid", ".midi")
+FLUSH_FILES = 256  # files per shard at most
+FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
+SHARD_GLOB = "part-*.json"
+
+
+class BuildError(ValueError):
+    """A problem with the build's inputs, phrased as one line naming the path or key."""
+
+
+@dataclass
+class FileResult:
+    """What one worker returns for one MIDI file.
+
+    Attributes:
+        record: JSON-able summary (``path``, ``status`` = "kept" or a skip reason, ...).
+        packed: uint8 ``[n, 3456]`` kept phrases (``n = 0`` for skipped files).
+    """
+
+    record: dict[str, Any]
+    packed: np.ndarray
+
+
+def find_midi_files(midi_dir: str | Path) -> list[str]:
+    """Relative POSIX paths of every MIDI file under ``midi_dir`` (recursive, sorted)."""
+    root = Path(midi_dir)
+    found = [p.relative_to(root).as_posix() for p in root.rglob("*")
+             if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()]
+    return sorted(found)
+
+
+def process_file(path: Path, rel_path: str, melody_program: int | None) -> FileResult:
+    """Convert one file into its kept phrases; never raises for bad input.
+
+    Args:
+        path: the MIDI file.
+        rel_path: its path relative to the MIDI folder (the song's identity).
+        melody_program: melody program from the melody JSON, or None (detector).
+
+    Returns:
+        A :class:`FileResult`.
+    """
+    empty = np.zeros((0, PACKED_BYTES), dtype=np.uint8)
+    try:
+        song = load_song(path, melody_program=melody_program)
+    except (MidiError, SkipFile) as exc:
+        return FileResult({"path": rel_path, "status": exc.reason, "detail": str(exc)}, empty)
+    except Exception as exc:  # noqa: BLE001 -- one bad file must never stop a build
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return FileResult({"path": rel_path, "status": "error",
+                           "detail": f"{path}: {type(exc).__name__}: {text}"}, empty)
+    windows, _ = window_view(song.roll)
+    kept = windows[keep_phrases(windows, song.has_melody)]  # (n, 64, 72, 6) copy
+    record = {"path": rel_path, "status": "kept" if len(kept) else "no_phrase",
+              "has_melody": song.has_melody, "windows": int(len(windows)),
+              "phrases": int(len(kept)),
+              "cells": kept.sum(axis=(0, 1, 2)).astype(int).tolist(),
+              "phrases_with": kept.any(axis=(1, 2)).sum(axis=0).astype(int).tolist()}
+    if not len(kept):
+        record["detail"] = (f"{path}: no 4-bar window passes the bar-density"
+                            f"{' and melody' if song.has_melody else ''} filter")
+    return FileResult(record, pack(kept))
+
+
+def _process_task(task: tuple[str, str, int | None]) -> FileResult:
+    path, rel_path, program = task
+    return process_file(Path(path), rel_path, program)
+
+
+# ----------------------------------------------------------------------------- shards
+class ShardWriter:
+    """Collects file results and commits them as atomic chunk files in ``OUT/shards``."""
+
+    def __init__(self, shard_dir: Path, next_index: int) -> None:
+        self.shard_dir = shard_dir
+        self.index = next_index
+        self.records: list[dict[str, Any]] = []
+        self.parts: list[np.ndarray] = []
+        self.n_phrases = 0
+
+    def add(self, result: FileResult) -> None:
+        """Buffer one file's result; commit a chunk when the buffer is full."""
+        record = dict(result.record)
+        record["offset"] = self.n_phrases
+        self.records.append(record)
+        if len(result.packed):
+            self.parts.append(result.packed)
+            self.n_phrases += len(result.packed)
+        if len(self.records) >= FLUSH_FILES or self.n_phrases >= FLUSH_PHRASES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the buffered files: phrases first, then the record file that marks them done."""
+        if not self.records:
+            return
+        stem = self.shard_dir / f"part-{self.index:06d}"
+        packed = (np.concatenate(self.parts) if self.parts
+                  else np.zeros((0, PACKED_BYTES), dtype=np.uint8))
+        atomic_save_npy(stem.with_suffix(".npy"), packed)
+        atomic_write_json(stem.with_suffix(".json"), {"records": self.records})
+        self.index += 1
+        self.records, self.parts, self.n_phrases = [], [], 0
+
+
+def _load_shards(shard_dir: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]], int]:
+    """Committed records ``{rel path: (record, shard .npy)}`` and the next free shard index.
+
+    Leftovers of an interrupted run (temporary files, a phrase file whose record file was
+    never written) are removed.
+    """
+    for tmp in shard_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    done: dict[str, tuple[dict[str, Any], Path]] = {}
+    next_index = 0
+    for meta in sorted(shard_dir.glob(SHARD_GLOB)):
+        next_index = max(next_index, int(meta.stem.split("-")[1]) + 1)
+        npy = meta.with_suffix(".npy")
+        for record in json.loads(meta.read_text())["records"]:
+            done.setdefault(record["path"], (record, npy))
+    for npy in shard_dir.glob("part-*.npy"):
+        if not npy.with_suffix(".json").exists():
+            npy.unlink()
+    return done, next_index
+
+
+def _fingerprint(melody_json: str | None) -> dict[str, Any]:
+    """Settings that change what a shard contains (a mismatch forbids resuming)."""
+    constants = {k: v for k, v in vars(contract).items()
+                 if k.isupper() and isinstance(v, (int, float, str, tuple))}
+    digest = None
+    if melody_json is not None:
+        digest = hashlib.sha256(Path(melody_json).read_bytes()).hexdigest()
+    return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
+            "melody_json_sha256": digest}
+
+
+# ----------------------------------------------------------------------------- splits
+def split_songs(songs: Sequence[str], seed: int,
+                fractions: tuple[float, float, float]) -> dict[str, list[str]]:
+    """Assign songs to train/val/test by a seeded permutation of their sorted names.
+
+    Counts: ``round(n * fraction)`` for val and test, the rest in train; every split with
+    a non-zero fraction gets at least one song when there are enough songs for all of them.
+
+    Returns:
+        ``{split: sorted song names}``.
+    """
+    ordered = sorted(songs)
+    n = len(ordered)
+    perm = np.random.default_rng(seed).permutation(n)
+    wanted = [f > 0 for f in fractions]
+    counts = [0, int(round(n * fractions[1])), int(round(n * fractions[2]))]
+    if n >= sum(wanted):
+        counts = [max(c, 1) if w and i else c for i, (c, w) in enumerate(zip(counts, wanted))]
+    counts[1] = min(counts[1], n)
+    counts[2] = min(counts[2], n - counts[1])
+    counts[0] = n - counts[1] - counts[2]
+    if wanted[0] and counts[0] == 0 and n >= sum(wanted):
+        big = 1 if counts[1] >= counts[2] else 2
+        counts[big] -= 1
+        counts[0] += 1
+    bounds = np.cumsum([0] + counts)
+    return {split: sorted(ordered[i] for i in perm[bounds[k]: bounds[k + 1]])
+            for k, split in enumerate(SPLITS)}
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    if len(fractions) != 3 or any(not 0.0 <= f <= 1.0 for f in fractions):
+        raise BuildError(f"fractions must be three values in [0, 1] (train, val, test), "
+                         f"got {tuple(fractions)}")
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise BuildError(f"fractions must add up to 1, got {tuple(fractions)}")
+    return (float(fractions[0]), float(fractions[1]), float(fractions[2]))
+
+
+# ----------------------------------------------------------------------------- build
+def _pool_results(tasks: list[tuple[str, str, int | None]], workers: int):
+    """Yield :class:`FileResult` for every task, in a process pool unless ``workers == 1``."""
+    if workers == 1:
+        for task in tasks:
+            yield _process_task(task)
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["data.midi", "data.roll", "data.store"])
+    chunksize = max(1, min(16, len(tasks) // (workers * 8)))
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap_unordered(_process_task, tasks, chunksize=chunksize)
+
+
+def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = None,
+          melody_json: str | Path | None = None, seed: int = 0,
+          fractions: Sequence[float] = (0.9, 0.05, 0.05), progress: bool = True
+          ) -> dict[str, Any]:
+    """Build (or finish building) the phrase dataset of a MIDI folder.
+
+    Args:
+        midi_dir: folder searched recursively for ``.mid``/``.midi`` files.
+        out_dir: dataset folder (created); re-running into it resumes.
+        workers: processes (None = all cores; 1 = no pool).
+        melody_json: optional midi-miner style ``{file: {"melody": program}}``.
+        seed: seeds the song split.
+        fractions: (train, val, test) fractions of the kept songs.
+        progress: show a progress bar with files/s on stderr.
+
+    Returns:
+        The manifest (also written to ``OUT/manifest.json``).
+
+    Raises:
+        BuildError: missing MIDI folder, bad fractions or workers, a melody JSON that
+            cannot be read, or an OUT built with other settings.
+    """
+    started = time.perf_counter()
+    midi_dir, out_dir = Path(midi_dir), Path(out_dir)
+    if not midi_dir.is_dir():
+        raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder")
+    fracs = _check_fractions(fractions)
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    if n_workers < 1:
+        raise BuildError(f"workers must be >= 1, got {workers}")
+    table: dict[str, int] = {}
+    if melody_json is not None:
+        try:
+            table = load_melody_json(melody_json)
+        except ValueError as exc:
+            raise BuildError(str(exc)) from None
+    shard_dir = out_dir / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(None if melody_json is None else str(melody_json))
+    settings_path = shard_dir / "settings.json"
+    if settings_path.exists():
+        if json.loads(settings_path.read_text()) != fingerprint:
+            raise BuildError(f"{out_dir}: built with another data contract or melody JSON; "
+                             f"use a new --out-dir or delete this one")
+    else:
+        atomic_write_json(settings_path, fingerprint)
+
+    files = find_midi_files(midi_dir)
+    done, next_index = _load_shards(shard_dir)
+    todo = [(str(midi_dir / rel), rel, melody_program_for(table, rel) if table else None)
+            for rel in files if rel not in done]
+    writer = ShardWriter(shard_dir, next_index)
+    bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="file",
+               desc="preprocess", disable=not progress, dynamic_ncols=True)
+    new_phrases = 0
+    try:
+        for result in _pool_results(todo, min(n_workers, max(len(todo), 1))):
+            writer.add(result)
+            new_phrases += len(result.packed)
+            bar.update(1)
+            bar.set_postfix(phrases=new_phrases, refresh=False)
+    finally:
+        writer.flush()  # whatever finished is kept for the next run
+        bar.close()
+
+    done, _ = _load_shards(shard_dir)
+    records = {rel: done[rel] for rel in files}  # files removed from the folder are ignored
+    manifest = _finish(out_dir, records, seed, fracs)
+    manifest["settings"] = {
+        "midi_dir": str(midi_dir), "out_dir": str(out_dir), "workers": n_workers,
+        "melody_json": None if melody_json is None else str(melody_json), "seed": seed,
+        "fractions": {s: f for s, f in zip(SPLITS, fracs)},
+        "steps_per_beat": contract.STEPS_PER_BEAT, "phrase_steps": contract.PHRASE_STEPS,
+        "phrase_stride": contract.PHRASE_STRIDE,
+        "pitch_range": [contract.PITCH_LOW, contract.PITCH_HIGH],
+        "instruments": list(contract.INSTRUMENTS),
+        "min_track_notes": contract.MIN_TRACK_NOTES,
+        "min_bar_density": contract.MIN_BAR_DENSITY,
+        "min_melody_cells": contract.MIN_MELODY_CELLS,
+    }
+    manifest["files_this_run"] = len(todo)
+    manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed: int,
+            fractions: tuple[float, float, float]) -> dict[str, Any]:
+    """Split the kept songs, write the split files and return the manifest's counts."""
+    kept = sorted(rel for rel, (rec, _) in records.items() if rec["status"] == "kept")
+    splits = split_songs(kept, seed, fractions)
+    phrases: dict[str, int] = {}
+    for split in SPLITS:
+        songs = splits[split]
+        total = sum(records[rel][0]["phrases"] for rel in songs)
+        phrases[split] = total
+        write_split(out_dir, split, total, _split_parts(songs, records))
+    skipped = Counter(rec["status"] for rec, _ in records.values() if rec["status"] != "kept")
+    examples: dict[str, list[str]] = {}
+    for rel in sorted(records):
+        rec = records[rel][0]
+        if rec["status"] != "kept" and len(examples.setdefault(rec["status"], [])) < 3:
+            examples[rec["status"]].append(rec.get("detail", rel))
+    cells = np.zeros(contract.N_INSTRUMENTS, dtype=np.int64)
+    with_inst = np.zeros(contract.N_INSTRUMENTS, dtype=np.int64)
+    for rel in kept:
+        cells += records[rel][0]["cells"]
+        with_inst += records[rel][0]["phrases_with"]
+    return {
+        "files_seen": len(records),
+        "files_kept": len(kept),
+        "skipped": dict(sorted(skipped.items())),
+        "phrases": phrases,
+        "songs": {split: len(splits[split]) for split in SPLITS},
+        "melody_songs": sum(bool(records[rel][0]["has_melody"]) for rel in kept),
+        "instrument_phrases": dict(zip(contract.INSTRUMENTS, with_inst.tolist())),
+        "instrument_cells": dict(zip(contract.INSTRUMENTS, cells.tolist())),
+        "skipped_examples": examples,
+        "split_songs": splits,
+        "format": "<split>.phrases.npy: uint8 [N, 3456] = np.packbits of bool [N, 64, 72, 6]; "
+                  "<split>.song_ids.npy: int32 [N] index into split_songs[<split>]",
+    }
+
+
+def _split_parts(songs: list[str], records: dict[str, tuple[dict[str, Any], Path]]):
+    """Yield ``(packed, song ids)`` of each song of a split, in song order."""
+    cache: dict[Path, np.ndarray] = {}
+    for song_id, rel in enumerate(songs):
+        record, npy = records[rel]
+        if npy not in cache:
+            cache.clear()  # songs of one shard tend to be read together; keep one open
+            cache[npy] = np.load(npy, mmap_mode="r")
+        rows = cache[npy][record["offset"]: record["offset"] + record["phrases"]]
+        yield np.asarray(rows), np.full(len(rows), song_id, dtype=np.int32)
+
+
+# ----------------------------------------------------------------------------- CLI
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m data.preprocess",
+                                     description="Build phrases from a folder of MIDI files.")
+    parser.add_argument("--config", help="config.json to take defaults from")
+    parser.add_argument("--midi-dir", help="folder of MIDI files (searched recursively)")
+    parser.add_argument("--out-dir", help="dataset folder to write (resumes if it exists)")
+    parser.add_argument("--workers", type=int, help="processes (default: all cores)")
+    parser.add_argument("--melody-json", help='midi-miner style {file: {"melody": program}}')
+    parser.add_argument("--seed", type=int, help="seed of the song split (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the build from the command line; print the manifest. Returns the exit code."""
+    from utils.config import ConfigError, load_config
+
+    args = parse_args(argv)
+    try:
+        fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
+        midi_dir, out_dir, melody_json = args.midi_dir, args.out_dir, args.melody_json
+        workers, seed = args.workers, args.seed
+        if args.config:
+            cfg = load_config(args.config)
+            midi_dir = midi_dir or cfg.midi_dir
+            out_dir = out_dir or cfg.data_dir
+            melody_json = melody_json or cfg.melody_json
+            workers = workers if workers is not None else cfg.preprocess_workers
+            seed = seed if seed is not None else cfg.seed
+            fractions = (cfg.train_split, cfg.val_split, cfg.test_split)
+        if not midi_dir or not out_dir:
+            raise BuildError("--midi-dir and --out-dir are required (or --config)")
+        if melody_json is not None and not Path(melody_json).is_file():
+            raise BuildError(f"melody JSON {melody_json!r} not found")
+        manifest = build(midi_dir, out_dir, workers=workers, melody_json=melody_json,
+                         seed=0 if seed is None else seed, fractions=fractions,
+                         progress=not args.no_progress)
+    except (BuildError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    shown = {k: v for k, v in manifest.items() if k != "split_songs"}
+    print(json.dumps(shown, indent=2))
+    print(f"full manifest (with the songs of each split): {Path(out_dir) / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

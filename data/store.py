@@ -1,0 +1,197 @@
+"""Bit-packed, memory-mapped phrase storage.
+
+A built dataset folder ``OUT`` holds, per split (``train``, ``val``, ``test``):
+
+* ``OUT/<split>.phrases.npy`` -- uint8 ``[N, 3456]``: each phrase ``bool [64, 72, 6]``
+  flattened in C order and bit-packed (``np.packbits``, 8 cells per byte, 3,456 bytes a
+  phrase instead of 27,648);
+* ``OUT/<split>.song_ids.npy`` -- int32 ``[N]``: index of each phrase's song in
+  ``manifest.json["split_songs"][<split>]`` (song = MIDI path relative to the MIDI folder).
+
+Both are ordinary ``.npy`` files opened with ``mmap_mode="r"``, so a split of millions of
+phrases costs no memory until read. ``OUT/shards/`` holds the per-chunk build output the
+split files are assembled from (see :mod:`data.preprocess`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.contract import PHRASE_CELLS, PHRASE_SHAPE
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+PACKED_BYTES = PHRASE_CELLS // 8  # 3,456 bytes per phrase
+
+
+def check_split(split: str) -> str:
+    """Validate a split name (one of :data:`SPLITS`)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    return split
+
+
+def pack(phrases: np.ndarray) -> np.ndarray:
+    """bool ``[N, 64, 72, 6]`` -> uint8 ``[N, 3456]``."""
+    if phrases.shape[1:] != PHRASE_SHAPE:
+        raise ValueError(f"phrases must have shape [N, {', '.join(map(str, PHRASE_SHAPE))}], "
+                         f"got {list(phrases.shape)}")
+    return np.packbits(phrases.reshape(phrases.shape[0], PHRASE_CELLS), axis=1)
+
+
+def unpack(packed: np.ndarray) -> np.ndarray:
+    """uint8 ``[N, 3456]`` (or ``[3456]``) -> bool ``[N, 64, 72, 6]`` (or ``[64, 72, 6]``)."""
+    packed = np.asarray(packed)
+    bits = np.unpackbits(packed, axis=-1, count=PHRASE_CELLS).view(bool)
+    return bits.reshape(*packed.shape[:-1], *PHRASE_SHAPE)
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    """Write a ``.npy`` file so that readers see either nothing or the whole file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write JSON via a temporary file and rename (no half-written file survives)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(obj, handle, indent=2)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def split_paths(out_dir: str | Path, split: str) -> tuple[Path, Path]:
+    """``(phrases file, song-id file)`` of a split."""
+    out_dir = Path(out_dir)
+    check_split(split)
+    return out_dir / f"{split}.phrases.npy", out_dir / f"{split}.song_ids.npy"
+
+
+def write_split(out_dir: str | Path, split: str, total: int,
+                parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Stream packed phrases into a split's files, atomically.
+
+    Args:
+        out_dir: dataset folder.
+        split: "train", "val" or "test".
+        total: number of phrases the parts add up to.
+        parts: ``(packed uint8 [n, 3456], song_ids int32 [n])`` pieces, in order.
+    """
+    phrases_path, ids_path = split_paths(out_dir, split)
+    fd, tmp = tempfile.mkstemp(dir=phrases_path.parent, prefix=f".{phrases_path.name}.",
+                               suffix=".tmp")
+    os.close(fd)
+    ids = np.zeros(total, dtype=np.int32)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                        shape=(total, PACKED_BYTES))
+        row = 0
+        for packed, song_ids in parts:
+            out[row: row + len(packed)] = packed
+            ids[row: row + len(packed)] = song_ids
+            row += len(packed)
+        if row != total:
+            raise RuntimeError(f"{phrases_path}: expected {total} phrases, got {row}")
+        out.flush()
+        del out
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, phrases_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_save_npy(ids_path, ids)
+
+
+def _open(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split file not found (build the dataset with "
+                                f"python -m data.preprocess)")
+    try:
+        return np.load(path, mmap_mode="r")
+    except ValueError:  # a zero-length array cannot be memory-mapped
+        return np.load(path)
+
+
+class PhraseStore:
+    """Memory-mapped read access to one split of a built dataset.
+
+    Args:
+        out_dir: the dataset folder written by :func:`data.preprocess.build`.
+        split: "train", "val" or "test".
+
+    The files are opened on first access, so a store can be handed to DataLoader worker
+    processes before it is used.
+    """
+
+    def __init__(self, out_dir: str | Path, split: str) -> None:
+        self.out_dir = Path(out_dir)
+        self.split = check_split(split)
+        self.phrases_path, self.ids_path = split_paths(self.out_dir, split)
+        if not self.phrases_path.is_file():
+            _open(self.phrases_path)  # raises the one-line error
+        self._packed: np.ndarray | None = None
+        self._ids: np.ndarray | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_packed": None, "_ids": None}
+
+    @property
+    def packed(self) -> np.ndarray:
+        """The memory-mapped uint8 ``[N, 3456]`` array."""
+        if self._packed is None:
+            self._packed = _open(self.phrases_path)
+        return self._packed
+
+    @property
+    def song_ids(self) -> np.ndarray:
+        """int32 ``[N]``: the song of each phrase (index into :attr:`songs`)."""
+        if self._ids is None:
+            self._ids = _open(self.ids_path)
+        return self._ids
+
+    @property
+    def songs(self) -> list[str]:
+        """Song names (MIDI paths relative to the MIDI folder) of this split."""
+        manifest = self.out_dir / "manifest.json"
+        return json.loads(manifest.read_text())["split_songs"][self.split]
+
+    def __len__(self) -> int:
+        return int(self.packed.shape[0])
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """One phrase, bool ``[64, 72, 6]``."""
+        return unpack(self.packed[index])
+
+    def batch(self, indices: np.ndarray | slice) -> np.ndarray:
+        """Several phrases at once, bool ``[n, 64, 72, 6]``."""
+        return unpack(self.packed[indices])
+
+
+def read_phrases(out_dir: str | Path, split: str) -> np.ndarray:
+    """All phrases of a split, bool ``[N, 64, 72, 6]`` (loaded into memory).
+
+    Raises:
+        FileNotFoundError: one line naming the missing split file.
+    """
+    return unpack(np.asarray(PhraseStore(out_dir, split).packed))
