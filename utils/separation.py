@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 import numpy as np
@@ -305,3 +308,125 @@ class Separator:
         """
         return separate_song_with(self.probs, mixture, self.assign, self.threshold,
                                   self.batch_size, self.device)
+
+
+# ----------------------------------------------------------------------------------
+# MIDI file in, MIDI / audio / picture out
+# ----------------------------------------------------------------------------------
+@dataclass
+class SongOutputs:
+    """Files written for one separated song, and what was found on the way.
+
+    Attributes:
+        midi: ``<name>.separated.mid`` (one track per instrument, the song's tempo map).
+        wav: ``<name>.separated.wav``.
+        mixture_wav: ``<name>.mixture.wav`` (the mixture as the model hears it, one piano).
+        png: ``<name>.png`` (separated roll above the input mixture [and the reference]).
+        n_steps: song length in 16th-note steps.
+        n_windows: 4-bar windows separated.
+        synth: how the audio was made (``"fluidsynth"`` or the fallback's name).
+        warnings: one-line warnings (meter other than 4/4, no reference available).
+    """
+
+    midi: Path
+    wav: Path
+    mixture_wav: Path
+    png: Path
+    n_steps: int
+    n_windows: int
+    synth: str
+    warnings: list[str]
+
+
+def meter_warning(path: str | Path, time_signatures: list[tuple[int, int, int]]) -> str | None:
+    """A one-line warning when a song is not entirely in 4/4 (the model's only meter).
+
+    Args:
+        path: the MIDI file (named in the message).
+        time_signatures: ``[(tick, numerator, denominator), ...]``; an empty list is 4/4.
+    """
+    other = [(tick, n, d) for tick, n, d in time_signatures if (n, d) != (4, 4)]
+    if not other:
+        return None
+    found = ", ".join(f"{n}/{d} at tick {tick}" for tick, n, d in other)
+    return (f"{path}: time signature {found}; the model was trained on 4/4 only, "
+            "separating on the 16th-note grid anyway")
+
+
+def separate_midi_file(separator: Separator, midi_path: str | Path, out_dir: str | Path,
+                       reference: bool = False, sample_rate: int = 22050) -> SongOutputs:
+    """Separate a whole MIDI file and write MIDI, two WAVs and a picture.
+
+    The file is flattened into a mixture (every pitched and drum note, see
+    :func:`data.midi.load_mixture`), separated with :meth:`Separator.separate_song` and
+    rendered with the song's tempo map. Every output is first written under a temporary
+    name in ``out_dir`` and renamed only when all of them succeeded, so an error leaves
+    no partial output.
+
+    Args:
+        separator: the loaded separator.
+        midi_path: any MIDI file (a file without time signature is read as 4/4).
+        out_dir: folder for the outputs (created if missing).
+        reference: add the file's own multitrack (track unification of the data
+            contract) as a third panel of the picture, when it has one.
+        sample_rate: audio sample rate in Hz.
+
+    Returns:
+        The :class:`SongOutputs`.
+
+    Raises:
+        data.midi.MidiError: not MIDI, truncated, or no notes (one-line message).
+    """
+    from data.contract import PIANO
+    from data.midi import load_mixture, roll_to_midi
+    from utils.render import plot_comparison, synthesize, write_wav
+
+    midi_path = Path(midi_path)
+    mixture, ref_roll, timing = load_mixture(midi_path)  # (T, 72), (T, 72, 6) | None
+    notes: list[str] = []
+    meter = meter_warning(midi_path, timing.time_signatures)
+    if meter:
+        notes.append(meter)
+    music = separator.separate_song(mixture)  # (T, 72, 5)
+
+    mixture_roll = np.zeros_like(music)  # the mixture rendered as one piano: (T, 72, 5)
+    mixture_roll[:, :, PIANO - 1] = mixture
+    separated_pm = roll_to_midi(music, timing)
+    audio, synth = synthesize(separated_pm, sample_rate)
+    mixture_audio, _ = synthesize(roll_to_midi(mixture_roll, timing), sample_rate)
+
+    panels: list[tuple[str, np.ndarray]] = [("separated", music), ("input mixture", mixture)]
+    if reference:
+        if ref_roll is None:
+            notes.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument "
+                         "classes after track unification); picture without it")
+        else:
+            panels.append(("original multitrack", ref_roll))
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = midi_path.stem
+    targets = {"midi": out / f"{name}.separated.mid", "wav": out / f"{name}.separated.wav",
+               "mixture_wav": out / f"{name}.mixture.wav", "png": out / f"{name}.png"}
+    writers = {
+        "midi": lambda p: separated_pm.write(str(p)),
+        "wav": lambda p: write_wav(p, audio, sample_rate),
+        "mixture_wav": lambda p: write_wav(p, mixture_audio, sample_rate),
+        "png": lambda p: plot_comparison(panels, p),
+    }
+    temps: dict[str, Path] = {}
+    try:
+        for key, target in targets.items():
+            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{target.name}.", suffix=target.suffix)
+            os.close(fd)
+            temps[key] = Path(tmp)
+            writers[key](temps[key])
+        for key, target in targets.items():
+            os.replace(temps[key], target)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    return SongOutputs(midi=targets["midi"], wav=targets["wav"],
+                       mixture_wav=targets["mixture_wav"], png=targets["png"],
+                       n_steps=int(mixture.shape[0]), n_windows=len(window_starts(len(mixture))),
+                       synth=synth, warnings=notes)
