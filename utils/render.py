@@ -1,0 +1,296 @@
+"""Listening and looking: MIDI -> audio, WAV files, piano-roll pictures (SPEC section 8).
+
+Audio: FluidSynth with the General MIDI SoundFont that pretty_midi ships (TimGM6mb.sf2).
+Where the FluidSynth library (Debian package ``libfluidsynth3``) or its Python binding
+(``pyfluidsynth``) is missing, :func:`synthesize` falls back to pretty_midi's sine
+synthesis with a warning that names what is missing (sine synthesis has no drums).
+
+Pictures: a roll is drawn with time on x (bar lines every ``steps_per_bar`` steps),
+MIDI pitch on y, and one colour per instrument (a cell played by several instruments
+gets the mean of their colours). Figures are built on matplotlib's Agg canvas, never
+through pyplot, so scripts need no display and notebooks show them with ``display(fig)``.
+Roll axis orders (the ``order=`` argument, always explicit):
+
+* ``"model"``: ``[5, T, P]`` instruments in :data:`MUSIC_INSTRUMENTS` order, or
+  ``[1, T, P]`` for a mixture;
+* ``"phrase"``: ``[T, P, 6]``, the storage order of the data contract (melody included);
+* ``"mixture"``: ``[T, P]``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pretty_midi
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from data.contract import INSTRUMENTS, MUSIC_INSTRUMENTS, N_INSTRUMENTS, PITCH_LOW, STEPS_PER_BAR
+from utils.metrics import to_bool_array
+
+SOUNDFONT = Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
+"""The General MIDI SoundFont bundled with pretty_midi."""
+
+SYNTH_METHODS: tuple[str, ...] = ("auto", "fluidsynth", "sine")
+ROLL_ORDERS: tuple[str, ...] = ("model", "phrase", "mixture")
+
+COLORS: dict[str, str] = {
+    "melody": "tab:red",
+    "piano": "tab:blue",
+    "guitar": "tab:orange",
+    "bass": "tab:green",
+    "string": "tab:purple",
+    "drum": "tab:brown",
+    "mixture": "0.25",
+}
+"""Colour of each instrument (and of an unlabelled mixture) in every picture."""
+
+PEAK = 0.9  # audio is scaled to this peak amplitude (headroom for 16-bit PCM)
+
+
+# --- audio -------------------------------------------------------------------------
+
+
+def fluidsynth_missing() -> str | None:
+    """Say what FluidSynth synthesis lacks on this machine, or ``None`` when it works.
+
+    Returns:
+        ``None``, or a one-line description of the missing piece (Python binding, shared
+        library, or SoundFont file).
+    """
+    try:
+        import fluidsynth  # noqa: F401  (binding; raises ImportError without the library)
+    except ModuleNotFoundError:
+        return "the Python package pyfluidsynth is not installed"
+    except (ImportError, OSError) as err:
+        return f"the FluidSynth library is missing (install libfluidsynth3): {err}"
+    if not SOUNDFONT.is_file():
+        return f"the SoundFont {SOUNDFONT} is missing"
+    return None
+
+
+def synthesize(
+    pm: pretty_midi.PrettyMIDI, fs: int = 22050, *, method: str = "auto"
+) -> tuple[np.ndarray, str]:
+    """Render MIDI to mono audio.
+
+    Args:
+        pm: the MIDI to render.
+        fs: sample rate in Hz.
+        method: ``"auto"`` (FluidSynth, else sine with a warning), ``"fluidsynth"``
+            (error when unavailable) or ``"sine"``.
+
+    Returns:
+        ``(audio, used)``: float32 ``[samples]`` scaled to a peak of 0.9 (silence stays
+        zero; a MIDI without notes gives at least one zero sample), and the method used,
+        ``"fluidsynth"`` or ``"sine"``.
+
+    Raises:
+        ValueError: unknown ``method`` or non-positive ``fs``.
+        RuntimeError: ``method="fluidsynth"`` where FluidSynth is unavailable.
+    """
+    if method not in SYNTH_METHODS:
+        raise ValueError(f"method: unknown value {method!r}, allowed: {', '.join(SYNTH_METHODS)}")
+    if fs <= 0:
+        raise ValueError(f"fs: sample rate must be positive, got {fs}")
+    used = "sine"
+    if method != "sine":
+        missing = fluidsynth_missing()
+        if missing is None:
+            used = "fluidsynth"
+        elif method == "fluidsynth":
+            raise RuntimeError(f"FluidSynth synthesis unavailable: {missing}")
+        else:
+            warnings.warn(f"{missing}; falling back to sine synthesis (no drums)",
+                          stacklevel=2)
+    has_notes = any(inst.notes for inst in pm.instruments)
+    if not has_notes:
+        audio = np.zeros(max(1, int(round(pm.get_end_time() * fs))), dtype=np.float32)
+        return audio, used
+    if used == "fluidsynth":
+        raw = pm.fluidsynth(fs=fs, synthesizer=str(SOUNDFONT), normalize=False)
+    else:
+        raw = pm.synthesize(fs=fs)
+    audio = np.asarray(raw, dtype=np.float64).reshape(-1)
+    if audio.size == 0:
+        audio = np.zeros(1)
+    peak = float(np.abs(audio).max())
+    if peak > 0:
+        audio = audio * (PEAK / peak)
+    return audio.astype(np.float32), used
+
+
+def write_wav(path: str | Path, audio: np.ndarray, fs: int) -> None:
+    """Write mono audio as a 16-bit PCM WAV file, atomically (temp file + rename).
+
+    Args:
+        path: target file; its folder must exist.
+        audio: float ``[samples]`` in [-1, 1] (values outside are clipped).
+        fs: sample rate in Hz.
+
+    Raises:
+        ValueError: ``audio`` not 1-D or ``fs`` not positive.
+    """
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ValueError(f"audio: expected mono [samples], got shape {list(audio.shape)}")
+    if fs <= 0:
+        raise ValueError(f"fs: sample rate must be positive, got {fs}")
+    pcm = np.round(np.clip(audio.astype(np.float64), -1.0, 1.0) * 32767).astype("<i2")
+    _atomic_write(Path(path), lambda tmp: _write_pcm(tmp, pcm, fs))
+
+
+def _write_pcm(tmp: Path, pcm: np.ndarray, fs: int) -> None:
+    """Write int16 ``pcm [samples]`` to ``tmp`` as a mono WAV file."""
+    with wave.open(str(tmp), "wb") as fh:
+        fh.setnchannels(1)
+        fh.setsampwidth(2)
+        fh.setframerate(int(fs))
+        fh.writeframes(pcm.tobytes())
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it to ``path``; on
+    any error the temp file is removed and ``path`` is left untouched."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --- pictures ----------------------------------------------------------------------
+
+
+def _channels(roll: Any, order: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A roll in any supported order -> bool ``[C, T, P]`` and the name of each channel."""
+    if order not in ROLL_ORDERS:
+        raise ValueError(f"order: unknown value {order!r}, allowed: {', '.join(ROLL_ORDERS)}")
+    r = to_bool_array(roll, "roll")
+    if order == "model" and r.ndim == 3 and r.shape[0] == len(MUSIC_INSTRUMENTS):
+        return r, MUSIC_INSTRUMENTS
+    if order == "model" and r.ndim == 3 and r.shape[0] == 1:
+        return r, ("mixture",)
+    if order == "phrase" and r.ndim == 3 and r.shape[2] == N_INSTRUMENTS:
+        return np.moveaxis(r, -1, 0), INSTRUMENTS
+    if order == "mixture" and r.ndim == 2:
+        return r[None], ("mixture",)
+    want = {"model": "[5, T, P] or [1, T, P]", "phrase": f"[T, P, {N_INSTRUMENTS}]",
+            "mixture": "[T, P]"}[order]
+    raise ValueError(f"roll: order={order!r} expects shape {want}, got {list(r.shape)}")
+
+
+def roll_image(roll: Any, *, order: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Colour a roll: white background, each instrument its colour, shared cells blended.
+
+    Args:
+        roll: binary roll in the axis ``order`` given (see the module docstring).
+        order: ``"model"``, ``"phrase"`` or ``"mixture"``.
+
+    Returns:
+        ``(rgb, names)``: float ``[P, T, 3]`` image (row 0 = lowest pitch) and the
+        instrument name of each channel.
+    """
+    chans, names = _channels(roll, order)  # (C, T, P)
+    colors = np.array([to_rgb(COLORS[n]) for n in names])  # (C, 3)
+    count = chans.sum(axis=0)  # (T, P)
+    mixed = np.einsum("ctp,ck->ptk", chans.astype(np.float64), colors)  # (P, T, 3)
+    rgb = np.where(count.T[..., None] > 0, mixed / np.maximum(count.T, 1)[..., None], 1.0)
+    return rgb, names
+
+
+def plot_roll(
+    ax: Any,
+    roll: Any,
+    *,
+    order: str,
+    title: str | None = None,
+    steps_per_bar: int = STEPS_PER_BAR,
+    pitch_low: int = PITCH_LOW,
+    legend: bool = True,
+) -> None:
+    """Draw one roll on a matplotlib Axes.
+
+    Args:
+        ax: target ``matplotlib.axes.Axes``.
+        roll: binary roll (numpy or torch) in the axis ``order`` given.
+        order: ``"model"`` (``[5|1, T, P]``), ``"phrase"`` (``[T, P, 6]``) or
+            ``"mixture"`` (``[T, P]``); explicit, since shapes alone can be ambiguous.
+        title: panel title.
+        steps_per_bar: grid steps between bar lines.
+        pitch_low: MIDI pitch of row 0. (In the drum channel the top rows are drum
+            components, not pitches; they are drawn where they are stored.)
+        legend: draw a legend of the roll's instruments beside the axes.
+    """
+    rgb, names = roll_image(roll, order=order)
+    n_p, n_t, _ = rgb.shape
+    ax.imshow(rgb, origin="lower", aspect="auto", interpolation="nearest",
+              extent=(0, n_t, pitch_low - 0.5, pitch_low + n_p - 0.5))
+    n_bars = -(-n_t // steps_per_bar)
+    for bar in range(n_bars + 1):
+        ax.axvline(min(bar * steps_per_bar, n_t), color="0.7", linewidth=0.6)
+    every = max(1, n_bars // 16)
+    ax.set_xticks([b * steps_per_bar for b in range(0, n_bars, every)])
+    ax.set_xticklabels([str(b + 1) for b in range(0, n_bars, every)])
+    ax.set_xlabel("bar")
+    c_notes = [p for p in range(pitch_low, pitch_low + n_p) if p % 12 == 0]
+    ax.set_yticks(c_notes)
+    ax.set_yticklabels([pretty_midi.note_number_to_name(p) for p in c_notes])
+    ax.set_ylabel("pitch")
+    if title:
+        ax.set_title(title, loc="left", fontsize="medium")
+    if legend:
+        handles = [Patch(facecolor=COLORS[n], label=n) for n in names]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0),
+                  fontsize="small", frameon=False)
+
+
+def plot_comparison(
+    panels: Sequence[tuple[str, Any] | tuple[str, Any, str]],
+    path: str | Path | None = None,
+    *,
+    order: str = "model",
+    steps_per_bar: int = STEPS_PER_BAR,
+) -> Figure:
+    """Stack rolls top to bottom (e.g. prediction, ground truth, mixture) on one time axis.
+
+    Args:
+        panels: ``(title, roll)`` pairs, drawn in ``order``, or ``(title, roll, order)``
+            triples that name their own order.
+        path: when given, the figure is saved there as PNG (atomically).
+        order: axis order of the pairs (see :func:`plot_roll`).
+        steps_per_bar: grid steps between bar lines.
+
+    Returns:
+        The ``matplotlib.figure.Figure`` (Agg canvas).
+    """
+    if not panels:
+        raise ValueError("panels: nothing to plot")
+    n_t = max(_channels(p[1], p[2] if len(p) == 3 else order)[0].shape[1] for p in panels)
+    width = float(np.clip(n_t / 24, 8, 40))
+    fig = Figure(figsize=(width, 2.8 * len(panels)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, panel in zip(axes, panels):
+        title, roll = panel[0], panel[1]
+        plot_roll(ax, roll, order=panel[2] if len(panel) == 3 else order, title=title,
+                  steps_per_bar=steps_per_bar)
+    for ax in axes[:-1]:
+        ax.set_xlabel("")  # the shared time axis is labelled once, at the bottom
+    if path is not None:
+        path = Path(path)
+        _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    return fig
