@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import wave
 
 import numpy as np
@@ -124,8 +125,6 @@ def test_plot_comparison_writes_png(tmp_path):
 
 
 def test_missing_binding_is_detected_and_named(short_midi, monkeypatch):
-    import sys
-
     monkeypatch.setitem(sys.modules, "fluidsynth", None)  # makes `import fluidsynth` fail
     assert "pyfluidsynth" in fluidsynth_missing()
     with pytest.warns(UserWarning, match="pyfluidsynth"):
