@@ -1,0 +1,82 @@
+"""data/roll.py: windows, phrase filters, axis orders, note runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data.contract import BASS, DRUM, MELODY, PIANO
+from data.roll import (
+    keep_phrases,
+    music_and_mixture,
+    music_to_roll,
+    note_runs,
+    phrase_windows,
+    roll_notes,
+)
+
+
+def test_windows_every_bar_with_padded_tail() -> None:
+    roll = np.zeros((16 * 5 + 3, 72, 6), dtype=bool)  # 5 bars and 3 steps -> 6 bars
+    roll[np.arange(roll.shape[0]), 0, PIANO] = True
+    phrases, starts = phrase_windows(roll)
+    assert phrases.shape == (3, 64, 72, 6) and phrases.dtype == bool
+    np.testing.assert_array_equal(starts, [0, 16, 32])
+    np.testing.assert_array_equal(phrases[1], roll[16:80])
+    assert phrases[2, :51, 0, PIANO].all() and not phrases[2, 51:].any()  # zero-padded tail
+    assert phrase_windows(roll[:48])[0].shape == (0, 64, 72, 6)  # 3 bars: no window
+    assert phrase_windows(roll[:49])[0].shape == (1, 64, 72, 6)  # a 4th, partial bar
+
+
+def _phrase_with_bar_cells(cells: list[int]) -> np.ndarray:
+    phrase = np.zeros((64, 72, 6), dtype=bool)
+    for bar, n in enumerate(cells):
+        flat = phrase[bar * 16:(bar + 1) * 16].reshape(-1)  # a view of one bar
+        flat[:n] = True
+    return phrase
+
+
+def test_bar_density_filter() -> None:
+    # 1% of 16 x 72 x 6 = 69.12 cells: 70 keeps, 69 drops (in any bar)
+    phrases = np.stack([_phrase_with_bar_cells([70, 70, 70, 70]),
+                        _phrase_with_bar_cells([70, 70, 69, 70]),
+                        _phrase_with_bar_cells([500, 500, 500, 0])])
+    np.testing.assert_array_equal(keep_phrases(phrases, has_melody=False), [True, False, False])
+
+
+def test_melody_filter_only_in_melody_files() -> None:
+    phrase = np.zeros((64, 72, 6), dtype=bool)
+    phrase[:, :, DRUM] = True  # dense enough everywhere
+    low, enough = phrase.copy(), phrase.copy()
+    low[:23, 40, MELODY] = True
+    enough[:24, 40, MELODY] = True
+    phrases = np.stack([low, enough])
+    np.testing.assert_array_equal(keep_phrases(phrases, has_melody=True), [False, True])
+    np.testing.assert_array_equal(keep_phrases(phrases, has_melody=False), [True, True])
+    with pytest.raises(ValueError, match="phrases must have shape"):
+        keep_phrases(phrases[:, :32], has_melody=False)
+
+
+def test_music_and_mixture_axis_order_and_inverse() -> None:
+    rng = np.random.default_rng(0)
+    phrases = rng.random((3, 64, 72, 6)) < 0.05
+    music, mixture = music_and_mixture(phrases)
+    assert music.shape == (3, 5, 64, 72) and mixture.shape == (3, 1, 64, 72)
+    assert music.dtype == bool and mixture.dtype == bool
+    np.testing.assert_array_equal(music[:, BASS - 1], phrases[..., BASS])
+    np.testing.assert_array_equal(mixture[:, 0], phrases[..., 1:].any(axis=-1))
+    assert not (mixture[:, 0] & ~phrases[..., 1:].any(-1)).any()
+    back = music_to_roll(music.astype(np.float32))
+    assert back.dtype == bool and not back[..., MELODY].any()
+    np.testing.assert_array_equal(back[..., 1:], phrases[..., 1:])
+
+
+def test_note_runs() -> None:
+    row = np.array([1, 1, 0, 1, 0, 0, 1, 1, 1], dtype=bool)
+    assert note_runs(row) == [(0, 2), (3, 4), (6, 9)]
+    assert note_runs(np.zeros(4)) == []
+    roll2d = np.zeros((6, 3), dtype=bool)
+    roll2d[0:2, 2] = roll2d[4:6, 2] = roll2d[1:5, 0] = True
+    rows, starts, ends = roll_notes(roll2d)
+    assert list(zip(rows.tolist(), starts.tolist(), ends.tolist())) == [
+        (0, 1, 5), (2, 0, 2), (2, 4, 6)]
