@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
+from data.contract import DRUM_ROW0, N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
 from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion
 from models.transunet import TransUNet
@@ -135,6 +135,19 @@ def test_separate_song_stitches_on_averaged_probabilities() -> None:
     calls["n"] = 0
     thr = separate_song_with(alternating, mix, "threshold", 0.5, batch_size=2)
     assert thr[20, 30].tolist() == [True, False, False, False, False]
+
+
+def test_separate_song_keeps_drums_in_the_drum_rows() -> None:
+    def drum_everywhere(batch: torch.Tensor) -> torch.Tensor:
+        probs = torch.full((batch.shape[0], N_MUSIC, *batch.shape[2:]), 0.3)
+        probs[:, N_MUSIC - 1] = 0.9  # drum is the most probable everywhere
+        return probs * batch
+
+    mix = np.ones((20, N_PITCH), dtype=bool)
+    music = separate_song_with(drum_everywhere, mix, "partition")
+    assert music[:, DRUM_ROW0:, N_MUSIC - 1].all()
+    assert not music[:, :DRUM_ROW0, N_MUSIC - 1].any()
+    np.testing.assert_array_equal(music.sum(axis=-1), 1)  # nothing lost below row 63
 
 
 def test_separate_song_validates_options() -> None:

@@ -8,7 +8,9 @@ are separated in batches and the per-window instrument probabilities are average
 all windows that cover a cell. The instruments are assigned once, on the averaged
 probabilities times the song's mixture: no note can appear outside the mixture, and in
 ``"partition"`` mode every mixture cell keeps exactly one instrument, so overlapping
-windows neither create nor lose notes.
+windows neither create nor lose notes. (Drums can only take the drum rows 63..71, the
+only rows that render to drum keys.) :func:`separate_midi_file` turns a MIDI file into
+separated MIDI, audio and a picture.
 
 Axis orders: song mixture ``bool [T, 72]``; song result ``bool [T, 72, 5]`` (instrument
 last, as the storage rolls of ``data/``); model tensors ``float32 [B, C, 64, 72]``.
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, get_args
 import numpy as np
 import torch
 
-from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
+from data.contract import DRUM, DRUM_ROW0, N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
 from models.diffusion import AssignMode, SamplerName, assign_instruments, check_option
 from utils.config import Config
 
@@ -143,7 +145,8 @@ def separate_song_with(prob_fn: ProbFn, mixture: np.ndarray, mode: str,
         device: where the mixture tensors are put (default CPU).
 
     Returns:
-        ``bool [T, 72, 5]``, False wherever ``mixture`` is False.
+        ``bool [T, 72, 5]``, False wherever ``mixture`` is False; drum only in rows
+        63..71.
     """
     check_option("assign", mode, ASSIGN_MODES)
     if batch_size <= 0:
@@ -160,6 +163,9 @@ def separate_song_with(prob_fn: ProbFn, mixture: np.ndarray, mode: str,
             batch = batch.to(device)
         parts.append(prob_fn(batch).float().cpu().numpy())
     probs = stitch_probs(np.concatenate(parts), n_steps)  # (T, 72, 5)
+    # Drums exist only as the 9 components in rows 63..71 (the data contract), and only
+    # those rows render to MIDI drum keys: a drum guess below them would be a lost note.
+    probs[:, :DRUM_ROW0, DRUM - 1] = 0.0
     # Assign once on the averaged probabilities: (T, 72, 5) -> (1, 5, T, 72).
     probs_t = torch.from_numpy(probs).permute(2, 0, 1).unsqueeze(0)
     mix_t = torch.from_numpy(mixture).unsqueeze(0).unsqueeze(0)
@@ -395,13 +401,16 @@ def separate_midi_file(separator: Separator, midi_path: str | Path, out_dir: str
     audio, synth = synthesize(separated_pm, sample_rate)
     mixture_audio, _ = synthesize(roll_to_midi(mixture_roll, timing), sample_rate)
 
-    panels: list[tuple[str, np.ndarray]] = [("separated", music), ("input mixture", mixture)]
+    panels: list[tuple[str, np.ndarray, str]] = [
+        ("separated", np.moveaxis(music, -1, 0), "model"),  # (5, T, 72)
+        ("input mixture", mixture, "mixture"),  # (T, 72)
+    ]
     if reference:
         if ref_roll is None:
             notes.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument "
                          "classes after track unification); picture without it")
         else:
-            panels.append(("original multitrack", ref_roll))
+            panels.append(("original multitrack", ref_roll, "phrase"))  # (T, 72, 6)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,158 @@
+"""Tests of separate.py (and utils.separation.separate_midi_file) on small MIDI files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+
+import separate
+from data.midi import load_mixture
+from utils.config import Config
+from utils.separation import meter_warning
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def short_song(path: Path, bars: int = 7, qpm: float = 100.0,
+               meter: tuple[int, int] | None = (4, 4)) -> Path:
+    """A small MIDI file: piano chords, a bass line and drums in 8th notes (pretty_midi).
+
+    With 7 bars every track has more than 50 notes, so the file also has a reference
+    multitrack under the data contract's track filter.
+    """
+    pm = pretty_midi.PrettyMIDI(initial_tempo=qpm)
+    if meter is not None:
+        pm.time_signature_changes.append(pretty_midi.TimeSignature(*meter, 0.0))
+    beat = 60.0 / qpm
+    piano = pretty_midi.Instrument(program=0, name="piano")
+    bass = pretty_midi.Instrument(program=33, name="bass")
+    drums = pretty_midi.Instrument(program=0, is_drum=True, name="drums")
+    for k in range(bars * 8):  # one chord, one bass note and one drum hit per 8th
+        start, end = k * beat / 2, (k + 1) * beat / 2
+        for pitch in (60 + k % 5, 64 + k % 5, 67):
+            piano.notes.append(pretty_midi.Note(80, pitch, start, end))
+        bass.notes.append(pretty_midi.Note(80, 36 + k % 7, start, end))
+        drums.notes.append(pretty_midi.Note(80, 36 if k % 2 == 0 else 38, start, start + 0.1))
+    pm.instruments += [piano, bass, drums]
+    pm.write(str(path))
+    return path
+
+
+def write_config(cfg: Config, path: Path, **overrides: object) -> Path:
+    """Write a Config (plus overrides) as a JSON file for --config."""
+    path.write_text(json.dumps({**cfg.to_dict(), **overrides}))
+    return path
+
+
+@pytest.fixture()
+def partition_config(tiny_run: Config, tmp_path: Path) -> Path:
+    """The tiny trained run's config, in partition mode."""
+    return write_config(tiny_run, tmp_path / "cfg.json", assign="partition")
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = separate.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_separate_writes_outputs_with_only_input_notes(
+        partition_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    song = short_song(tmp_path / "song.mid")
+    out = tmp_path / "out"
+    code, stdout, stderr = run_main([str(song), "-o", str(out), "--config",
+                                     str(partition_config), "--reference"], capsys)
+    assert code == 0, stderr
+    names = {"song.separated.mid", "song.separated.wav", "song.mixture.wav", "song.png"}
+    assert {p.name for p in out.iterdir()} == names  # no temporary files left
+    for name in names:
+        assert str(out / name) in stdout
+        assert (out / name).stat().st_size > 0
+    mix_in, _, timing_in = load_mixture(song)
+    mix_out, _, timing_out = load_mixture(out / "song.separated.mid")
+    assert mix_out.shape[0] <= mix_in.shape[0]
+    assert not (mix_out & ~mix_in[: mix_out.shape[0]]).any()  # only input notes
+    # partition mode: every input cell is kept (drum cells only in the drum rows)
+    padded = np.zeros_like(mix_in)
+    padded[: mix_out.shape[0]] = mix_out
+    np.testing.assert_array_equal(padded, mix_in)
+    assert timing_out.tempos[0][1] == pytest.approx(timing_in.tempos[0][1], rel=1e-3)
+    separated = pretty_midi.PrettyMIDI(str(out / "song.separated.mid"))
+    names_out = {inst.name for inst in separated.instruments}
+    assert names_out <= {"piano", "guitar", "bass", "string", "drum"}
+    assert stderr == ""
+
+
+def test_separate_without_time_signature_and_other_meter(
+        partition_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = short_song(tmp_path / "plain.mid", bars=2, meter=None)
+    code, _, err = run_main([str(plain), "-o", str(tmp_path / "a"), "--config",
+                             str(partition_config)], capsys)
+    assert code == 0 and "warning" not in err
+    assert (tmp_path / "a" / "plain.separated.mid").is_file()
+    waltz = short_song(tmp_path / "waltz.mid", bars=2, meter=(3, 4))
+    code, _, err = run_main([str(waltz), "-o", str(tmp_path / "b"), "--config",
+                             str(partition_config)], capsys)
+    assert code == 0
+    assert "warning:" in err and "3/4" in err and "4/4" in err
+    assert (tmp_path / "b" / "waltz.png").is_file()
+
+
+def test_meter_warning() -> None:
+    assert meter_warning("x.mid", []) is None
+    assert meter_warning("x.mid", [(0, 4, 4)]) is None
+    msg = meter_warning("x.mid", [(0, 4, 4), (1920, 6, 8)])
+    assert msg is not None and "6/8 at tick 1920" in msg and "\n" not in msg
+
+
+def bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    """Files separate.py must refuse: not MIDI, truncated, no notes."""
+    text = tmp_path / "notes.mid"
+    text.write_text("this is not a MIDI file\n")
+    whole = short_song(tmp_path / "whole.mid", bars=4).read_bytes()
+    truncated = tmp_path / "truncated.mid"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    empty_pm = pretty_midi.PrettyMIDI()
+    empty_pm.instruments.append(pretty_midi.Instrument(program=0))
+    empty = tmp_path / "empty.mid"
+    empty_pm.write(str(empty))
+    return {"not MIDI": text, "truncated": truncated, "no notes": empty}
+
+
+def test_bad_inputs_give_one_line_errors_and_no_files(
+        tiny_run: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tiny_run, tmp_path / "cfg.json")
+    for label, path in bad_inputs(tmp_path).items():
+        out = tmp_path / f"out-{path.stem}"
+        code, stdout, stderr = run_main([str(path), "-o", str(out), "--config", str(cfg)],
+                                        capsys)
+        assert code != 0, label
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (label, stderr)
+        assert str(path) in lines[0], label
+        assert not out.exists() or not any(out.iterdir()), label
+
+
+def test_missing_config_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    song = short_song(tmp_path / "s.mid", bars=1)
+    code, _, err = run_main([str(song), "--config", str(tmp_path / "nope.json")], capsys)
+    assert code != 0 and err.startswith("error: ") and "nope.json" in err
+
+
+def test_command_line_exit_status(tiny_run: Config, tmp_path: Path) -> None:
+    """The real entry point: exit status non-zero and one stderr line on a bad file."""
+    cfg = write_config(tiny_run, tmp_path / "cfg.json")
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"MThd\x00\x00")
+    proc = subprocess.run([sys.executable, str(ROOT / "separate.py"), str(bad), "-o",
+                           str(tmp_path / "out"), "--config", str(cfg)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
