@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from utils.evaluation import (
     MODEL_NAME,
     ORACLE_NAME,
     Evaluation,
+    benchmark_steps,
     phrase_batches,
     score_systems,
     subset_indices,
@@ -28,6 +30,8 @@ from utils.evaluation import (
 )
 from utils.metrics import METRIC_KEYS
 from utils.separation import Separator
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def toy_phrases(n: int, seed: int = 0) -> np.ndarray:
@@ -155,3 +159,32 @@ def test_evaluate_script_without_checkpoint(tiny_dataset: Path, tiny_config: Con
     assert code != 0
     assert err.startswith("error: ") and "checkpoint" in err and "\n" not in err
     assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())
+
+
+def test_benchmark_steps_clamps_and_measures() -> None:
+    from data.roll import music_and_mixture
+
+    music, mixture = music_and_mixture(toy_phrases(3, seed=3))
+    rows = benchmark_steps(tiny_separator(), [(music, mixture)], [1000, 9, 2])
+    assert list(rows) == ["9 steps", "2 steps"]  # 1000 -> T - 1 = 9, run once
+    for row in rows.values():
+        assert row["phrases_per_s"] > 0 and row["ms_per_phrase"] > 0
+        assert row["consistency"] == 0.0  # partition mode
+    assert rows["2 steps"]["steps"] == 2.0
+    with pytest.raises(ValueError, match="no phrases"):
+        benchmark_steps(tiny_separator(), [], [2])
+
+
+def test_bench_sample_script(tiny_run: Config, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("bench_sample", ROOT / "bench" / "sample.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg_path = write_config(tiny_run, tmp_path / "cfg.json")
+    code = bench.main(["--config", str(cfg_path), "--steps", "1000", "3", "--limit", "2",
+                       "--markdown"])
+    out = capsys.readouterr().out
+    assert code == 0
+    top = tiny_run.time_steps - 1
+    assert f"| {top} steps |" in out and "| 3 steps |" in out and "phrases_per_s" in out

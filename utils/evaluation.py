@@ -233,3 +233,44 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> tuple[Path,
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     md_path.write_text(evaluation.markdown())
     return json_path, md_path
+
+
+# ----------------------------------------------------------------------------------
+# Speed and quality against the number of sampling steps
+# ----------------------------------------------------------------------------------
+def benchmark_steps(separator: Separator, batches: list[tuple[np.ndarray, np.ndarray]],
+                    steps: Iterable[int], progress: bool = False
+                    ) -> dict[str, dict[str, float]]:
+    """Separate the same phrases with several step counts; speed and metrics side by side.
+
+    Each run gets a fresh generator seeded like ``separator`` (same starting noise), and
+    one small untimed warm-up batch runs first so one-time costs (CUDA context, kernel
+    selection) do not count against the first row.
+
+    Args:
+        separator: the loaded separator (its sampler, eta and assignment are kept).
+        batches: ``(music bool [b, 5, 64, 72], mixture bool [b, 1, 64, 72])``, in memory.
+        steps: requested step counts; each is clamped to ``T - 1`` of the checkpoint.
+        progress: show a progress bar per run.
+
+    Returns:
+        ``{"<steps> steps": {"steps", "phrases_per_s", "ms_per_phrase", <metrics>}}`` in
+        the order given (a repeated effective step count is run once).
+    """
+    total = sum(len(music) for music, _ in batches)
+    if total == 0:
+        raise ValueError("benchmark_steps: no phrases to separate")
+    warm = separator.with_settings(steps=1)
+    warm.separate_phrases(batches[0][1][:1])
+    rows: dict[str, dict[str, float]] = {}
+    for requested in steps:
+        run = separator.with_settings(steps=requested)
+        label = f"{run.steps} steps"
+        if label in rows:
+            continue
+        metrics, seconds = score_systems(run, {}, batches, total, progress=progress,
+                                         oracle=False)
+        rate = total / seconds if seconds > 0 else float("inf")
+        rows[label] = {"steps": float(run.steps), "phrases_per_s": rate,
+                       "ms_per_phrase": 1000.0 * seconds / total, **metrics[MODEL_NAME]}
+    return rows

@@ -1,0 +1,73 @@
+"""Sampling speed against quality: separated phrases/s and metrics for several step counts.
+
+    python bench/sample.py --config config.json [--steps 1000 200 50 20 10] [--limit 256]
+        [--split test] [--device cuda] [--sampler ddim] [--assign threshold] [--markdown]
+
+Uses the checkpoints named in the config, else the newest ones in ``model_dir``. The
+same phrases (an evenly spread subset of ``--limit`` phrases of the split) are separated
+once per step count; a step count above ``T - 1`` is clamped to ``T - 1`` (the full
+chain). Prints one table: steps, phrases/s, ms per phrase and the headline metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, run the benchmark, print the table; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="config.json", help="config file (config.json)")
+    parser.add_argument("--steps", type=int, nargs="+", default=[1000, 200, 50, 20, 10],
+                        help="step counts to compare (default: 1000 200 50 20 10)")
+    parser.add_argument("--limit", type=int, default=256, help="phrases to separate (256)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--device", default=None,
+                        help="auto, cpu, cuda, cuda:N (default: the config's accelerator)")
+    parser.add_argument("--sampler", default=None, choices=("ddim", "ddpm"),
+                        help="override the config's sampler")
+    parser.add_argument("--assign", default=None, choices=("threshold", "partition"),
+                        help="override the config's assignment mode")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="override the config's sample_batch_size")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    args = parser.parse_args(argv)
+    if args.limit <= 0 or any(s <= 0 for s in args.steps):
+        parser.error("--limit and every --steps value must be > 0")
+    if args.batch_size is not None and args.batch_size <= 0:
+        parser.error(f"--batch-size must be > 0, got {args.batch_size}")
+
+    from data.store import PhraseStore
+    from utils.config import ConfigError, load_config
+    from utils.evaluation import benchmark_steps, phrase_batches, subset_indices
+    from utils.metrics import SUMMARY_KEYS, format_table, markdown_table
+    from utils.separation import Separator
+
+    try:
+        cfg = load_config(args.config)
+        store = PhraseStore(cfg.data_dir, args.split)
+        separator = Separator.from_config(cfg, args.device)
+        changes = {k: v for k, v in (("sampler", args.sampler), ("assign", args.assign),
+                                     ("batch_size", args.batch_size)) if v is not None}
+        separator = separator.with_settings(**changes)
+        indices = subset_indices(len(store), args.limit)
+        batches = list(phrase_batches(store, separator.batch_size, indices))
+        rows = benchmark_steps(separator, batches, args.steps, progress=args.progress)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(indices)} {args.split} phrases on {separator.device}, sampler "
+          f"{separator.sampler} (eta {separator.eta}), assign '{separator.assign}', "
+          f"batch {separator.batch_size}, T = {separator.max_steps + 1}")
+    keys = ("phrases_per_s", "ms_per_phrase", *SUMMARY_KEYS)
+    print(markdown_table(rows, keys) if args.markdown else format_table(rows, keys))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
