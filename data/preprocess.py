@@ -91,13 +91,15 @@ def find_midi_files(midi_dir: str | Path) -> list[str]:
     return sorted(found)
 
 
-def process_file(path: Path, rel_path: str, melody_program: int | None) -> FileResult:
+def process_file(path: Path, rel_path: str, melody_program: int | None,
+                 min_bar_density: float = contract.MIN_BAR_DENSITY) -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
 
     Args:
         path: the MIDI file.
         rel_path: its path relative to the MIDI folder (the song's identity).
         melody_program: melody program from the melody JSON, or None (detector).
+        min_bar_density: the bar-density filter's threshold (SPEC: 0.01).
 
     Returns:
         A :class:`FileResult`.
@@ -112,7 +114,7 @@ def process_file(path: Path, rel_path: str, melody_program: int | None) -> FileR
         return FileResult({"path": rel_path, "status": "error",
                            "detail": f"{path}: {type(exc).__name__}: {text}"}, empty)
     windows, _ = window_view(song.roll)
-    kept = windows[keep_phrases(windows, song.has_melody)]  # (n, 64, 72, 6) copy
+    kept = windows[keep_phrases(windows, song.has_melody, min_bar_density)]  # (n, 64, 72, 6) copy
     record = {"path": rel_path, "status": "kept" if len(kept) else "no_phrase",
               "has_melody": song.has_melody, "windows": int(len(windows)),
               "phrases": int(len(kept)),
@@ -124,9 +126,12 @@ def process_file(path: Path, rel_path: str, melody_program: int | None) -> FileR
     return FileResult(record, pack(kept))
 
 
-def _process_task(task: tuple[str, str, int | None]) -> FileResult:
-    path, rel_path, program = task
-    return process_file(Path(path), rel_path, program)
+Task = tuple[str, str, int | None, float]  # (path, relative path, melody program, density)
+
+
+def _process_task(task: Task) -> FileResult:
+    path, rel_path, program, min_bar_density = task
+    return process_file(Path(path), rel_path, program, min_bar_density)
 
 
 # ----------------------------------------------------------------------------- shards
@@ -185,7 +190,7 @@ def _load_shards(shard_dir: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]
     return done, next_index
 
 
-def _fingerprint(melody_json: str | None) -> dict[str, Any]:
+def _fingerprint(melody_json: str | None, min_bar_density: float) -> dict[str, Any]:
     """Settings that change what a shard contains (a mismatch forbids resuming)."""
     constants = {k: v for k, v in vars(contract).items()
                  if k.isupper() and isinstance(v, (int, float, str, tuple))}
@@ -193,7 +198,7 @@ def _fingerprint(melody_json: str | None) -> dict[str, Any]:
     if melody_json is not None:
         digest = hashlib.sha256(Path(melody_json).read_bytes()).hexdigest()
     return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
-            "melody_json_sha256": digest}
+            "melody_json_sha256": digest, "min_bar_density": min_bar_density}
 
 
 # ----------------------------------------------------------------------------- splits
@@ -236,7 +241,7 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
 
 
 # ----------------------------------------------------------------------------- build
-def _pool_results(tasks: list[tuple[str, str, int | None]], workers: int):
+def _pool_results(tasks: list[Task], workers: int):
     """Yield :class:`FileResult` for every task, in a process pool unless ``workers == 1``."""
     if workers == 1:
         for task in tasks:
@@ -251,8 +256,8 @@ def _pool_results(tasks: list[tuple[str, str, int | None]], workers: int):
 
 def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = None,
           melody_json: str | Path | None = None, seed: int = 0,
-          fractions: Sequence[float] = (0.9, 0.05, 0.05), progress: bool = True
-          ) -> dict[str, Any]:
+          fractions: Sequence[float] = (0.9, 0.05, 0.05), progress: bool = True,
+          min_bar_density: float = contract.MIN_BAR_DENSITY) -> dict[str, Any]:
     """Build (or finish building) the phrase dataset of a MIDI folder.
 
     Args:
@@ -263,6 +268,8 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         seed: seeds the song split.
         fractions: (train, val, test) fractions of the kept songs.
         progress: show a progress bar with files/s on stderr.
+        min_bar_density: fraction of each bar's cells that must be on for a window to be
+            kept (SPEC: 0.01; a sparse corpus such as the demo one may need less).
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -279,6 +286,8 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if n_workers < 1:
         raise BuildError(f"workers must be >= 1, got {workers}")
+    if not 0.0 <= min_bar_density < 1.0:
+        raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
     table: dict[str, int] = {}
     if melody_json is not None:
         try:
@@ -287,19 +296,22 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
             raise BuildError(str(exc)) from None
     shard_dir = out_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(None if melody_json is None else str(melody_json))
+    fingerprint = _fingerprint(None if melody_json is None else str(melody_json),
+                               min_bar_density)
     settings_path = shard_dir / "settings.json"
     if settings_path.exists():
         if json.loads(settings_path.read_text()) != fingerprint:
-            raise BuildError(f"{out_dir}: built with another data contract or melody JSON; "
+            raise BuildError(f"{out_dir}: built with another data contract, melody JSON or "
+                             f"min_bar_density; "
                              f"use a new --out-dir or delete this one")
     else:
         atomic_write_json(settings_path, fingerprint)
 
     files = find_midi_files(midi_dir)
     done, next_index = _load_shards(shard_dir)
-    todo = [(str(midi_dir / rel), rel, melody_program_for(table, rel) if table else None)
-            for rel in files if rel not in done]
+    todo: list[Task] = [(str(midi_dir / rel), rel,
+                         melody_program_for(table, rel) if table else None, min_bar_density)
+                        for rel in files if rel not in done]
     writer = ShardWriter(shard_dir, next_index)
     bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="file",
                desc="preprocess", disable=not progress, dynamic_ncols=True)
@@ -326,7 +338,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         "pitch_range": [contract.PITCH_LOW, contract.PITCH_HIGH],
         "instruments": list(contract.INSTRUMENTS),
         "min_track_notes": contract.MIN_TRACK_NOTES,
-        "min_bar_density": contract.MIN_BAR_DENSITY,
+        "min_bar_density": min_bar_density,
         "min_melody_cells": contract.MIN_MELODY_CELLS,
     }
     manifest["files_this_run"] = len(todo)
@@ -396,6 +408,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--melody-json", help='midi-miner style {file: {"melody": program}}')
     parser.add_argument("--seed", type=int, help="seed of the song split (default 0)")
+    parser.add_argument("--min-bar-density", type=float,
+                        help="fraction of each bar's cells that must be on (default 0.01)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -409,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
         midi_dir, out_dir, melody_json = args.midi_dir, args.out_dir, args.melody_json
         workers, seed = args.workers, args.seed
+        density = args.min_bar_density
         if args.config:
             cfg = load_config(args.config)
             midi_dir = midi_dir or cfg.midi_dir
@@ -417,13 +432,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers = workers if workers is not None else cfg.preprocess_workers
             seed = seed if seed is not None else cfg.seed
             fractions = (cfg.train_split, cfg.val_split, cfg.test_split)
+            density = density if density is not None else cfg.min_bar_density
         if not midi_dir or not out_dir:
             raise BuildError("--midi-dir and --out-dir are required (or --config)")
         if melody_json is not None and not Path(melody_json).is_file():
             raise BuildError(f"melody JSON {melody_json!r} not found")
         manifest = build(midi_dir, out_dir, workers=workers, melody_json=melody_json,
                          seed=0 if seed is None else seed, fractions=fractions,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress,
+                         min_bar_density=contract.MIN_BAR_DENSITY if density is None else density)
     except (BuildError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

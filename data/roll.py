@@ -90,16 +90,18 @@ def bar_counts(phrases: np.ndarray) -> np.ndarray:
     return counts.astype(np.int64)
 
 
-def keep_phrases(phrases: np.ndarray, has_melody: bool) -> np.ndarray:
+def keep_phrases(phrases: np.ndarray, has_melody: bool,
+                 min_bar_density: float = MIN_BAR_DENSITY) -> np.ndarray:
     """The phrase filters of SPEC section 2.
 
-    A window is dropped when any of its 4 bars has fewer than 1% of the bar's
-    ``16 x 72 x 6`` cells on, and -- in a file with a melody -- when its melody channel
-    has fewer than 24 cells on.
+    A window is dropped when any of its 4 bars has fewer than ``min_bar_density`` (1%)
+    of the bar's ``16 x 72 x 6`` cells on, and -- in a file with a melody -- when its
+    melody channel has fewer than 24 cells on.
 
     Args:
         phrases: bool ``[N, 64, 72, 6]``.
         has_melody: whether the song has a melody track.
+        min_bar_density: fraction of a bar's cells that must be on (SPEC: 0.01).
 
     Returns:
         bool ``[N]`` mask of the windows to keep.
@@ -107,7 +109,7 @@ def keep_phrases(phrases: np.ndarray, has_melody: bool) -> np.ndarray:
     if phrases.ndim != 4 or phrases.shape[1:] != (PHRASE_STEPS, N_PITCH, N_INSTRUMENTS):
         raise ValueError(f"phrases must have shape [N, {PHRASE_STEPS}, {N_PITCH}, "
                          f"{N_INSTRUMENTS}], got {list(phrases.shape)}")
-    keep = (bar_counts(phrases) >= MIN_BAR_DENSITY * BAR_CELLS).all(axis=1)
+    keep = (bar_counts(phrases) >= min_bar_density * BAR_CELLS).all(axis=1)
     if has_melody:
         melody_cells = phrases[..., MELODY].sum(axis=(1, 2))
         keep &= melody_cells >= MIN_MELODY_CELLS

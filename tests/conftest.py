@@ -34,7 +34,7 @@ def tiny_dataset(tiny_config: Config) -> Path:
 
     build(tiny_config.midi_dir, tiny_config.data_dir, workers=2, seed=tiny_config.seed,
           fractions=(tiny_config.train_split, tiny_config.val_split, tiny_config.test_split),
-          progress=False)
+          progress=False, min_bar_density=tiny_config.min_bar_density)
     return Path(tiny_config.data_dir)
 
 

@@ -129,8 +129,11 @@ def test_melody_json_and_settings_guard(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     manifest = pre.build(corpus, out, workers=1, melody_json=table, progress=False)
     assert manifest["melody_songs"] == 1 and manifest["settings"]["melody_json"] == str(table)
-    with pytest.raises(pre.BuildError, match="another data contract or melody JSON"):
+    with pytest.raises(pre.BuildError, match="another data contract, melody JSON"):
         pre.build(corpus, out, workers=1, progress=False)
+    with pytest.raises(pre.BuildError, match="min_bar_density"):
+        pre.build(corpus, out, workers=1, melody_json=table, min_bar_density=0.005,
+                  progress=False)
     with pytest.raises(pre.BuildError, match="is not a folder"):
         pre.build(tmp_path / "missing", out, progress=False)
     with pytest.raises(pre.BuildError, match="add up to 1"):

@@ -42,6 +42,9 @@ def test_bar_density_filter() -> None:
                         _phrase_with_bar_cells([70, 70, 69, 70]),
                         _phrase_with_bar_cells([500, 500, 500, 0])])
     np.testing.assert_array_equal(keep_phrases(phrases, has_melody=False), [True, False, False])
+    # a looser threshold (0.5% = 34.56 cells) keeps the 69-cell bar but not the empty one
+    np.testing.assert_array_equal(keep_phrases(phrases, has_melody=False, min_bar_density=0.005),
+                                  [True, True, False])
 
 
 def test_melody_filter_only_in_melody_files() -> None:

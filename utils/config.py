@@ -39,6 +39,7 @@ class Config:
     train_split: float = 0.9  # fraction of songs in train
     val_split: float = 0.05  # fraction of songs in val (the rest is test)
     test_split: float = 0.05  # fraction of songs in test
+    min_bar_density: float = 0.01  # each bar of a kept window has >= this fraction of cells on
     preprocess_workers: int | None = None  # processes for the build; None = all cores
     seed: int = 0  # seeds the song split, weight init and sampling noise
 
@@ -76,7 +77,7 @@ class Config:
     # --- hardware (Lightning 2.x) ------------------------------------------------------
     accelerator: Accelerator = "auto"  # "cpu", "gpu", ...
     devices: int | list[int] | str = "auto"  # count, list of indices, or "auto"
-    gpus: int | list[int] | None = None  # original release's key: a list/count means accelerator=gpu
+    gpus: int | list[int] | None = None  # release key: a count/list means accelerator="gpu"
     strategy: Strategy = "auto"  # "ddp" for several GPUs or nodes
     num_nodes: int = 1  # machines in a multi-node DDP run
     precision: Precision = "32-true"  # Lightning precision flag
@@ -131,6 +132,9 @@ class Config:
         if abs(total - 1.0) > 1e-6:
             raise ConfigError(f"{src}: 'train_split' + 'val_split' + 'test_split' must be 1, "
                               f"got {total:g}")
+        if not 0.0 <= self.min_bar_density < 1.0:
+            raise ConfigError(f"{src}: 'min_bar_density' must be in [0, 1), "
+                              f"got {self.min_bar_density}")
         for key in ("lr", "min_lr"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{src}: '{key}' must be > 0, got {getattr(self, key)}")
