@@ -1,0 +1,35 @@
+"""melody2music_test.ipynb executes end to end on the tiny trained run (via nbclient)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from utils.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_test_notebook_runs(tiny_run: Config, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(tiny_run.to_dict()))
+    monkeypatch.setenv("M2M_CONFIG", str(cfg_path))
+    monkeypatch.setenv("M2M_LIMIT", "6")
+    monkeypatch.setenv("M2M_SHOW", "2")
+    notebook = nbformat.read(ROOT / "melody2music_test.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "phrases/s" in text
+    for system in ("diffusion", "most_common", "zone", "pitch_row", "oracle"):
+        assert system in text, system
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2
+    audio = [o for o in outputs if "<audio" in o.get("data", {}).get("text/html", "")]
+    assert len(audio) == 4  # original and separated, for each phrase shown
