@@ -14,9 +14,10 @@ class PlainResBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        # no conv biases before GroupNorm: it removes any per-channel constant
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.norm1 = nn.GroupNorm(GROUPS, channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.norm2 = nn.GroupNorm(GROUPS, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

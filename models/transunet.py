@@ -72,10 +72,11 @@ class ResBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, rate: float = 0.0) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        # no conv biases before GroupNorm: it removes any per-channel constant
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False)
         self.norm1 = nn.GroupNorm(GROUPS, out_ch)
         self.ada1 = AdaGN(emb_dim, out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
         self.norm2 = nn.GroupNorm(GROUPS, out_ch)
         self.ada2 = AdaGN(emb_dim, out_ch)
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1)
