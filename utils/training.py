@@ -155,3 +155,35 @@ def train_decoder(cfg: Config, resume: bool = False,
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = DecoderModule(cfg.to_dict(), str(separator))
     return _fit(cfg, "decoder", module, cfg.decoder_max_epochs, resume, datamodule, **overrides)
+
+
+def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Command line of the training scripts: ``[--config PATH] [--resume]``.
+
+    Returns the exit status: 0 on success, 2 for a configuration problem (one
+    ``error: ...`` line on stderr), 1 for a non-finite loss.
+    """
+    import argparse
+    import sys
+
+    from utils.config import load_config
+
+    what = {"transunet": "the TransUNet separator", "decoder": "the decoder"}[kind]
+    parser = argparse.ArgumentParser(prog=prog, description=f"Train {what} (SPEC sections 3-5).")
+    parser.add_argument("--config", default="config.json",
+                        help="config file (default: %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help=f"continue from model_dir/{kind}/{LAST_NAME}")
+    args = parser.parse_args(argv)
+    train = train_separator if kind == "transunet" else train_decoder
+    try:
+        cfg = load_config(args.config)
+        best = train(cfg, resume=args.resume)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"best {kind} checkpoint: {best}")
+    return 0

@@ -1,0 +1,22 @@
+"""Train the TransUNet separator with explicitly guided diffusion.
+
+    python melody2music_train.py [--config config.json] [--resume]
+
+Checkpoints go to ``model_dir/transunet/`` (best by val_loss and ``last.ckpt``), logs to
+``model_dir/logs/transunet/`` (TensorBoard and CSV).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from utils.training import main_for
+
+
+def main() -> int:
+    """Parse the command line and train; returns the exit status."""
+    return main_for("transunet", prog="melody2music_train.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
