@@ -169,6 +169,9 @@ def test_resolve_device() -> None:
     assert resolve_device("auto").type in ("cpu", "cuda")
     with pytest.raises(ValueError, match="'device'"):
         resolve_device("toaster")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
 
 
 # ----------------------------------------------------------------------------------

@@ -25,17 +25,20 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, get_args
+from typing import get_args
 
 import numpy as np
 import torch
 
 from data.contract import DRUM, DRUM_ROW0, N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
-from models.diffusion import AssignMode, SamplerName, assign_instruments, check_option
+from models.diffusion import (
+    AssignMode,
+    GuidedDiffusion,
+    SamplerName,
+    assign_instruments,
+    check_option,
+)
 from utils.config import Config
-
-if TYPE_CHECKING:
-    from models.diffusion import GuidedDiffusion
 
 # Maps mixtures float32 [B, 1, 64, 72] to instrument probabilities float32 [B, 5, 64, 72].
 ProbFn = Callable[[torch.Tensor], torch.Tensor]
@@ -45,16 +48,23 @@ ASSIGN_MODES: tuple[str, ...] = get_args(AssignMode)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available, else CPU; any other name is passed to torch."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
+    """``"auto"`` -> CUDA if available, else CPU; any other name is passed to torch.
+
+    Raises:
+        ValueError: an unknown device name, or CUDA/MPS asked for where it is unavailable.
+    """
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError:
         raise ValueError(f"'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") \
             from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"'device' {str(dev)!r}: CUDA is not available on this machine")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"'device' {str(dev)!r}: MPS is not available on this machine")
+    return dev
 
 
 def config_device(cfg: Config) -> torch.device:
@@ -64,9 +74,9 @@ def config_device(cfg: Config) -> torch.device:
     available, else CPU (``gpus`` set also means CUDA, as for training).
     """
     if cfg.gpus is not None or cfg.accelerator in ("gpu", "cuda"):
-        return torch.device("cuda")
+        return resolve_device("cuda")
     if cfg.accelerator in ("cpu", "mps"):
-        return torch.device(cfg.accelerator)
+        return resolve_device(cfg.accelerator)
     return resolve_device("auto")
 
 
