@@ -1,0 +1,1 @@
+"""Networks (TransUNet, Decoder), guided diffusion, Lightning modules and checkpoints."""
