@@ -193,11 +193,14 @@ def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
         The :class:`Evaluation` (not yet written; see :func:`write_evaluation`).
 
     Raises:
-        utils.config.ConfigError: no checkpoint; FileNotFoundError: split not built.
+        utils.config.ConfigError: no checkpoint; FileNotFoundError: split not built;
+        ValueError: empty split.
     """
     from models.checkpoints import find_checkpoint
 
     store = PhraseStore(cfg.data_dir, split)
+    if len(store) == 0:
+        raise ValueError(f"{cfg.data_dir}: the {split} split holds no phrases")
     separator = Separator.from_config(cfg, device)
     baselines = fit_train_baselines(cfg.data_dir)
     indices = subset_indices(len(store), limit)
