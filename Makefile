@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_CONFIG ?= configs/demo.json
-DEMO_SONG ?= data/demo/openmsx/boogi_marabi_redfarn.mid
+DEMO_SONG ?= data/demo/openmsx/tttheme2.mid
 
 .PHONY: setup demo test lint clean-demo
 

@@ -19,10 +19,10 @@ from models.transunet import TransUNet
 from utils.baselines import fit_baselines
 from utils.config import Config
 from utils.evaluation import (
-    MODEL_NAME,
     ORACLE_NAME,
     Evaluation,
     benchmark_steps,
+    model_row,
     phrase_batches,
     score_systems,
     subset_indices,
@@ -85,13 +85,14 @@ def test_score_systems_rows_and_baselines() -> None:
     batches = [(music[:4], mixture[:4]), (music[4:], mixture[4:])]
     rows, seconds = score_systems(tiny_separator(), baselines, batches, total=6,
                                   progress=False)
-    assert list(rows) == [MODEL_NAME, *baselines, ORACLE_NAME]
+    models = [model_row("partition"), model_row("threshold")]  # configured mode first
+    assert list(rows) == [*models, *baselines, ORACLE_NAME]
     assert seconds > 0
     for metrics in rows.values():
         assert list(metrics) == list(METRIC_KEYS)
         assert all(np.isfinite(v) for v in metrics.values())
     # partition answers: consistency exactly 0
-    for name in (MODEL_NAME, *baselines, ORACLE_NAME):
+    for name in (model_row("partition"), *baselines, ORACLE_NAME):
         assert rows[name]["consistency"] == 0.0
     # the oracle misses exactly the cells two instruments share (guitar inside piano)
     shared = np.count_nonzero(music.sum(axis=1) > 1) / np.count_nonzero(mixture)
@@ -109,7 +110,8 @@ def test_score_systems_without_model() -> None:
 
 
 def test_write_evaluation(tmp_path: Path) -> None:
-    rows = {MODEL_NAME: dict.fromkeys(METRIC_KEYS, 0.25), "zone": dict.fromkeys(METRIC_KEYS, 0.5)}
+    rows = {model_row("threshold"): dict.fromkeys(METRIC_KEYS, 0.25),
+            "zone": dict.fromkeys(METRIC_KEYS, 0.5)}
     ev = Evaluation(split="val", n_phrases=3, rows=rows, phrases_per_s=1.5, seconds=2.0,
                     settings={"sampler": "ddim", "steps": 5, "eta": 0.0, "assign": "threshold",
                               "device": "cpu"})
@@ -118,7 +120,7 @@ def test_write_evaluation(tmp_path: Path) -> None:
     data = json.loads(json_path.read_text())
     assert data["rows"]["zone"]["note_accuracy"] == 0.5 and data["n_phrases"] == 3
     md = md_path.read_text()
-    assert "| diffusion |" in md and "| zone |" in md and "1.50 phrases/s" in md
+    assert "| diffusion (threshold) |" in md and "| zone |" in md and "1.50 phrases/s" in md
     assert "note_accuracy" in ev.table() and "piano_f1" in ev.table()
 
 
@@ -138,15 +140,15 @@ def test_evaluate_script_writes_json_and_markdown(tiny_run: Config, tmp_path: Pa
                           "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "phrases/s" in out and MODEL_NAME in out and "oracle" in out
+    assert "phrases/s" in out and model_row("threshold") in out and "oracle" in out
     json_path = Path(tiny_run.model_dir) / "evaluation_test.json"
     md_path = Path(tiny_run.model_dir) / "evaluation_test.md"
     assert str(json_path) in out
     data = json.loads(json_path.read_text())
     assert data["n_phrases"] <= 6 and data["settings"]["steps"] == tiny_run.sampling_steps
-    assert set(data["rows"]) >= {MODEL_NAME, ORACLE_NAME}
-    assert len(data["rows"]) == 5  # model, three baselines, oracle
-    assert "| diffusion |" in md_path.read_text()
+    assert set(data["rows"]) >= {model_row("threshold"), model_row("partition"), ORACLE_NAME}
+    assert len(data["rows"]) == 6  # model (two assignments), three baselines, oracle
+    assert "| diffusion (partition) |" in md_path.read_text()
 
 
 def test_evaluate_script_without_checkpoint(tiny_dataset: Path, tiny_config: Config,

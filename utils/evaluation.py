@@ -18,22 +18,30 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from data.contract import MUSIC_INSTRUMENTS
 from data.roll import music_and_mixture
 from data.store import PhraseStore
+from models.diffusion import AssignMode, assign_instruments
 from utils.baselines import Baseline, OracleBaseline, fit_baselines
 from utils.config import Config
 from utils.metrics import SUMMARY_KEYS, MetricAccumulator, format_table, markdown_table
 from utils.separation import Separator
 
 MODEL_NAME = "diffusion"
+ASSIGN_MODES: tuple[str, ...] = get_args(AssignMode)
 ORACLE_NAME = "oracle (partition)"
 F1_KEYS: tuple[str, ...] = tuple(f"{inst}_f1" for inst in MUSIC_INSTRUMENTS)
+
+
+def model_row(assign: str) -> str:
+    """Name of the model's row for one assignment mode, e.g. ``"diffusion (partition)"``."""
+    return f"{MODEL_NAME} ({assign})"
 
 
 # ----------------------------------------------------------------------------------
@@ -149,12 +157,16 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
         oracle: also score the partition-mode oracle (true instruments, one per cell).
 
     Returns:
-        ``(rows, seconds)``: ``{system: metrics}`` (model first, then the baselines, then
+        ``(rows, seconds)``: ``{system: metrics}`` (the model under the configured
+        assignment, then under the other one -- same probabilities --, then the baselines, then
         the oracle) and the wall-clock seconds spent separating with the model.
     """
     accs: dict[str, MetricAccumulator] = {}
-    if separator is not None:
-        accs[MODEL_NAME] = MetricAccumulator()
+    # the configured assignment first, then the other one on the same probabilities
+    modes = [] if separator is None else [separator.assign, *(m for m in ASSIGN_MODES
+                                                                if m != separator.assign)]
+    for mode in modes:
+        accs[model_row(mode)] = MetricAccumulator()
     for name in baselines:
         accs[name] = MetricAccumulator()
     if oracle:
@@ -166,9 +178,12 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
         for music, mixture in batches:
             if separator is not None:
                 start = time.perf_counter()
-                pred = separator.separate_phrases(mixture).numpy()
+                mix = torch.as_tensor(mixture).float()
+                probs = separator.phrase_probs(mix)  # (b, 5, 64, 72)
                 seconds += time.perf_counter() - start
-                accs[MODEL_NAME].update(pred, music, mixture)
+                for mode in modes:
+                    pred = assign_instruments(probs, mix, mode, separator.threshold)
+                    accs[model_row(mode)].update(pred.numpy(), music, mixture)
             for name, baseline in baselines.items():
                 accs[name].update(baseline.predict(mixture), music, mixture)
             if oracle:
@@ -275,5 +290,5 @@ def benchmark_steps(separator: Separator, batches: list[tuple[np.ndarray, np.nda
                                          oracle=False)
         rate = total / seconds if seconds > 0 else float("inf")
         rows[label] = {"steps": float(run.steps), "phrases_per_s": rate,
-                       "ms_per_phrase": 1000.0 * seconds / total, **metrics[MODEL_NAME]}
+                       "ms_per_phrase": 1000.0 * seconds / total, **metrics[model_row(run.assign)]}
     return rows

@@ -304,13 +304,21 @@ class Separator:
         if mix.ndim != 4 or mix.shape[1] != 1:
             raise ValueError(f"mixture must be [N, 1, T, P] or [N, T, P], got {list(mix.shape)}")
         mix = mix.float()
-        out = []
-        for i in range(0, mix.shape[0], self.batch_size):
-            batch = mix[i: i + self.batch_size]
-            probs = self.probs(batch).cpu()
-            out.append(assign_instruments(probs, batch, self.assign, self.threshold))
+        return assign_instruments(self.phrase_probs(mix), mix, self.assign, self.threshold)
+
+    def phrase_probs(self, mixture: torch.Tensor) -> torch.Tensor:
+        """Decoder probabilities for any number of phrases, in batches of ``batch_size``.
+
+        Args:
+            mixture: ``float [N, 1, 64, 72]``.
+
+        Returns:
+            ``float32 [N, 5, 64, 72]`` on the CPU, 0 outside the mixture.
+        """
+        out = [self.probs(mixture[i: i + self.batch_size]).cpu()
+               for i in range(0, mixture.shape[0], self.batch_size)]
         if not out:
-            return torch.zeros((0, N_MUSIC, *mix.shape[2:]), dtype=torch.bool)
+            return torch.zeros((0, N_MUSIC, *mixture.shape[2:]), dtype=torch.float32)
         return torch.cat(out)
 
     def separate_song(self, mixture: np.ndarray) -> np.ndarray:
