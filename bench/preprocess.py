@@ -23,16 +23,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pretty_midi  # noqa: E402
 
+from data.contract import MIN_BAR_DENSITY  # noqa: E402
 from data.preprocess import build, find_midi_files  # noqa: E402
 
 
-def time_build(midi_dir: Path, workers: int, repeat: int) -> tuple[float, dict]:
+def time_build(midi_dir: Path, workers: int, repeat: int,
+               min_bar_density: float = MIN_BAR_DENSITY) -> tuple[float, dict]:
     """Best wall time of a fresh build into a temporary folder, and its manifest."""
     best, manifest = float("inf"), {}
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            manifest = build(midi_dir, out, workers=workers, progress=False)
+            manifest = build(midi_dir, out, workers=workers, progress=False,
+                             min_bar_density=min_bar_density)
             best = min(best, time.perf_counter() - start)
     return best, manifest
 
@@ -60,6 +63,8 @@ def main() -> int:
     parser.add_argument("midi_dir", type=Path)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--min-bar-density", type=float, default=MIN_BAR_DENSITY,
+                        help="bar-density threshold of the build (default: the SPEC's 0.01)")
     args = parser.parse_args()
     if not args.midi_dir.is_dir():
         print(f"error: {args.midi_dir} is not a folder", file=sys.stderr)
@@ -72,7 +77,8 @@ def main() -> int:
     print(f"{n} MIDI files under {args.midi_dir}, best of {args.repeat}")
     pm_time, failed = time_pretty_midi(args.midi_dir, files, args.repeat)
     for workers in dict.fromkeys([args.workers, 1]):
-        seconds, manifest = time_build(args.midi_dir, workers, args.repeat)
+        seconds, manifest = time_build(args.midi_dir, workers, args.repeat,
+                                       args.min_bar_density)
         phrases = sum(manifest["phrases"].values())
         print(f"build, {workers} worker(s): {seconds:.3f} s = {n / seconds:.1f} files/s, "
               f"{phrases / seconds:.1f} phrases/s ({phrases} phrases, "
