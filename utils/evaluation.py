@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,14 +27,13 @@ from tqdm import tqdm
 from data.contract import MUSIC_INSTRUMENTS
 from data.roll import music_and_mixture
 from data.store import PhraseStore
-from models.diffusion import AssignMode, assign_instruments
+from models.diffusion import assign_instruments
 from utils.baselines import Baseline, OracleBaseline, fit_baselines
 from utils.config import Config
 from utils.metrics import SUMMARY_KEYS, MetricAccumulator, format_table, markdown_table
-from utils.separation import Separator
+from utils.separation import ASSIGN_MODES, Separator
 
 MODEL_NAME = "diffusion"
-ASSIGN_MODES: tuple[str, ...] = get_args(AssignMode)
 ORACLE_NAME = "oracle (partition)"
 F1_KEYS: tuple[str, ...] = tuple(f"{inst}_f1" for inst in MUSIC_INSTRUMENTS)
 
