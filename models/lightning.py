@@ -47,7 +47,27 @@ def _plateau(module: pl.LightningModule, params: Any, factor: float) -> dict[str
             "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch"}}
 
 
-class SeparatorModule(pl.LightningModule):
+class _GuidedModule(pl.LightningModule):
+    """Shared plumbing: one ``_step(batch, stage)`` serves train, validation and test."""
+
+    def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
+        self.log(f"{stage}_loss", loss, prog_bar=True, sync_dist=True,
+                 on_step=stage == "train", on_epoch=stage != "train", batch_size=batch_size)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", batch_idx)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val", batch_idx)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test", batch_idx)
+
+
+class SeparatorModule(_GuidedModule):
     """TransUNet trained with the explicitly guided diffusion loss.
 
     Args:
@@ -64,30 +84,21 @@ class SeparatorModule(pl.LightningModule):
         cfg = self.hparams["config"]
         t, noise = _draws(batch, stage, self.diffusion.time_steps, cfg["seed"], batch_idx)
         loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"], t, noise)
-        self.log(f"{stage}_loss", loss, prog_bar=True, sync_dist=True,
-                 on_step=stage == "train", on_epoch=stage != "train",
-                 batch_size=batch["music"].shape[0])
+        self._log_loss(stage, loss, batch["music"].shape[0])
         return loss
-
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", batch_idx)
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val", batch_idx)
-
-    def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "test", batch_idx)
 
     def configure_optimizers(self) -> dict[str, Any]:
         return _plateau(self, self.net.parameters(), self.hparams["config"]["lr_factor"])
 
 
-class DecoderModule(pl.LightningModule):
+class DecoderModule(_GuidedModule):
     """Decoder trained with BCE from ``x1 = (sqrt(abar_0) x0 + sqrt(1-abar_0) eps) * m`` to x0.
 
-    The separator is loaded frozen from ``separator_path``: its schedule defines x1 (the
-    sample the separator hands to the decoder), and its checkpoint path is recorded in the
-    decoder's hyper-parameters. Only the decoder's weights are trained and optimised.
+    The decoder belongs to one separator checkpoint (``separator_path``, recorded in the
+    hyper-parameters and checked against the config): its diffusion schedule defines x1,
+    the sample the separator hands to the decoder at t = 0. x1 is made from the true music
+    (SPEC section 5), so the separator's network takes no part in this training and is not
+    held here -- the separator stays frozen by construction.
 
     Args:
         config: the resolved config dict; stored in checkpoints.
@@ -98,12 +109,8 @@ class DecoderModule(pl.LightningModule):
         super().__init__()
         cfg = config_from_dict(config, source="DecoderModule config")
         self.save_hyperparameters()
-        separator, self.diffusion, _ = load_separator(separator_path, cfg=cfg)
-        self.separator = separator.requires_grad_(False).eval()
+        _, self.diffusion, _ = load_separator(separator_path, cfg=cfg)
         self.decoder = Decoder(config["in_ch"], config["decoder_dim"])
-
-    def on_train_epoch_start(self) -> None:
-        self.separator.eval()  # frozen: Lightning's train() must not switch its dropout on
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
         cfg = self.hparams["config"]
@@ -111,19 +118,8 @@ class DecoderModule(pl.LightningModule):
         music = batch["music"]
         x1 = self.diffusion.make_x1(music, batch["mixture"], noise)
         loss = F.binary_cross_entropy_with_logits(self.decoder(x1), music)
-        self.log(f"{stage}_loss", loss, prog_bar=True, sync_dist=True,
-                 on_step=stage == "train", on_epoch=stage != "train",
-                 batch_size=music.shape[0])
+        self._log_loss(stage, loss, music.shape[0])
         return loss
-
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", batch_idx)
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val", batch_idx)
-
-    def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "test", batch_idx)
 
     def configure_optimizers(self) -> dict[str, Any]:
         return _plateau(self, self.decoder.parameters(),
