@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
+from tests.notebooks import execute_notebook
 from utils.config import Config
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_test_notebook_runs(tiny_run: Config, tmp_path: Path,
@@ -21,10 +18,7 @@ def test_test_notebook_runs(tiny_run: Config, tmp_path: Path,
     monkeypatch.setenv("M2M_CONFIG", str(cfg_path))
     monkeypatch.setenv("M2M_LIMIT", "6")
     monkeypatch.setenv("M2M_SHOW", "2")
-    notebook = nbformat.read(ROOT / "melody2music_test.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT)}}).execute()
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    outputs = execute_notebook("melody2music_test.ipynb")
     text = "".join(o.get("text", "") for o in outputs)
     assert "phrases/s" in text
     for system in ("diffusion", "most_common", "zone", "pitch_row", "oracle"):
