@@ -8,7 +8,18 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from data.contract import BASS, DRUM, DRUM_ROW0, GUITAR, MELODY, PIANO, PITCH_LOW, STRING
+from data.contract import (
+    BASS,
+    DRUM,
+    DRUM_ROW0,
+    GUITAR,
+    MELODY,
+    N_PITCH,
+    PIANO,
+    PITCH_LOW,
+    STEPS_PER_BEAT,
+    STRING,
+)
 from data.midi import MidiError, SkipFile, Timing, load_mixture, load_song, roll_to_midi
 from data.roll import phrase_windows
 from tests.fixtures_midi import Track, dense_tracks, write_midi
@@ -203,3 +214,40 @@ def test_no_notes_mixture(tmp_path: Path) -> None:
     with pytest.raises(MidiError) as info:
         load_mixture(path)
     assert info.value.reason == "empty"
+
+
+def test_roll_matches_pypianoroll_at_a_steady_tempo(tmp_path: Path) -> None:
+    """pypianoroll (beat-based, via pretty_midi) is an independent reference for the grid.
+
+    The two round off-grid note ends differently (pypianoroll floors them and shortens a note
+    that touches the next one of its pitch), so the notes here start and end on the grid and
+    leave a rest before the next note of their pitch; where the conventions agree, the rolls
+    must agree cell for cell.
+    """
+    import pypianoroll
+
+    tpq = 120
+    step = tpq // STEPS_PER_BEAT
+    rng = np.random.default_rng(7)
+    chords, bass = [], []
+    for beat in range(60):
+        length = int(rng.integers(1, STEPS_PER_BEAT)) * step  # 1-3 steps: a rest follows
+        root = 48 + int(rng.integers(0, 12))
+        chords += [(beat * tpq, beat * tpq + length, root + k) for k in (0, 4, 7)]
+        bass.append((beat * tpq + 2 * step, beat * tpq + 3 * step, 28 + beat % 7))
+    path = write_midi(tmp_path / "steady.mid",
+                      [Track("Piano", 0, chords), Track("Bass", 33, bass)],
+                      tpq=tpq, tempos=[(0, 97.0)])
+    song = load_song(path)
+    assert not song.has_melody  # chords: no melody track, piano stays piano
+    reference = pypianoroll.read(str(path), resolution=STEPS_PER_BEAT)
+    for channel, program in ((PIANO, 0), (BASS, 33)):
+        track = next(t for t in reference.tracks if t.program == program)
+        ref = track.pianoroll[:, PITCH_LOW:PITCH_LOW + N_PITCH] > 0  # (T', 72)
+        n = max(len(ref), len(song.roll))
+        ours = np.zeros((n, N_PITCH), dtype=bool)
+        ours[:len(song.roll)] = song.roll[:, :, channel]
+        theirs = np.zeros((n, N_PITCH), dtype=bool)
+        theirs[:len(ref)] = ref
+        assert ours.any()
+        np.testing.assert_array_equal(ours, theirs)
