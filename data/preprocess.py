@@ -55,10 +55,10 @@ from data.store import (
     PACKED_BYTES,
     SPLITS,
     atomic_save_npy,
-    atomic_write_json,
     pack,
     write_split,
 )
+from utils.fileio import atomic_write_json
 
 MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
@@ -175,7 +175,7 @@ def _load_shards(shard_dir: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]
     Leftovers of an interrupted run (temporary files, a phrase file whose record file was
     never written) are removed.
     """
-    for tmp in shard_dir.glob(".*.tmp"):
+    for tmp in shard_dir.glob(".*.tmp*"):  # temporaries of utils.fileio
         tmp.unlink(missing_ok=True)
     done: dict[str, tuple[dict[str, Any], Path]] = {}
     next_index = 0

@@ -16,8 +16,6 @@ split files are assembled from (see :mod:`data.preprocess`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from data.contract import PHRASE_CELLS, PHRASE_SHAPE
+from utils.fileio import atomic_write
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 PACKED_BYTES = PHRASE_CELLS // 8  # 3,456 bytes per phrase
@@ -54,31 +53,7 @@ def unpack(packed: np.ndarray) -> np.ndarray:
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """Write a ``.npy`` file so that readers see either nothing or the whole file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON via a temporary file and rename (no half-written file survives)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=2)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: np.save(tmp, array))
 
 
 def split_paths(out_dir: str | Path, split: str) -> tuple[Path, Path]:
@@ -99,11 +74,9 @@ def write_split(out_dir: str | Path, split: str, total: int,
         parts: ``(packed uint8 [n, 3456], song_ids int32 [n])`` pieces, in order.
     """
     phrases_path, ids_path = split_paths(out_dir, split)
-    fd, tmp = tempfile.mkstemp(dir=phrases_path.parent, prefix=f".{phrases_path.name}.",
-                               suffix=".tmp")
-    os.close(fd)
     ids = np.zeros(total, dtype=np.int32)
-    try:
+
+    def write(tmp: Path) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(total, PACKED_BYTES))
         row = 0
@@ -115,11 +88,8 @@ def write_split(out_dir: str | Path, split: str, total: int,
             raise RuntimeError(f"{phrases_path}: expected {total} phrases, got {row}")
         out.flush()
         del out
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, phrases_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(phrases_path, write)
     atomic_save_npy(ids_path, ids)
 
 

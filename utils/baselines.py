@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from data.contract import MUSIC_INSTRUMENTS, N_MUSIC
+from utils.fileio import atomic_write_json
 from utils.metrics import to_bool_array
 
 
@@ -345,14 +344,7 @@ def save_baselines(path: str | Path, baselines: dict[str, Baseline]) -> None:
     """
     path = Path(path)
     payload = {name: b.to_dict() for name, b in baselines.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, payload, indent=1)
 
 
 def load_baselines(path: str | Path) -> dict[str, Baseline]:

@@ -13,7 +13,6 @@ everything here works on the model side, ``music bool [n, 5, 64, 72]`` and
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from data.store import PhraseStore
 from models.diffusion import assign_instruments
 from utils.baselines import Baseline, OracleBaseline, fit_baselines
 from utils.config import Config
+from utils.fileio import atomic_write_json, atomic_write_text
 from utils.metrics import SUMMARY_KEYS, MetricAccumulator, format_table, markdown_table
 from utils.separation import ASSIGN_MODES, Separator
 
@@ -247,8 +247,8 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> tuple[Path,
     data = asdict(evaluation)
     if not np.isfinite(data["phrases_per_s"]):
         data["phrases_per_s"] = None
-    json_path.write_text(json.dumps(data, indent=2) + "\n")
-    md_path.write_text(evaluation.markdown())
+    atomic_write_json(json_path, data)
+    atomic_write_text(md_path, evaluation.markdown())
     return json_path, md_path
 
 

@@ -19,8 +19,6 @@ Roll axis orders (the ``order=`` argument, always explicit):
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 import wave
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from data.contract import INSTRUMENTS, MUSIC_INSTRUMENTS, N_INSTRUMENTS, PITCH_LOW, STEPS_PER_BAR
+from utils.fileio import atomic_write
 from utils.metrics import to_bool_array
 
 SOUNDFONT = Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
@@ -146,7 +145,7 @@ def write_wav(path: str | Path, audio: np.ndarray, fs: int) -> None:
     if fs <= 0:
         raise ValueError(f"fs: sample rate must be positive, got {fs}")
     pcm = np.round(np.clip(audio.astype(np.float64), -1.0, 1.0) * 32767).astype("<i2")
-    _atomic_write(Path(path), lambda tmp: _write_pcm(tmp, pcm, fs))
+    atomic_write(path, lambda tmp: _write_pcm(tmp, pcm, fs))
 
 
 def _write_pcm(tmp: Path, pcm: np.ndarray, fs: int) -> None:
@@ -156,20 +155,6 @@ def _write_pcm(tmp: Path, pcm: np.ndarray, fs: int) -> None:
         fh.setsampwidth(2)
         fh.setframerate(int(fs))
         fh.writeframes(pcm.tobytes())
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it to ``path``; on
-    any error the temp file is removed and ``path`` is left untouched."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --- pictures ----------------------------------------------------------------------
@@ -292,5 +277,5 @@ def plot_comparison(
         ax.set_xlabel("")  # the shared time axis is labelled once, at the bottom
     if path is not None:
         path = Path(path)
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     return fig

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ from models.diffusion import (
     check_option,
 )
 from utils.config import Config
+from utils.fileio import atomic_write_many
 
 # Maps mixtures float32 [B, 1, 64, 72] to instrument probabilities float32 [B, 5, 64, 72].
 ProbFn = Callable[[torch.Tensor], torch.Tensor]
@@ -435,24 +434,12 @@ def separate_midi_file(separator: Separator, midi_path: str | Path, out_dir: str
     name = midi_path.stem
     targets = {"midi": out / f"{name}.separated.mid", "wav": out / f"{name}.separated.wav",
                "mixture_wav": out / f"{name}.mixture.wav", "png": out / f"{name}.png"}
-    writers = {
-        "midi": lambda p: separated_pm.write(str(p)),
-        "wav": lambda p: write_wav(p, audio, sample_rate),
-        "mixture_wav": lambda p: write_wav(p, mixture_audio, sample_rate),
-        "png": lambda p: plot_comparison(panels, p),
-    }
-    temps: dict[str, Path] = {}
-    try:
-        for key, target in targets.items():
-            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{target.name}.", suffix=target.suffix)
-            os.close(fd)
-            temps[key] = Path(tmp)
-            writers[key](temps[key])
-        for key, target in targets.items():
-            os.replace(temps[key], target)
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
+    atomic_write_many({
+        targets["midi"]: lambda p: separated_pm.write(str(p)),
+        targets["wav"]: lambda p: write_wav(p, audio, sample_rate),
+        targets["mixture_wav"]: lambda p: write_wav(p, mixture_audio, sample_rate),
+        targets["png"]: lambda p: plot_comparison(panels, p),
+    })
     return SongOutputs(midi=targets["midi"], wav=targets["wav"],
                        mixture_wav=targets["mixture_wav"], png=targets["png"],
                        n_steps=int(mixture.shape[0]), n_windows=len(window_starts(len(mixture))),
