@@ -1,16 +1,21 @@
 """Evaluate the trained separator and the baselines on one split.
 
     python evaluate.py --config config.json [--split test] [--limit N] [--device cpu]
+                       [--data-dir DIR]
 
 Uses the checkpoints named in the config (``transunet_model_path``,
-``decoder_model_path``), else the newest ones in ``model_dir``; prints the metrics table
-and writes ``evaluation_<split>.json`` and ``.md`` into ``model_dir``.
+``decoder_model_path``), else the newest ones in ``model_dir``, else the shipped model in
+``pretrained/``; prints the metrics table and writes ``evaluation_<split>.json`` and
+``.md`` into ``model_dir``. ``--data-dir`` scores another built dataset (cross-corpus:
+``evaluation_<name>_<split>.*``); the baselines are those saved with the model, fitted on
+its own training data.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from utils.config import ConfigError, load_config
 
@@ -25,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="evaluate at most N phrases, spread over the split")
     parser.add_argument("--device", default=None,
                         help="auto, cpu, cuda, cuda:N (default: the config's accelerator)")
+    parser.add_argument("--data-dir", default=None,
+                        help="built dataset to score (default: the config's data_dir)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit <= 0:
@@ -35,14 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config)
         evaluation = evaluate_split(cfg, args.split, args.limit, args.device,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, data_dir=args.data_dir)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{evaluation.n_phrases} {args.split} phrases, "
+    print(f"{evaluation.settings['model']}; baselines {evaluation.settings['baselines']}")
+    print(f"{evaluation.n_phrases} {args.split} phrases of {evaluation.settings['data_dir']}, "
           f"{evaluation.phrases_per_s:.2f} phrases/s on {evaluation.settings['device']}")
     print(evaluation.table())
-    json_path, md_path = write_evaluation(evaluation, cfg.model_dir)
+    tag = "" if args.data_dir is None else Path(args.data_dir).resolve().name
+    json_path, md_path = write_evaluation(evaluation, cfg.model_dir, tag)
     print(f"wrote {json_path} and {md_path}")
     return 0
 

@@ -11,13 +11,23 @@ Layout under ``model_dir`` (written by :mod:`utils.training`)::
 Every checkpoint is a Lightning checkpoint whose ``hyper_parameters["config"]`` is the
 resolved config dict the run was trained with.
 
+    model_dir/baselines.json                                  baselines fitted on the
+                                                              separator's training data
+
 The rule every script follows (:func:`find_checkpoint`): the path named in the config
 (``transunet_model_path`` / ``decoder_model_path``) if non-empty, else the newest
-``best-*.ckpt`` of that kind in ``model_dir``.
+``best-*.ckpt`` of that kind in ``model_dir``. Scripts that only use a model
+(:func:`model_paths`) fall back to the shipped model in ``pretrained/`` when neither
+exists::
+
+    pretrained/separator.ckpt     weights + stored config (no optimiser state)
+    pretrained/decoder.ckpt       only for a diffusion separator
+    pretrained/baselines.json     baselines fitted on the shipped model's training data
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -25,16 +35,27 @@ import torch
 
 from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion, check_option
+from models.direct import DirectSeparation
 from models.transunet import TransUNet
 from utils.config import Config, ConfigError
 
 Kind = Literal["transunet", "decoder"]
+BASELINES_FILE = "baselines.json"
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+PRETRAINED_SEPARATOR = "separator.ckpt"
+PRETRAINED_DECODER = "decoder.ckpt"
 BEST_PREFIX = "best"
 LAST_NAME = "last.ckpt"
 PATH_KEY: dict[str, str] = {"transunet": "transunet_model_path", "decoder": "decoder_model_path"}
 # Config keys that fix the separator's weights' shapes or meaning.
-SEPARATOR_KEYS = ("in_ch", "out_ch", "latent_dim", "d_model", "num_layers", "time_emb_dim",
-                  "time_steps", "beta_schedule", "beta_start", "beta_end")
+SEPARATOR_KEYS = ("separator", "in_ch", "out_ch", "latent_dim", "d_model", "num_layers",
+                  "time_emb_dim", "time_steps", "beta_schedule", "beta_start", "beta_end",
+                  "pitch_channel", "condition_on_mixture", "direct_loss")
+# Values of keys added after the first checkpoints were written: a stored config without
+# them was trained with these (the paper's process).
+LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": False,
+                                   "condition_on_mixture": False, "direct_loss": "bce"}
+Process = GuidedDiffusion | DirectSeparation
 DECODER_KEYS = ("in_ch", "decoder_dim")
 
 
@@ -68,6 +89,54 @@ def find_checkpoint(cfg: Config, kind: str) -> Path:
     return found[-1]
 
 
+@dataclass(frozen=True)
+class ModelPaths:
+    """The files of the model a script uses.
+
+    Attributes:
+        separator: the separator checkpoint.
+        decoder: the decoder checkpoint when it was found with the separator (shipped
+            model), else None (found by :func:`find_checkpoint` when needed).
+        folder: where the model's saved baselines are looked for.
+        shipped: True when this is the shipped model of ``pretrained/``.
+    """
+
+    separator: Path
+    decoder: Path | None
+    folder: Path
+    shipped: bool
+
+    def describe(self) -> str:
+        """Which model this is, in words."""
+        if self.shipped:
+            return f"shipped model {self.separator}"
+        return f"model {self.separator}"
+
+
+def model_paths(cfg: Config, pretrained_dir: Path = PRETRAINED_DIR) -> ModelPaths:
+    """The model a script that separates uses: configured/trained, else the shipped one.
+
+    The configured or newest separator checkpoint (:func:`find_checkpoint`); when the
+    config names none and ``model_dir`` holds none, ``pretrained_dir``'s shipped model.
+
+    Raises:
+        ConfigError: a named checkpoint is missing, or there is no model at all.
+    """
+    named = bool(cfg.transunet_model_path)
+    try:
+        separator = find_checkpoint(cfg, "transunet")
+    except ConfigError:
+        shipped = pretrained_dir / PRETRAINED_SEPARATOR
+        if named or not shipped.is_file():
+            raise
+        decoder = pretrained_dir / PRETRAINED_DECODER
+        return ModelPaths(shipped, decoder if decoder.is_file() else None, pretrained_dir, True)
+    folder = separator.parent
+    if not (folder / BASELINES_FILE).is_file():
+        folder = folder.parent  # model_dir/transunet/best-*.ckpt -> model_dir
+    return ModelPaths(separator, None, folder, False)
+
+
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a Lightning checkpoint dict; unreadable files raise ConfigError naming the file."""
     path = Path(path)
@@ -87,7 +156,7 @@ def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:
     config = ckpt.get("hyper_parameters", {}).get("config")
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: checkpoint stores no config")
-    return config
+    return {**LEGACY_DEFAULTS, **config}
 
 
 def _check_against(stored: dict[str, Any], cfg: Config | None, keys: tuple[str, ...],
@@ -113,18 +182,32 @@ def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], path: st
         raise ConfigError(f"{path}: weights do not fit the network ({detail})") from None
 
 
-def build_separator(config: dict[str, Any]) -> tuple[TransUNet, GuidedDiffusion]:
-    """A fresh TransUNet and GuidedDiffusion from a (resolved) config dict."""
-    net = TransUNet(config["in_ch"], config["out_ch"], config["latent_dim"], config["d_model"],
-                    config["num_layers"], config["time_emb_dim"], config["rate"])
+def build_separator(config: dict[str, Any]) -> tuple[TransUNet, Process]:
+    """A fresh TransUNet and its process from a (resolved) config dict.
+
+    ``separator = "diffusion"``: the network maps ``x_t`` (``in_ch`` channels, plus the
+    mixture when ``condition_on_mixture``) to noise; the process is a
+    :class:`GuidedDiffusion`. ``"direct"``: the network maps the mixture (one channel) to
+    instrument logits; the process is a :class:`DirectSeparation`.
+    """
+    config = {**LEGACY_DEFAULTS, **config}
+    direct = config["separator"] == "direct"
+    conditioned = config["condition_on_mixture"] and not direct
+    net = TransUNet(1 if direct else config["in_ch"], config["out_ch"], config["latent_dim"],
+                    config["d_model"], config["num_layers"], config["time_emb_dim"],
+                    config["rate"], cond_ch=1 if conditioned else 0,
+                    pitch_channel=config["pitch_channel"])
+    if direct:
+        return net, DirectSeparation(config["direct_loss"], config["out_ch"])
     diffusion = GuidedDiffusion(config["time_steps"], config["beta_schedule"],
-                                config["beta_start"], config["beta_end"])
+                                config["beta_start"], config["beta_end"],
+                                channels=config["in_ch"], condition_on_mixture=conditioned)
     return net, diffusion
 
 
 def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
-                   cfg: Config | None = None) -> tuple[TransUNet, GuidedDiffusion, dict[str, Any]]:
-    """Load a separator checkpoint (network in eval mode, schedule, stored config dict).
+                   cfg: Config | None = None) -> tuple[TransUNet, Process, dict[str, Any]]:
+    """Load a separator checkpoint (network in eval mode, process, stored config dict).
 
     Args:
         path: a ``transunet`` checkpoint.
@@ -141,6 +224,23 @@ def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
     _load_into(net, _sub_state(ckpt["state_dict"], "net."), path)
     diffusion.to(map_location)
     return net.to(map_location).eval(), diffusion, config
+
+
+def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Write a slim copy of a checkpoint: weights and stored config, no optimiser state.
+
+    The copy loads with :func:`load_separator` / :func:`load_decoder` like the original
+    (it is what ``pretrained/`` ships).
+    """
+    ckpt = read_checkpoint(src)
+    slim = {"state_dict": ckpt["state_dict"],
+            "hyper_parameters": {"config": checkpoint_config(ckpt, src)}}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(slim, tmp)
+    tmp.replace(dst)
+    return dst
 
 
 def load_decoder(path: str | Path, map_location: str | torch.device = "cpu",

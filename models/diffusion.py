@@ -52,16 +52,23 @@ class GuidedDiffusion(nn.Module):
         beta_schedule: ``"linear"``: betas evenly spaced from beta_start to beta_end.
         beta_start: beta at t = 0.
         beta_end: beta at t = T-1.
+        channels: instrument channels of ``x_t`` (5).
+        condition_on_mixture: also hand the mixture to the network as its conditioning
+            input (``model(x_t, t, cond=m)``), as image-colourisation diffusion models get
+            the grey image; the paper's process gives it only through the guidance mask.
     """
 
     def __init__(self, time_steps: int = 1000, beta_schedule: str = "linear",
-                 beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
+                 beta_start: float = 1e-4, beta_end: float = 0.02, channels: int = 5,
+                 condition_on_mixture: bool = False) -> None:
         super().__init__()
         check_option("beta_schedule", beta_schedule, get_args(BetaSchedule))
         if time_steps < 2:
             raise ValueError(f"time_steps must be >= 2, got {time_steps}")
         self.time_steps = time_steps
         self.beta_schedule = beta_schedule
+        self.channels = channels
+        self.condition_on_mixture = condition_on_mixture
         betas = torch.linspace(beta_start, beta_end, time_steps, dtype=torch.float64)
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)  # abar_t
         for name, value in {
@@ -71,12 +78,24 @@ class GuidedDiffusion(nn.Module):
             "sqrt_one_minus_alphas_cumprod": (1.0 - alphas_cumprod).sqrt(),
         }.items():
             self.register_buffer(name, value.float())
-        self._alphas_cumprod64 = alphas_cumprod  # exact values the samplers derive from
+        self.alphas_cumprod64 = alphas_cumprod  # exact values the samplers derive from
 
     @property
     def num_timesteps(self) -> int:
         """T (alias of ``time_steps``)."""
         return self.time_steps
+
+    def predict_eps(self, model: nn.Module, x_t: torch.Tensor, t: torch.Tensor,
+                    mixture: torch.Tensor) -> torch.Tensor:
+        """The network's noise prediction, conditioned on the mixture when configured.
+
+        Args:
+            model: network ``(x [B, C, T, P], t [B][, cond]) -> [B, C, T, P]``.
+            x_t: float ``[B, C, T, P]``; t: long ``[B]``; mixture: float ``[B, 1, T, P]``.
+        """
+        if self.condition_on_mixture:
+            return model(x_t, t, cond=mixture)
+        return model(x_t, t)
 
     # ---------------------------------------------------------------- forward process
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -112,7 +131,7 @@ class GuidedDiffusion(nn.Module):
             noise = torch.randn_like(x0)
         x_t = self.q_sample(x0, t, noise) * mixture  # step 3: guide x_t ...
         target = noise * mixture  # ... and eps
-        return F.smooth_l1_loss(model(x_t, t), target)
+        return F.smooth_l1_loss(self.predict_eps(model, x_t, t, mixture), target)
 
     def make_x1(self, x0: torch.Tensor, mixture: torch.Tensor,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -152,21 +171,21 @@ class GuidedDiffusion(nn.Module):
         """
         schedule = self.make_sampler(sampler, eta)
         schedule.set_timesteps(steps)
-        channels = _in_channels(model)
-        shape = (mixture.shape[0], channels, *mixture.shape[-2:])
+        shape = (mixture.shape[0], self.channels, *mixture.shape[-2:])
         x = torch.randn(shape, generator=generator, device=mixture.device,
                         dtype=mixture.dtype) * mixture
         times = schedule.timesteps.tolist()
         for t, t_prev in zip(times[:-1], times[1:]):
             t_batch = torch.full((shape[0],), t, dtype=torch.long, device=mixture.device)
-            eps = model(x, t_batch)
+            eps = self.predict_eps(model, x, t_batch, mixture)
             x, _ = schedule.step(eps, t, t_prev, x, generator=generator)
             x = x * mixture  # keep x_t zero outside the mixture at every step
         return x
 
     def separate_probs(self, model: nn.Module, decoder: nn.Module, mixture: torch.Tensor,
                        sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       generator: torch.Generator | None = None,
+                       num_samples: int = 1) -> torch.Tensor:
         """Instrument probabilities of every cell: ``sigmoid(decoder(x1))``.
 
         Args:
@@ -174,22 +193,22 @@ class GuidedDiffusion(nn.Module):
             mixture: float ``[B, 1, T, P]``.
             sampler, steps, eta, generator: as in :meth:`sample_x1`; ``steps=None`` walks
                 every index (``time_steps - 1`` steps, as the release).
+            num_samples: K; the probabilities are averaged over K independent samples
+                (1 = the paper).
 
         Returns:
             float ``[B, C, T, P]`` in [0, 1].
         """
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         with torch.inference_mode():
             steps = self.time_steps - 1 if steps is None else steps
-            x1 = self.sample_x1(model, mixture, sampler, steps, eta, generator)
-            return torch.sigmoid(decoder(x1))
-
-
-def _in_channels(model: nn.Module) -> int:
-    """Channels of ``x_t`` the network takes (its ``in_ch`` attribute)."""
-    channels = getattr(model, "in_ch", None)
-    if not isinstance(channels, int):
-        raise ValueError("sample_x1: the model needs an integer `in_ch` attribute")
-    return channels
+            total = torch.zeros((mixture.shape[0], self.channels, *mixture.shape[-2:]),
+                                device=mixture.device, dtype=mixture.dtype)
+            for _ in range(num_samples):
+                x1 = self.sample_x1(model, mixture, sampler, steps, eta, generator)
+                total += torch.sigmoid(decoder(x1))
+            return total / num_samples
 
 
 class _Sampler:
@@ -197,7 +216,7 @@ class _Sampler:
 
     def __init__(self, diffusion: GuidedDiffusion) -> None:
         self.time_steps = diffusion.time_steps
-        self.alphas_cumprod = diffusion._alphas_cumprod64  # float64 [T]
+        self.alphas_cumprod = diffusion.alphas_cumprod64  # float64 [T]
         self.timesteps = torch.arange(self.time_steps - 1, -1, -1)
 
     def set_timesteps(self, num_steps: int) -> None:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from models.checkpoints import build_separator, load_separator
 from models.decoder import Decoder
+from models.direct import DirectSeparation
 from utils.config import config_from_dict
 
 Batch = dict[str, torch.Tensor]
@@ -68,7 +69,8 @@ class _GuidedModule(pl.LightningModule):
 
 
 class SeparatorModule(_GuidedModule):
-    """TransUNet trained with the explicitly guided diffusion loss.
+    """TransUNet trained with the explicitly guided diffusion loss, or directly
+    (``separator = "direct"``: mixture in, instrument logits out; see :mod:`models.direct`).
 
     Args:
         config: the resolved config dict (``Config.to_dict()``); stored in checkpoints.
@@ -82,8 +84,12 @@ class SeparatorModule(_GuidedModule):
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
         cfg = self.hparams["config"]
-        t, noise = _draws(batch, stage, self.diffusion.time_steps, cfg["seed"], batch_idx)
-        loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"], t, noise)
+        if isinstance(self.diffusion, DirectSeparation):
+            loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"])
+        else:
+            t, noise = _draws(batch, stage, self.diffusion.time_steps, cfg["seed"], batch_idx)
+            loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"],
+                                                t, noise)
         self._log_loss(stage, loss, batch["music"].shape[0])
         return loss
 

@@ -120,18 +120,25 @@ class TransUNet(nn.Module):
         num_layers: Transformer encoder layers.
         time_emb_dim: sinusoidal time-embedding size (even).
         rate: dropout rate.
+        cond_ch: channels of an optional conditioning input concatenated to ``x`` (0 = none,
+            the paper; 1 = the mixture given as an extra channel).
+        pitch_channel: append a fixed absolute-pitch coordinate channel (-1 at the lowest
+            row, +1 at the highest) to the input, so the network knows where it is on the
+            pitch axis (convolutions and relative attention alone do not).
     """
 
     def __init__(self, in_ch: int, out_ch: int, latent_dim: int, d_model: int, num_layers: int,
-                 time_emb_dim: int, rate: float = 0.0) -> None:
+                 time_emb_dim: int, rate: float = 0.0, cond_ch: int = 0,
+                 pitch_channel: bool = False) -> None:
         super().__init__()
         if latent_dim % (4 * GROUPS):
             raise ValueError(f"latent_dim must be a multiple of {4 * GROUPS}, got {latent_dim}")
         quarter, half = latent_dim // 4, latent_dim // 2
         emb = 4 * time_emb_dim
-        self.in_ch, self.out_ch = in_ch, out_ch
+        self.in_ch, self.out_ch, self.cond_ch = in_ch, out_ch, cond_ch
+        self.pitch_channel = pitch_channel
         self.time_embedding = TimeEmbedding(time_emb_dim)
-        self.stem = nn.Conv2d(in_ch, quarter, 7, padding=3)
+        self.stem = nn.Conv2d(in_ch + cond_ch + int(pitch_channel), quarter, 7, padding=3)
         self.down1 = ResBlock(quarter, half, emb, rate)
         self.down2 = ResBlock(half, latent_dim, emb, rate)
         self.down3 = ResBlock(latent_dim, latent_dim, emb, rate)
@@ -141,12 +148,14 @@ class TransUNet(nn.Module):
         self.up3 = ResBlock(half, quarter, emb, rate)
         self.head = nn.Conv2d(quarter, out_ch, 1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Predict the noise of ``x_t``.
+    def forward(self, x: torch.Tensor, t: torch.Tensor,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Map ``x`` (and the conditioning) to ``out_ch`` channels.
 
         Args:
             x: float ``[B, in_ch, T, P]`` with ``T`` and ``P`` divisible by 8.
             t: long ``[B]`` time indices.
+            cond: float ``[B, cond_ch, T, P]``; required when ``cond_ch > 0``.
 
         Returns:
             float ``[B, out_ch, T, P]``.
@@ -154,8 +163,15 @@ class TransUNet(nn.Module):
         if x.shape[-2] % DOWNSAMPLE or x.shape[-1] % DOWNSAMPLE:
             raise ValueError(f"TransUNet: time and pitch sizes must be divisible by {DOWNSAMPLE}, "
                              f"got {tuple(x.shape[-2:])}")
+        if (cond is None) != (self.cond_ch == 0):
+            raise ValueError(f"TransUNet: built with cond_ch={self.cond_ch}, "
+                             f"got cond={'None' if cond is None else list(cond.shape)}")
+        parts = [x] if cond is None else [x, cond.to(x.dtype)]
+        if self.pitch_channel:
+            rows = torch.linspace(-1.0, 1.0, x.shape[-1], device=x.device, dtype=x.dtype)
+            parts.append(rows.expand(x.shape[0], 1, x.shape[-2], x.shape[-1]))  # (B, 1, T, P)
         emb = self.time_embedding(t)  # (B, 4 time_emb_dim)
-        h0 = self.stem(x)  # (B, L/4, T, P)
+        h0 = self.stem(torch.cat(parts, dim=1) if len(parts) > 1 else x)  # (B, L/4, T, P)
         h1 = self.down1(F.max_pool2d(h0, 2), emb)  # (B, L/2, T/2, P/2)
         h2 = self.down2(F.max_pool2d(h1, 2), emb)  # (B, L, T/4, P/4)
         h3 = self.down3(F.max_pool2d(h2, 2), emb)  # (B, L, T/8, P/8)

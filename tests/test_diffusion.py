@@ -126,7 +126,7 @@ def test_ddpm_step_on_consecutive_indices_is_the_ddpm_posterior() -> None:
     gen_a, gen_b = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
     x_prev, x0 = sched.step(eps, t, t - 1, x_t, generator=gen_a)
     beta = diff.betas[t].double()
-    abar, abar_p = diff._alphas_cumprod64[t], diff._alphas_cumprod64[t - 1]
+    abar, abar_p = diff.alphas_cumprod64[t], diff.alphas_cumprod64[t - 1]
     mean = (x_t.double() - beta / (1 - abar).sqrt() * eps.double()) / (1 - beta).sqrt()
     var = beta * (1 - abar_p) / (1 - abar)
     expect = mean + var.sqrt() * torch.randn(x_t.shape, generator=gen_b).double()

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from models.direct import DirectLoss
+
+SeparatorKind = Literal["diffusion", "direct"]
 Sampler = Literal["ddpm", "ddim"]
 Assign = Literal["threshold", "partition"]
 BetaSchedule = Literal["linear"]
@@ -44,6 +47,7 @@ class Config:
     seed: int = 0  # seeds the song split, weight init and sampling noise
 
     # --- network (SPEC section 3) ----------------------------------------------------
+    separator: SeparatorKind = "diffusion"  # "diffusion" (the paper) or "direct" (one pass)
     in_ch: int = 5  # channels of x_t (the five separated instruments)
     out_ch: int = 5  # channels of the predicted noise
     latent_dim: int = 256  # widest U-Net width; stem width is latent_dim // 4
@@ -52,6 +56,9 @@ class Config:
     time_emb_dim: int = 16  # sinusoidal time-embedding size
     rate: float = 0.0  # dropout rate
     decoder_dim: int = 64  # channels of the independent decoder
+    pitch_channel: bool = False  # add an absolute pitch coordinate channel to the input
+    condition_on_mixture: bool = False  # diffusion: the mixture is also an input channel
+    direct_loss: DirectLoss = "bce"  # direct: "bce" per instrument or "softmax" over them
 
     # --- diffusion (SPEC section 4) --------------------------------------------------
     time_steps: int = 1000  # T
@@ -94,6 +101,7 @@ class Config:
     eta: float = 0.0  # DDIM eta (0 = deterministic)
     assign: Assign = "threshold"  # "threshold" (release) or "partition" (one instrument per cell)
     threshold: float = 0.5  # decoder probability needed for a cell in "threshold" mode
+    num_samples: int = 1  # diffusion: decoder probabilities averaged over K samples
     sample_batch_size: int = 256  # phrases separated at once
     output_dir: str = "separated"  # where separate.py writes by default
 
@@ -105,7 +113,8 @@ class Config:
         src = self._source
         positive = ("in_ch", "out_ch", "latent_dim", "d_model", "num_layers", "time_emb_dim",
                     "time_steps", "batch_size", "max_epochs", "decoder_max_epochs",
-                    "num_nodes", "sampling_steps", "sample_batch_size", "decoder_dim")
+                    "num_nodes", "sampling_steps", "sample_batch_size", "decoder_dim",
+                    "num_samples")
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{src}: '{key}' must be > 0, got {getattr(self, key)!r}")

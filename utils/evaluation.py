@@ -27,20 +27,19 @@ from data.contract import MUSIC_INSTRUMENTS
 from data.roll import music_and_mixture
 from data.store import PhraseStore
 from models.diffusion import assign_instruments
-from utils.baselines import Baseline, OracleBaseline, fit_baselines
+from utils.baselines import Baseline, OracleBaseline, fit_baselines, load_baselines
 from utils.config import Config
 from utils.fileio import atomic_write_json, atomic_write_text
 from utils.metrics import SUMMARY_KEYS, MetricAccumulator, format_table, markdown_table
 from utils.separation import ASSIGN_MODES, Separator
 
-MODEL_NAME = "diffusion"
 ORACLE_NAME = "oracle (partition)"
 F1_KEYS: tuple[str, ...] = tuple(f"{inst}_f1" for inst in MUSIC_INSTRUMENTS)
 
 
-def model_row(assign: str) -> str:
+def model_row(assign: str, kind: str = "diffusion") -> str:
     """Name of the model's row for one assignment mode, e.g. ``"diffusion (partition)"``."""
-    return f"{MODEL_NAME} ({assign})"
+    return f"{kind} ({assign})"
 
 
 # ----------------------------------------------------------------------------------
@@ -122,13 +121,17 @@ class Evaluation:
     def markdown(self) -> str:
         """A Markdown report with both tables and the settings."""
         s = self.settings
+        if s.get("separator") == "direct":
+            how = "direct separator (one pass)"
+        else:
+            how = (f"{s.get('sampler')} sampler, {s.get('steps')} steps, eta {s.get('eta')}, "
+                   f"{s.get('num_samples', 1)} sample(s)")
         lines = [
-            f"# Evaluation on the {self.split} split",
+            f"# Evaluation on the {self.split} split of {s.get('data_dir')}",
             "",
-            f"{self.n_phrases} phrases; model: {s.get('sampler')} sampler, "
-            f"{s.get('steps')} steps, eta {s.get('eta')}, assign '{s.get('assign')}', "
+            f"{self.n_phrases} phrases; {s.get('model')}: {how}, assign '{s.get('assign')}', "
             f"on {s.get('device')} at {self.phrases_per_s:.2f} phrases/s. "
-            "Baselines fitted on the train split. Lower is better for consistency and "
+            f"Baselines: {s.get('baselines')}. Lower is better for consistency and "
             "diversity, higher for the rest.",
             "",
             markdown_table(self.rows, SUMMARY_KEYS),
@@ -164,8 +167,9 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
     # the configured assignment first, then the other one on the same probabilities
     modes = [] if separator is None else [separator.assign, *(m for m in ASSIGN_MODES
                                                                 if m != separator.assign)]
+    kind = "" if separator is None else separator.kind
     for mode in modes:
-        accs[model_row(mode)] = MetricAccumulator()
+        accs[model_row(mode, kind)] = MetricAccumulator()
     for name in baselines:
         accs[name] = MetricAccumulator()
     if oracle:
@@ -182,7 +186,7 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
                 seconds += time.perf_counter() - start
                 for mode in modes:
                     pred = assign_instruments(probs, mix, mode, separator.threshold)
-                    accs[model_row(mode)].update(pred.numpy(), music, mixture)
+                    accs[model_row(mode, kind)].update(pred.numpy(), music, mixture)
             for name, baseline in baselines.items():
                 accs[name].update(baseline.predict(mixture), music, mixture)
             if oracle:
@@ -192,9 +196,26 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
     return {name: acc.compute() for name, acc in accs.items()}, seconds
 
 
+def model_baselines(separator: Separator, cfg: Config) -> tuple[dict[str, Baseline], str]:
+    """The baselines to score beside a model, and where they come from.
+
+    The baselines saved with the model (fitted on its own training data when it was
+    trained) when they exist; else they are fitted now on the train split of the config's
+    ``data_dir`` (a model trained before baselines were saved).
+
+    Returns:
+        ``({name: fitted baseline}, description of their source)``.
+    """
+    saved = separator.baselines_path()
+    if saved is not None:
+        return load_baselines(saved), str(saved)
+    return fit_train_baselines(cfg.data_dir), f"fitted on {cfg.data_dir} (train split)"
+
+
 def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
-                   device: str | None = None, progress: bool = True) -> Evaluation:
-    """Separate a split with the configured checkpoints and score it against the baselines.
+                   device: str | None = None, progress: bool = True,
+                   data_dir: str | Path | None = None) -> Evaluation:
+    """Separate a split with the configured model and score it against the baselines.
 
     Args:
         cfg: the typed config (``data_dir``, ``model_dir``, checkpoints, sampling keys).
@@ -202,6 +223,9 @@ def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
         limit: evaluate at most this many phrases, spread evenly over the split.
         device: sampling device; None = the config's ``accelerator``.
         progress: show progress bars.
+        data_dir: the built dataset to score (default: the config's ``data_dir``); for
+            example a model trained on the synthetic corpus scored on the OpenMSX songs.
+            The baselines always come from the model's training data.
 
     Returns:
         The :class:`Evaluation` (not yet written; see :func:`write_evaluation`).
@@ -210,40 +234,46 @@ def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
         utils.config.ConfigError: no checkpoint; FileNotFoundError: split not built;
         ValueError: empty split.
     """
-    from models.checkpoints import find_checkpoint
-
-    store = PhraseStore(cfg.data_dir, split)
+    data_dir = cfg.data_dir if data_dir is None else data_dir
+    store = PhraseStore(data_dir, split)
     if len(store) == 0:
-        raise ValueError(f"{cfg.data_dir}: the {split} split holds no phrases")
+        raise ValueError(f"{data_dir}: the {split} split holds no phrases")
     separator = Separator.from_config(cfg, device)
-    baselines = fit_train_baselines(cfg.data_dir)
+    baselines, baseline_source = model_baselines(separator, cfg)
     indices = subset_indices(len(store), limit)
     rows, seconds = score_systems(separator, baselines,
                                   phrase_batches(store, separator.batch_size, indices),
                                   total=len(indices), progress=progress)
     settings = {
+        "separator": separator.kind, "model": separator.source,
         "sampler": separator.sampler, "steps": separator.steps, "eta": separator.eta,
+        "num_samples": separator.num_samples,
         "assign": separator.assign, "threshold": separator.threshold,
         "device": str(separator.device), "seed": separator.seed,
-        "transunet": str(find_checkpoint(cfg, "transunet")),
-        "decoder": str(find_checkpoint(cfg, "decoder")),
-        "data_dir": str(cfg.data_dir),
+        "data_dir": str(data_dir), "baselines": baseline_source,
     }
     rate = len(indices) / seconds if seconds > 0 else float("inf")
     return Evaluation(split=split, n_phrases=int(len(indices)), rows=rows,
                       phrases_per_s=rate, seconds=seconds, settings=settings)
 
 
-def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``evaluation_<split>.json`` and ``evaluation_<split>.md`` into ``out_dir``.
+def write_evaluation(evaluation: Evaluation, out_dir: str | Path,
+                     tag: str = "") -> tuple[Path, Path]:
+    """Write ``evaluation_[<tag>_]<split>.json`` and ``.md`` into ``out_dir``.
+
+    Args:
+        evaluation: what :func:`evaluate_split` returned.
+        out_dir: target folder (created).
+        tag: names the scored dataset when it is not the config's own (cross-corpus).
 
     Returns:
         ``(json_path, markdown_path)``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"evaluation_{evaluation.split}.json"
-    md_path = out / f"evaluation_{evaluation.split}.md"
+    stem = f"evaluation_{tag + '_' if tag else ''}{evaluation.split}"
+    json_path = out / f"{stem}.json"
+    md_path = out / f"{stem}.md"
     data = asdict(evaluation)
     if not np.isfinite(data["phrases_per_s"]):
         data["phrases_per_s"] = None
@@ -289,5 +319,6 @@ def benchmark_steps(separator: Separator, batches: list[tuple[np.ndarray, np.nda
                                          oracle=False)
         rate = total / seconds if seconds > 0 else float("inf")
         rows[label] = {"steps": float(run.steps), "phrases_per_s": rate,
-                       "ms_per_phrase": 1000.0 * seconds / total, **metrics[model_row(run.assign)]}
+                       "ms_per_phrase": 1000.0 * seconds / total,
+                       **metrics[model_row(run.assign, run.kind)]}
     return rows

@@ -29,6 +29,14 @@ import numpy as np
 import torch
 
 from data.contract import DRUM, DRUM_ROW0, N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
+from models.checkpoints import (
+    BASELINES_FILE,
+    Process,
+    find_checkpoint,
+    load_decoder,
+    load_separator,
+    model_paths,
+)
 from models.diffusion import (
     AssignMode,
     GuidedDiffusion,
@@ -187,25 +195,32 @@ def separate_song_with(prob_fn: ProbFn, mixture: np.ndarray, mode: str,
 # ----------------------------------------------------------------------------------
 @dataclass
 class Separator:
-    """A trained separator and decoder with the sampling settings, on one device.
+    """A trained separator (and decoder) with the sampling settings, on one device.
 
     Attributes:
-        model: the TransUNet (eps-prediction network), in eval mode.
-        diffusion: the guided diffusion process holding the schedule and samplers.
-        decoder: the independent decoder (x1 -> logits of x0), in eval mode.
+        model: the TransUNet, in eval mode (noise prediction for ``"diffusion"``,
+            instrument logits for ``"direct"``).
+        diffusion: the process the network was trained with: a
+            :class:`models.diffusion.GuidedDiffusion` (schedule and samplers) or a
+            :class:`models.direct.DirectSeparation` (one pass, no sampling).
+        decoder: the independent decoder (x1 -> logits of x0), in eval mode; None for
+            a direct separator.
         device: where sampling runs.
-        sampler: ``"ddim"`` or ``"ddpm"``.
+        sampler: ``"ddim"`` or ``"ddpm"`` (diffusion only).
         steps: reverse steps (clamped to ``T - 1`` of the checkpoint's schedule).
         eta: DDIM eta (0 = deterministic).
         assign: ``"threshold"`` or ``"partition"``.
         threshold: decoder probability needed in ``"threshold"`` mode.
         batch_size: phrases/windows sampled at once.
         seed: seeds the sampling noise (one generator per Separator).
+        num_samples: diffusion probabilities averaged over this many samples.
+        source: which model this is, in words (printed by the scripts).
+        folder: the folder of the model's files (its saved baselines live there).
     """
 
     model: torch.nn.Module
-    diffusion: GuidedDiffusion
-    decoder: torch.nn.Module
+    diffusion: Process
+    decoder: torch.nn.Module | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     sampler: str = "ddim"
     steps: int = 999
@@ -214,6 +229,9 @@ class Separator:
     threshold: float = 0.5
     batch_size: int = 256
     seed: int = 0
+    num_samples: int = 1
+    source: str = "model given in code"
+    folder: Path | None = None
     generator: torch.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -223,41 +241,86 @@ class Separator:
             raise ValueError(f"'batch_size' must be > 0, got {self.batch_size}")
         if self.steps <= 0:
             raise ValueError(f"'steps' must be > 0, got {self.steps}")
+        if self.num_samples <= 0:
+            raise ValueError(f"'num_samples' must be > 0, got {self.num_samples}")
+        if self.is_diffusion and self.decoder is None:
+            raise ValueError("a diffusion separator needs its decoder")
         self.steps = min(self.steps, self.max_steps)
         self.model.to(self.device).eval()
-        self.decoder.to(self.device).eval()
+        if self.decoder is not None:
+            self.decoder.to(self.device).eval()
         self.diffusion.to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
 
     @property
+    def is_diffusion(self) -> bool:
+        """True for the paper's guided diffusion, False for the direct separator."""
+        return isinstance(self.diffusion, GuidedDiffusion)
+
+    @property
+    def kind(self) -> str:
+        """``"diffusion"`` or ``"direct"`` (the config's ``separator`` value)."""
+        return "diffusion" if self.is_diffusion else "direct"
+
+    @property
     def max_steps(self) -> int:
-        """The most reverse steps the checkpoint's schedule allows (T - 1)."""
+        """The most reverse steps the checkpoint's schedule allows (T - 1; 1 if direct)."""
+        if not self.is_diffusion:
+            return 1
         return int(self.diffusion.num_timesteps) - 1
+
+    def describe(self) -> str:
+        """The model and its sampling settings in one line."""
+        if self.is_diffusion:
+            how = (f"diffusion, {self.sampler} {self.steps} steps"
+                   + (f", {self.num_samples} samples averaged" if self.num_samples > 1 else ""))
+        else:
+            how = "direct, one pass"
+        return f"{self.source} ({how}, assign '{self.assign}')"
+
+    def baselines_path(self) -> Path | None:
+        """The baselines saved with the model (fitted on its training data), if any."""
+        if self.folder is None:
+            return None
+        path = self.folder / BASELINES_FILE
+        return path if path.is_file() else None
 
     @classmethod
     def from_config(cls, cfg: Config, device: str | torch.device | None = None) -> Separator:
-        """Load the checkpoints ``cfg`` names (else the newest in ``model_dir``).
+        """Load the model ``cfg`` names, else the newest in ``model_dir``, else the shipped one.
+
+        The checkpoints a config names (or the newest in its ``model_dir``) must match the
+        config's network and schedule keys (a mismatch is an error naming the key). When
+        neither exists, the shipped model in ``pretrained/`` is used with its own stored
+        network settings (the config's sampling keys still apply).
 
         Args:
             cfg: the typed configuration; its sampling keys (``sampler``,
-                ``sampling_steps``, ``eta``, ``assign``, ``threshold``,
+                ``sampling_steps``, ``eta``, ``assign``, ``threshold``, ``num_samples``,
                 ``sample_batch_size``, ``seed``) become the Separator's settings.
             device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... or a torch.device; None takes
                 the config's ``accelerator`` (:func:`config_device`).
 
         Raises:
-            utils.config.ConfigError: no checkpoint found.
+            utils.config.ConfigError: no checkpoint found and no shipped model, or a
+                checkpoint that does not match the config.
         """
-        from models.checkpoints import find_checkpoint, load_decoder, load_separator
-
         dev = config_device(cfg) if device is None else resolve_device(device)
-        model, diffusion, _ = load_separator(find_checkpoint(cfg, "transunet"), map_location=dev)
-        decoder = load_decoder(find_checkpoint(cfg, "decoder"), map_location=dev)
-        return cls(model=model, diffusion=diffusion, decoder=decoder, device=dev,
+        paths = model_paths(cfg)
+        check = None if paths.shipped else cfg
+        model, process, stored = load_separator(paths.separator, map_location=dev, cfg=check)
+        decoder = None
+        if stored["separator"] == "diffusion":
+            decoder_path = paths.decoder if paths.decoder is not None else \
+                find_checkpoint(cfg, "decoder")
+            decoder = load_decoder(decoder_path, map_location=dev, cfg=check)
+        return cls(model=model, diffusion=process, decoder=decoder, device=dev,
                    sampler=cfg.sampler, steps=cfg.sampling_steps, eta=cfg.eta,
                    assign=cfg.assign, threshold=cfg.threshold,
-                   batch_size=cfg.sample_batch_size, seed=cfg.seed)
+                   batch_size=cfg.sample_batch_size, seed=cfg.seed,
+                   num_samples=cfg.num_samples, source=paths.describe(),
+                   folder=paths.folder)
 
     def with_settings(self, **changes: object) -> Separator:
         """A copy sharing the networks, with other sampling settings and a fresh generator.
@@ -267,7 +330,7 @@ class Separator:
         clone = copy.copy(self)
         for key, value in changes.items():
             if key not in ("sampler", "steps", "eta", "assign", "threshold", "batch_size",
-                           "seed"):
+                           "seed", "num_samples"):
                 raise ValueError(f"unknown sampling setting {key!r}")
             setattr(clone, key, value)
         clone.__post_init__()
@@ -284,9 +347,11 @@ class Separator:
             ``float32 [B, 5, 64, 72]`` on ``self.device``; 0 outside the mixture.
         """
         mixture = mixture.to(self.device, dtype=torch.float32)
+        if not self.is_diffusion:
+            return self.diffusion.separate_probs(self.model, mixture)
         return self.diffusion.separate_probs(
             self.model, self.decoder, mixture, sampler=self.sampler, steps=self.steps,
-            eta=self.eta, generator=self.generator)
+            eta=self.eta, generator=self.generator, num_samples=self.num_samples)
 
     def separate_phrases(self, mixture: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Separate phrases in batches of ``batch_size``.

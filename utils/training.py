@@ -17,10 +17,21 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
 
-from models.checkpoints import BEST_PREFIX, LAST_NAME, checkpoint_dir, find_checkpoint
+from models.checkpoints import (
+    BASELINES_FILE,
+    BEST_PREFIX,
+    LAST_NAME,
+    checkpoint_config,
+    checkpoint_dir,
+    find_checkpoint,
+    read_checkpoint,
+)
 from models.lightning import DecoderModule, SeparatorModule
+from utils.baselines import save_baselines
 from utils.config import Config, ConfigError
+from utils.evaluation import fit_train_baselines
 
 LOG_EVERY_N_STEPS = 10
 
@@ -137,21 +148,31 @@ def train_separator(cfg: Config, resume: bool = False,
     """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = SeparatorModule(cfg.to_dict())
-    return _fit(cfg, "transunet", module, cfg.max_epochs, resume, datamodule, **overrides)
+    best = _fit(cfg, "transunet", module, cfg.max_epochs, resume, datamodule, **overrides)
+    if rank_zero_only.rank == 0 and datamodule is None:
+        # the baselines of this training data travel with the model (evaluate.py reads them)
+        save_baselines(Path(cfg.model_dir) / BASELINES_FILE, fit_train_baselines(cfg.data_dir))
+    return best
 
 
 def train_decoder(cfg: Config, resume: bool = False,
                   datamodule: pl.LightningDataModule | None = None,
-                  **overrides: Any) -> Path:
+                  **overrides: Any) -> Path | None:
     """Train the decoder on top of the separator :func:`find_checkpoint` picks.
 
     Args: as :func:`train_separator` (resume reads ``model_dir/decoder/last.ckpt``).
+
+    Returns:
+        The best decoder checkpoint, or None when the separator is a direct one (it
+        predicts instruments itself and needs no decoder).
 
     Raises:
         ConfigError: no separator checkpoint, one that does not match the config,
             missing data or resume checkpoint.
     """
     separator = find_checkpoint(cfg, "transunet")
+    if checkpoint_config(read_checkpoint(separator), separator)["separator"] == "direct":
+        return None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = DecoderModule(cfg.to_dict(), str(separator))
     return _fit(cfg, "decoder", module, cfg.decoder_max_epochs, resume, datamodule, **overrides)
@@ -185,5 +206,9 @@ def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = No
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"best {kind} checkpoint: {best}")
+    if best is None:
+        print("the separator is 'direct': it predicts the instruments itself, no decoder "
+              "to train")
+    else:
+        print(f"best {kind} checkpoint: {best}")
     return 0

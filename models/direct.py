@@ -1,0 +1,88 @@
+"""Direct separation: the mixture in, per-cell instrument probabilities out, in one pass.
+
+The same TransUNet as the diffusion separator, trained as a plain segmentation network:
+its input is the mixture ``m`` (``[B, 1, T, P]``, plus the optional pitch channel the
+network adds itself), its time input is fixed at 0, and its ``C`` output channels are
+logits of the instruments of every cell. Only cells the mixture plays are scored: a
+silent cell has no instrument to find, and the prediction is multiplied by ``m`` anyway.
+
+Losses (``direct_loss``):
+
+* ``"bce"``: binary cross-entropy of each instrument on every sounding cell (a cell may
+  hold several instruments); probabilities are ``sigmoid(logits)``.
+* ``"softmax"``: cross-entropy of a softmax over the instruments against the cell's true
+  instruments, normalised to sum to 1 (a cell held by two instruments is a 50/50 target);
+  probabilities are ``softmax(logits)`` over the instrument axis.
+
+Like :class:`models.diffusion.GuidedDiffusion`, this module is a process that takes the
+network as an argument; the network does not know which process trains it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.diffusion import check_option
+
+DirectLoss = Literal["bce", "softmax"]
+
+
+class DirectSeparation(nn.Module):
+    """Loss and prediction of the one-pass separator.
+
+    Args:
+        loss: ``"bce"`` or ``"softmax"`` (see the module docstring).
+        channels: instrument channels of the output (5).
+    """
+
+    def __init__(self, loss: str = "bce", channels: int = 5) -> None:
+        super().__init__()
+        self.loss = check_option("direct_loss", loss, get_args(DirectLoss))
+        self.channels = channels
+
+    @staticmethod
+    def logits(model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
+        """float ``[B, 1, T, P]`` mixture -> float ``[B, C, T, P]`` logits (t fixed at 0)."""
+        t = torch.zeros(mixture.shape[0], dtype=torch.long, device=mixture.device)
+        return model(mixture, t)
+
+    def training_loss(self, model: nn.Module, music: torch.Tensor,
+                      mixture: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the sounding cells of the batch.
+
+        Args:
+            model: network ``(mixture [B, 1, T, P], t [B]) -> [B, C, T, P]``.
+            music: float ``[B, C, T, P]`` (0/1) true instruments.
+            mixture: float ``[B, 1, T, P]`` (0/1), the OR of ``music`` over ``C``.
+
+        Returns:
+            float scalar (0 for a batch without a sounding cell).
+        """
+        logits = self.logits(model, mixture)  # (B, C, T, P)
+        on = mixture  # (B, 1, T, P)
+        cells = on.sum().clamp(min=1.0)
+        if self.loss == "bce":
+            per = F.binary_cross_entropy_with_logits(logits, music, reduction="none")
+            return (per * on).sum() / (cells * music.shape[1])
+        target = music / music.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, C, T, P)
+        per_cell = -(target * F.log_softmax(logits, dim=1)).sum(dim=1, keepdim=True)
+        return (per_cell * on).sum() / cells
+
+    @torch.inference_mode()
+    def separate_probs(self, model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
+        """Instrument probabilities of every cell, 0 outside the mixture.
+
+        Args:
+            model: the trained network (in eval mode).
+            mixture: float ``[B, 1, T, P]``.
+
+        Returns:
+            float ``[B, C, T, P]`` in [0, 1].
+        """
+        logits = self.logits(model, mixture)
+        probs = torch.sigmoid(logits) if self.loss == "bce" else torch.softmax(logits, dim=1)
+        return probs * mixture
