@@ -113,15 +113,17 @@ class ModelPaths:
         return f"model {self.separator}"
 
 
-def model_paths(cfg: Config, pretrained_dir: Path = PRETRAINED_DIR) -> ModelPaths:
+def model_paths(cfg: Config, pretrained_dir: Path | None = None) -> ModelPaths:
     """The model a script that separates uses: configured/trained, else the shipped one.
 
     The configured or newest separator checkpoint (:func:`find_checkpoint`); when the
-    config names none and ``model_dir`` holds none, ``pretrained_dir``'s shipped model.
+    config names none and ``model_dir`` holds none, the shipped model of
+    ``pretrained_dir`` (default :data:`PRETRAINED_DIR`).
 
     Raises:
         ConfigError: a named checkpoint is missing, or there is no model at all.
     """
+    pretrained_dir = PRETRAINED_DIR if pretrained_dir is None else pretrained_dir
     named = bool(cfg.transunet_model_path)
     try:
         separator = find_checkpoint(cfg, "transunet")

@@ -152,8 +152,12 @@ def test_evaluate_script_writes_json_and_markdown(tiny_run: Config, tmp_path: Pa
 
 
 def test_evaluate_script_without_checkpoint(tiny_dataset: Path, tiny_config: Config,
+                                            monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import models.checkpoints as checkpoints
+
+    monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", tmp_path / "no_shipped_model")
     cfg_path = write_config(tiny_config, tmp_path / "cfg.json",
                             model_dir=str(tmp_path / "empty"))
     code = evaluate.main(["--config", str(cfg_path), "--limit", "2", "--no-progress"])
@@ -190,3 +194,78 @@ def test_bench_sample_script(tiny_run: Config, tmp_path: Path,
     assert code == 0
     top = tiny_run.time_steps - 1
     assert f"| {top} steps |" in out and "| 3 steps |" in out and "phrases_per_s" in out
+
+
+def test_cross_corpus_evaluation_uses_the_models_saved_baselines(
+        tiny_run: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    saved = Path(tiny_run.model_dir) / "baselines.json"
+    assert saved.is_file()  # written by the separator's training run
+    other = tmp_path / "other_corpus"
+    shutil.copytree(tiny_run.data_dir, other)
+    # the config's own data_dir is gone: only the model folder and the scored data remain
+    cfg_path = write_config(tiny_run, tmp_path / "cfg.json",
+                            data_dir=str(tmp_path / "not_built"))
+    code = evaluate.main(["--config", str(cfg_path), "--data-dir", str(other), "--limit", "4",
+                          "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads((Path(tiny_run.model_dir) / "evaluation_other_corpus_test.json")
+                      .read_text())
+    assert data["settings"]["baselines"] == str(saved)
+    assert data["settings"]["data_dir"] == str(other)
+    assert "zone" in data["rows"] and data["n_phrases"] <= 4
+
+
+def test_shipped_model_is_used_when_none_is_trained(
+        tiny_run: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import models.checkpoints as checkpoints
+    from models.checkpoints import export_checkpoint, find_checkpoint
+
+    shipped = tmp_path / "pretrained"
+    export_checkpoint(find_checkpoint(tiny_run, "transunet"), shipped / "separator.ckpt")
+    export_checkpoint(find_checkpoint(tiny_run, "decoder"), shipped / "decoder.ckpt")
+    (shipped / "baselines.json").write_text(
+        (Path(tiny_run.model_dir) / "baselines.json").read_text())
+    monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", shipped)
+    # another network size in the config: the shipped model keeps its own
+    cfg_path = write_config(tiny_run, tmp_path / "cfg.json", model_dir=str(tmp_path / "none"),
+                            latent_dim=64)
+    code = evaluate.main(["--config", str(cfg_path), "--limit", "2", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"shipped model {shipped / 'separator.ckpt'}" in out
+    data = json.loads((tmp_path / "none" / "evaluation_test.json").read_text())
+    assert data["settings"]["baselines"] == str(shipped / "baselines.json")
+    # a checkpoint the config names but that is missing is still an error, not a fallback
+    cfg_path = write_config(tiny_run, tmp_path / "cfg2.json", model_dir=str(tmp_path / "none"),
+                            transunet_model_path=str(tmp_path / "missing.ckpt"))
+    assert evaluate.main(["--config", str(cfg_path), "--limit", "2", "--no-progress"]) != 0
+    assert "missing.ckpt" in capsys.readouterr().err
+
+
+def test_ablation_trains_each_variant_alike_and_scores_two_corpora(
+        tiny_dataset: Path, tiny_config: Config, tmp_path: Path) -> None:
+    from utils.ablation import ABLATION_KEYS, VARIANTS, run_ablation
+
+    cfg_path = write_config(tiny_config, tmp_path / "cfg.json")
+    wanted = ("diffusion (paper)", "diffusion + mixture + pitch",
+              "diffusion + mixture + pitch, K=4", "direct, BCE")
+    variants = [v for v in VARIANTS if v.name in wanted]
+    lines: list[str] = []
+    tables = run_ablation(cfg_path, tmp_path / "abl", steps=2, decoder_steps=2, limit=3,
+                          cross_data=tiny_dataset, variants=variants, val_batches=1,
+                          log=lines.append)
+    assert set(tables) == {"base", "cross"}
+    for rows in tables.values():
+        assert list(rows)[:4] == list(wanted)
+        assert {"zone", "pitch_row", ORACLE_NAME} <= set(rows)
+        for name in wanted:
+            assert set(ABLATION_KEYS) <= set(rows[name])
+            assert rows[name]["consistency"] == 0.0  # partition assignment
+    # three separators and one shared decoder trained; K=4 reuses weights
+    assert sum("training '" in line for line in lines) == 3
+    assert sum("shared decoder" in line for line in lines) == 1
+    assert tables["base"][wanted[2]]["train_s"] == tables["base"][wanted[1]]["train_s"]
