@@ -6,8 +6,9 @@ Writes ``OUTDIR/<name>.separated.mid`` (one track per instrument, the song's tem
 ``<name>.separated.wav``, ``<name>.mixture.wav`` and ``<name>.png`` (separated roll above
 the input mixture; with ``--reference`` above the file's own multitrack too). OUTDIR
 defaults to the config's ``output_dir``. Uses the checkpoints named in the config, else
-the newest ones in ``model_dir``. Any length; a file without time signature is read as
-4/4; another meter is separated with a warning.
+the newest ones in ``model_dir``, else the shipped model in ``pretrained/`` (it says
+which). Any length; a file without time signature is read as 4/4; another meter is
+separated with a warning.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for line in result.warnings:
         print(f"warning: {line}", file=sys.stderr)
+    print(f"model: {separator.describe()}")
     print(f"separated {args.input}: {result.n_steps} steps in {result.n_windows} windows "
-          f"({separator.sampler}, {separator.steps} steps, assign '{separator.assign}', "
-          f"audio by {result.synth})")
+          f"(audio by {result.synth})")
     print(f"  MIDI      {result.midi}")
     print(f"  audio     {result.wav}")
     print(f"  mixture   {result.mixture_wav}")

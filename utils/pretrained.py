@@ -1,0 +1,79 @@
+"""Copy a trained model into a folder that ships with the repository (``pretrained/``).
+
+    python -m utils.pretrained --config configs/synth.json [--out pretrained]
+
+Takes the separator (and, for a diffusion separator, the decoder) that the config names
+or the newest in its ``model_dir``, strips the optimiser state, and writes them with the
+baselines saved beside them (fitted on the model's own training data) and the
+evaluation tables found in ``model_dir``. Scripts that separate fall back to this folder
+when no model is configured or trained (:func:`models.checkpoints.model_paths`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from models.checkpoints import (
+    BASELINES_FILE,
+    PRETRAINED_DECODER,
+    PRETRAINED_SEPARATOR,
+    checkpoint_config,
+    export_checkpoint,
+    find_checkpoint,
+    read_checkpoint,
+)
+from utils.config import Config, ConfigError, load_config
+
+
+def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
+    """Write the config's model into ``out_dir``; returns the files written.
+
+    Raises:
+        ConfigError: no trained model, or no baselines saved with it.
+    """
+    separator = find_checkpoint(cfg, "transunet")
+    baselines = Path(cfg.model_dir) / BASELINES_FILE
+    if not baselines.is_file():
+        raise ConfigError(f"{cfg._source}: no {BASELINES_FILE} in 'model_dir' = "
+                          f"{cfg.model_dir!r}; train the separator with this config first")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [export_checkpoint(separator, out / PRETRAINED_SEPARATOR)]
+    stored = checkpoint_config(read_checkpoint(separator), separator)
+    stale = out / PRETRAINED_DECODER
+    if stored["separator"] == "diffusion":
+        written.append(export_checkpoint(find_checkpoint(cfg, "decoder"), stale))
+    elif stale.exists():
+        stale.unlink()  # a decoder of an earlier diffusion model does not belong to this one
+    for source in [baselines, *sorted(Path(cfg.model_dir).glob("evaluation_*"))]:
+        target = out / source.name
+        shutil.copyfile(source, target)
+        written.append(target)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; returns the exit status (2 for a configuration problem)."""
+    parser = argparse.ArgumentParser(prog="python -m utils.pretrained",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="config.json", help="config of the trained model")
+    parser.add_argument("--out", default="pretrained", help="target folder (pretrained)")
+    args = parser.parse_args(argv)
+    try:
+        written = export_model(load_config(args.config), args.out)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    total = sum(p.stat().st_size for p in written)
+    for path in written:
+        print(f"  {path}  ({path.stat().st_size / 1e6:.2f} MB)")
+    print(f"wrote {len(written)} files, {total / 1e6:.2f} MB in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
