@@ -261,12 +261,11 @@ def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int |
 
     plans = [plan_song(seed, i, grooves) for i in range(songs)]
     style_files = {g.style: g.path for g in grooves}
-    failed_before: dict[int, dict[str, str]] = {}
+    # songs MMA failed on in a finished run fail again (same chart, same seed): not retried
+    status: dict[int, dict[str, str]] = {}
     if previous is not None and previous.get("finished"):
-        failed_before = {s["index"]: s for s in previous["songs"] if s["status"] != "ok"}
-    status: dict[int, dict[str, str]] = {i: {"status": failed_before[i]["status"],
-                                             "detail": failed_before[i].get("detail", "")}
-                                         for i in failed_before if i < songs}
+        status = {s["index"]: {"status": s["status"], "detail": s["detail"]}
+                  for s in previous["songs"] if s["status"] != "ok" and s["index"] < songs}
     todo = [p for p in plans
             if p.index not in status and not (out_dir / p.path).is_file()]
     if previous is not None and previous.get("finished") and not todo \

@@ -194,3 +194,24 @@ def test_built_corpus_has_every_instrument_4_4_grooves_and_styles_on_one_side(
             sides.setdefault(song.split("/")[0], set()).add(split)
     assert all(len(s) == 1 for s in sides.values())  # no style on two sides
     assert {f: {s} for s, fs in built["split_folders"].items() for f in fs} == sides
+
+
+@needs_mma
+def test_failed_song_is_counted_and_not_retried(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    original = syn._render_song
+    calls: list[int] = []
+
+    def failing_second(exe: str, plan: syn.SongPlan, style_file: Path) -> bytes:
+        calls.append(plan.index)
+        if plan.index == 1:
+            raise MmaFailed("mma_error", "MMA exit 1: made up")
+        return original(exe, plan, style_file)
+
+    monkeypatch.setattr(syn, "_render_song", failing_second)
+    made = syn.synthesize(tmp_path / "out", 4, seed=0, workers=2, progress=False)
+    assert made["songs_written"] == 3 and made["failures"] == {"mma_error": 1}
+    assert made["songs"][1]["status"] == "mma_error" and len(_midi_files(tmp_path / "out")) == 3
+    calls.clear()
+    assert syn.synthesize(tmp_path / "out", 4, seed=0, workers=2, progress=False) == made
+    assert calls == []
