@@ -5,8 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_CONFIG ?= configs/demo.json
 DEMO_SONG ?= data/demo/openmsx/tttheme2.mid
+SYNTH_SONGS ?= 2000
+SYNTH_CONFIG ?= configs/synth.json
 
-.PHONY: setup demo test lint clean-demo
+# $(call timed,STEP,COMMAND): print the step, run it, print how long it took
+timed = @echo "== $(1): $(2)"; start=$$(date +%s); $(2) && \
+	echo "== $(1) took $$(( $$(date +%s) - start )) s"
+
+.PHONY: setup demo synth test lint clean-demo clean-synth
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +29,14 @@ demo: setup
 	$(PY) evaluate.py --config $(DEMO_CONFIG) --split test
 	$(PY) separate.py $(DEMO_SONG) --config $(DEMO_CONFIG) --reference
 
+# the synthetic MMA corpus (needs the `mma` package): generate, build by style, train, evaluate
+synth: setup
+	$(call timed,synthesize,$(PY) -m data.synthesize --config $(SYNTH_CONFIG) --songs $(SYNTH_SONGS))
+	$(call timed,preprocess,$(PY) -m data.preprocess --config $(SYNTH_CONFIG))
+	$(call timed,separator,$(PY) melody2music_train.py --config $(SYNTH_CONFIG))
+	$(call timed,decoder,$(PY) melody2music_decoder.py --config $(SYNTH_CONFIG))
+	$(call timed,evaluate,$(PY) evaluate.py --config $(SYNTH_CONFIG) --split test)
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
@@ -31,3 +45,6 @@ test: lint
 
 clean-demo:
 	rm -rf runs/demo
+
+clean-synth:
+	rm -rf runs/synth

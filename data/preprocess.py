@@ -3,11 +3,11 @@
 Command::
 
     python -m data.preprocess --midi-dir DIR --out-dir DIR [--workers N]
-        [--melody-json FILE] [--seed S] [--config config.json]
+        [--melody-json FILE] [--seed S] [--split-by song|folder] [--config config.json]
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
-``train_split``/``val_split``/``test_split``, ``seed`` and ``preprocess_workers`` are read
-from the config; flags given explicitly win.
+``train_split``/``val_split``/``test_split``, ``split_by``, ``seed`` and
+``preprocess_workers`` are read from the config; flags given explicitly win.
 
 How the build works:
 
@@ -20,12 +20,14 @@ How the build works:
    what marks the chunk's files as done, so an interrupted build re-run into the same OUT
    processes only the files not yet recorded -- no duplicates, no loss;
 3. once every file is recorded, the kept songs (sorted relative paths) are shuffled by a
-   seeded permutation and cut into train/val/test by the fractions; each split's phrases
-   are written to ``OUT/<split>.phrases.npy`` in song order (:mod:`data.store`) and
+   seeded permutation and cut into train/val/test by the fractions -- or, with
+   ``split_by="folder"``, the first-level folders of DIR that hold kept songs are, and
+   every song goes where its folder went; each split's phrases are written to
+   ``OUT/<split>.phrases.npy`` in song order (:mod:`data.store`) and
    ``OUT/manifest.json`` is written atomically.
 
-The split depends only on the set of kept songs, the seed and the fractions, so a resumed
-or repeated build gives the same files. ``OUT/shards`` may be deleted after a finished
+The split depends only on the set of kept songs, the seed, the fractions and ``split_by``,
+so a resumed or repeated build gives the same files. ``OUT/shards`` may be deleted after a finished
 build to save space; a later re-run then converts every file again.
 """
 
@@ -42,7 +44,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -64,6 +66,8 @@ MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
 SHARD_GLOB = "part-*.json"
+SPLIT_BY = ("song", "folder")  # what a split keeps together (config key split_by)
+TOP_LEVEL = "."  # the folder name given to files directly in the MIDI folder
 
 
 class BuildError(ValueError):
@@ -190,15 +194,17 @@ def _load_shards(shard_dir: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]
     return done, next_index
 
 
-def _fingerprint(melody_json: str | None, min_bar_density: float) -> dict[str, Any]:
-    """Settings that change what a shard contains (a mismatch forbids resuming)."""
+def _fingerprint(melody_json: str | None, min_bar_density: float,
+                 split_by: str) -> dict[str, Any]:
+    """Settings that change what a shard or split contains (a mismatch forbids resuming)."""
     constants = {k: v for k, v in vars(contract).items()
                  if k.isupper() and isinstance(v, (int, float, str, tuple))}
     digest = None
     if melody_json is not None:
         digest = hashlib.sha256(Path(melody_json).read_bytes()).hexdigest()
     return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
-            "melody_json_sha256": digest, "min_bar_density": min_bar_density}
+            "melody_json_sha256": digest, "min_bar_density": min_bar_density,
+            "split_by": split_by}
 
 
 # ----------------------------------------------------------------------------- splits
@@ -231,6 +237,31 @@ def split_songs(songs: Sequence[str], seed: int,
             for k, split in enumerate(SPLITS)}
 
 
+def song_folder(rel_path: str) -> str:
+    """First-level folder of a song's relative POSIX path (``"."`` for a top-level file)."""
+    parts = rel_path.split("/")
+    return parts[0] if len(parts) > 1 else TOP_LEVEL
+
+
+def split_folders(songs: Sequence[str], seed: int, fractions: tuple[float, float, float]
+                  ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Assign whole first-level folders to train/val/test; every song follows its folder.
+
+    The folders holding the songs are split exactly like songs in :func:`split_songs` (a
+    seeded permutation of their sorted names, cut by the fractions, at least one folder per
+    split with a non-zero fraction when there are enough folders).
+
+    Returns:
+        ``({split: sorted song names}, {split: sorted folder names})``.
+    """
+    folders = split_songs(sorted({song_folder(s) for s in songs}), seed, fractions)
+    side = {folder: split for split, names in folders.items() for folder in names}
+    by_split: dict[str, list[str]] = {split: [] for split in SPLITS}
+    for song in sorted(songs):
+        by_split[side[song_folder(song)]].append(song)
+    return by_split, folders
+
+
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if len(fractions) != 3 or any(not 0.0 <= f <= 1.0 for f in fractions):
         raise BuildError(f"fractions must be three values in [0, 1] (train, val, test), "
@@ -257,7 +288,8 @@ def _pool_results(tasks: list[Task], workers: int):
 def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = None,
           melody_json: str | Path | None = None, seed: int = 0,
           fractions: Sequence[float] = (0.9, 0.05, 0.05), progress: bool = True,
-          min_bar_density: float = contract.MIN_BAR_DENSITY) -> dict[str, Any]:
+          min_bar_density: float = contract.MIN_BAR_DENSITY,
+          split_by: Literal["song", "folder"] = "song") -> dict[str, Any]:
     """Build (or finish building) the phrase dataset of a MIDI folder.
 
     Args:
@@ -270,13 +302,15 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         progress: show a progress bar with files/s on stderr.
         min_bar_density: fraction of each bar's cells that must be on for a window to be
             kept (SPEC: 0.01; a sparse corpus such as the demo one may need less).
+        split_by: "song" (songs are shuffled into the splits) or "folder" (whole
+            first-level folders of ``midi_dir`` are, e.g. one folder per style).
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
 
     Raises:
         BuildError: missing MIDI folder, bad fractions or workers, a melody JSON that
-            cannot be read, or an OUT built with other settings.
+            cannot be read, an unknown ``split_by``, or an OUT built with other settings.
     """
     started = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
@@ -288,6 +322,9 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         raise BuildError(f"workers must be >= 1, got {workers}")
     if not 0.0 <= min_bar_density < 1.0:
         raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
+    if split_by not in SPLIT_BY:
+        raise BuildError(f"split_by must be one of {', '.join(map(repr, SPLIT_BY))}, "
+                         f"got {split_by!r}")
     table: dict[str, int] = {}
     if melody_json is not None:
         try:
@@ -297,12 +334,13 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     shard_dir = out_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(None if melody_json is None else str(melody_json),
-                               min_bar_density)
+                               min_bar_density, split_by)
     settings_path = shard_dir / "settings.json"
     if settings_path.exists():
-        if json.loads(settings_path.read_text()) != fingerprint:
-            raise BuildError(f"{out_dir}: built with another data contract, melody JSON or "
-                             f"min_bar_density; "
+        stored = {"split_by": "song", **json.loads(settings_path.read_text())}
+        if stored != fingerprint:
+            raise BuildError(f"{out_dir}: built with another data contract, melody JSON, "
+                             f"min_bar_density or split_by; "
                              f"use a new --out-dir or delete this one")
     else:
         atomic_write_json(settings_path, fingerprint)
@@ -328,11 +366,11 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
 
     done, _ = _load_shards(shard_dir)
     records = {rel: done[rel] for rel in files}  # files removed from the folder are ignored
-    manifest = _finish(out_dir, records, seed, fracs)
+    manifest = _finish(out_dir, records, seed, fracs, split_by)
     manifest["settings"] = {
         "midi_dir": str(midi_dir), "out_dir": str(out_dir), "workers": n_workers,
         "melody_json": None if melody_json is None else str(melody_json), "seed": seed,
-        "fractions": {s: f for s, f in zip(SPLITS, fracs)},
+        "fractions": {s: f for s, f in zip(SPLITS, fracs)}, "split_by": split_by,
         "steps_per_beat": contract.STEPS_PER_BEAT, "phrase_steps": contract.PHRASE_STEPS,
         "phrase_stride": contract.PHRASE_STRIDE,
         "pitch_range": [contract.PITCH_LOW, contract.PITCH_HIGH],
@@ -348,10 +386,14 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
 
 
 def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed: int,
-            fractions: tuple[float, float, float]) -> dict[str, Any]:
+            fractions: tuple[float, float, float], split_by: str) -> dict[str, Any]:
     """Split the kept songs, write the split files and return the manifest's counts."""
     kept = sorted(rel for rel, (rec, _) in records.items() if rec["status"] == "kept")
-    splits = split_songs(kept, seed, fractions)
+    folders = None
+    if split_by == "folder":
+        splits, folders = split_folders(kept, seed, fractions)
+    else:
+        splits = split_songs(kept, seed, fractions)
     phrases: dict[str, int] = {}
     for split in SPLITS:
         songs = splits[split]
@@ -369,7 +411,7 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
     for rel in kept:
         cells += records[rel][0]["cells"]
         with_inst += records[rel][0]["phrases_with"]
-    return {
+    manifest = {
         "files_seen": len(records),
         "files_kept": len(kept),
         "skipped": dict(sorted(skipped.items())),
@@ -383,6 +425,9 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
         "format": "<split>.phrases.npy: uint8 [N, 3456] = np.packbits of bool [N, 64, 72, 6]; "
                   "<split>.song_ids.npy: int32 [N] index into split_songs[<split>]",
     }
+    if folders is not None:
+        manifest["split_folders"] = folders
+    return manifest
 
 
 def _split_parts(songs: list[str], records: dict[str, tuple[dict[str, Any], Path]]):
@@ -410,6 +455,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="seed of the song split (default 0)")
     parser.add_argument("--min-bar-density", type=float,
                         help="fraction of each bar's cells that must be on (default 0.01)")
+    parser.add_argument("--split-by", choices=SPLIT_BY,
+                        help="keep songs or whole first-level folders together (default song)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -423,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
         midi_dir, out_dir, melody_json = args.midi_dir, args.out_dir, args.melody_json
         workers, seed = args.workers, args.seed
-        density = args.min_bar_density
+        density, split_by = args.min_bar_density, args.split_by
         if args.config:
             cfg = load_config(args.config)
             midi_dir = midi_dir or cfg.midi_dir
@@ -433,6 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed = seed if seed is not None else cfg.seed
             fractions = (cfg.train_split, cfg.val_split, cfg.test_split)
             density = density if density is not None else cfg.min_bar_density
+            split_by = split_by or cfg.split_by
         if not midi_dir or not out_dir:
             raise BuildError("--midi-dir and --out-dir are required (or --config)")
         if melody_json is not None and not Path(melody_json).is_file():
@@ -440,11 +488,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest = build(midi_dir, out_dir, workers=workers, melody_json=melody_json,
                          seed=0 if seed is None else seed, fractions=fractions,
                          progress=not args.no_progress,
-                         min_bar_density=contract.MIN_BAR_DENSITY if density is None else density)
+                         min_bar_density=contract.MIN_BAR_DENSITY if density is None else density,
+                         split_by=split_by or "song")
     except (BuildError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    shown = {k: v for k, v in manifest.items() if k != "split_songs"}
+    shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders")}
     print(json.dumps(shown, indent=2))
     print(f"full manifest (with the songs of each split): {Path(out_dir) / 'manifest.json'}")
     return 0

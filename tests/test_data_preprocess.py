@@ -181,3 +181,76 @@ def test_cli_with_config_and_errors(corpus: Path, tmp_path: Path) -> None:
     config.write_text(json.dumps({"midi_dirr": "x"}))
     run = _cli("--config", str(config))
     assert run.returncode == 2 and "midi_dirr" in run.stderr
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four style folders of two songs each, plus one song at the top level."""
+    midi = tmp_path_factory.mktemp("folders") / "midi"
+    for k, style in enumerate(("ballad", "bossa", "rock", "swing")):
+        (midi / style).mkdir(parents=True)
+        for i in range(2):
+            write_midi(midi / style / f"{2 * k + i:05d}.mid",
+                       dense_tracks(bars=5, transpose=2 * k + i))
+    write_midi(midi / "loose.mid", dense_tracks(bars=5, transpose=9))
+    return midi
+
+
+def test_split_by_folder_keeps_folders_together(folders: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    manifest = pre.build(folders, out, workers=1, seed=1, fractions=(0.6, 0.2, 0.2),
+                         progress=False, split_by="folder")
+    assert manifest["settings"]["split_by"] == "folder"
+    by_folder = manifest["split_folders"]
+    assert [len(by_folder[s]) for s in ("train", "val", "test")] == [3, 1, 1]
+    assert sorted(sum(by_folder.values(), [])) == [".", "ballad", "bossa", "rock", "swing"]
+    for split, songs in manifest["split_songs"].items():
+        for song in songs:  # every song sits where its folder went
+            assert pre.song_folder(song) in by_folder[split]
+        assert manifest["songs"][split] == len(songs)
+        assert len(PhraseStore(out, split)) == manifest["phrases"][split]
+    assert sum(manifest["songs"].values()) == 9
+    # another seed moves whole folders, never single songs
+    other = pre.split_folders(sum(manifest["split_songs"].values(), []), 5, (0.6, 0.2, 0.2))
+    assert other[1] != by_folder
+    for split, songs in other[0].items():
+        assert {pre.song_folder(s) for s in songs} == set(other[1][split])
+
+
+def test_split_by_guard_and_song_default(folders: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    pre.build(folders, out, workers=1, progress=False, split_by="folder")
+    with pytest.raises(pre.BuildError, match="split_by"):
+        pre.build(folders, out, workers=1, progress=False)  # default "song"
+    with pytest.raises(pre.BuildError, match="split_by must be one of 'song', 'folder'"):
+        pre.build(folders, tmp_path / "x", workers=1, progress=False, split_by="style")
+    song = pre.build(folders, tmp_path / "song", workers=1, progress=False)
+    assert "split_folders" not in song and song["settings"]["split_by"] == "song"
+    assert song["split_songs"] == pre.split_songs(sum(song["split_songs"].values(), []), 0,
+                                                  (0.9, 0.05, 0.05))
+    # an output made before split_by existed (no such key in its settings) resumes as "song"
+    settings = tmp_path / "song" / "shards" / "settings.json"
+    stored = json.loads(settings.read_text())
+    del stored["split_by"]
+    settings.write_text(json.dumps(stored))
+    again = pre.build(folders, tmp_path / "song", workers=1, progress=False)
+    assert again["files_this_run"] == 0 and again["split_songs"] == song["split_songs"]
+
+
+def test_cli_split_by_flag_and_config(folders: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"midi_dir": str(folders), "data_dir": str(tmp_path / "x"),
+                                  "split_by": "folder", "preprocess_workers": 1}))
+    run = _cli("--config", str(config), "--no-progress")
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+    assert manifest["settings"]["split_by"] == "folder" and "split_folders" in manifest
+    run = _cli("--config", str(config), "--out-dir", str(tmp_path / "y"), "--split-by", "song",
+               "--no-progress")
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((tmp_path / "y" / "manifest.json").read_text())
+    assert manifest["settings"]["split_by"] == "song" and "split_folders" not in manifest
+    config.write_text(json.dumps({"midi_dir": str(folders), "split_by": "style"}))
+    run = _cli("--config", str(config))
+    assert run.returncode == 2 and "'split_by'" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

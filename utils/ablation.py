@@ -40,22 +40,30 @@ class Variant:
     reuse: str | None = None
 
 
+PAPER: dict[str, Any] = {"separator": "diffusion", "condition_on_mixture": False,
+                         "pitch_channel": False, "direct_loss": "bce"}
+"""The formulation keys of the paper; every variant states all of them, so the base
+config's own formulation never leaks into a row."""
+
+
+def _variant(name: str, num_samples: int = 1, reuse: str | None = None,
+             **changes: Any) -> Variant:
+    return Variant(name, {**PAPER, **changes}, num_samples, reuse)
+
+
 VARIANTS: tuple[Variant, ...] = (
-    Variant("diffusion (paper)", {"separator": "diffusion"}),
-    Variant("diffusion + mixture input", {"separator": "diffusion",
-                                          "condition_on_mixture": True}),
-    Variant("diffusion + pitch channel", {"separator": "diffusion", "pitch_channel": True}),
-    Variant("diffusion + mixture + pitch", {"separator": "diffusion",
-                                            "condition_on_mixture": True,
-                                            "pitch_channel": True}),
-    Variant("diffusion + mixture + pitch, K=4", {"separator": "diffusion",
-                                                 "condition_on_mixture": True,
-                                                 "pitch_channel": True},
-            num_samples=4, reuse="diffusion + mixture + pitch"),
-    Variant("direct, BCE", {"separator": "direct", "direct_loss": "bce"}),
-    Variant("direct, softmax", {"separator": "direct", "direct_loss": "softmax"}),
-    Variant("direct, BCE + pitch channel", {"separator": "direct", "direct_loss": "bce",
-                                            "pitch_channel": True}),
+    _variant("diffusion (paper)"),
+    _variant("diffusion + mixture input", condition_on_mixture=True),
+    _variant("diffusion + pitch channel", pitch_channel=True),
+    _variant("diffusion + mixture + pitch", condition_on_mixture=True, pitch_channel=True),
+    _variant("diffusion + mixture + pitch, K=4", num_samples=4,
+             reuse="diffusion + mixture + pitch", condition_on_mixture=True,
+             pitch_channel=True),
+    _variant("direct, BCE", separator="direct"),
+    _variant("direct, softmax", separator="direct", direct_loss="softmax"),
+    _variant("direct, BCE + pitch channel", separator="direct", pitch_channel=True),
+    _variant("direct, softmax + pitch channel", separator="direct", direct_loss="softmax",
+             pitch_channel=True),
 )
 """The variants, in table order."""
 

@@ -24,6 +24,7 @@ Assign = Literal["threshold", "partition"]
 BetaSchedule = Literal["linear"]
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
+SplitBy = Literal["song", "folder"]
 Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]
 
 
@@ -42,6 +43,7 @@ class Config:
     train_split: float = 0.9  # fraction of songs in train
     val_split: float = 0.05  # fraction of songs in val (the rest is test)
     test_split: float = 0.05  # fraction of songs in test
+    split_by: SplitBy = "song"  # "folder": whole first-level folders of midi_dir stay together
     min_bar_density: float = 0.01  # each bar of a kept window has >= this fraction of cells on
     preprocess_workers: int | None = None  # processes for the build; None = all cores
     seed: int = 0  # seeds the song split, weight init and sampling noise
