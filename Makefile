@@ -7,12 +7,13 @@ DEMO_CONFIG ?= configs/demo.json
 DEMO_SONG ?= data/demo/openmsx/tttheme2.mid
 SYNTH_SONGS ?= 2000
 SYNTH_CONFIG ?= configs/synth.json
+DEMO_DATA ?= runs/demo/dataset
 
 # $(call timed,STEP,COMMAND): print the step, run it, print how long it took
 timed = @echo "== $(1): $(2)"; start=$$(date +%s); $(2) && \
 	echo "== $(1) took $$(( $$(date +%s) - start )) s"
 
-.PHONY: setup demo synth test lint clean-demo clean-synth
+.PHONY: setup demo synth pretrained test lint clean-demo clean-synth
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,13 @@ synth: setup
 	$(call timed,separator,$(PY) melody2music_train.py --config $(SYNTH_CONFIG))
 	$(call timed,decoder,$(PY) melody2music_decoder.py --config $(SYNTH_CONFIG))
 	$(call timed,evaluate,$(PY) evaluate.py --config $(SYNTH_CONFIG) --split test)
+	$(call timed,openmsx build,$(PY) -m data.preprocess --config $(DEMO_CONFIG))
+	$(call timed,evaluate on OpenMSX,$(PY) evaluate.py --config $(SYNTH_CONFIG) --split test \
+		--data-dir $(DEMO_DATA))
+
+# the shipped model: `make synth`, then its checkpoint and baselines copied to pretrained/
+pretrained: synth
+	$(PY) -m utils.pretrained --config $(SYNTH_CONFIG) --out pretrained
 
 lint: setup
 	$(VENV)/bin/ruff check .
