@@ -21,7 +21,8 @@ demo: setup
 	$(PY) melody2music_train.py --config $(DEMO_CONFIG)
 	$(PY) melody2music_decoder.py --config $(DEMO_CONFIG)
 	$(PY) evaluate.py --config $(DEMO_CONFIG) --split test
-	$(PY) separate.py $(DEMO_SONG) --config $(DEMO_CONFIG) --reference
+	$(PY) evaluate.py --config $(DEMO_CONFIG) --split test --songs
+	$(PY) separate.py $(DEMO_SONG) --config $(DEMO_CONFIG) --reference --overwrite
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -321,6 +321,14 @@ def _audio(midi: mido.MidiFile, sample_rate: int) -> tuple[np.ndarray, str]:
     return synthesize(pretty_midi.PrettyMIDI(data), sample_rate)
 
 
+def _excerpt(roll: np.ndarray, begin: int, end: int) -> np.ndarray:
+    """Steps ``begin .. end - 1`` of a song roll ``[T, ...]``, zero-padded past its end."""
+    out = np.zeros((end - begin, *roll.shape[1:]), dtype=roll.dtype)
+    piece = roll[begin:end]
+    out[: len(piece)] = piece
+    return out
+
+
 def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Path, *,
                        batch_size: int = 64, device: torch.device | None = None,
                        reference: bool = False, bars: tuple[int, int] | None = None,
@@ -383,14 +391,14 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     separated_roll = notes_roll(first, stop, notes.rows(), result.instrument, begin, end)
     panels: list[tuple[str, np.ndarray, str]] = [
         ("separated notes", np.moveaxis(separated_roll, -1, 0), "model"),  # (5, t, 72)
-        ("input mixture", mixture[begin:end], "mixture"),  # (t, 72)
+        ("input mixture", _excerpt(mixture, begin, end), "mixture"),  # (t, 72)
     ]
     if reference:
         if ref_roll is None:
             warnings.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument "
                             "classes after track unification); picture without it")
-        else:
-            panels.append(("original multitrack", ref_roll[begin:end], "phrase"))  # (t, 72, 6)
+        else:  # (t, 72, 6)
+            panels.append(("original multitrack", _excerpt(ref_roll, begin, end), "phrase"))
     first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
 
     writers = {
