@@ -266,3 +266,37 @@ def test_json_bars_and_overwrite(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bars 9:9"):
         separate_midi_file(random_probs(2), song, tmp_path / "other", bars=(9, 9))
     assert not (tmp_path / "other").exists()
+
+
+def numpy_probs(batch: torch.Tensor) -> torch.Tensor:
+    """Fixed probabilities allocated by numpy (so tracemalloc sees them)."""
+    probs = np.full((batch.shape[0], N_MUSIC, *batch.shape[2:]), 0.2, dtype=np.float32)
+    return torch.from_numpy(probs) * batch
+
+
+def stitching_peak_bytes(n_steps: int) -> int:
+    """Peak bytes numpy allocates while a song's chunks are stitched and consumed."""
+    import tracemalloc
+
+    mixture = np.zeros((n_steps, N_PITCH), dtype=bool)
+    mixture[::3, ::5] = True
+    tracemalloc.start()
+    for _, chunk in song_prob_chunks(numpy_probs, mixture, batch_size=8):
+        del chunk
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_stitching_memory_is_flat_in_song_length() -> None:
+    short, long = stitching_peak_bytes(2_000), stitching_peak_bytes(20_000)
+    assert long < 1.1 * short  # ten times the song, the same working memory
+
+
+def test_progress_bar_in_windows_per_second(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    song = expressive_song(tmp_path / "song.mid")
+    separate_midi_file(random_probs(0), song, tmp_path / "out", sample_rate=8000,
+                       progress=True)
+    err = capsys.readouterr().err
+    assert "separating" in err and "window/s" in err
