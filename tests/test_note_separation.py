@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 from pathlib import Path
 
 import mido
@@ -14,6 +15,7 @@ import symusic
 import torch
 
 from data.contract import BASS, DRUM, GUITAR, N_MUSIC, N_PITCH, PIANO, RENDER_PROGRAM, STRING
+from data.midi import load_mixture
 from data.notes import SongNotes, notes_from_score, read_notes
 from utils.note_separation import (
     DECIDED_BY,
@@ -224,8 +226,6 @@ def test_chunks_equal_whole_song_stitching(n_steps: int, batch_size: int) -> Non
 
 
 def test_separate_notes_matches_direct_accumulation(tmp_path: Path) -> None:
-    from data.midi import load_mixture
-
     song = expressive_song(tmp_path / "song.mid")
     mixture, _, _ = load_mixture(song)
     notes = read_notes(song)
@@ -276,8 +276,6 @@ def numpy_probs(batch: torch.Tensor) -> torch.Tensor:
 
 def stitching_peak_bytes(n_steps: int) -> int:
     """Peak bytes numpy allocates while a song's chunks are stitched and consumed."""
-    import tracemalloc
-
     mixture = np.zeros((n_steps, N_PITCH), dtype=bool)
     mixture[::3, ::5] = True
     tracemalloc.start()
