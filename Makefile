@@ -28,7 +28,8 @@ demo: setup
 	$(PY) melody2music_train.py --config $(DEMO_CONFIG)
 	$(PY) melody2music_decoder.py --config $(DEMO_CONFIG)
 	$(PY) evaluate.py --config $(DEMO_CONFIG) --split test
-	$(PY) separate.py $(DEMO_SONG) --config $(DEMO_CONFIG) --reference
+	$(PY) evaluate.py --config $(DEMO_CONFIG) --split test --songs
+	$(PY) separate.py $(DEMO_SONG) --config $(DEMO_CONFIG) --reference --overwrite
 
 # the synthetic MMA corpus (needs the `mma` package): generate, build by style, train, evaluate
 synth: setup

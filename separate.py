@@ -1,14 +1,19 @@
-"""Separate the instruments of any MIDI file with the trained separator.
+"""Separate the instruments of any MIDI file, note by note, with the trained separator.
 
     python separate.py INPUT.mid [-o OUTDIR] [--config config.json] [--reference]
+        [--bars A:B] [--json] [--drums-by-model] [--overwrite]
 
-Writes ``OUTDIR/<name>.separated.mid`` (one track per instrument, the song's tempo map),
-``<name>.separated.wav``, ``<name>.mixture.wav`` and ``<name>.png`` (separated roll above
-the input mixture; with ``--reference`` above the file's own multitrack too). OUTDIR
-defaults to the config's ``output_dir``. Uses the checkpoints named in the config, else
-the newest ones in ``model_dir``, else the shipped model in ``pretrained/`` (it says
-which). Any length; a file without time signature is read as 4/4; another meter is
-separated with a warning.
+Every input note comes back exactly once, with its own pitch, ticks and velocity, on the
+track of the instrument it was given. Writes ``OUTDIR/<name>.separated.mid`` (one track
+per instrument, the input's tempo map, time and key signatures),
+``<name>.separated.wav``, ``<name>.mixture.wav``, ``<name>.png`` (an excerpt, by default
+the first 16 bars that hold notes: the separated notes above the input mixture, and
+with ``--reference`` the file's own multitrack) and with ``--json`` ``<name>.notes.json``
+(every note's instrument and probabilities). Existing outputs are an error unless
+``--overwrite`` is given. OUTDIR defaults to the config's ``output_dir``. Uses the
+checkpoints named in the config, else the newest ones in ``model_dir``, else the shipped
+model in ``pretrained/`` (it says which). Any length; a file without time signature is
+read as 4/4; another meter is separated with a warning.
 """
 
 from __future__ import annotations
@@ -26,22 +31,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="config.json", help="config file (config.json)")
     parser.add_argument("--reference", action="store_true",
                         help="also draw the file's own multitrack in the picture")
+    parser.add_argument("--bars", default=None, metavar="A:B",
+                        help="bars drawn in the picture, from 1, both included "
+                             "(default: the first 16 bars that hold notes)")
+    parser.add_argument("--json", action="store_true",
+                        help="also write <name>.notes.json: every note's instrument and "
+                             "probabilities")
+    parser.add_argument("--drums-by-model", action="store_true",
+                        help="let the model choose the instrument of drum-channel notes too "
+                             "(default: they stay drums)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing outputs (default: refuse)")
     parser.add_argument("--device", default=None,
                         help="auto, cpu, cuda, cuda:N (default: the config's accelerator)")
     parser.add_argument("--sample-rate", type=int, default=22050, help="audio rate in Hz")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     if args.sample_rate <= 0:
         parser.error(f"--sample-rate must be > 0, got {args.sample_rate}")
 
     from data.midi import MidiError
     from utils.config import ConfigError, load_config
-    from utils.separation import Separator, separate_midi_file
+    from utils.note_separation import output_paths, separate_midi_file
+    from utils.render import parse_bars
+    from utils.separation import Separator
 
     try:
+        bars = None if args.bars is None else parse_bars(args.bars)
+    except ValueError as exc:
+        parser.error(f"--{exc}")
+    try:
         cfg = load_config(args.config)
+        out_dir = args.out_dir or cfg.output_dir
+        existing = [p for p in output_paths(args.input, out_dir, args.json).values()
+                    if p.exists()]
+        if existing and not args.overwrite:
+            print(f"error: {existing[0]} exists; pass --overwrite to replace it",
+                  file=sys.stderr)
+            return 2
         separator = Separator.from_config(cfg, args.device)
-        result = separate_midi_file(separator, args.input, args.out_dir or cfg.output_dir,
-                                    reference=args.reference, sample_rate=args.sample_rate)
+        result = separate_midi_file(
+            separator.probs, args.input, out_dir, batch_size=separator.batch_size,
+            device=separator.device, reference=args.reference, bars=bars,
+            write_json=args.json, drums_by_model=args.drums_by_model,
+            overwrite=args.overwrite, sample_rate=args.sample_rate,
+            progress=not args.no_progress)
+    except FileExistsError as exc:  # appeared since the check above
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (MidiError, ConfigError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -49,11 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {line}", file=sys.stderr)
     print(f"model: {separator.describe()}")
     print(f"separated {args.input}: {result.n_steps} steps in {result.n_windows} windows "
-          f"(audio by {result.synth})")
-    print(f"  MIDI      {result.midi}")
-    print(f"  audio     {result.wav}")
-    print(f"  mixture   {result.mixture_wav}")
-    print(f"  picture   {result.png}")
+          f"(note by note, audio by {result.synth})")
+    for line in result.summary():
+        print(f"  {line}")
+    labels = {"midi": "MIDI", "wav": "audio", "mixture_wav": "mixture", "png": "picture",
+              "json": "notes"}
+    for key, path in result.paths.items():
+        bars = f" (bars {result.excerpt[0]}-{result.excerpt[1]})" if key == "png" else ""
+        print(f"  {labels[key]:<10}{path}{bars}")
     return 0
 
 

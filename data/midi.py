@@ -214,6 +214,22 @@ def _paint(roll2d: np.ndarray, first: np.ndarray, stop: np.ndarray, rows: np.nda
     roll2d |= np.cumsum(diff[:-1], axis=0) > 0
 
 
+def pitch_rows(pitch: np.ndarray, is_drum: bool | np.ndarray) -> np.ndarray:
+    """Roll row of each note: pitch - 24 for pitched notes, the drum merge for drum notes.
+
+    Args:
+        pitch: int ``[K]`` MIDI pitches (drum keys for drum notes).
+        is_drum: bool, for all notes or per note ``[K]``.
+
+    Returns:
+        int64 ``[K]``: row 0..71, or -1 for a note outside the roll (a pitch outside
+        24..95, or a drum key that the merge does not keep).
+    """
+    pitch = np.asarray(pitch, dtype=np.int64)
+    pitched = np.where((pitch >= PITCH_LOW) & (pitch <= PITCH_HIGH), pitch - PITCH_LOW, -1)
+    return np.where(is_drum, _DRUM_ROW[np.clip(pitch, 0, 127)], pitched)
+
+
 def _track_cells(track: TrackNotes, ticks_per_step: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grid cells of a track: ``(first, stop, row)``, notes outside the roll dropped.
@@ -221,47 +237,61 @@ def _track_cells(track: TrackNotes, ticks_per_step: float
     Pitched tracks keep pitches 24..95 (rows 0..71); drum tracks go through the drum
     merge into rows 63..71 and drop the keys that are not kept.
     """
-    if track.is_drum:
-        rows = _DRUM_ROW[np.clip(track.pitch, 0, 127)]
-        keep = rows >= 0
-    else:
-        rows = track.pitch - PITCH_LOW
-        keep = (track.pitch >= PITCH_LOW) & (track.pitch <= PITCH_HIGH)
+    rows = pitch_rows(track.pitch, track.is_drum)
+    keep = rows >= 0
     first, stop = quantise(track.start[keep], track.end[keep], ticks_per_step)
     return first, stop, rows[keep]
+
+
+def choose_tracks(tracks: list[TrackNotes], tpq: int,
+                  melody_program: int | None) -> dict[int, int]:
+    """Track unification, steps 1-5 (SPEC section 2): which track becomes which class.
+
+    Args:
+        tracks: every track of the file (:func:`score_tracks` order).
+        tpq: ticks per quarter note (for the melody detector).
+        melody_program: GM program of the melody track, or None to run the detector.
+
+    Returns:
+        ``{class (contract index 0..5): index into tracks}``; the file is kept only when
+        it holds at least ``MIN_CLASSES`` classes (step 6, checked by the caller).
+    """
+    kept = [i for i, t in enumerate(tracks) if len(t) > MIN_TRACK_NOTES]  # step 1
+    candidates = [tracks[i] for i in kept]
+    if melody_program is not None:
+        melody = track_with_program(candidates, melody_program)
+    else:
+        melody = find_melody(candidates, tpq)
+    chosen: dict[int, int] = {}
+    if melody is not None:
+        chosen[MELODY] = kept[melody]  # step 2
+    for k, track in enumerate(candidates):
+        if k == melody:
+            continue
+        cls = DRUM if track.is_drum else PROGRAM_FAMILY.get(track.program // 8)  # steps 3-4
+        if cls is None:
+            continue
+        if cls not in chosen or len(track) > len(tracks[chosen[cls]]):  # step 5
+            chosen[cls] = kept[k]
+    return chosen
 
 
 def _unify(path: Path, tracks: list[TrackNotes], timing: Timing,
            melody_program: int | None) -> tuple[np.ndarray, bool]:
     """Track unification (SPEC section 2, steps 1-6) -> ``(roll [T, 72, 6], has_melody)``."""
-    tracks = [t for t in tracks if len(t) > MIN_TRACK_NOTES]  # step 1
-    if melody_program is not None:
-        melody = track_with_program(tracks, melody_program)
-    else:
-        melody = find_melody(tracks, timing.tpq)
-    chosen: dict[int, TrackNotes] = {}
-    if melody is not None:
-        chosen[MELODY] = tracks[melody]  # step 2
-    for i, track in enumerate(tracks):
-        if i == melody:
-            continue
-        cls = DRUM if track.is_drum else PROGRAM_FAMILY.get(track.program // 8)  # steps 3-4
-        if cls is None:
-            continue
-        if cls not in chosen or len(track) > len(chosen[cls]):  # step 5
-            chosen[cls] = track
+    chosen = choose_tracks(tracks, timing.tpq, melody_program)
     if len(chosen) < MIN_CLASSES:  # step 6
         raise SkipFile(path, "too_few_instruments",
                        f"{len(chosen)} instrument class(es) after track unification, "
                        f"need {MIN_CLASSES}")
-    cells = {cls: _track_cells(track, timing.ticks_per_step) for cls, track in chosen.items()}
+    cells = {cls: _track_cells(tracks[i], timing.ticks_per_step) for cls, i in chosen.items()}
     length = max([int(stop.max()) for _, stop, _ in cells.values() if stop.size] + [0])
     roll = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
     for cls, (first, stop, rows) in cells.items():
         plane = np.zeros((length, N_PITCH), dtype=bool)
         _paint(plane, first, stop, rows)
         roll[..., cls] = plane
-    return roll, melody is not None
+    return roll, MELODY in chosen
 
 
 def load_song(path: str | Path, melody_program: int | None = None) -> Song:

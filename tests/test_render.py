@@ -15,7 +15,9 @@ import utils.render as render
 from data.contract import PITCH_LOW
 from utils.render import (
     COLORS,
+    excerpt_steps,
     fluidsynth_missing,
+    parse_bars,
     plot_comparison,
     roll_image,
     synthesize,
@@ -130,3 +132,29 @@ def test_missing_binding_is_detected_and_named(short_midi, monkeypatch):
     with pytest.warns(UserWarning, match="pyfluidsynth"):
         _, used = synthesize(short_midi, FS)
     assert used == "sine"
+
+
+def test_parse_bars():
+    assert parse_bars("3:7") == (3, 7) and parse_bars("2:2") == (2, 2)
+    for bad in ("3", "0:2", "5:4", "a:b", "1:2:3", ""):
+        with pytest.raises(ValueError, match="A:B"):
+            parse_bars(bad)
+
+
+def test_excerpt_steps_default_and_chosen_bars():
+    mixture = np.zeros((40 * 16 + 5, 72), dtype=bool)  # 41 bars, the last one partial
+    mixture[3 * 16 + 9, 10] = True  # the first note is in bar 4
+    assert excerpt_steps(mixture) == (3 * 16, 19 * 16)  # bars 4..19
+    assert excerpt_steps(mixture, (2, 3)) == (16, 48)
+    assert excerpt_steps(mixture, (40, 99)) == (39 * 16, 41 * 16)  # cut at the last bar
+    with pytest.raises(ValueError, match="41 bars"):
+        excerpt_steps(mixture, (42, 43))
+
+
+def test_plot_comparison_excerpt_width_and_bar_numbers():
+    roll = np.zeros((5, 256, 72), dtype=bool)
+    fig = plot_comparison([("separated", roll)], first_bar=9, step_px=6.0)
+    width_px = fig.get_size_inches()[0] * 100
+    assert width_px >= 256 * 6  # every 16th-note step at least 6 pixels wide
+    labels = [t.get_text() for t in fig.get_axes()[0].get_xticklabels()]
+    assert labels[0] == "9" and labels[-1] == "24"

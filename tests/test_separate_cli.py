@@ -1,4 +1,4 @@
-"""Tests of separate.py (and utils.separation.separate_midi_file) on small MIDI files."""
+"""Tests of separate.py (and utils.note_separation.separate_midi_file) on small MIDI files."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pretty_midi
 import pytest
 
 import separate
-from data.midi import load_mixture
+from data.notes import SongNotes, read_notes
 from utils.config import Config
 from utils.separation import meter_warning
 
@@ -56,49 +55,80 @@ def partition_config(tiny_run: Config, tmp_path: Path) -> Path:
     return write_config(tiny_run, tmp_path / "cfg.json", assign="partition")
 
 
+def note_tuples(notes: SongNotes) -> list[tuple[int, int, int, int]]:
+    """The multiset of (pitch, start tick, end tick, velocity) of a file's notes."""
+    return sorted(zip(notes.pitch.tolist(), notes.start.tolist(), notes.end.tolist(),
+                      notes.velocity.tolist()))
+
+
 def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     code = separate.main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
-def test_separate_writes_outputs_with_only_input_notes(
+def test_separate_gives_every_input_note_back(
         partition_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     song = short_song(tmp_path / "song.mid")
     out = tmp_path / "out"
     code, stdout, stderr = run_main([str(song), "-o", str(out), "--config",
-                                     str(partition_config), "--reference"], capsys)
+                                     str(partition_config), "--reference", "--no-progress"],
+                                    capsys)
     assert code == 0, stderr
     names = {"song.separated.mid", "song.separated.wav", "song.mixture.wav", "song.png"}
     assert {p.name for p in out.iterdir()} == names  # no temporary files left
     for name in names:
         assert str(out / name) in stdout
         assert (out / name).stat().st_size > 0
-    mix_in, _, timing_in = load_mixture(song)
-    mix_out, _, timing_out = load_mixture(out / "song.separated.mid")
-    assert mix_out.shape[0] <= mix_in.shape[0]
-    assert not (mix_out & ~mix_in[: mix_out.shape[0]]).any()  # only input notes
-    # partition mode: every input cell is kept (drum cells only in the drum rows)
-    padded = np.zeros_like(mix_in)
-    padded[: mix_out.shape[0]] = mix_out
-    np.testing.assert_array_equal(padded, mix_in)
-    assert timing_out.tempos[0][1] == pytest.approx(timing_in.tempos[0][1], rel=1e-3)
-    separated = pretty_midi.PrettyMIDI(str(out / "song.separated.mid"))
-    names_out = {inst.name for inst in separated.instruments}
+    original, separated = read_notes(song), read_notes(out / "song.separated.mid")
+    assert note_tuples(separated) == note_tuples(original)
+    assert f"{len(original)} notes" in stdout and "kept: tempo map" in stdout
+    assert "drum-channel notes stayed drums" in stdout
+    separated_pm = pretty_midi.PrettyMIDI(str(out / "song.separated.mid"))
+    names_out = {inst.name for inst in separated_pm.instruments}
     assert names_out <= {"piano", "guitar", "bass", "string", "drum"}
     assert stderr == ""
+
+
+def test_separate_refuses_to_overwrite(partition_config: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    song = short_song(tmp_path / "song.mid", bars=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "song.png").write_bytes(b"precious")
+    args = [str(song), "-o", str(out), "--config", str(partition_config), "--no-progress"]
+    code, stdout, stderr = run_main(args, capsys)
+    assert code == 2 and stdout == ""
+    assert stderr.strip() == f"error: {out / 'song.png'} exists; pass --overwrite to replace it"
+    assert [p.name for p in out.iterdir()] == ["song.png"]
+    assert (out / "song.png").read_bytes() == b"precious"
+    code, stdout, _ = run_main([*args, "--overwrite", "--json", "--bars", "2:2"], capsys)
+    assert code == 0 and "(bars 2-2)" in stdout
+    assert (out / "song.png").read_bytes()[:4] == b"\x89PNG"
+    listed = json.loads((out / "song.notes.json").read_text())["notes"]
+    assert len(listed) == len(read_notes(song))
+
+
+@pytest.mark.parametrize("bars", ["3", "0:2", "4:2", "a:b"])
+def test_bad_bars_are_a_usage_error(bars: str, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    song = short_song(tmp_path / "s.mid", bars=1)
+    with pytest.raises(SystemExit) as exc:
+        separate.main([str(song), "--bars", bars])
+    assert exc.value.code == 2
+    assert "--bars" in capsys.readouterr().err
 
 
 def test_separate_without_time_signature_and_other_meter(
         partition_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plain = short_song(tmp_path / "plain.mid", bars=2, meter=None)
     code, _, err = run_main([str(plain), "-o", str(tmp_path / "a"), "--config",
-                             str(partition_config)], capsys)
+                             str(partition_config), "--no-progress"], capsys)
     assert code == 0 and "warning" not in err
     assert (tmp_path / "a" / "plain.separated.mid").is_file()
     waltz = short_song(tmp_path / "waltz.mid", bars=2, meter=(3, 4))
     code, _, err = run_main([str(waltz), "-o", str(tmp_path / "b"), "--config",
-                             str(partition_config)], capsys)
+                             str(partition_config), "--no-progress"], capsys)
     assert code == 0
     assert "warning:" in err and "3/4" in err and "4/4" in err
     assert (tmp_path / "b" / "waltz.png").is_file()

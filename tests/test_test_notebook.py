@@ -18,12 +18,15 @@ def test_test_notebook_runs(tiny_run: Config, tmp_path: Path,
     monkeypatch.setenv("M2M_CONFIG", str(cfg_path))
     monkeypatch.setenv("M2M_LIMIT", "6")
     monkeypatch.setenv("M2M_SHOW", "2")
+    monkeypatch.setenv("M2M_BARS", "2:3")
     outputs = execute_notebook("melody2music_test.ipynb")
     text = "".join(o.get("text", "") for o in outputs)
     assert "phrases/s" in text
     for system in ("diffusion", "most_common", "zone", "pitch_row", "oracle"):
         assert system in text, system
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 2
+    assert len(images) == 3  # two phrases and the song excerpt
     audio = [o for o in outputs if "<audio" in o.get("data", {}).get("text/html", "")]
-    assert len(audio) == 4  # original and separated, for each phrase shown
+    assert len(audio) == 6  # original and separated for each phrase; the song and its mixture
+    assert "notes, each once with its own pitch, ticks and velocity" in text
+    assert "bars 2-3 shown" in text

@@ -54,6 +54,9 @@ COLORS: dict[str, str] = {
 """Colour of each instrument (and of an unlabelled mixture) in every picture."""
 
 PEAK = 0.9  # audio is scaled to this peak amplitude (headroom for 16-bit PCM)
+SAVE_DPI = 100  # resolution of saved pictures
+EXCERPT_BARS = 16  # bars in a song's default picture excerpt
+STEP_PX = 6.0  # pixels per 16th-note step in a song excerpt
 
 
 # --- audio -------------------------------------------------------------------------
@@ -206,6 +209,7 @@ def plot_roll(
     steps_per_bar: int = STEPS_PER_BAR,
     pitch_low: int = PITCH_LOW,
     legend: bool = True,
+    first_bar: int = 1,
 ) -> None:
     """Draw one roll on a matplotlib Axes.
 
@@ -219,6 +223,7 @@ def plot_roll(
         pitch_low: MIDI pitch of row 0. (In the drum channel the top rows are drum
             components, not pitches; they are drawn where they are stored.)
         legend: draw a legend of the roll's instruments beside the axes.
+        first_bar: number printed under the roll's first bar (for an excerpt of a song).
     """
     rgb, names = roll_image(roll, order=order)
     n_p, n_t, _ = rgb.shape
@@ -229,7 +234,7 @@ def plot_roll(
         ax.axvline(min(bar * steps_per_bar, n_t), color="0.7", linewidth=0.6)
     every = max(1, n_bars // 16)
     ax.set_xticks([b * steps_per_bar for b in range(0, n_bars, every)])
-    ax.set_xticklabels([str(b + 1) for b in range(0, n_bars, every)])
+    ax.set_xticklabels([str(b + first_bar) for b in range(0, n_bars, every)])
     ax.set_xlabel("bar")
     c_notes = [p for p in range(pitch_low, pitch_low + n_p) if p % 12 == 0]
     ax.set_yticks(c_notes)
@@ -249,6 +254,8 @@ def plot_comparison(
     *,
     order: str = "model",
     steps_per_bar: int = STEPS_PER_BAR,
+    first_bar: int = 1,
+    step_px: float | None = None,
 ) -> Figure:
     """Stack rolls top to bottom (e.g. prediction, ground truth, mixture) on one time axis.
 
@@ -258,6 +265,10 @@ def plot_comparison(
         path: when given, the figure is saved there as PNG (atomically).
         order: axis order of the pairs (see :func:`plot_roll`).
         steps_per_bar: grid steps between bar lines.
+        first_bar: number of the first bar drawn (1 for a phrase or a song's start).
+        step_px: pixels per time step at the saved resolution (100 dpi), so a 16th note
+            stays visible in a long excerpt; None fits the width to the length (8-40
+            inches).
 
     Returns:
         The ``matplotlib.figure.Figure`` (Agg canvas).
@@ -265,17 +276,69 @@ def plot_comparison(
     if not panels:
         raise ValueError("panels: nothing to plot")
     n_t = max(_channels(p[1], p[2] if len(p) == 3 else order)[0].shape[1] for p in panels)
-    width = float(np.clip(n_t / 24, 8, 40))
+    if step_px is None:
+        width = float(np.clip(n_t / 24, 8, 40))
+    else:
+        width = n_t * step_px / SAVE_DPI + 2.5  # + room for the axis labels and legend
     fig = Figure(figsize=(width, 2.8 * len(panels)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, panel in zip(axes, panels):
         title, roll = panel[0], panel[1]
         plot_roll(ax, roll, order=panel[2] if len(panel) == 3 else order, title=title,
-                  steps_per_bar=steps_per_bar)
+                  steps_per_bar=steps_per_bar, first_bar=first_bar)
     for ax in axes[:-1]:
         ax.set_xlabel("")  # the shared time axis is labelled once, at the bottom
     if path is not None:
         path = Path(path)
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=SAVE_DPI))
     return fig
+
+
+def parse_bars(text: str) -> tuple[int, int]:
+    """Read a bar range ``"A:B"``: bars A to B, counted from 1, both included.
+
+    Returns:
+        ``(A, B)``.
+
+    Raises:
+        ValueError: not two whole numbers ``1 <= A <= B`` (the message quotes the text).
+    """
+    parts = text.split(":")
+    try:
+        first, last = (int(p) for p in parts) if len(parts) == 2 else (0, -1)
+    except ValueError:
+        first, last = 0, -1
+    if not 1 <= first <= last:
+        raise ValueError(f"bars {text!r}: expected A:B with whole numbers 1 <= A <= B "
+                         "(bars counted from 1, both included)")
+    return first, last
+
+
+def excerpt_steps(mixture: np.ndarray, bars: tuple[int, int] | None = None,
+                  n_bars: int = EXCERPT_BARS, steps_per_bar: int = STEPS_PER_BAR
+                  ) -> tuple[int, int]:
+    """Steps of a song's picture excerpt.
+
+    Args:
+        mixture: bool ``[T, P]`` song mixture.
+        bars: ``(A, B)`` bars to draw (from 1, both included; B is cut at the song's last
+            bar); None = ``n_bars`` bars from the first bar that holds a note.
+        n_bars: length of the default excerpt in bars.
+        steps_per_bar: grid steps in a bar.
+
+    Returns:
+        ``(begin, end)`` steps, ``end`` exclusive, whole bars.
+
+    Raises:
+        ValueError: ``bars`` starts after the song's last bar.
+    """
+    song_bars = max(1, -(-mixture.shape[0] // steps_per_bar))
+    if bars is None:
+        sounding = np.flatnonzero(np.asarray(mixture).any(axis=1))
+        first = int(sounding[0]) // steps_per_bar + 1 if sounding.size else 1
+        bars = (first, first + n_bars - 1)
+    first, last = bars
+    if first > song_bars:
+        raise ValueError(f"bars {first}:{last}: the song has {song_bars} bars")
+    return (first - 1) * steps_per_bar, min(last, song_bars) * steps_per_bar

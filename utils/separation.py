@@ -9,8 +9,10 @@ all windows that cover a cell. The instruments are assigned once, on the average
 probabilities times the song's mixture: no note can appear outside the mixture, and in
 ``"partition"`` mode every mixture cell keeps exactly one instrument, so overlapping
 windows neither create nor lose notes. (Drums can only take the drum rows 63..71, the
-only rows that render to drum keys.) :func:`separate_midi_file` turns a MIDI file into
-separated MIDI, audio and a picture.
+only rows that render to drum keys.) :func:`song_prob_chunks` does the windowing and
+stitching in batches of windows, yielding the averaged probabilities chunk by chunk, so
+memory does not grow with the song. Note-level separation of MIDI files builds on it
+(:mod:`utils.note_separation`).
 
 Axis orders: song mixture ``bool [T, 72]``; song result ``bool [T, 72, 5]`` (instrument
 last, as the storage rolls of ``data/``); model tensors ``float32 [B, C, 64, 72]``.
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from data.contract import DRUM, DRUM_ROW0, N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
 from models.checkpoints import (
@@ -45,7 +48,6 @@ from models.diffusion import (
     check_option,
 )
 from utils.config import Config
-from utils.fileio import atomic_write_many
 
 # Maps mixtures float32 [B, 1, 64, 72] to instrument probabilities float32 [B, 5, 64, 72].
 ProbFn = Callable[[torch.Tensor], torch.Tensor]
@@ -148,9 +150,70 @@ def stitch_probs(window_probs: np.ndarray, n_steps: int) -> np.ndarray:
     return (total[:n_steps] / np.maximum(count[:n_steps], 1.0)).astype(np.float32)
 
 
+def song_prob_chunks(prob_fn: ProbFn, mixture: np.ndarray, batch_size: int = 64,
+                     device: torch.device | None = None, progress: bool = False
+                     ) -> Iterator[tuple[int, np.ndarray]]:
+    """Stitched instrument probabilities of a whole song, chunk by chunk, in bounded memory.
+
+    The windows of :func:`cut_windows` are cut and separated ``batch_size`` at a time;
+    their probabilities are summed into a buffer of ``batch_size * 16 + 64`` steps. After
+    each batch, the steps that no later window covers are final: they are averaged
+    (as :func:`stitch_probs` does), yielded, and dropped from the buffer. Memory therefore
+    depends on ``batch_size``, not on the song's length.
+
+    Args:
+        prob_fn: mixtures ``float32 [B, 1, 64, 72]`` -> probabilities ``float [B, C, 64, 72]``.
+        mixture: ``bool [T, 72]`` song mixture (any T).
+        batch_size: windows passed to ``prob_fn`` at once.
+        device: where the mixture tensors are put (default CPU).
+        progress: show a tqdm bar in windows/s.
+
+    Yields:
+        ``(first step, probs)``: ``probs`` float32 ``[n, 72, C]`` for the steps
+        ``first .. first + n - 1``; the chunks follow each other and cover ``0 .. T - 1``.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"'batch_size' must be > 0, got {batch_size}")
+    mixture = np.asarray(mixture, dtype=bool)
+    if mixture.ndim != 2 or mixture.shape[1] != N_PITCH:
+        raise ValueError(f"song mixture must have shape [T, {N_PITCH}], got {list(mixture.shape)}")
+    n_steps = mixture.shape[0]
+    starts = window_starts(n_steps)
+    span = batch_size * PHRASE_STRIDE + PHRASE_STEPS  # steps held at once
+    total: np.ndarray | None = None  # (span, 72, C) float64 sums, step lo + i at row i
+    count = np.zeros((span, 1, 1), dtype=np.float64)  # windows covering each step
+    lo = 0
+    with tqdm(total=len(starts), unit="window", desc="separating", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for b in range(0, len(starts), batch_size):
+            batch_starts = starts[b: b + batch_size]
+            windows = np.zeros((len(batch_starts), PHRASE_STEPS, N_PITCH), dtype=bool)
+            for i, start in enumerate(batch_starts):
+                piece = mixture[start: start + PHRASE_STEPS]
+                windows[i, : len(piece)] = piece  # the last window is zero-padded
+            batch = torch.from_numpy(windows).float().unsqueeze(1)  # (B, 1, 64, 72)
+            if device is not None:
+                batch = batch.to(device)
+            probs = prob_fn(batch).float().cpu().numpy()  # (B, C, 64, 72)
+            if total is None:
+                total = np.zeros((span, N_PITCH, probs.shape[1]), dtype=np.float64)
+            for start, window in zip(batch_starts, probs):
+                total[start - lo: start - lo + PHRASE_STEPS] += np.transpose(window, (1, 2, 0))
+                count[start - lo: start - lo + PHRASE_STEPS] += 1.0
+            final = starts[b + batch_size] if b + batch_size < len(starts) else n_steps
+            done = min(final, n_steps) - lo  # steps [lo, lo + done) are covered for good
+            yield lo, (total[:done] / np.maximum(count[:done], 1.0)).astype(np.float32)
+            total[: span - done] = total[done:].copy()  # shift the buffer by `done` steps
+            total[span - done:] = 0.0
+            count[: span - done] = count[done:].copy()
+            count[span - done:] = 0.0
+            lo += done
+            bar.update(len(batch_starts))
+
+
 def separate_song_with(prob_fn: ProbFn, mixture: np.ndarray, mode: str,
                        threshold: float = 0.5, batch_size: int = 64,
-                       device: torch.device | None = None) -> np.ndarray:
+                       device: torch.device | None = None, progress: bool = False) -> np.ndarray:
     """Separate a whole song with any window-probability function.
 
     Args:
@@ -158,36 +221,28 @@ def separate_song_with(prob_fn: ProbFn, mixture: np.ndarray, mode: str,
         mixture: ``bool [T, 72]`` song mixture (any T).
         mode: assignment mode, ``"threshold"`` or ``"partition"``.
         threshold: probability needed in ``"threshold"`` mode.
-        batch_size: windows passed to ``prob_fn`` at once.
+        batch_size: windows passed to ``prob_fn`` at once (:func:`song_prob_chunks`).
         device: where the mixture tensors are put (default CPU).
+        progress: show a progress bar in windows/s.
 
     Returns:
         ``bool [T, 72, 5]``, False wherever ``mixture`` is False; drum only in rows
         63..71.
     """
     check_option("assign", mode, ASSIGN_MODES)
-    if batch_size <= 0:
-        raise ValueError(f"'batch_size' must be > 0, got {batch_size}")
     mixture = np.asarray(mixture, dtype=bool)
-    windows = cut_windows(mixture)  # (W, 64, 72)
-    n_steps = mixture.shape[0]
-    if len(windows) == 0:
-        return np.zeros((0, N_PITCH, N_MUSIC), dtype=bool)
-    parts = []
-    for i in range(0, len(windows), batch_size):
-        batch = torch.from_numpy(windows[i: i + batch_size]).float().unsqueeze(1)  # (B,1,64,72)
-        if device is not None:
-            batch = batch.to(device)
-        parts.append(prob_fn(batch).float().cpu().numpy())
-    probs = stitch_probs(np.concatenate(parts), n_steps)  # (T, 72, 5)
-    # Drums exist only as the 9 components in rows 63..71 (the data contract), and only
-    # those rows render to MIDI drum keys: a drum guess below them would be a lost note.
-    probs[:, :DRUM_ROW0, DRUM - 1] = 0.0
-    # Assign once on the averaged probabilities: (T, 72, 5) -> (1, 5, T, 72).
-    probs_t = torch.from_numpy(probs).permute(2, 0, 1).unsqueeze(0)
-    mix_t = torch.from_numpy(mixture).unsqueeze(0).unsqueeze(0)
-    music = assign_instruments(probs_t, mix_t, mode, threshold)[0]  # (5, T, 72)
-    return music.permute(1, 2, 0).numpy().copy()
+    music = np.zeros((mixture.shape[0], N_PITCH, N_MUSIC), dtype=bool)
+    for first, probs in song_prob_chunks(prob_fn, mixture, batch_size, device, progress):
+        # Drums exist only as the 9 components in rows 63..71 (the data contract), and only
+        # those rows render to MIDI drum keys: a drum guess below them would be a lost note.
+        probs[:, :DRUM_ROW0, DRUM - 1] = 0.0
+        # Assign once on the averaged probabilities: (n, 72, 5) -> (1, 5, n, 72).
+        probs_t = torch.from_numpy(probs).permute(2, 0, 1).unsqueeze(0)
+        mix = mixture[first: first + len(probs)]
+        mix_t = torch.from_numpy(mix).unsqueeze(0).unsqueeze(0)
+        chunk = assign_instruments(probs_t, mix_t, mode, threshold)[0]  # (5, n, 72)
+        music[first: first + len(probs)] = chunk.permute(1, 2, 0).numpy()
+    return music
 
 
 # ----------------------------------------------------------------------------------
@@ -399,33 +454,8 @@ class Separator:
 
 
 # ----------------------------------------------------------------------------------
-# MIDI file in, MIDI / audio / picture out
+# Warnings about the input
 # ----------------------------------------------------------------------------------
-@dataclass
-class SongOutputs:
-    """Files written for one separated song, and what was found on the way.
-
-    Attributes:
-        midi: ``<name>.separated.mid`` (one track per instrument, the song's tempo map).
-        wav: ``<name>.separated.wav``.
-        mixture_wav: ``<name>.mixture.wav`` (the mixture as the model hears it, one piano).
-        png: ``<name>.png`` (separated roll above the input mixture [and the reference]).
-        n_steps: song length in 16th-note steps.
-        n_windows: 4-bar windows separated.
-        synth: how the audio was made (``"fluidsynth"`` or the fallback's name).
-        warnings: one-line warnings (meter other than 4/4, no reference available).
-    """
-
-    midi: Path
-    wav: Path
-    mixture_wav: Path
-    png: Path
-    n_steps: int
-    n_windows: int
-    synth: str
-    warnings: list[str]
-
-
 def meter_warning(path: str | Path, time_signatures: list[tuple[int, int, int]]) -> str | None:
     """A one-line warning when a song is not entirely in 4/4 (the model's only meter).
 
@@ -439,73 +469,3 @@ def meter_warning(path: str | Path, time_signatures: list[tuple[int, int, int]])
     found = ", ".join(f"{n}/{d} at tick {tick}" for tick, n, d in other)
     return (f"{path}: time signature {found}; the model was trained on 4/4 only, "
             "separating on the 16th-note grid anyway")
-
-
-def separate_midi_file(separator: Separator, midi_path: str | Path, out_dir: str | Path,
-                       reference: bool = False, sample_rate: int = 22050) -> SongOutputs:
-    """Separate a whole MIDI file and write MIDI, two WAVs and a picture.
-
-    The file is flattened into a mixture (every pitched and drum note, see
-    :func:`data.midi.load_mixture`), separated with :meth:`Separator.separate_song` and
-    rendered with the song's tempo map. Every output is first written under a temporary
-    name in ``out_dir`` and renamed only when all of them succeeded, so an error leaves
-    no partial output.
-
-    Args:
-        separator: the loaded separator.
-        midi_path: any MIDI file (a file without time signature is read as 4/4).
-        out_dir: folder for the outputs (created if missing).
-        reference: add the file's own multitrack (track unification of the data
-            contract) as a third panel of the picture, when it has one.
-        sample_rate: audio sample rate in Hz.
-
-    Returns:
-        The :class:`SongOutputs`.
-
-    Raises:
-        data.midi.MidiError: not MIDI, truncated, or no notes (one-line message).
-    """
-    from data.contract import PIANO
-    from data.midi import load_mixture, roll_to_midi
-    from utils.render import plot_comparison, synthesize, write_wav
-
-    midi_path = Path(midi_path)
-    mixture, ref_roll, timing = load_mixture(midi_path)  # (T, 72), (T, 72, 6) | None
-    notes: list[str] = []
-    meter = meter_warning(midi_path, timing.time_signatures)
-    if meter:
-        notes.append(meter)
-    music = separator.separate_song(mixture)  # (T, 72, 5)
-
-    mixture_roll = np.zeros_like(music)  # the mixture rendered as one piano: (T, 72, 5)
-    mixture_roll[:, :, PIANO - 1] = mixture
-    separated_pm = roll_to_midi(music, timing)
-    audio, synth = synthesize(separated_pm, sample_rate)
-    mixture_audio, _ = synthesize(roll_to_midi(mixture_roll, timing), sample_rate)
-
-    panels: list[tuple[str, np.ndarray, str]] = [
-        ("separated", np.moveaxis(music, -1, 0), "model"),  # (5, T, 72)
-        ("input mixture", mixture, "mixture"),  # (T, 72)
-    ]
-    if reference:
-        if ref_roll is None:
-            notes.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument "
-                         "classes after track unification); picture without it")
-        else:
-            panels.append(("original multitrack", ref_roll, "phrase"))  # (T, 72, 6)
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    name = midi_path.stem
-    targets = {"midi": out / f"{name}.separated.mid", "wav": out / f"{name}.separated.wav",
-               "mixture_wav": out / f"{name}.mixture.wav", "png": out / f"{name}.png"}
-    atomic_write_many({
-        targets["midi"]: lambda p: separated_pm.write(str(p)),
-        targets["wav"]: lambda p: write_wav(p, audio, sample_rate),
-        targets["mixture_wav"]: lambda p: write_wav(p, mixture_audio, sample_rate),
-        targets["png"]: lambda p: plot_comparison(panels, p),
-    })
-    return SongOutputs(midi=targets["midi"], wav=targets["wav"],
-                       mixture_wav=targets["mixture_wav"], png=targets["png"],
-                       n_steps=int(mixture.shape[0]), n_windows=len(window_starts(len(mixture))),
-                       synth=synth, warnings=notes)

@@ -1,0 +1,368 @@
+"""Song-level evaluation over the original notes (the metric of note-level instrumentation work).
+
+Each song of a split is separated whole (windows stitched, :mod:`utils.note_separation`)
+and every original note of the song's unified tracks is scored (track unification of
+the data contract, :func:`data.midi.choose_tracks`): its true instrument is the class of
+its track. Not scored: the melody track (the model does not separate it) and the notes
+of tracks that track unification drops. The model is given the mixture of the scored
+notes -- the song's music channels, as in the phrase data.
+
+Every system decides per note with the same rules: drum-channel notes stay drums, a
+pitched note picks one of piano, guitar, bass and strings. The model averages its
+stitched probabilities over the note's cells; the fitted baselines (most-common, zone,
+pitch-row of :mod:`utils.baselines`, fitted on the train split) are pitch rules, refitted
+here on the train split's pitched instruments only, so a pitched note never lands in a
+drum zone; a row the refitted zone still gives to drums takes the nearest pitched row's
+instrument.
+
+Metrics over notes, from one confusion matrix (true x predicted, five instruments):
+
+* ``note_accuracy`` = notes given their true instrument / notes;
+* ``pitched_note_accuracy`` = the same over the notes that are not drums (drum-channel
+  notes are right by rule, so this is the part the systems decide);
+* ``<inst>_precision / _recall / _f1`` over notes, and ``macro_f1`` over the
+  instruments that occur (empty denominators as in :mod:`utils.metrics`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC
+from data.melody import load_melody_json, melody_program_for
+from data.midi import choose_tracks, load_song, read_score, score_timing, score_tracks
+from data.notes import SongNotes, nearest_rows, notes_from_score
+from utils.baselines import FITTED_BASELINES, Baseline
+from utils.config import Config
+from utils.evaluation import model_baselines
+from utils.fileio import atomic_write_json, atomic_write_text
+from utils.metrics import _ratio, format_table, markdown_table
+from utils.note_separation import N_PITCHED, separate_notes
+from utils.separation import ProbFn, Separator
+
+
+def song_model_row(kind: str = "diffusion") -> str:
+    """Name of the model's row in the song table, e.g. ``"direct (notes)"``."""
+    return f"{kind} (notes)"
+
+
+SONG_MODEL_ROW = song_model_row()
+SONG_SUMMARY_KEYS: tuple[str, ...] = ("notes", "note_accuracy", "pitched_note_accuracy",
+                                      "macro_f1")
+SONG_F1_KEYS: tuple[str, ...] = tuple(f"{inst}_f1" for inst in MUSIC_INSTRUMENTS)
+
+
+# ----------------------------------------------------------------------------------
+# Truth and metrics
+# ----------------------------------------------------------------------------------
+@dataclass
+class SongTruth:
+    """One song as the song-level evaluation sees it.
+
+    Attributes:
+        name: the song's path relative to the MIDI folder.
+        notes: every note of the file.
+        true: int64 ``[K]`` true class of each note (1..5), -1 where not scored (melody
+            track, dropped tracks).
+        mixture: bool ``[T, 72]`` the scored notes' mixture (the song's music channels).
+    """
+
+    name: str
+    notes: SongNotes
+    true: np.ndarray
+    mixture: np.ndarray
+
+
+def song_truth(path: str | Path, name: str, melody_program: int | None = None) -> SongTruth:
+    """Read a song of a built split with the true instrument of each of its notes.
+
+    Args:
+        path: the MIDI file.
+        name: how the song is named in reports (its path relative to the MIDI folder).
+        melody_program: the melody track's program from a melody JSON (None: detector).
+
+    Raises:
+        data.midi.MidiError, data.midi.SkipFile: the file no longer reads as it did in the
+            build.
+    """
+    score = read_score(path)
+    notes = notes_from_score(score)
+    chosen = choose_tracks(score_tracks(score), score_timing(score).tpq, melody_program)
+    true = np.full(len(notes), -1, dtype=np.int64)
+    for cls, track in chosen.items():
+        if cls != MELODY:
+            true[notes.track == track] = cls
+    music = load_song(path, melody_program).roll[..., MELODY + 1:]  # (T, 72, 5)
+    return SongTruth(name=name, notes=notes, true=true, mixture=music.any(axis=-1))
+
+
+@dataclass
+class NoteConfusion:
+    """Counts of notes by true and predicted instrument; every note metric derives from it.
+
+    Attributes:
+        counts: int64 ``[5, 5]``, ``counts[t, p]`` = notes of true instrument ``t`` given
+            instrument ``p`` (:data:`MUSIC_INSTRUMENTS` order).
+    """
+
+    counts: np.ndarray = field(default_factory=lambda: np.zeros((N_MUSIC, N_MUSIC),
+                                                                dtype=np.int64))
+
+    def update(self, true: np.ndarray, pred: np.ndarray) -> None:
+        """Add notes: ``true`` and ``pred`` int ``[K]`` contract classes 1..5."""
+        np.add.at(self.counts, (np.asarray(true) - 1, np.asarray(pred) - 1), 1)
+
+    def compute(self) -> dict[str, float]:
+        """The note metrics of the module docstring, and ``notes``, the notes counted."""
+        c = self.counts
+        n = int(c.sum())
+        pitched = c[: DRUM - 1]  # rows of the true pitched instruments
+        out: dict[str, float] = {
+            "notes": n,
+            "note_accuracy": _ratio(int(np.trace(c)), n),
+            "pitched_note_accuracy": _ratio(int(np.trace(pitched[:, : DRUM - 1])),
+                                            int(pitched.sum())),
+        }
+        f1s = []
+        for i, inst in enumerate(MUSIC_INSTRUMENTS):
+            tp, n_pred, n_true = int(c[i, i]), int(c[:, i].sum()), int(c[i].sum())
+            precision, recall = _ratio(tp, n_pred), _ratio(tp, n_true)
+            f1 = 1.0 if n_pred + n_true == 0 else 2 * tp / (n_pred + n_true)
+            out.update({f"{inst}_precision": precision, f"{inst}_recall": recall,
+                        f"{inst}_f1": f1})
+            if n_pred + n_true:
+                f1s.append(f1)
+        out["macro_f1"] = float(np.mean(f1s)) if f1s else 1.0
+        return out
+
+
+# ----------------------------------------------------------------------------------
+# Note-level baselines
+# ----------------------------------------------------------------------------------
+def pitched_rule(baseline: Baseline) -> np.ndarray:
+    """A fitted baseline's pitch rule for pitched notes: int64 ``[72]`` classes 1..4.
+
+    The same kind of baseline is refitted on the training counts with the drum
+    instrument removed; a row it still gives to drums (an empty zone may sit there)
+    takes the instrument of the nearest row that it gives to a pitched instrument
+    (ties: the lower row).
+    """
+    if baseline.counts is None:
+        raise RuntimeError(f"{baseline.name}: not fitted")
+    counts = baseline.counts.copy()
+    counts[DRUM - 1] = 0
+    assignment = FITTED_BASELINES[baseline.name]().fit_counts(counts).assignment
+    assert assignment is not None
+    pitched_rows = np.flatnonzero(assignment < N_PITCHED)
+    if pitched_rows.size == 0:  # nothing pitched in training: every row is piano
+        return np.ones_like(assignment)
+    rows = np.arange(assignment.size)
+    nearest = pitched_rows[np.argmin(np.abs(rows[:, None] - pitched_rows[None, :]), axis=1)]
+    return assignment[nearest] + 1
+
+
+def rule_predict(rule: np.ndarray, notes: SongNotes) -> np.ndarray:
+    """Instrument of every note under a pitch rule (drum-channel notes stay drums).
+
+    Args:
+        rule: int ``[72]`` class (1..4) of each row.
+        notes: the song's notes (pitched notes outside the rows read at the nearest row).
+
+    Returns:
+        int64 ``[K]`` classes 1..5.
+    """
+    pred = np.full(len(notes), DRUM, dtype=np.int64)
+    pitched = ~notes.is_drum
+    pred[pitched] = rule[nearest_rows(notes)[pitched]]
+    return pred
+
+
+# ----------------------------------------------------------------------------------
+# Scoring songs
+# ----------------------------------------------------------------------------------
+def score_songs(prob_fn: ProbFn | None, rules: dict[str, np.ndarray], songs: list[SongTruth],
+                batch_size: int = 64, progress: bool = False,
+                model_row: str = SONG_MODEL_ROW) -> dict[str, dict[str, float]]:
+    """Note metrics of the model and of each pitch rule over the scored notes of songs.
+
+    Args:
+        prob_fn: the model's window-probability function, or None to score only the rules.
+        rules: ``{baseline name: pitch rule}`` (:func:`pitched_rule`).
+        songs: the songs with their truth.
+        batch_size: windows separated at once.
+        progress: show a progress bar in songs.
+        model_row: the model's row name.
+
+    Returns:
+        ``{system: metrics}``, the model first.
+    """
+    confusion: dict[str, NoteConfusion] = {}
+    if prob_fn is not None:
+        confusion[model_row] = NoteConfusion()
+    for name in rules:
+        confusion[name] = NoteConfusion()
+    for song in tqdm(songs, unit="song", desc="songs", disable=not progress,
+                     dynamic_ncols=True):
+        scored = song.true > 0
+        if prob_fn is not None:
+            result = separate_notes(prob_fn, song.mixture, song.notes, batch_size)
+            confusion[model_row].update(song.true[scored], result.instrument[scored])
+        for name, rule in rules.items():
+            confusion[name].update(song.true[scored], rule_predict(rule, song.notes)[scored])
+    return {name: c.compute() for name, c in confusion.items()}
+
+
+@dataclass
+class SongEvaluation:
+    """Note metrics of every system over the songs of one split.
+
+    Attributes:
+        split: "train", "val" or "test".
+        songs: the songs evaluated (paths relative to the MIDI folder).
+        rows: ``{system: {metric: value}}``, the model first.
+        notes_by_instrument: scored notes of each true instrument.
+        seconds: wall-clock seconds of the whole evaluation.
+        settings: sampler settings, device, checkpoints and data used.
+    """
+
+    split: str
+    songs: list[str]
+    rows: dict[str, dict[str, float]]
+    notes_by_instrument: dict[str, int]
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """Plain-text tables: headline metrics, then per-instrument F1 over notes."""
+        return "\n\n".join([format_table(self.rows, SONG_SUMMARY_KEYS),
+                            format_table(self.rows, SONG_F1_KEYS)])
+
+    def markdown(self) -> str:
+        """A Markdown report with both tables, what is scored, and the settings."""
+        s = self.settings
+        per = ", ".join(f"{k} {v}" for k, v in self.notes_by_instrument.items())
+        lines = [
+            f"# Song-level evaluation on the {self.split} split",
+            "",
+            f"{len(self.songs)} songs separated whole, {sum(self.notes_by_instrument.values())} "
+            f"original notes scored ({per}) of {s.get('data_dir')}. {s.get('model')} "
+            f"({s.get('separator')}; diffusion sampling: {s.get('sampler')}, "
+            f"{s.get('steps')} steps), note by note, on {s.get('device')}. "
+            "Scored: every note of the song's unified tracks; not scored: the melody track "
+            "(the model does not separate it) and tracks dropped by track unification. "
+            "Drum-channel notes stay drums for every system; `pitched_note_accuracy` leaves "
+            f"them out. Baselines: {s.get('baselines')}.",
+            "",
+            markdown_table(self.rows, SONG_SUMMARY_KEYS),
+            "",
+            "Per-instrument F1 over notes:",
+            "",
+            markdown_table(self.rows, SONG_F1_KEYS),
+            "",
+            "Songs: " + ", ".join(self.songs),
+            "",
+        ]
+        return "\n".join(lines)
+
+
+def split_songs(data_dir: str | Path, split: str) -> tuple[Path, list[str], str | None]:
+    """The songs of a built split, read from its ``manifest.json``.
+
+    Returns:
+        ``(midi_dir, songs, melody_json)``: the MIDI folder the build read, the split's
+        songs relative to it, and the melody JSON the build used (None if none).
+
+    Raises:
+        FileNotFoundError: no manifest; ValueError: a manifest without the split's songs.
+    """
+    path = Path(data_dir) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest; build the dataset first "
+                                "(python -m data.preprocess)")
+    manifest = json.loads(path.read_text())
+    try:
+        songs = list(manifest["split_songs"][split])
+        settings = manifest["settings"]
+        midi_dir = Path(settings["midi_dir"])
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: no 'split_songs'/'settings' for the {split} split; "
+                         "re-run the build") from None
+    return midi_dir, songs, settings.get("melody_json")
+
+
+def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
+                   device: str | None = None, progress: bool = True,
+                   data_dir: str | Path | None = None) -> SongEvaluation:
+    """Separate the songs of a split whole and score every original note.
+
+    Args:
+        cfg: the typed config (``data_dir``, checkpoints, sampling keys).
+        data_dir: the built dataset whose songs are scored (default: the config's); the
+            baselines are those saved with the model (see
+            :func:`utils.evaluation.model_baselines`).
+        split: "train", "val" or "test".
+        limit: evaluate at most this many songs (the first ones of the split).
+        device: sampling device; None = the config's ``accelerator``.
+        progress: show a progress bar in songs.
+
+    Raises:
+        utils.config.ConfigError: no checkpoint; FileNotFoundError: no manifest or a song
+        file missing; ValueError: no song in the split.
+    """
+    started = time.perf_counter()
+    data_dir = cfg.data_dir if data_dir is None else data_dir
+    midi_dir, names, melody_json = split_songs(data_dir, split)
+    if limit is not None:
+        names = names[:limit]
+    if not names:
+        raise ValueError(f"{data_dir}: the {split} split holds no songs")
+    table = load_melody_json(melody_json) if melody_json else {}
+    missing = [midi_dir / n for n in names if not (midi_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: song of the {split} split not found (the "
+                                "manifest's midi_dir)")
+    separator = Separator.from_config(cfg, device)
+    baselines, baseline_source = model_baselines(separator, cfg)
+    rules = {name: pitched_rule(b) for name, b in baselines.items()}
+    songs = [song_truth(midi_dir / n, n, melody_program_for(table, n) if table else None)
+             for n in names]
+    rows = score_songs(separator.probs, rules, songs, separator.batch_size, progress,
+                       song_model_row(separator.kind))
+    true = np.concatenate([s.true[s.true > 0] for s in songs])
+    per = np.bincount(true - 1, minlength=N_MUSIC)
+    settings = {
+        "sampler": separator.sampler, "steps": separator.steps, "eta": separator.eta,
+        "device": str(separator.device), "seed": separator.seed,
+        "separator": separator.kind, "model": separator.source,
+        "baselines": baseline_source,
+        "data_dir": str(data_dir), "midi_dir": str(midi_dir),
+    }
+    return SongEvaluation(split=split, songs=names, rows=rows,
+                          notes_by_instrument=dict(zip(MUSIC_INSTRUMENTS, per.tolist())),
+                          seconds=time.perf_counter() - started, settings=settings)
+
+
+def write_song_evaluation(evaluation: SongEvaluation, out_dir: str | Path,
+                          tag: str = "") -> tuple[Path, Path]:
+    """Write ``evaluation_[<tag>_]<split>_songs.json`` and ``.md`` into ``out_dir``.
+
+    ``tag`` names the scored dataset when it is not the config's own (cross-corpus).
+
+    Returns:
+        ``(json_path, markdown_path)``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"evaluation_{tag + '_' if tag else ''}{evaluation.split}_songs"
+    json_path = out / f"{stem}.json"
+    md_path = out / f"{stem}.md"
+    atomic_write_json(json_path, asdict(evaluation))
+    atomic_write_text(md_path, evaluation.markdown())
+    return json_path, md_path
