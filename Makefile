@@ -41,6 +41,8 @@ synth: setup
 	$(call timed,openmsx build,$(PY) -m data.preprocess --config $(DEMO_CONFIG))
 	$(call timed,evaluate on OpenMSX,$(PY) evaluate.py --config $(SYNTH_CONFIG) --split test \
 		--data-dir $(DEMO_DATA))
+	$(call timed,evaluate OpenMSX songs,$(PY) evaluate.py --config $(SYNTH_CONFIG) --split test \
+		--songs --data-dir $(DEMO_DATA))
 
 # the shipped model: `make synth`, then its checkpoint and baselines copied to pretrained/
 pretrained: synth
