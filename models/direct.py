@@ -62,7 +62,11 @@ class DirectSeparation(nn.Module):
         Returns:
             float scalar (0 for a batch without a sounding cell).
         """
-        logits = self.logits(model, mixture)  # (B, C, T, P)
+        return self.loss_from_logits(self.logits(model, mixture), music, mixture)
+
+    def loss_from_logits(self, logits: torch.Tensor, music: torch.Tensor,
+                         mixture: torch.Tensor) -> torch.Tensor:
+        """The loss of :meth:`training_loss` from precomputed logits ``[B, C, T, P]``."""
         on = mixture  # (B, 1, T, P)
         cells = on.sum().clamp(min=1.0)
         if self.loss == "bce":
@@ -71,6 +75,22 @@ class DirectSeparation(nn.Module):
         target = music / music.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, C, T, P)
         per_cell = -(target * F.log_softmax(logits, dim=1)).sum(dim=1, keepdim=True)
         return (per_cell * on).sum() / cells
+
+    @staticmethod
+    def hit_rate(logits: torch.Tensor, music: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+        """Fraction of sounding cells whose most probable instrument is a true one.
+
+        Args:
+            logits: float ``[B, C, T, P]``; music: float ``[B, C, T, P]`` (0/1);
+            mixture: float ``[B, 1, T, P]`` (0/1).
+
+        Returns:
+            float scalar in [0, 1] (1 for a batch without a sounding cell).
+        """
+        best = logits.argmax(dim=1, keepdim=True)  # (B, 1, T, P)
+        hit = music.gather(1, best) * mixture
+        return hit.sum() / mixture.sum().clamp(min=1.0) if mixture.sum() > 0 else \
+            torch.ones((), device=logits.device)
 
     @torch.inference_mode()
     def separate_probs(self, model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:

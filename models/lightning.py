@@ -85,7 +85,12 @@ class SeparatorModule(_GuidedModule):
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
         cfg = self.hparams["config"]
         if isinstance(self.diffusion, DirectSeparation):
-            loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"])
+            logits = self.diffusion.logits(self.net, batch["mixture"])
+            loss = self.diffusion.loss_from_logits(logits, batch["music"], batch["mixture"])
+            if stage != "train":  # the direct separator is checkpointed on this (see training)
+                self.log(f"{stage}_accuracy", self.diffusion.hit_rate(
+                    logits, batch["music"], batch["mixture"]), prog_bar=True, sync_dist=True,
+                    on_step=False, on_epoch=True, batch_size=batch["music"].shape[0])
         else:
             t, noise = _draws(batch, stage, self.diffusion.time_steps, cfg["seed"], batch_idx)
             loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"],

@@ -182,3 +182,16 @@ def test_tiny_run_fixture_trains_both_models(tiny_run: Config) -> None:
     assert config == tiny_run.to_dict()
     assert json.loads(json.dumps(config)) == config  # plain JSON types
     assert dec.is_file()
+
+
+def test_last_checkpoint_follows_every_epoch_when_the_best_stops_improving(
+        tmp_path: Path) -> None:
+    # a learning rate too small to change any prediction: the monitored accuracy never
+    # improves after the first epoch, yet last.ckpt must hold the latest epoch (for --resume)
+    cfg = tiny_cfg(tmp_path, separator="direct", limit_train_batches=1, limit_val_batches=1,
+                   max_epochs=3, lr=1e-12, min_lr=1e-12)
+    data = SyntheticPhrases(synthetic_phrases(4), batch_size=4)
+    best = train_separator(cfg, datamodule=data, **QUIET)
+    assert "epoch=000-val_accuracy" in best.name
+    last = torch.load(checkpoint_dir(cfg, "transunet") / LAST_NAME, weights_only=True)
+    assert last["epoch"] == 2
