@@ -269,3 +269,21 @@ def test_ablation_trains_each_variant_alike_and_scores_two_corpora(
     assert sum("training '" in line for line in lines) == 3
     assert sum("shared decoder" in line for line in lines) == 1
     assert tables["base"][wanted[2]]["train_s"] == tables["base"][wanted[1]]["train_s"]
+
+
+def test_the_shipped_model_loads_and_separates(tmp_path: Path) -> None:
+    """pretrained/ holds a model a fresh clone can use without training anything."""
+    from models.checkpoints import PRETRAINED_DIR
+    from utils.config import load_config
+
+    cfg = load_config(ROOT / "config.json", overrides={"model_dir": str(tmp_path / "none"),
+                                                        "accelerator": "cpu"})
+    separator = Separator.from_config(cfg)
+    assert separator.source == f"shipped model {PRETRAINED_DIR / 'separator.ckpt'}"
+    assert separator.kind == "direct" and separator.baselines_path() is not None
+    from data.roll import music_and_mixture
+
+    _, mixture = music_and_mixture(toy_phrases(2, seed=5))
+    pred = separator.with_settings(assign="partition").separate_phrases(mixture).numpy()
+    assert pred.shape == (2, N_MUSIC, PHRASE_STEPS, N_PITCH)
+    assert np.array_equal(pred.any(axis=1, keepdims=True), mixture)  # one per sounding cell
