@@ -1,0 +1,156 @@
+"""Run one function over many tasks in worker processes, surviving dead workers and Ctrl-C.
+
+``multiprocessing.Pool`` waits for ever when one of its workers is killed (for example by
+the kernel, out of memory) and often hangs on Ctrl-C. :func:`run_tasks` instead:
+
+* submits every task as its own ``concurrent.futures`` future to a
+  ``ProcessPoolExecutor`` (forkserver start), a bounded number at a time, so the tasks in
+  flight are always known;
+* treats a dead worker as what it is: the executor reports ``BrokenProcessPool`` for the
+  tasks in flight instead of hanging. Those tasks are then run again one at a time, each
+  in a fresh one-worker pool. The task that kills its worker again is the one the dead
+  worker was on: it is yielded with the result ``None``. The others finish normally (a
+  worker killed from outside, e.g. by a memory-hungry neighbour, costs only a retry),
+  and the remaining tasks continue in a new pool;
+* leaves Ctrl-C to the main process (workers ignore SIGINT) and, when the caller stops
+  iterating -- ``KeyboardInterrupt``, an exception, or simply closing the generator --
+  terminates the workers at once, so the caller keeps what it has and exits in seconds.
+
+Results come back in completion order, not task order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+IN_FLIGHT_PER_WORKER = 4  # tasks submitted ahead per worker (keeps every worker busy)
+
+
+def _init_worker(pids: multiprocessing.SimpleQueue) -> None:
+    """Worker start-up: Ctrl-C belongs to the main process; report the pid for termination."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pids.put(os.getpid())
+
+
+class _Pool:
+    """A forkserver ``ProcessPoolExecutor`` whose workers can be terminated at once."""
+
+    def __init__(self, workers: int, preload: Sequence[str]) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(list(preload))
+        self._pids = ctx.SimpleQueue()
+        self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                            initargs=(self._pids,))
+
+    def close(self, terminate: bool) -> None:
+        """Shut the pool down; ``terminate`` stops running tasks instead of waiting for them.
+
+        After ``BrokenProcessPool`` the executor has already stopped its workers, so a
+        plain close is enough.
+        """
+        self.executor.shutdown(wait=not terminate, cancel_futures=True)
+        if terminate:
+            while not self._pids.empty():
+                with suppress(ProcessLookupError):  # already gone
+                    os.kill(self._pids.get(), signal.SIGTERM)
+
+
+def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequence[str]
+              ) -> Iterator[tuple[T, R]]:
+    """Run queued tasks in one pool until the queue is empty or the pool breaks.
+
+    On a broken pool, the results that did arrive are yielded, then :class:`_Broken` is
+    raised carrying the tasks that were in flight without one (a task never submitted
+    stays in ``queue``).
+    """
+    pool = _Pool(workers, preload)
+    in_flight: dict[Future, T] = {}
+    broken = False
+    try:
+        while (queue or in_flight) and not broken:
+            while queue and len(in_flight) < workers * IN_FLIGHT_PER_WORKER and not broken:
+                task = queue.popleft()
+                try:
+                    in_flight[pool.executor.submit(fn, task)] = task
+                except BrokenProcessPool:
+                    queue.appendleft(task)
+                    broken = True
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED) if in_flight else ((), ())
+            for future in done:
+                if isinstance(future.exception(), BrokenProcessPool):
+                    broken = True
+                    continue
+                yield in_flight.pop(future), future.result()
+        if broken:
+            wait(in_flight)  # a broken executor fails every pending future at once
+            suspects = []
+            for future, task in in_flight.items():
+                if isinstance(future.exception(), BrokenProcessPool):
+                    suspects.append(task)
+                else:
+                    yield task, future.result()
+            raise _Broken(suspects)
+    finally:
+        pool.close(terminate=not broken)
+
+
+class _Broken(Exception):  # noqa: N818 -- internal signal between the two loops below
+    """A pool lost a worker; ``suspects`` were in flight without a result."""
+
+    def __init__(self, suspects: list) -> None:
+        super().__init__(f"{len(suspects)} task(s) in flight when a worker died")
+        self.suspects = suspects
+
+
+def _run_alone(fn: Callable[[T], R], task: T, preload: Sequence[str]) -> R | None:
+    """Run one task in a fresh one-worker pool; None when that worker dies."""
+    pool = _Pool(1, preload)
+    died = False
+    try:
+        return pool.executor.submit(fn, task).result()
+    except BrokenProcessPool:
+        died = True
+        return None
+    finally:
+        pool.close(terminate=not died)
+
+
+def run_tasks(fn: Callable[[T], R], tasks: Iterable[T], workers: int,
+              preload: Sequence[str] = ()) -> Iterator[tuple[T, R | None]]:
+    """Yield ``(task, fn(task))`` for every task, in completion order.
+
+    Args:
+        fn: a picklable module-level function; it should not raise (an exception it
+            raises is re-raised here and stops the run).
+        tasks: picklable task arguments.
+        workers: worker processes; 1 runs every task in this process, without a pool.
+        preload: modules the forkserver imports once for all workers.
+
+    Yields:
+        ``(task, result)``; ``result`` is None for a task whose worker process died
+        when it was run again alone (module docstring).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers == 1:
+        for task in tasks:
+            yield task, fn(task)
+        return
+    queue = deque(tasks)
+    while queue:
+        try:
+            yield from _run_pool(fn, queue, workers, preload)
+        except _Broken as broken:
+            for task in broken.suspects:
+                yield task, _run_alone(fn, task, preload)
