@@ -4,7 +4,8 @@
 
 Uses the checkpoints named in the config (``transunet_model_path``,
 ``decoder_model_path``), else the newest ones in ``model_dir``; prints the metrics table
-and writes ``evaluation_<split>.json`` and ``.md`` into ``model_dir``.
+and writes ``evaluation_<split>.json`` and ``.md`` into ``model_dir``. Exit status 2 for a
+config or input problem (one ``error:`` line, found before any phrase is separated).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config)
+        cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
         evaluation = evaluate_split(cfg, args.split, args.limit, args.device,
                                     progress=not args.no_progress)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"{evaluation.n_phrases} {args.split} phrases, "
           f"{evaluation.phrases_per_s:.2f} phrases/s on {evaluation.settings['device']}")
     print(evaluation.table())

@@ -6,14 +6,16 @@ Writes ``OUTDIR/<name>.separated.mid`` (one track per instrument, the song's tem
 ``<name>.separated.wav``, ``<name>.mixture.wav`` and ``<name>.png`` (separated roll above
 the input mixture; with ``--reference`` above the file's own multitrack too). OUTDIR
 defaults to the config's ``output_dir``. Uses the checkpoints named in the config, else
-the newest ones in ``model_dir``. Any length; a file without time signature is read as
-4/4; another meter is separated with a warning.
+the newest ones in ``model_dir``. Any length up to ``max_song_bars``; a file without
+time signature is read as 4/4; another meter is separated with a warning. Exit status 2
+for a config or input problem (one ``error:`` line), 1 when writing the outputs fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,14 +36,28 @@ def main(argv: list[str] | None = None) -> int:
 
     from data.midi import MidiError
     from utils.config import ConfigError, load_config
+    from utils.fileio import writable_dir_problem
     from utils.separation import Separator, separate_midi_file
 
     try:
         cfg = load_config(args.config)
+        if not Path(args.input).is_file():
+            raise ConfigError(f"{args.input}: input MIDI file not found")
+        if args.out_dir is None:
+            cfg.require_writable_dir("output_dir")
+        else:
+            problem = writable_dir_problem(args.out_dir)
+            if problem:
+                raise ConfigError(f"--out-dir {args.out_dir!r} is not a writable folder "
+                                  f"({problem})")
         separator = Separator.from_config(cfg, args.device)
         result = separate_midi_file(separator, args.input, args.out_dir or cfg.output_dir,
-                                    reference=args.reference, sample_rate=args.sample_rate)
-    except (MidiError, ConfigError, ValueError, OSError) as exc:
+                                    reference=args.reference, sample_rate=args.sample_rate,
+                                    max_song_bars=cfg.max_song_bars)
+    except (MidiError, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for line in result.warnings:

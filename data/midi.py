@@ -189,7 +189,7 @@ def score_timing(score: symusic.Score) -> Timing:
 
 
 def describe_time_signatures(signatures: list[tuple[int, int, int]], shown: int = 3) -> str:
-    """A short description of time-signature events, e.g. ``"4/4@0, 3/4@1920 (2 events)"``.
+    """A short description of time-signature events, e.g. ``"4/4 at tick 0, 3/4 at tick 1920"``.
 
     At most ``shown`` events are written out, so a file with 200,000 of them still gives
     a one-line message.
@@ -200,7 +200,7 @@ def describe_time_signatures(signatures: list[tuple[int, int, int]], shown: int 
     """
     if not signatures:
         return "none"
-    text = ", ".join(f"{n}/{d}@{t}" for t, n, d in signatures[:shown])
+    text = ", ".join(f"{n}/{d} at tick {t}" for t, n, d in signatures[:shown])
     if len(signatures) > shown:
         text += f", ... ({len(signatures)} events)"
     return text

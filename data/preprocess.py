@@ -283,14 +283,20 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
 
 
 # ----------------------------------------------------------------------------- build
-def _check_out_dir(out_dir: Path) -> None:
-    """Create ``out_dir`` and make sure files can be written there, before any work."""
+def _prepare_out_dir(out_dir: Path) -> Path:
+    """Check that ``out_dir`` can be written, create it and its ``shards`` folder.
+
+    Returns:
+        ``out_dir/shards``.
+    """
     problem = writable_dir_problem(out_dir)
     if problem:
         raise BuildError(f"out_dir {str(out_dir)!r} is not a writable folder ({problem})")
-    shards = out_dir / "shards"
-    if shards.exists() and not shards.is_dir():
+    shard_dir = out_dir / "shards"
+    if shard_dir.exists() and not shard_dir.is_dir():
         raise BuildError(f"out_dir {str(out_dir)!r}: 'shards' is a file, not a folder")
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    return shard_dir
 
 
 def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = None,
@@ -344,10 +350,8 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
             table = load_melody_json(melody_json)
         except ValueError as exc:
             raise BuildError(str(exc)) from None
-    _check_out_dir(out_dir)
+    shard_dir = _prepare_out_dir(out_dir)
     remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
-    shard_dir = out_dir / "shards"
-    shard_dir.mkdir(exist_ok=True)
     fingerprint = _fingerprint(None if melody_json is None else str(melody_json),
                                min_bar_density, max_song_bars)
     settings_path = shard_dir / "settings.json"

@@ -66,6 +66,8 @@ def test_subset_indices() -> None:
 def test_phrase_batches_read_a_store(tmp_path: Path) -> None:
     phrases = toy_phrases(5)
     write_split(tmp_path, "test", 5, [(pack(phrases), np.zeros(5, dtype=np.int32))])
+    (tmp_path / "manifest.json").write_text(json.dumps(  # readers need the build's manifest
+        {"phrases": {"test": 5}, "songs": {"test": 1}, "split_songs": {"test": ["toy.mid"]}}))
     store = PhraseStore(tmp_path, "test")
     batches = list(phrase_batches(store, 2, np.array([0, 2, 4])))
     assert [len(m) for m, _ in batches] == [2, 1]

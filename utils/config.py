@@ -233,7 +233,7 @@ class Config:
         return path
 
     def require_writable_dir(self, key: str) -> Path:
-        """A path-valued key naming a folder that can be written (created if missing)."""
+        """A path-valued key naming a folder that can be written (or created); made later."""
         path = self.resolve(key)
         problem = writable_dir_problem(path)
         if problem:

@@ -76,21 +76,25 @@ def remove_temporaries(folder: str | Path) -> int:
 
 
 def writable_dir_problem(path: str | Path) -> str | None:
-    """Create a folder (with parents) if missing and check that a file can be written there.
+    """Why files cannot be written in the folder ``path`` (made later if missing), or None.
 
-    Checked by creating and removing a temporary file, so read-only mounts, permissions
-    and ACLs all count (as they do for the real writes later).
+    Nothing is left behind: the folder -- or, when it does not exist yet, its nearest
+    existing parent, where it would be created -- is probed by creating and removing a
+    temporary file, so permissions, ACLs and read-only mounts all count, as they will
+    for the real writes.
 
     Returns:
-        None when the folder is usable, else a short reason ("it is a file",
+        None when the folder can be used, else a short reason ("it is a file",
         "Permission denied", ...).
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        return "it is a file"
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        return "it is a file" if probe == path else f"{str(probe)!r} is a file"
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path, prefix=".write-check.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".write-check.", suffix=".tmp")
         os.close(fd)
         os.unlink(name)
     except OSError as exc:

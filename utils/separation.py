@@ -28,7 +28,16 @@ from typing import get_args
 import numpy as np
 import torch
 
-from data.contract import DRUM, DRUM_ROW0, N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
+from data.contract import (
+    DRUM,
+    DRUM_ROW0,
+    MAX_SONG_BARS,
+    N_MUSIC,
+    N_PITCH,
+    PHRASE_STEPS,
+    PHRASE_STRIDE,
+)
+from data.midi import describe_time_signatures
 from models.diffusion import (
     AssignMode,
     GuidedDiffusion,
@@ -247,13 +256,15 @@ class Separator:
                 the config's ``accelerator`` (:func:`config_device`).
 
         Raises:
-            utils.config.ConfigError: no checkpoint found.
+            utils.config.ConfigError: no checkpoint found, an unreadable one, or one whose
+                network or schedule keys differ from ``cfg`` (the key is named).
         """
         from models.checkpoints import find_checkpoint, load_decoder, load_separator
 
         dev = config_device(cfg) if device is None else resolve_device(device)
-        model, diffusion, _ = load_separator(find_checkpoint(cfg, "transunet"), map_location=dev)
-        decoder = load_decoder(find_checkpoint(cfg, "decoder"), map_location=dev)
+        model, diffusion, _ = load_separator(find_checkpoint(cfg, "transunet"), map_location=dev,
+                                             cfg=cfg)
+        decoder = load_decoder(find_checkpoint(cfg, "decoder"), map_location=dev, cfg=cfg)
         return cls(model=model, diffusion=diffusion, decoder=decoder, device=dev,
                    sampler=cfg.sampler, steps=cfg.sampling_steps, eta=cfg.eta,
                    assign=cfg.assign, threshold=cfg.threshold,
@@ -371,13 +382,14 @@ def meter_warning(path: str | Path, time_signatures: list[tuple[int, int, int]])
     other = [(tick, n, d) for tick, n, d in time_signatures if (n, d) != (4, 4)]
     if not other:
         return None
-    found = ", ".join(f"{n}/{d} at tick {tick}" for tick, n, d in other)
+    found = describe_time_signatures(other)
     return (f"{path}: time signature {found}; the model was trained on 4/4 only, "
             "separating on the 16th-note grid anyway")
 
 
 def separate_midi_file(separator: Separator, midi_path: str | Path, out_dir: str | Path,
-                       reference: bool = False, sample_rate: int = 22050) -> SongOutputs:
+                       reference: bool = False, sample_rate: int = 22050,
+                       max_song_bars: int = MAX_SONG_BARS) -> SongOutputs:
     """Separate a whole MIDI file and write MIDI, two WAVs and a picture.
 
     The file is flattened into a mixture (every pitched and drum note, see
@@ -393,19 +405,21 @@ def separate_midi_file(separator: Separator, midi_path: str | Path, out_dir: str
         reference: add the file's own multitrack (track unification of the data
             contract) as a third panel of the picture, when it has one.
         sample_rate: audio sample rate in Hz.
+        max_song_bars: longest song accepted, in bars (checked before any roll exists).
 
     Returns:
         The :class:`SongOutputs`.
 
     Raises:
-        data.midi.MidiError: not MIDI, truncated, or no notes (one-line message).
+        data.midi.MidiError: not MIDI, truncated, no notes, or longer than
+            ``max_song_bars`` (one-line message).
     """
     from data.contract import PIANO
     from data.midi import load_mixture, roll_to_midi
     from utils.render import plot_comparison, synthesize, write_wav
 
     midi_path = Path(midi_path)
-    mixture, ref_roll, timing = load_mixture(midi_path)  # (T, 72), (T, 72, 6) | None
+    mixture, ref_roll, timing = load_mixture(midi_path, max_song_bars)  # (T, 72), (T, 72, 6)|None
     notes: list[str] = []
     meter = meter_warning(midi_path, timing.time_signatures)
     if meter:
