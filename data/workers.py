@@ -28,7 +28,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import suppress
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -37,33 +36,46 @@ R = TypeVar("R")
 IN_FLIGHT_PER_WORKER = 4  # tasks submitted ahead per worker (keeps every worker busy)
 
 
-def _init_worker(pids: multiprocessing.SimpleQueue) -> None:
-    """Worker start-up: Ctrl-C belongs to the main process; report the pid for termination."""
+class WorkerStartError(RuntimeError):
+    """Worker processes die before running any task, so no task can be blamed."""
+
+
+def _init_worker() -> None:
+    """Worker start-up: Ctrl-C belongs to the main process, which stops the workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    pids.put(os.getpid())
 
 
 class _Pool:
-    """A forkserver ``ProcessPoolExecutor`` whose workers can be terminated at once."""
+    """A forkserver ``ProcessPoolExecutor`` that can also be stopped at once."""
 
     def __init__(self, workers: int, preload: Sequence[str]) -> None:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(list(preload))
-        self._pids = ctx.SimpleQueue()
-        self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                            initargs=(self._pids,))
+        self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
 
     def close(self, terminate: bool) -> None:
-        """Shut the pool down; ``terminate`` stops running tasks instead of waiting for them.
+        """Shut down: wait for the workers to exit, or with ``terminate`` stop them now.
 
-        After ``BrokenProcessPool`` the executor has already stopped its workers, so a
-        plain close is enough.
+        Terminating reaches every worker, including one still starting up; a worker left
+        alive could wait for ever on the task queue's lock held by one that was stopped.
+        ``ProcessPoolExecutor`` offers this as ``terminate_workers`` only from Python 3.14,
+        hence its ``_processes`` table (worker pid -> Process) here.
         """
-        self.executor.shutdown(wait=not terminate, cancel_futures=True)
-        if terminate:
-            while not self._pids.empty():
-                with suppress(ProcessLookupError):  # already gone
-                    os.kill(self._pids.get(), signal.SIGTERM)
+        if not terminate:
+            self.executor.shutdown(wait=True)
+            return
+        processes = list((self.executor._processes or {}).values())  # noqa: SLF001
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+
+
+class _Broken(Exception):  # noqa: N818 -- internal signal from _run_pool to run_tasks
+    """A pool lost a worker; ``suspects`` were in flight without a result."""
+
+    def __init__(self, suspects: list) -> None:
+        super().__init__(f"{len(suspects)} task(s) in flight when a worker died")
+        self.suspects = suspects
 
 
 def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequence[str]
@@ -77,53 +89,61 @@ def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequ
     pool = _Pool(workers, preload)
     in_flight: dict[Future, T] = {}
     broken = False
+    suspects: list[T] = []
     try:
         while (queue or in_flight) and not broken:
-            while queue and len(in_flight) < workers * IN_FLIGHT_PER_WORKER and not broken:
+            while queue and len(in_flight) < workers * IN_FLIGHT_PER_WORKER:
                 task = queue.popleft()
                 try:
                     in_flight[pool.executor.submit(fn, task)] = task
                 except BrokenProcessPool:
                     queue.appendleft(task)
                     broken = True
+                    break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED) if in_flight else ((), ())
             for future in done:
                 if isinstance(future.exception(), BrokenProcessPool):
-                    broken = True
-                    continue
-                yield in_flight.pop(future), future.result()
+                    broken = True  # dealt with below, once every future has settled
+                else:
+                    yield in_flight.pop(future), future.result()
         if broken:
-            wait(in_flight)  # a broken executor fails every pending future at once
-            suspects = []
+            wait(in_flight)  # a broken executor fails every unfinished future at once
             for future, task in in_flight.items():
                 if isinstance(future.exception(), BrokenProcessPool):
                     suspects.append(task)
                 else:
                     yield task, future.result()
-            raise _Broken(suspects)
-    finally:
-        pool.close(terminate=not broken)
-
-
-class _Broken(Exception):  # noqa: N818 -- internal signal between the two loops below
-    """A pool lost a worker; ``suspects`` were in flight without a result."""
-
-    def __init__(self, suspects: list) -> None:
-        super().__init__(f"{len(suspects)} task(s) in flight when a worker died")
-        self.suspects = suspects
+    except BaseException:  # Ctrl-C, an error, or the caller closed the generator
+        pool.close(terminate=True)
+        raise
+    pool.close(terminate=False)  # a broken executor has already stopped its workers
+    if broken:
+        raise _Broken(suspects)
 
 
 def _run_alone(fn: Callable[[T], R], task: T, preload: Sequence[str]) -> R | None:
-    """Run one task in a fresh one-worker pool; None when that worker dies."""
+    """Run one task in a fresh one-worker pool; None when that worker dies on it.
+
+    Raises:
+        WorkerStartError: the worker dies before it gets to the task (then the task is
+            not to blame, and neither is any other).
+    """
     pool = _Pool(1, preload)
-    died = False
     try:
-        return pool.executor.submit(fn, task).result()
-    except BrokenProcessPool:
-        died = True
-        return None
-    finally:
-        pool.close(terminate=not died)
+        try:
+            pool.executor.submit(os.getpid).result()  # the worker is up and answers
+        except BrokenProcessPool:
+            raise WorkerStartError("worker processes die as they start (before running any "
+                                   "task); run with one worker to see why") from None
+        try:
+            result: R | None = pool.executor.submit(fn, task).result()
+        except BrokenProcessPool:
+            result = None
+    except BaseException:
+        pool.close(terminate=True)
+        raise
+    pool.close(terminate=False)
+    return result
 
 
 def run_tasks(fn: Callable[[T], R], tasks: Iterable[T], workers: int,
@@ -140,6 +160,9 @@ def run_tasks(fn: Callable[[T], R], tasks: Iterable[T], workers: int,
     Yields:
         ``(task, result)``; ``result`` is None for a task whose worker process died
         when it was run again alone (module docstring).
+
+    Raises:
+        WorkerStartError: worker processes cannot even start.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
