@@ -34,6 +34,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 IN_FLIGHT_PER_WORKER = 4  # tasks submitted ahead per worker (keeps every worker busy)
+TERMINATE_WAIT_S = 5.0  # how long a worker may take to die of SIGTERM before SIGKILL
 
 
 class WorkerStartError(RuntimeError):
@@ -59,15 +60,29 @@ class _Pool:
         Terminating reaches every worker, including one still starting up; a worker left
         alive could wait for ever on the task queue's lock held by one that was stopped.
         ``ProcessPoolExecutor`` offers this as ``terminate_workers`` only from Python 3.14,
-        hence its ``_processes`` table (worker pid -> Process) here.
+        hence its private ``_processes`` (pid -> Process) and ``_result_queue`` here.
+
+        A worker stopped while it was sending a result leaves half a message in the result
+        pipe, and the executor's thread then waits for the rest for ever -- and with it the
+        interpreter's exit. Once every worker is gone, this process's own copy of the
+        pipe's write end is closed, so that wait ends in EOF (the executor's thread then
+        winds down as for a broken pool), as CPython does for its task pipe.
         """
         if not terminate:
             self.executor.shutdown(wait=True)
             return
         processes = list((self.executor._processes or {}).values())  # noqa: SLF001
+        results = self.executor._result_queue  # noqa: SLF001
         self.executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.terminate()
+        for process in processes:  # gone when this returns; SIGKILL if SIGTERM was not enough
+            process.join(TERMINATE_WAIT_S)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+        if results is not None:
+            results._writer.close()  # noqa: SLF001 -- no worker is left to write
 
 
 class _Broken(Exception):  # noqa: N818 -- internal signal from _run_pool to run_tasks

@@ -33,7 +33,7 @@ from data.midi import (
     score_timing,
 )
 from data.roll import phrase_windows
-from tests.fixtures_midi import Track, dense_tracks, write_midi
+from tests.fixtures_midi import Track, add_meta_track, dense_tracks, far_note_file, write_midi
 
 TPQ = 480
 STEP = TPQ // 4  # 120 ticks
@@ -267,51 +267,13 @@ def test_roll_matches_pypianoroll_at_a_steady_tempo(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------
 # Hostile files: small on disk, huge or slow if read naively
 # ----------------------------------------------------------------------------------
-MAX_DELTA = 2**28 - 1  # largest delta time a MIDI variable-length quantity holds
 PEAK_BYTES = 32 * 2**20  # every hostile file below must be handled in less than this
-
-
-def _far_note_file(path: Path, tick: int, tpq: int = 1) -> Path:
-    """Piano and bass, 60 notes each from tick 0, plus one note each at ``tick``.
-
-    Ticks past 2**28 need several delta times; empty text events carry them.
-    """
-    midi = mido.MidiFile(type=1, ticks_per_beat=tpq)
-    midi.tracks.append(mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4,
-                                                        denominator=4)]))
-    for channel, (program, pitch) in enumerate(((0, 60), (33, 40))):
-        track = mido.MidiTrack([mido.Message("program_change", program=program,
-                                             channel=channel)])
-        for k in range(60):
-            track.append(mido.Message("note_on", note=pitch + k % 5, velocity=80,
-                                      channel=channel))
-            track.append(mido.Message("note_off", note=pitch + k % 5, channel=channel, time=1))
-        rest = tick - 60
-        while rest > MAX_DELTA:
-            track.append(mido.MetaMessage("text", text="", time=MAX_DELTA))
-            rest -= MAX_DELTA
-        track.append(mido.Message("note_on", note=pitch, velocity=80, channel=channel,
-                                  time=rest))
-        track.append(mido.Message("note_off", note=pitch, channel=channel, time=1))
-        midi.tracks.append(track)
-    midi.save(str(path))
-    return path
-
-
-def _add_meta_track(path: Path, events: bytes) -> Path:
-    """Append a track made of raw MIDI events (delta time + event bytes) to a file."""
-    data = bytearray(path.read_bytes())
-    data[10:12] = (int.from_bytes(data[10:12], "big") + 1).to_bytes(2, "big")  # track count
-    body = events + b"\x00\xff\x2f\x00"  # end of track
-    data += b"MTrk" + len(body).to_bytes(4, "big") + body
-    path.write_bytes(bytes(data))
-    return path
 
 
 @pytest.mark.parametrize("tick", [2**28, 2**31])
 def test_far_note_is_too_long_before_any_roll_exists(tmp_path: Path, tick: int) -> None:
     """One note at tick 2**28 or 2**31 (tpq 1) would need a roll of 2**30+ steps."""
-    path = _far_note_file(tmp_path / "far.mid", tick)
+    path = far_note_file(tmp_path / "far.mid", tick)
     assert path.stat().st_size < 2_000
     tracemalloc.start()
     try:
@@ -344,7 +306,7 @@ def test_200k_time_signatures_are_read_in_linear_time(tmp_path: Path) -> None:
     n = 200_000
     events = b"".join(b"\x01\xff\x58\x04" + (b"\x03" if k % 2 else b"\x04") + b"\x02\x18\x08"
                       for k in range(n))
-    path = _add_meta_track(write_midi(tmp_path / "meters.mid", dense_tracks(bars=8)), events)
+    path = add_meta_track(write_midi(tmp_path / "meters.mid", dense_tracks(bars=8)), events)
     tracemalloc.start()
     try:
         with pytest.raises(SkipFile) as info:
