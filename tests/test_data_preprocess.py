@@ -190,6 +190,27 @@ def test_cli_with_config_and_errors(corpus: Path, tmp_path: Path) -> None:
     assert run.returncode == 2 and "midi_dirr" in run.stderr
 
 
+def test_cli_refuses_bad_outputs_and_settings_before_any_work(
+        corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    cases = [(["--out-dir", str(tmp_path / "file")], "(it is a file)"),
+             (["--out-dir", str(tmp_path / "file" / "out")], "file' is a file)"),
+             (["--out-dir", str(tmp_path / "a"), "--max-song-bars", "2"], "max_song_bars"),
+             (["--out-dir", str(tmp_path / "b"), "--seed", "-1"], "seed must be >= 0"),
+             (["--out-dir", str(tmp_path / "c"), "--workers", "0"], "workers must be >= 1")]
+    for args, expected in cases:
+        assert pre.main(["--midi-dir", str(corpus), "--no-progress", *args]) == 2, expected
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert not any((tmp_path / name).exists() for name in "abc")  # nothing written
+    out = tmp_path / "limited"
+    assert pre.main(["--midi-dir", str(corpus), "--out-dir", str(out), "--no-progress",
+                     "--max-song-bars", "8"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    # songs of 9, 10 and 11 bars, and sparse.mid (15 bars) are over 8 bars
+    assert manifest["settings"]["max_song_bars"] == 8 and manifest["skipped"]["too_long"] == 4
+
+
 # ----------------------------------------------------------------------------------
 # Hostile input and interrupted builds
 # ----------------------------------------------------------------------------------

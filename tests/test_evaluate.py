@@ -160,9 +160,18 @@ def test_evaluate_script_without_checkpoint(tiny_dataset: Path, tiny_config: Con
                             model_dir=str(tmp_path / "empty"))
     code = evaluate.main(["--config", str(cfg_path), "--limit", "2", "--no-progress"])
     err = capsys.readouterr().err.strip()
-    assert code != 0
+    assert code == 2
     assert err.startswith("error: ") and "checkpoint" in err and "\n" not in err
     assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())
+
+
+def test_evaluate_refuses_a_config_the_checkpoints_disagree_with(
+        tiny_run: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = write_config(tiny_run, tmp_path / "cfg.json", beta_end=0.03)
+    code = evaluate.main(["--config", str(cfg_path), "--limit", "2", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith("error: ") and "trained with 'beta_end' = 0.02 but" in err
 
 
 def test_benchmark_steps_clamps_and_measures() -> None:
