@@ -52,6 +52,9 @@ from data.melody import TrackNotes, find_melody, track_with_program
 from data.roll import roll_notes
 
 DEFAULT_QPM = 120.0  # MIDI's tempo before the first tempo event
+# song_steps() of a file whose tick counter ran past 2**31: symusic keeps ticks in int32,
+# which wrap to negative values there
+WRAPPED_STEPS = np.iinfo(np.int64).max
 # GM drum key -> row 63..71 (after merging), -1 for keys that are not kept
 _DRUM_ROW = np.array([drum_row(k) if drum_row(k) is not None else -1 for k in range(128)],
                      dtype=np.int64)
@@ -171,18 +174,20 @@ def score_timing(score: symusic.Score) -> Timing:
 
     Duplicate events at one tick collapse (the last tempo at a tick wins; repeated time
     signatures are kept once, in file order). Tempo events of 0 microseconds per quarter
-    note have no meaning and are ignored, so the tempo before them stays in force.
+    note have no meaning and are ignored, so the tempo before them stays in force; so are
+    events past 2**31 ticks (their ticks wrapped to negative values), long after any song
+    that is accepted.
     """
     tempos: dict[int, float] = {}
     for tempo in score.tempos:
         qpm = float(tempo.qpm)
-        if np.isfinite(qpm) and qpm > 0:
+        if tempo.time >= 0 and np.isfinite(qpm) and qpm > 0:
             tempos[int(tempo.time)] = qpm  # the last event at a tick wins
     if 0 not in tempos:
         # before the first valid tempo event MIDI plays at 120 bpm
         tempos[0] = DEFAULT_QPM
     events = ((int(ts.time), int(ts.numerator), int(ts.denominator))
-              for ts in score.time_signatures)
+              for ts in score.time_signatures if ts.time >= 0)
     signatures = list(dict.fromkeys(events))  # duplicates dropped, first-seen order kept
     return Timing(tpq=int(score.ticks_per_quarter), tempos=sorted(tempos.items()),
                   time_signatures=signatures)
@@ -273,12 +278,12 @@ Cells = tuple[np.ndarray, np.ndarray, np.ndarray]  # (first, stop, row) of a tra
 def song_steps(cells: list[Cells]) -> int:
     """Length in steps of the roll that would hold ``cells``: the latest ``stop``.
 
-    A negative ``first`` means the file's tick counter ran past 2**31 (symusic keeps ticks
-    in int32 and wraps), i.e. a song far longer than any limit: it counts as infinitely
-    long. Needs only the note arrays, so limits are checked before any roll exists.
+    A negative ``first`` means the file's tick counter ran past 2**31, a song far longer
+    than any limit: it counts as :data:`WRAPPED_STEPS`. Needs only the note arrays, so
+    limits are checked before any roll exists.
     """
     if any(first.size and int(first.min()) < 0 for first, _, _ in cells):
-        return np.iinfo(np.int64).max
+        return WRAPPED_STEPS
     return max([int(stop.max()) for _, stop, _ in cells if stop.size] + [0])
 
 
@@ -286,7 +291,7 @@ def too_long(steps: int, max_bars: int) -> str | None:
     """Why a song of ``steps`` steps is over the ``max_bars`` limit, or None if it is not."""
     if steps <= max_bars * STEPS_PER_BAR:
         return None
-    bars = "more than 2**31 ticks" if steps == np.iinfo(np.int64).max \
+    bars = "more than 2**31 ticks" if steps == WRAPPED_STEPS \
         else f"{-(-steps // STEPS_PER_BAR):,} bars"
     return (f"song is {bars} long, over the limit of {max_bars:,} bars "
             f"(max_song_bars)")

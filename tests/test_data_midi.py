@@ -33,7 +33,14 @@ from data.midi import (
     score_timing,
 )
 from data.roll import phrase_windows
-from tests.fixtures_midi import Track, add_meta_track, dense_tracks, far_note_file, write_midi
+from tests.fixtures_midi import (
+    MAX_DELTA,
+    Track,
+    add_meta_track,
+    dense_tracks,
+    far_note_file,
+    write_midi,
+)
 
 TPQ = 480
 STEP = TPQ // 4  # 120 ticks
@@ -322,6 +329,22 @@ def test_200k_time_signatures_are_read_in_linear_time(tmp_path: Path) -> None:
     assert len(timing.time_signatures) == n + 1  # every distinct event kept, once
     assert len(pm.time_signature_changes) == n + 1
     assert peak < 8 * PEAK_BYTES  # a few hundred bytes per event, nothing quadratic
+
+
+def test_events_past_2_31_ticks_are_ignored(tmp_path: Path) -> None:
+    """A tempo and a meter event 2**31 ticks in (wrapped to negative ticks by int32)."""
+    path = write_midi(tmp_path / "late.mid", dense_tracks(bars=8))
+    midi = mido.MidiFile(str(path))
+    meta = [m for m in midi.tracks[0] if m.type != "end_of_track"]
+    meta += [mido.MetaMessage("text", text="", time=MAX_DELTA) for _ in range(8)]
+    meta += [mido.MetaMessage("set_tempo", tempo=250_000, time=100),
+             mido.MetaMessage("time_signature", numerator=7, denominator=8)]
+    midi.tracks[0] = mido.MidiTrack(meta)
+    midi.save(str(path))
+    assert min(t.time for t in read_score(path).tempos) < 0  # what symusic hands over
+    mixture, _, timing = load_mixture(path)
+    assert timing.tempos == [(0, 120.0)] and timing.time_signatures == [(0, 4, 4)]
+    roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing).write(str(tmp_path / "o.mid"))
 
 
 def test_tempo_zero_and_tpq_zero(tmp_path: Path) -> None:
