@@ -11,6 +11,8 @@ Uses the checkpoints named in the config (``transunet_model_path``,
 its own training data. With ``--songs`` it separates each song of the split whole and
 scores every original note of the song's unified tracks (note accuracy, per-instrument
 P/R/F1 over notes, baselines at note level), written as ``evaluation_<split>_songs.*``.
+Exit status 2 for a config or input problem (one ``error:`` line, found before any phrase
+is separated).
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config)
+        cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
         evaluation = evaluate_split(cfg, args.split, args.limit, args.device,
                                     progress=not args.no_progress, data_dir=args.data_dir)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"{evaluation.settings['model']}; baselines {evaluation.settings['baselines']}")
     print(f"{evaluation.n_phrases} {args.split} phrases of {evaluation.settings['data_dir']}, "
           f"{evaluation.phrases_per_s:.2f} phrases/s on {evaluation.settings['device']}")
@@ -71,11 +74,12 @@ def _songs(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_config(args.config)
+        cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
         evaluation = evaluate_songs(cfg, args.split, args.limit, args.device,
                                     progress=not args.no_progress, data_dir=args.data_dir)
     except (ConfigError, FileNotFoundError, ValueError, MidiError, SkipFile) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     n_notes = sum(evaluation.notes_by_instrument.values())
     print(f"{evaluation.settings['model']}; baselines {evaluation.settings['baselines']}")
     print(f"{len(evaluation.songs)} {args.split} songs, {n_notes} notes scored, "

@@ -12,14 +12,17 @@ with ``--reference`` the file's own multitrack) and with ``--json`` ``<name>.not
 (every note's instrument and probabilities). Existing outputs are an error unless
 ``--overwrite`` is given. OUTDIR defaults to the config's ``output_dir``. Uses the
 checkpoints named in the config, else the newest ones in ``model_dir``, else the shipped
-model in ``pretrained/`` (it says which). Any length; a file without time signature is
-read as 4/4; another meter is separated with a warning.
+model in ``pretrained/`` (it says which). Any length up to ``max_song_bars``; a file
+without time signature is read as 4/4; another meter is separated with a warning. Exit
+status 2 for a config or input problem (one ``error:`` line), 1 when writing the outputs
+fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from data.midi import MidiError
     from utils.config import ConfigError, load_config
+    from utils.fileio import writable_dir_problem
     from utils.note_separation import output_paths, separate_midi_file
     from utils.render import parse_bars
     from utils.separation import Separator
@@ -62,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--{exc}")
     try:
         cfg = load_config(args.config)
+        if not Path(args.input).is_file():
+            raise ConfigError(f"{args.input}: input MIDI file not found")
+        if args.out_dir is None:
+            cfg.require_writable_dir("output_dir")
+        else:
+            problem = writable_dir_problem(args.out_dir)
+            if problem:
+                raise ConfigError(f"--out-dir {args.out_dir!r} is not a writable folder "
+                                  f"({problem})")
         out_dir = args.out_dir or cfg.output_dir
         existing = [p for p in output_paths(args.input, out_dir, args.json).values()
                     if p.exists()]
@@ -75,11 +88,14 @@ def main(argv: list[str] | None = None) -> int:
             device=separator.device, reference=args.reference, bars=bars,
             write_json=args.json, drums_by_model=args.drums_by_model,
             overwrite=args.overwrite, sample_rate=args.sample_rate,
-            progress=not args.no_progress)
+            progress=not args.no_progress, max_song_bars=cfg.max_song_bars)
     except FileExistsError as exc:  # appeared since the check above
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (MidiError, ConfigError, ValueError, OSError) as exc:
+    except (MidiError, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for line in result.warnings:

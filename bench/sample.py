@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = benchmark_steps(separator, batches, args.steps, progress=args.progress)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"{len(indices)} {args.split} phrases on {separator.device}, sampler "
           f"{separator.sampler} (eta {separator.eta}), assign '{separator.assign}', "
           f"batch {separator.batch_size}, T = {separator.max_steps + 1}")

@@ -1,5 +1,5 @@
 """MIDI -> phrase data pipeline: contract, conversion, storage and datasets."""
 
-from data.store import PhraseStore, read_phrases
+from data.store import DatasetError, PhraseStore, read_phrases
 
-__all__ = ["PhraseStore", "read_phrases"]
+__all__ = ["DatasetError", "PhraseStore", "read_phrases"]

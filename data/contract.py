@@ -59,6 +59,12 @@ MIN_CLASSES = 2  # files left with fewer classes are dropped
 MIN_BAR_DENSITY = 0.01  # every bar of a window needs >= 1% of its cells on
 MIN_MELODY_CELLS = 24  # melody windows need this many melody cells
 
+# --- limits ------------------------------------------------------------------------
+# Longest song read, in 4/4 bars (about 66 minutes at 120 bpm; config key max_song_bars).
+# A longer file -- or one note placed hours after the rest -- is refused before any array
+# of its length is allocated: a roll costs 432 bytes a step, so 2,000 bars take 14 MB.
+MAX_SONG_BARS = 2_000
+
 
 def drum_row(key: int) -> int | None:
     """Row (0..71) of a GM drum key after merging, or None if the key is not kept."""

@@ -29,6 +29,8 @@ class PhraseDataset(Dataset):
 
     Raises:
         FileNotFoundError: one line naming the missing split file.
+        data.store.DatasetError: the folder's files disagree (an interrupted build); one
+            line ending "re-run the build".
     """
 
     def __init__(self, data_dir: str | Path, split: str) -> None:

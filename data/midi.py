@@ -10,6 +10,13 @@ Quantisation is in ticks: one step is ``tpq / 4`` ticks (a 16th note); a note co
 steps ``round(start / step)`` to ``round(end / step)`` (end exclusive, halves rounded up),
 at least one step. Tempo changes therefore do not move notes off the grid (the release
 quantised in seconds and drifted). Bars are counted in 4/4 from tick 0.
+
+Hostile input is bounded before it costs time or memory: a song longer than ``max_bars``
+(default :data:`data.contract.MAX_SONG_BARS`) is refused as ``"too_long"`` from its note
+arrays alone, before any array of the song's length exists; every per-event step (tempo
+map, time signatures) is linear in the number of events; a header with 0 ticks per quarter
+note is unreadable, and tempo events of 0 microseconds per quarter note (no meaning in
+MIDI) are ignored.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from data.contract import (
     DRUM_KEYS,
     DRUM_ROW0,
     INSTRUMENTS,
+    MAX_SONG_BARS,
     MELODY,
     MIN_CLASSES,
     MIN_TRACK_NOTES,
@@ -36,6 +44,7 @@ from data.contract import (
     PROGRAM_FAMILY,
     RENDER_PROGRAM,
     RENDER_VELOCITY,
+    STEPS_PER_BAR,
     STEPS_PER_BEAT,
     drum_row,
 )
@@ -43,6 +52,9 @@ from data.melody import TrackNotes, find_melody, track_with_program
 from data.roll import roll_notes
 
 DEFAULT_QPM = 120.0  # MIDI's tempo before the first tempo event
+# song_steps() of a file whose tick counter ran past 2**31: symusic keeps ticks in int32,
+# which wrap to negative values there
+WRAPPED_STEPS = np.iinfo(np.int64).max
 # GM drum key -> row 63..71 (after merging), -1 for keys that are not kept
 _DRUM_ROW = np.array([drum_row(k) if drum_row(k) is not None else -1 for k in range(128)],
                      dtype=np.int64)
@@ -52,7 +64,7 @@ class MidiError(Exception):
     """A file that cannot be read as MIDI music.
 
     Attributes:
-        reason: "not_midi", "unreadable", "truncated" or "empty".
+        reason: "not_midi", "unreadable", "truncated", "empty" or "too_long".
         path: the file.
     """
 
@@ -66,7 +78,7 @@ class SkipFile(Exception):  # noqa: N818 -- a filter outcome, not an error
     """A readable file that the data contract filters out.
 
     Attributes:
-        reason: "not_4_4", "too_few_instruments", ...
+        reason: "not_4_4", "too_few_instruments" or "too_long".
         path: the file.
     """
 
@@ -145,29 +157,58 @@ def read_score(path: str | Path) -> symusic.Score:
     if not (data.startswith(b"MThd") or (data.startswith(b"RIFF") and data[8:12] == b"RMID")):
         raise MidiError(path, "not_midi", "not a MIDI file (no MThd header)")
     try:
-        return symusic.Score.from_midi(data)
+        score = symusic.Score.from_midi(data)
     except Exception as exc:  # symusic raises RuntimeError/ValueError for corrupt data
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         lowered = text.lower()
         reason = "truncated" if ("eof" in lowered or "less than" in lowered
                                  or "remaining" in lowered) else "unreadable"
         raise MidiError(path, reason, f"corrupt MIDI data ({text})") from None
+    if score.ticks_per_quarter <= 0:  # every tick -> step conversion divides by it
+        raise MidiError(path, "unreadable", "corrupt MIDI header (0 ticks per quarter note)")
+    return score
 
 
 def score_timing(score: symusic.Score) -> Timing:
-    """The :class:`Timing` of a parsed score (duplicate events at one tick collapsed)."""
+    """The :class:`Timing` of a parsed score, in time linear in the number of events.
+
+    Duplicate events at one tick collapse (the last tempo at a tick wins; repeated time
+    signatures are kept once, in file order). Tempo events of 0 microseconds per quarter
+    note have no meaning and are ignored, so the tempo before them stays in force; so are
+    events past 2**31 ticks (their ticks wrapped to negative values), long after any song
+    that is accepted.
+    """
     tempos: dict[int, float] = {}
     for tempo in score.tempos:
-        tempos[int(tempo.time)] = float(tempo.qpm)  # the last event at a tick wins
+        qpm = float(tempo.qpm)
+        if tempo.time >= 0 and np.isfinite(qpm) and qpm > 0:
+            tempos[int(tempo.time)] = qpm  # the last event at a tick wins
     if 0 not in tempos:
+        # before the first valid tempo event MIDI plays at 120 bpm
         tempos[0] = DEFAULT_QPM
-    signatures: list[tuple[int, int, int]] = []
-    for ts in score.time_signatures:
-        event = (int(ts.time), int(ts.numerator), int(ts.denominator))
-        if event not in signatures:
-            signatures.append(event)
+    events = ((int(ts.time), int(ts.numerator), int(ts.denominator))
+              for ts in score.time_signatures if ts.time >= 0)
+    signatures = list(dict.fromkeys(events))  # duplicates dropped, first-seen order kept
     return Timing(tpq=int(score.ticks_per_quarter), tempos=sorted(tempos.items()),
                   time_signatures=signatures)
+
+
+def describe_time_signatures(signatures: list[tuple[int, int, int]], shown: int = 3) -> str:
+    """A short description of time-signature events, e.g. ``"4/4 at tick 0, 3/4 at tick 1920"``.
+
+    At most ``shown`` events are written out, so a file with 200,000 of them still gives
+    a one-line message.
+
+    Args:
+        signatures: ``[(tick, numerator, denominator), ...]``.
+        shown: events written out before the count.
+    """
+    if not signatures:
+        return "none"
+    text = ", ".join(f"{n}/{d} at tick {t}" for t, n, d in signatures[:shown])
+    if len(signatures) > shown:
+        text += f", ... ({len(signatures)} events)"
+    return text
 
 
 def score_tracks(score: symusic.Score) -> list[TrackNotes]:
@@ -243,6 +284,31 @@ def _track_cells(track: TrackNotes, ticks_per_step: float
     return first, stop, rows[keep]
 
 
+Cells = tuple[np.ndarray, np.ndarray, np.ndarray]  # (first, stop, row) of a track's notes
+
+
+def song_steps(cells: list[Cells]) -> int:
+    """Length in steps of the roll that would hold ``cells``: the latest ``stop``.
+
+    A negative ``first`` means the file's tick counter ran past 2**31, a song far longer
+    than any limit: it counts as :data:`WRAPPED_STEPS`. Needs only the note arrays, so
+    limits are checked before any roll exists.
+    """
+    if any(first.size and int(first.min()) < 0 for first, _, _ in cells):
+        return WRAPPED_STEPS
+    return max([int(stop.max()) for _, stop, _ in cells if stop.size] + [0])
+
+
+def too_long(steps: int, max_bars: int) -> str | None:
+    """Why a song of ``steps`` steps is over the ``max_bars`` limit, or None if it is not."""
+    if steps <= max_bars * STEPS_PER_BAR:
+        return None
+    bars = "more than 2**31 ticks" if steps == WRAPPED_STEPS \
+        else f"{-(-steps // STEPS_PER_BAR):,} bars"
+    return (f"song is {bars} long, over the limit of {max_bars:,} bars "
+            f"(max_song_bars)")
+
+
 def choose_tracks(tracks: list[TrackNotes], tpq: int,
                   melody_program: int | None) -> dict[int, int]:
     """Track unification, steps 1-5 (SPEC section 2): which track becomes which class.
@@ -276,16 +342,23 @@ def choose_tracks(tracks: list[TrackNotes], tpq: int,
     return chosen
 
 
-def _unify(path: Path, tracks: list[TrackNotes], timing: Timing,
-           melody_program: int | None) -> tuple[np.ndarray, bool]:
-    """Track unification (SPEC section 2, steps 1-6) -> ``(roll [T, 72, 6], has_melody)``."""
+def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program: int | None,
+           max_bars: int = MAX_SONG_BARS) -> tuple[np.ndarray, bool]:
+    """Track unification (SPEC section 2, steps 1-6) -> ``(roll [T, 72, 6], has_melody)``.
+
+    Raises:
+        SkipFile: "too_few_instruments", or "too_long" (checked before the roll exists).
+    """
     chosen = choose_tracks(tracks, timing.tpq, melody_program)
     if len(chosen) < MIN_CLASSES:  # step 6
         raise SkipFile(path, "too_few_instruments",
                        f"{len(chosen)} instrument class(es) after track unification, "
                        f"need {MIN_CLASSES}")
     cells = {cls: _track_cells(tracks[i], timing.ticks_per_step) for cls, i in chosen.items()}
-    length = max([int(stop.max()) for _, stop, _ in cells.values() if stop.size] + [0])
+    length = song_steps(list(cells.values()))
+    reason = too_long(length, max_bars)
+    if reason:
+        raise SkipFile(path, "too_long", reason)
     roll = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
     for cls, (first, stop, rows) in cells.items():
         plane = np.zeros((length, N_PITCH), dtype=bool)
@@ -294,32 +367,36 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing,
     return roll, MELODY in chosen
 
 
-def load_song(path: str | Path, melody_program: int | None = None) -> Song:
+def load_song(path: str | Path, melody_program: int | None = None,
+              max_bars: int = MAX_SONG_BARS) -> Song:
     """Convert one MIDI file by the data contract (SPEC section 2).
 
     Args:
         path: a MIDI file.
         melody_program: GM program of the melody track (from a midi-miner style JSON);
             None runs the melody detector of :mod:`data.melody`.
+        max_bars: longest song accepted, in bars (module docstring).
 
     Returns:
-        The :class:`Song`, roll bool ``[T, 72, 6]``.
+        The :class:`Song`, roll bool ``[T, 72, 6]`` (``T`` may be 0 when no note of the
+        kept tracks lies inside the pitch range).
 
     Raises:
         MidiError: unreadable, empty, truncated or not MIDI.
-        SkipFile: filtered out -- reason "not_4_4" or "too_few_instruments".
+        SkipFile: filtered out -- reason "not_4_4", "too_few_instruments" or "too_long".
     """
     path = Path(path)
     score = read_score(path)
     timing = score_timing(score)
     if not timing.is_4_4():
-        found = ", ".join(f"{n}/{d}@{t}" for t, n, d in timing.time_signatures) or "none"
+        found = describe_time_signatures(timing.time_signatures)
         raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
-    roll, has_melody = _unify(path, score_tracks(score), timing, melody_program)
+    roll, has_melody = _unify(path, score_tracks(score), timing, melody_program, max_bars)
     return Song(name=path.stem, roll=roll, timing=timing, has_melody=has_melody)
 
 
-def load_mixture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, Timing]:
+def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS
+                 ) -> tuple[np.ndarray, np.ndarray | None, Timing]:
     """Read any MIDI file as a mixture to separate.
 
     The mixture is the OR of every pitched note of every track (no note-count or program
@@ -330,13 +407,15 @@ def load_mixture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, Timin
 
     Args:
         path: a MIDI file (any meter; one without a time signature is taken as 4/4).
+        max_bars: longest song accepted, in bars (module docstring).
 
     Returns:
         ``(mixture, reference, timing)``: bool ``[T, 72]``, bool ``[T, 72, 6]`` or None
         (same ``T``), and the file's :class:`Timing`.
 
     Raises:
-        MidiError: not MIDI, truncated/corrupt, or no note inside the pitch range.
+        MidiError: not MIDI, truncated/corrupt, no note inside the pitch range, or longer
+            than ``max_bars`` (reason "too_long", raised before any roll is allocated).
     """
     path = Path(path)
     score = read_score(path)
@@ -345,7 +424,10 @@ def load_mixture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, Timin
         timing.time_signatures = [(0, 4, 4)]
     tracks = score_tracks(score)
     cells = [_track_cells(t, timing.ticks_per_step) for t in tracks]
-    length = max([int(stop.max()) for _, stop, _ in cells if stop.size] + [0])
+    length = song_steps(cells)
+    reason = too_long(length, max_bars)
+    if reason:
+        raise MidiError(path, "too_long", reason)
     if length == 0:
         raise MidiError(path, "empty", "no notes inside the pitch range "
                         f"{PITCH_LOW}..{PITCH_HIGH} or on the kept drum keys")
@@ -353,7 +435,7 @@ def load_mixture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, Timin
     for first, stop, rows in cells:
         _paint(mixture, first, stop, rows)
     try:
-        reference, _ = _unify(path, tracks, timing, None)
+        reference, _ = _unify(path, tracks, timing, None, max_bars)
     except SkipFile:
         return mixture, None, timing
     padded = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
@@ -363,13 +445,17 @@ def load_mixture(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, Timin
 
 # ----------------------------------------------------------------------------- rendering
 def _set_tempo_map(pm: pretty_midi.PrettyMIDI, timing: Timing, max_tick: int) -> None:
-    """Give a new PrettyMIDI the tempo map of ``timing`` (written out as set_tempo events).
+    """Give a new PrettyMIDI the tempo map of ``timing`` up to ``max_tick`` (written out as
+    set_tempo events).
 
     pretty_midi has no public API for tempo changes; its tick scales are the documented
-    internal representation it writes from.
+    internal representation it writes from. Its tick -> time table holds one float per
+    tick, so it is built only up to the last tempo change inside the song: pretty_midi
+    extends it past its end with the last tempo, which is exact.
     """
-    pm._tick_scales = [(int(tick), 60.0 / (qpm * pm.resolution)) for tick, qpm in timing.tempos]
-    pm._update_tick_to_time(max_tick + 1)
+    tempos = [(tick, qpm) for tick, qpm in timing.tempos if tick <= max_tick]
+    pm._tick_scales = [(int(tick), 60.0 / (qpm * pm.resolution)) for tick, qpm in tempos]
+    pm._update_tick_to_time(int(tempos[-1][0]) + 1)
 
 
 def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
@@ -401,9 +487,13 @@ def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
     pm = pretty_midi.PrettyMIDI(resolution=timing.tpq, initial_tempo=timing.tempos[0][1])
     if len(timing.tempos) > 1:
         _set_tempo_map(pm, timing, int(np.ceil(roll.shape[0] * timing.ticks_per_step)))
-    for tick, num, den in timing.time_signatures:
-        seconds = float(timing.tick_to_seconds(np.array(tick)))
-        pm.time_signature_changes.append(pretty_midi.TimeSignature(num, den, seconds))
+    # a 0 numerator or denominator (possible in a corrupt file) means nothing; not written
+    meters = [(t, n, d) for t, n, d in timing.time_signatures if n > 0 and d > 0]
+    if meters:
+        ticks = np.array([tick for tick, _, _ in meters], dtype=np.int64)
+        seconds = timing.tick_to_seconds(ticks).tolist()  # one pass for every event
+        pm.time_signature_changes.extend(pretty_midi.TimeSignature(num, den, sec)
+                                         for (_, num, den), sec in zip(meters, seconds))
     for channel in range(roll.shape[2]):
         cls = channel + offset
         rows, first, stop = roll_notes(roll[:, :, channel])

@@ -84,7 +84,8 @@ class SongNotes:
         velocity: note-on velocity 1..127.
         is_drum: whether the note's track is a drum track.
         tracks: the source tracks.
-        tempos: int64 ``[M, 2]`` ``(tick, microseconds per quarter)``, as in the file.
+        tempos: int64 ``[M, 2]`` ``(tick, microseconds per quarter)``, as in the file
+            (less events of 0 microseconds or past 2**31 ticks, which have no meaning).
         time_signatures: ``[(tick, numerator, denominator), ...]`` as in the file.
         key_signatures: ``[(tick, key, tonality), ...]``: key = sharps (> 0) or flats
             (< 0), tonality 0 major / 1 minor.
@@ -150,10 +151,13 @@ def notes_from_score(score: symusic.Score) -> SongNotes:
                                                      else np.int64))
             for k, v in parts.items()}
     tempos = score.tempos.numpy()
+    tempo_map = np.stack([tempos["time"], tempos["mspq"]], axis=1).astype(np.int64).reshape(-1, 2)
+    # 0 microseconds per quarter (invalid MIDI) or a tick past 2**31 has no meaning: dropped,
+    # as data.midi.score_timing ignores them, so the tempo before stays in force
+    tempo_map = tempo_map[(tempo_map[:, 0] >= 0) & (tempo_map[:, 1] > 0)]
     return SongNotes(
         tpq=int(score.ticks_per_quarter), tracks=tracks,
-        tempos=np.stack([tempos["time"], tempos["mspq"]], axis=1).astype(np.int64)
-        .reshape(-1, 2),
+        tempos=tempo_map,
         time_signatures=[(int(ts.time), int(ts.numerator), int(ts.denominator))
                          for ts in score.time_signatures],
         key_signatures=[(int(ks.time), int(ks.key), int(ks.tonality))

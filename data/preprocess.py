@@ -3,17 +3,23 @@
 Command::
 
     python -m data.preprocess --midi-dir DIR --out-dir DIR [--workers N]
-        [--melody-json FILE] [--seed S] [--split-by song|folder] [--config config.json]
+        [--melody-json FILE] [--seed S] [--split-by song|folder] [--min-bar-density F]
+        [--max-song-bars B] [--config config.json]
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
-``train_split``/``val_split``/``test_split``, ``split_by``, ``seed`` and
-``preprocess_workers`` are read from the config; flags given explicitly win.
+``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
+``min_bar_density`` and ``max_song_bars`` are read from the config; flags given explicitly
+win. Exit status: 0 done, 2 a config or input problem (one ``error:`` line, nothing
+written), 1 a failure while writing, 130 interrupted (Ctrl-C; finished files are kept).
 
 How the build works:
 
 1. every ``.mid``/``.midi`` file under DIR (any case, recursive) is converted by
    :func:`data.midi.load_song`, cut into 4-bar windows and filtered
-   (:mod:`data.roll`), in worker processes (all cores by default);
+   (:mod:`data.roll`), in worker processes (all cores by default, :mod:`data.workers`).
+   Every step of a file runs under one guard: a file that fails is recorded with its
+   reason and never stops the build; a file whose worker process dies (killed out of
+   memory, or a crash) is recorded as ``crashed``;
 2. the main process gathers results into chunks and writes each chunk atomically as
    ``OUT/shards/part-NNNNNN.npy`` (bit-packed phrases) plus ``part-NNNNNN.json`` (one record
    per file: kept or skipped with its reason). The JSON is renamed into place last and is
@@ -22,9 +28,11 @@ How the build works:
 3. once every file is recorded, the kept songs (sorted relative paths) are shuffled by a
    seeded permutation and cut into train/val/test by the fractions -- or, with
    ``split_by="folder"``, the first-level folders of DIR that hold kept songs are, and
-   every song goes where its folder went; each split's phrases are written to
-   ``OUT/<split>.phrases.npy`` in song order (:mod:`data.store`) and
-   ``OUT/manifest.json`` is written atomically.
+   every song goes where its folder went. ``OUT/manifest.json`` is removed first, each
+   split's phrases are written to ``OUT/<split>.phrases.npy`` in song order
+   (:mod:`data.store`), and the manifest is written last, atomically: it is the commit
+   marker. A build killed at any point leaves either the previous consistent folder or
+   one without a manifest, which every reader refuses until a re-run repairs it.
 
 The split depends only on the set of kept songs, the seed, the fractions and ``split_by``,
 so a resumed or repeated build gives the same files. ``OUT/shards`` may be deleted after a finished
@@ -36,7 +44,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -54,13 +61,15 @@ from data.melody import load_melody_json, melody_program_for
 from data.midi import MidiError, SkipFile, load_song
 from data.roll import keep_phrases, window_view
 from data.store import (
+    MANIFEST_NAME,
     PACKED_BYTES,
     SPLITS,
     atomic_save_npy,
     pack,
     write_split,
 )
-from utils.fileio import atomic_write_json
+from data.workers import run_tasks
+from utils.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
 
 MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
@@ -95,47 +104,79 @@ def find_midi_files(midi_dir: str | Path) -> list[str]:
     return sorted(found)
 
 
+def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
+    """The result of a file that gives no phrase, counted under ``reason``."""
+    return FileResult({"path": rel_path, "status": reason, "detail": detail},
+                      np.zeros((0, PACKED_BYTES), dtype=np.uint8))
+
+
 def process_file(path: Path, rel_path: str, melody_program: int | None,
-                 min_bar_density: float = contract.MIN_BAR_DENSITY) -> FileResult:
+                 min_bar_density: float = contract.MIN_BAR_DENSITY,
+                 max_song_bars: int = contract.MAX_SONG_BARS) -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
+
+    Every step -- reading, unification, windowing, filtering, packing -- runs under one
+    guard, so whatever goes wrong with one file becomes its skip reason: the reasons of
+    :class:`data.midi.MidiError` and :class:`data.midi.SkipFile` (``not_midi``,
+    ``truncated``, ``unreadable``, ``empty``, ``not_4_4``, ``too_few_instruments``,
+    ``too_long``), then ``empty`` (no note of the kept tracks in the pitch range),
+    ``too_short`` (shorter than one 4-bar window), ``no_phrase`` (no window passes the
+    filters) and ``error`` (anything unexpected, with the exception named).
 
     Args:
         path: the MIDI file.
         rel_path: its path relative to the MIDI folder (the song's identity).
         melody_program: melody program from the melody JSON, or None (detector).
         min_bar_density: the bar-density filter's threshold (SPEC: 0.01).
+        max_song_bars: longest song converted, in bars; longer ones are ``too_long``.
 
     Returns:
         A :class:`FileResult`.
     """
-    empty = np.zeros((0, PACKED_BYTES), dtype=np.uint8)
     try:
-        song = load_song(path, melody_program=melody_program)
+        song = load_song(path, melody_program=melody_program, max_bars=max_song_bars)
+        if song.roll.shape[0] == 0:
+            return _skipped(rel_path, "empty", f"{path}: no note of the kept tracks inside "
+                            f"the pitch range {contract.PITCH_LOW}..{contract.PITCH_HIGH} "
+                            f"or on the kept drum keys")
+        windows, _ = window_view(song.roll)
+        if len(windows) == 0:
+            bars = -(-song.roll.shape[0] // contract.STEPS_PER_BAR)
+            return _skipped(rel_path, "too_short", f"{path}: {bars} bar(s), shorter than one "
+                            f"{contract.BARS_PER_PHRASE}-bar window")
+        keep = keep_phrases(windows, song.has_melody, min_bar_density)
+        kept = windows[keep]  # (n, 64, 72, 6) copy
+        if not len(kept):
+            return _skipped(rel_path, "no_phrase",
+                            f"{path}: no 4-bar window passes the bar-density"
+                            f"{' and melody' if song.has_melody else ''} filter")
+        record = {"path": rel_path, "status": "kept",
+                  "has_melody": song.has_melody, "windows": int(len(windows)),
+                  "phrases": int(len(kept)),
+                  "cells": kept.sum(axis=(0, 1, 2)).astype(int).tolist(),
+                  "phrases_with": kept.any(axis=(1, 2)).sum(axis=0).astype(int).tolist()}
+        return FileResult(record, pack(kept))
     except (MidiError, SkipFile) as exc:
-        return FileResult({"path": rel_path, "status": exc.reason, "detail": str(exc)}, empty)
+        return _skipped(rel_path, exc.reason, str(exc))
     except Exception as exc:  # noqa: BLE001 -- one bad file must never stop a build
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return FileResult({"path": rel_path, "status": "error",
-                           "detail": f"{path}: {type(exc).__name__}: {text}"}, empty)
-    windows, _ = window_view(song.roll)
-    kept = windows[keep_phrases(windows, song.has_melody, min_bar_density)]  # (n, 64, 72, 6) copy
-    record = {"path": rel_path, "status": "kept" if len(kept) else "no_phrase",
-              "has_melody": song.has_melody, "windows": int(len(windows)),
-              "phrases": int(len(kept)),
-              "cells": kept.sum(axis=(0, 1, 2)).astype(int).tolist(),
-              "phrases_with": kept.any(axis=(1, 2)).sum(axis=0).astype(int).tolist()}
-    if not len(kept):
-        record["detail"] = (f"{path}: no 4-bar window passes the bar-density"
-                            f"{' and melody' if song.has_melody else ''} filter")
-    return FileResult(record, pack(kept))
+        return _skipped(rel_path, "error", f"{path}: {type(exc).__name__}: {text}")
 
 
-Task = tuple[str, str, int | None, float]  # (path, relative path, melody program, density)
+# (path, relative path, melody program, min_bar_density, max_song_bars)
+Task = tuple[str, str, int | None, float, int]
 
 
 def _process_task(task: Task) -> FileResult:
-    path, rel_path, program, min_bar_density = task
-    return process_file(Path(path), rel_path, program, min_bar_density)
+    path, rel_path, program, min_bar_density, max_song_bars = task
+    return process_file(Path(path), rel_path, program, min_bar_density, max_song_bars)
+
+
+def _crashed(task: Task) -> FileResult:
+    """The record of a file whose worker process died converting it (twice)."""
+    return _skipped(task[1], "crashed",
+                    f"{task[0]}: the worker process converting it died (killed by the "
+                    f"system, e.g. out of memory, or crashed)")
 
 
 # ----------------------------------------------------------------------------- shards
@@ -179,8 +220,7 @@ def _load_shards(shard_dir: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]
     Leftovers of an interrupted run (temporary files, a phrase file whose record file was
     never written) are removed.
     """
-    for tmp in shard_dir.glob(".*.tmp*"):  # temporaries of utils.fileio
-        tmp.unlink(missing_ok=True)
+    remove_temporaries(shard_dir)
     done: dict[str, tuple[dict[str, Any], Path]] = {}
     next_index = 0
     for meta in sorted(shard_dir.glob(SHARD_GLOB)):
@@ -195,7 +235,7 @@ def _load_shards(shard_dir: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]
 
 
 def _fingerprint(melody_json: str | None, min_bar_density: float,
-                 split_by: str) -> dict[str, Any]:
+                 split_by: str, max_song_bars: int) -> dict[str, Any]:
     """Settings that change what a shard or split contains (a mismatch forbids resuming)."""
     constants = {k: v for k, v in vars(contract).items()
                  if k.isupper() and isinstance(v, (int, float, str, tuple))}
@@ -204,7 +244,7 @@ def _fingerprint(melody_json: str | None, min_bar_density: float,
         digest = hashlib.sha256(Path(melody_json).read_bytes()).hexdigest()
     return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
             "melody_json_sha256": digest, "min_bar_density": min_bar_density,
-            "split_by": split_by}
+            "split_by": split_by, "max_song_bars": max_song_bars}
 
 
 # ----------------------------------------------------------------------------- splits
@@ -272,24 +312,28 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
 
 
 # ----------------------------------------------------------------------------- build
-def _pool_results(tasks: list[Task], workers: int):
-    """Yield :class:`FileResult` for every task, in a process pool unless ``workers == 1``."""
-    if workers == 1:
-        for task in tasks:
-            yield _process_task(task)
-        return
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["data.midi", "data.roll", "data.store"])
-    chunksize = max(1, min(16, len(tasks) // (workers * 8)))
-    with ctx.Pool(workers) as pool:
-        yield from pool.imap_unordered(_process_task, tasks, chunksize=chunksize)
+def _prepare_out_dir(out_dir: Path) -> Path:
+    """Check that ``out_dir`` can be written, create it and its ``shards`` folder.
+
+    Returns:
+        ``out_dir/shards``.
+    """
+    problem = writable_dir_problem(out_dir)
+    if problem:
+        raise BuildError(f"out_dir {str(out_dir)!r} is not a writable folder ({problem})")
+    shard_dir = out_dir / "shards"
+    if shard_dir.exists() and not shard_dir.is_dir():
+        raise BuildError(f"out_dir {str(out_dir)!r}: 'shards' is a file, not a folder")
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    return shard_dir
 
 
 def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = None,
           melody_json: str | Path | None = None, seed: int = 0,
           fractions: Sequence[float] = (0.9, 0.05, 0.05), progress: bool = True,
           min_bar_density: float = contract.MIN_BAR_DENSITY,
-          split_by: Literal["song", "folder"] = "song") -> dict[str, Any]:
+          split_by: Literal["song", "folder"] = "song",
+          max_song_bars: int = contract.MAX_SONG_BARS) -> dict[str, Any]:
     """Build (or finish building) the phrase dataset of a MIDI folder.
 
     Args:
@@ -304,13 +348,19 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
             kept (SPEC: 0.01; a sparse corpus such as the demo one may need less).
         split_by: "song" (songs are shuffled into the splits) or "folder" (whole
             first-level folders of ``midi_dir`` are, e.g. one folder per style).
+        max_song_bars: longest song converted, in bars; longer files are counted as
+            ``too_long`` without being converted.
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
 
     Raises:
-        BuildError: missing MIDI folder, bad fractions or workers, a melody JSON that
-            cannot be read, an unknown ``split_by``, or an OUT built with other settings.
+        BuildError: missing MIDI folder, an OUT that is not a writable folder, bad
+            fractions, workers, seed or limits, a melody JSON that cannot be read, an
+            unknown ``split_by``, or an OUT built with other settings -- all before any
+            file is converted.
+        KeyboardInterrupt: Ctrl-C; the workers are stopped and every file finished so
+            far is kept in ``OUT/shards`` for the next run.
     """
     started = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
@@ -320,27 +370,32 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if n_workers < 1:
         raise BuildError(f"workers must be >= 1, got {workers}")
+    if seed < 0:
+        raise BuildError(f"seed must be >= 0, got {seed}")
     if not 0.0 <= min_bar_density < 1.0:
         raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
     if split_by not in SPLIT_BY:
         raise BuildError(f"split_by must be one of {', '.join(map(repr, SPLIT_BY))}, "
                          f"got {split_by!r}")
+    if max_song_bars < contract.BARS_PER_PHRASE:
+        raise BuildError(f"max_song_bars must be >= {contract.BARS_PER_PHRASE} (one window), "
+                         f"got {max_song_bars}")
     table: dict[str, int] = {}
     if melody_json is not None:
         try:
             table = load_melody_json(melody_json)
         except ValueError as exc:
             raise BuildError(str(exc)) from None
-    shard_dir = out_dir / "shards"
-    shard_dir.mkdir(parents=True, exist_ok=True)
+    shard_dir = _prepare_out_dir(out_dir)
+    remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
     fingerprint = _fingerprint(None if melody_json is None else str(melody_json),
-                               min_bar_density, split_by)
+                               min_bar_density, split_by, max_song_bars)
     settings_path = shard_dir / "settings.json"
     if settings_path.exists():
         stored = {"split_by": "song", **json.loads(settings_path.read_text())}
         if stored != fingerprint:
             raise BuildError(f"{out_dir}: built with another data contract, melody JSON, "
-                             f"min_bar_density or split_by; "
+                             f"min_bar_density, split_by or max_song_bars; "
                              f"use a new --out-dir or delete this one")
     else:
         atomic_write_json(settings_path, fingerprint)
@@ -348,19 +403,27 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     files = find_midi_files(midi_dir)
     done, next_index = _load_shards(shard_dir)
     todo: list[Task] = [(str(midi_dir / rel), rel,
-                         melody_program_for(table, rel) if table else None, min_bar_density)
+                         melody_program_for(table, rel) if table else None, min_bar_density,
+                         max_song_bars)
                         for rel in files if rel not in done]
     writer = ShardWriter(shard_dir, next_index)
     bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="file",
                desc="preprocess", disable=not progress, dynamic_ncols=True)
     new_phrases = 0
+    results = run_tasks(_process_task, todo, min(n_workers, max(len(todo), 1)),
+                        preload=["data.midi", "data.roll", "data.store"])
     try:
-        for result in _pool_results(todo, min(n_workers, max(len(todo), 1))):
+        for task, result in results:
+            if result is None:
+                result = _crashed(task)
+                tqdm.write(f"warning: {result.record['detail']}; counted as 'crashed'",
+                           file=sys.stderr)
             writer.add(result)
             new_phrases += len(result.packed)
             bar.update(1)
             bar.set_postfix(phrases=new_phrases, refresh=False)
     finally:
+        results.close()  # stops the workers at once on Ctrl-C or an error
         writer.flush()  # whatever finished is kept for the next run
         bar.close()
 
@@ -378,22 +441,29 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         "min_track_notes": contract.MIN_TRACK_NOTES,
         "min_bar_density": min_bar_density,
         "min_melody_cells": contract.MIN_MELODY_CELLS,
+        "max_song_bars": max_song_bars,
     }
     manifest["files_this_run"] = len(todo)
     manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
-    atomic_write_json(out_dir / "manifest.json", manifest)
+    atomic_write_json(out_dir / MANIFEST_NAME, manifest)  # the commit marker, written last
     return manifest
 
 
 def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed: int,
             fractions: tuple[float, float, float], split_by: str) -> dict[str, Any]:
-    """Split the kept songs, write the split files and return the manifest's counts."""
+    """Split the kept songs, write the split files and return the manifest's counts.
+
+    The old manifest is removed before the first split file is replaced: until the new
+    one is written, readers refuse the folder instead of pairing old counts with new
+    files.
+    """
     kept = sorted(rel for rel, (rec, _) in records.items() if rec["status"] == "kept")
     folders = None
     if split_by == "folder":
         splits, folders = split_folders(kept, seed, fractions)
     else:
         splits = split_songs(kept, seed, fractions)
+    (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
     phrases: dict[str, int] = {}
     for split in SPLITS:
         songs = splits[split]
@@ -457,12 +527,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="fraction of each bar's cells that must be on (default 0.01)")
     parser.add_argument("--split-by", choices=SPLIT_BY,
                         help="keep songs or whole first-level folders together (default song)")
+    parser.add_argument("--max-song-bars", type=int,
+                        help=f"longest song converted, in bars; longer files are counted as "
+                             f"too_long (default {contract.MAX_SONG_BARS})")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the build from the command line; print the manifest. Returns the exit code."""
+    """Run the build from the command line; print the manifest. Returns the exit code.
+
+    0: built; 2: a config or input problem (one ``error:`` line, before any file is
+    converted); 1: a failure while writing (e.g. the disk filled up); 130: interrupted by
+    Ctrl-C (finished files kept; re-run to continue).
+    """
     from utils.config import ConfigError, load_config
 
     args = parse_args(argv)
@@ -471,6 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         midi_dir, out_dir, melody_json = args.midi_dir, args.out_dir, args.melody_json
         workers, seed = args.workers, args.seed
         density, split_by = args.min_bar_density, args.split_by
+        max_bars = args.max_song_bars
         if args.config:
             cfg = load_config(args.config)
             midi_dir = midi_dir or cfg.midi_dir
@@ -481,6 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fractions = (cfg.train_split, cfg.val_split, cfg.test_split)
             density = density if density is not None else cfg.min_bar_density
             split_by = split_by or cfg.split_by
+            max_bars = max_bars if max_bars is not None else cfg.max_song_bars
         if not midi_dir or not out_dir:
             raise BuildError("--midi-dir and --out-dir are required (or --config)")
         if melody_json is not None and not Path(melody_json).is_file():
@@ -489,10 +569,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                          seed=0 if seed is None else seed, fractions=fractions,
                          progress=not args.no_progress,
                          min_bar_density=contract.MIN_BAR_DENSITY if density is None else density,
-                         split_by=split_by or "song")
+                         split_by=split_by or "song",
+                         max_song_bars=contract.MAX_SONG_BARS if max_bars is None else max_bars)
     except (BuildError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: the files finished so far are kept; run the same command "
+              "again to continue", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders")}
     print(json.dumps(shown, indent=2))
     print(f"full manifest (with the songs of each split): {Path(out_dir) / 'manifest.json'}")

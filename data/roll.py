@@ -83,11 +83,12 @@ def bar_counts(phrases: np.ndarray) -> np.ndarray:
         phrases: bool ``[N, 64, 72, 6]``.
 
     Returns:
-        int64 ``[N, 4]``.
+        int64 ``[N, 4]`` (``[0, 4]`` when there are no phrases).
     """
     n = phrases.shape[0]
-    counts = phrases.reshape(n, BARS_PER_PHRASE, STEPS_PER_BAR, -1).sum(axis=(2, 3))
-    return counts.astype(np.int64)
+    # explicit sizes: ``-1`` cannot be inferred when there are no phrases (n == 0)
+    bars = phrases.reshape(n, BARS_PER_PHRASE, STEPS_PER_BAR, N_PITCH * N_INSTRUMENTS)
+    return bars.sum(axis=(2, 3), dtype=np.int64)
 
 
 def keep_phrases(phrases: np.ndarray, has_melody: bool,

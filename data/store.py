@@ -11,6 +11,12 @@ A built dataset folder ``OUT`` holds, per split (``train``, ``val``, ``test``):
 Both are ordinary ``.npy`` files opened with ``mmap_mode="r"``, so a split of millions of
 phrases costs no memory until read. ``OUT/shards/`` holds the per-chunk build output the
 split files are assembled from (see :mod:`data.preprocess`).
+
+``OUT/manifest.json`` is written last by the build and is its commit marker. A reader
+(:class:`PhraseStore`, hence :func:`read_phrases` and :class:`data.dataset.PhraseDataset`)
+opens a split only when the folder agrees with itself -- a manifest exists, and the
+phrase file, the song-id file and the manifest's phrase count, song count and song list
+match -- and otherwise raises :class:`DatasetError`, one line ending "re-run the build".
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ from utils.fileio import atomic_write
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 PACKED_BYTES = PHRASE_CELLS // 8  # 3,456 bytes per phrase
+MANIFEST_NAME = "manifest.json"
+REBUILD = "re-run the build"  # how every DatasetError ends
+
+
+class DatasetError(ValueError):
+    """A dataset folder whose files disagree (an interrupted or mixed build); one line."""
 
 
 def check_split(split: str) -> str:
@@ -98,9 +110,79 @@ def _open(path: Path) -> np.ndarray:
         raise FileNotFoundError(f"{path}: split file not found (build the dataset with "
                                 f"python -m data.preprocess)")
     try:
-        return np.load(path, mmap_mode="r")
-    except ValueError:  # a zero-length array cannot be memory-mapped
-        return np.load(path)
+        try:
+            return np.load(path, mmap_mode="r")
+        except ValueError:  # a zero-length array cannot be memory-mapped
+            return np.load(path)
+    except (ValueError, OSError, EOFError) as exc:  # truncated or not a .npy file
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatasetError(f"{path}: unreadable ({text}); {REBUILD}") from None
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any]:
+    """The manifest of a finished build.
+
+    Raises:
+        DatasetError: no manifest (the build never finished, or was interrupted while it
+            wrote the split files), or one that is not a JSON object.
+    """
+    path = Path(out_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise DatasetError(f"{out_dir}: no {MANIFEST_NAME}, the build did not finish; "
+                           f"{REBUILD}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{path}: unreadable ({type(exc).__name__}); {REBUILD}") from None
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path}: not a manifest (no JSON object); {REBUILD}")
+    return manifest
+
+
+def check_split_files(out_dir: str | Path, split: str) -> None:
+    """Refuse a split whose files disagree with each other or with the manifest.
+
+    Checks: the manifest exists; ``<split>.phrases.npy`` is uint8 ``[N, 3456]``;
+    ``<split>.song_ids.npy`` is integer ``[N]`` with ids in ``0..S-1``; ``N`` is the
+    manifest's ``phrases[split]`` and ``S`` = ``songs[split]`` = the length of
+    ``split_songs[split]``. Reads only the file headers, the song ids and the manifest.
+
+    Raises:
+        FileNotFoundError: a split file is missing.
+        DatasetError: anything else, one line naming the folder and ending "re-run the build".
+    """
+    out_dir = Path(out_dir)
+    phrases_path, ids_path = split_paths(out_dir, split)
+    packed, ids = _open(phrases_path), _open(ids_path)
+    manifest = read_manifest(out_dir)
+    try:
+        n_phrases = int(manifest["phrases"][split])
+        n_songs = int(manifest["songs"][split])
+        songs = manifest["split_songs"][split]
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(f"{out_dir}: {MANIFEST_NAME} has no phrase and song counts for "
+                           f"the {split} split; {REBUILD}") from None
+
+    def refuse(why: str) -> DatasetError:
+        return DatasetError(f"{out_dir}: {why}; {REBUILD}")
+
+    if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != PACKED_BYTES:
+        raise refuse(f"{phrases_path.name} is {packed.dtype} {list(packed.shape)}, "
+                     f"not uint8 [N, {PACKED_BYTES}]")
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise refuse(f"{ids_path.name} is {ids.dtype} {list(ids.shape)}, not int32 [N]")
+    if len(packed) != len(ids):
+        raise refuse(f"{phrases_path.name} holds {len(packed)} phrases but {ids_path.name} "
+                     f"{len(ids)} song ids")
+    if len(packed) != n_phrases:
+        raise refuse(f"{phrases_path.name} holds {len(packed)} phrases but {MANIFEST_NAME} "
+                     f"says {n_phrases}")
+    if not isinstance(songs, list) or len(songs) != n_songs:
+        raise refuse(f"{MANIFEST_NAME} lists {len(songs) if isinstance(songs, list) else 0} "
+                     f"{split} songs but counts {n_songs}")
+    if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= n_songs):
+        raise refuse(f"{ids_path.name} has song ids {int(ids.min())}..{int(ids.max())}, "
+                     f"outside the {n_songs} {split} songs of {MANIFEST_NAME}")
 
 
 class PhraseStore:
@@ -110,16 +192,20 @@ class PhraseStore:
         out_dir: the dataset folder written by :func:`data.preprocess.build`.
         split: "train", "val" or "test".
 
-    The files are opened on first access, so a store can be handed to DataLoader worker
+    The folder is checked when the store is made (:func:`check_split_files`); the files
+    are then opened on first access, so a store can be handed to DataLoader worker
     processes before it is used.
+
+    Raises:
+        FileNotFoundError: a split file is missing.
+        DatasetError: the folder's files disagree (one line ending "re-run the build").
     """
 
     def __init__(self, out_dir: str | Path, split: str) -> None:
         self.out_dir = Path(out_dir)
         self.split = check_split(split)
         self.phrases_path, self.ids_path = split_paths(self.out_dir, split)
-        if not self.phrases_path.is_file():
-            _open(self.phrases_path)  # raises the one-line error
+        check_split_files(self.out_dir, split)
         self._packed: np.ndarray | None = None
         self._ids: np.ndarray | None = None
 
@@ -143,8 +229,7 @@ class PhraseStore:
     @property
     def songs(self) -> list[str]:
         """Song names (MIDI paths relative to the MIDI folder) of this split."""
-        manifest = self.out_dir / "manifest.json"
-        return json.loads(manifest.read_text())["split_songs"][self.split]
+        return read_manifest(self.out_dir)["split_songs"][self.split]
 
     def __len__(self) -> int:
         return int(self.packed.shape[0])
@@ -163,5 +248,6 @@ def read_phrases(out_dir: str | Path, split: str) -> np.ndarray:
 
     Raises:
         FileNotFoundError: one line naming the missing split file.
+        DatasetError: the folder's files disagree (see :class:`PhraseStore`).
     """
     return unpack(np.asarray(PhraseStore(out_dir, split).packed))

@@ -14,6 +14,12 @@ resolved config dict the run was trained with.
     model_dir/baselines.json                                  baselines fitted on the
                                                               separator's training data
 
+Trust: every checkpoint -- the ones scripts load and the ``last.ckpt`` a ``--resume``
+hands to Lightning -- is read with ``torch.load(weights_only=True)``, so a file carrying
+pickled code is refused, even where ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is set. The
+stored config is validated like a config file, and loading with a config refuses any
+network or schedule key that differs, naming it.
+
 The rule every script follows (:func:`find_checkpoint`): the path named in the config
 (``transunet_model_path`` / ``decoder_model_path``) if non-empty, else the newest
 ``best-*.ckpt`` of that kind in ``model_dir``. Scripts that only use a model
@@ -37,7 +43,7 @@ from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion, check_option
 from models.direct import DirectSeparation
 from models.transunet import TransUNet
-from utils.config import Config, ConfigError
+from utils.config import Config, ConfigError, config_from_dict
 
 Kind = Literal["transunet", "decoder"]
 BASELINES_FILE = "baselines.json"
@@ -57,6 +63,12 @@ LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": Fa
                                    "condition_on_mixture": False, "direct_loss": "bce"}
 Process = GuidedDiffusion | DirectSeparation
 DECODER_KEYS = ("in_ch", "decoder_dim")
+KIND_KEYS: dict[str, tuple[str, ...]] = {"transunet": SEPARATOR_KEYS, "decoder": DECODER_KEYS}
+# Prefix of each kind's weights in a Lightning state dict (the module attribute names).
+STATE_PREFIX: dict[str, str] = {"transunet": "net.", "decoder": "decoder."}
+# What Lightning needs to continue a run (weights alone cannot be resumed).
+RESUME_KEYS = ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch",
+               "global_step")
 
 
 def checkpoint_dir(cfg: Config, kind: str) -> Path:
@@ -154,11 +166,22 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """The resolved config dict stored in a checkpoint."""
-    config = ckpt.get("hyper_parameters", {}).get("config")
+    """The resolved config dict stored in a checkpoint, validated like a config file.
+
+    Returns:
+        Every key of :class:`utils.config.Config`: keys the checkpoint predates take
+        :data:`LEGACY_DEFAULTS` where listed there, else their defaults.
+
+    Raises:
+        ConfigError: no stored config, or one a config file would be refused for (unknown
+            key, wrong type, NaN, value out of range), naming the checkpoint and the key.
+    """
+    hparams = ckpt.get("hyper_parameters")
+    config = hparams.get("config") if isinstance(hparams, dict) else None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: checkpoint stores no config")
-    return {**LEGACY_DEFAULTS, **config}
+    return config_from_dict({**LEGACY_DEFAULTS, **config},
+                            source=f"{path} (stored config)").to_dict()
 
 
 def _check_against(stored: dict[str, Any], cfg: Config | None, keys: tuple[str, ...],
@@ -169,6 +192,29 @@ def _check_against(stored: dict[str, Any], cfg: Config | None, keys: tuple[str, 
         if key in stored and stored[key] != getattr(cfg, key):
             raise ConfigError(f"{path}: checkpoint was trained with '{key}' = {stored[key]!r} "
                               f"but {cfg._source} sets {getattr(cfg, key)!r}")
+
+
+def check_resume_checkpoint(path: str | Path, cfg: Config, kind: str) -> None:
+    """Make sure ``last.ckpt`` can be handed to Lightning to continue a run.
+
+    Lightning unpickles the file it resumes from; this reads it first weights-only
+    (code in the file is refused, whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says), and
+    checks that it is a full training checkpoint of ``kind`` whose stored config agrees
+    with ``cfg`` on the network and schedule keys.
+
+    Raises:
+        ConfigError: one line naming the file (and the key, for a mismatch).
+    """
+    check_option("kind", kind, get_args(Kind))
+    ckpt = read_checkpoint(path)
+    missing = [key for key in RESUME_KEYS if key not in ckpt]
+    if missing:
+        raise ConfigError(f"{path}: cannot resume from it (no {', '.join(missing)}: not a "
+                          f"full training checkpoint)")
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict) or not any(k.startswith(STATE_PREFIX[kind]) for k in state):
+        raise ConfigError(f"{path}: not a {kind} checkpoint (no {STATE_PREFIX[kind]}* weights)")
+    _check_against(checkpoint_config(ckpt, path), cfg, KIND_KEYS[kind], path)
 
 
 def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -223,7 +269,7 @@ def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
     config = checkpoint_config(ckpt, path)
     _check_against(config, cfg, SEPARATOR_KEYS, path)
     net, diffusion = build_separator(config)
-    _load_into(net, _sub_state(ckpt["state_dict"], "net."), path)
+    _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["transunet"]), path)
     diffusion.to(map_location)
     return net.to(map_location).eval(), diffusion, config
 
@@ -256,5 +302,5 @@ def load_decoder(path: str | Path, map_location: str | torch.device = "cpu",
     config = checkpoint_config(ckpt, path)
     _check_against(config, cfg, DECODER_KEYS, path)
     decoder = Decoder(config["in_ch"], config["decoder_dim"])
-    _load_into(decoder, _sub_state(ckpt["state_dict"], "decoder."), path)
+    _load_into(decoder, _sub_state(ckpt["state_dict"], STATE_PREFIX["decoder"]), path)
     return decoder.to(map_location).eval()

@@ -77,3 +77,43 @@ def dense_tracks(bars: int = 8, tpq: int = 480, transpose: int = 0) -> list[Trac
             drums.append((t, t + step, 42))
     return [Track("Piano", 0, piano), Track("Bass", 33, bass),
             Track("Drums", 0, drums, is_drum=True)]
+
+
+MAX_DELTA = 2**28 - 1  # largest delta time a MIDI variable-length quantity holds
+
+
+def far_note_file(path: Path, tick: int, tpq: int = 1) -> Path:
+    """Piano and bass, 60 notes each from tick 0, plus one note each at ``tick``.
+
+    Ticks past 2**28 need several delta times; empty text events carry them.
+    """
+    midi = mido.MidiFile(type=1, ticks_per_beat=tpq)
+    midi.tracks.append(mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4,
+                                                        denominator=4)]))
+    for channel, (program, pitch) in enumerate(((0, 60), (33, 40))):
+        track = mido.MidiTrack([mido.Message("program_change", program=program,
+                                             channel=channel)])
+        for k in range(60):
+            track.append(mido.Message("note_on", note=pitch + k % 5, velocity=80,
+                                      channel=channel))
+            track.append(mido.Message("note_off", note=pitch + k % 5, channel=channel, time=1))
+        rest = tick - 60
+        while rest > MAX_DELTA:
+            track.append(mido.MetaMessage("text", text="", time=MAX_DELTA))
+            rest -= MAX_DELTA
+        track.append(mido.Message("note_on", note=pitch, velocity=80, channel=channel,
+                                  time=rest))
+        track.append(mido.Message("note_off", note=pitch, channel=channel, time=1))
+        midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
+def add_meta_track(path: Path, events: bytes) -> Path:
+    """Append a track made of raw MIDI events (delta time + event bytes) to a file."""
+    data = bytearray(path.read_bytes())
+    data[10:12] = (int.from_bytes(data[10:12], "big") + 1).to_bytes(2, "big")  # track count
+    body = events + b"\x00\xff\x2f\x00"  # end of track
+    data += b"MTrk" + len(body).to_bytes(4, "big") + body
+    path.write_bytes(bytes(data))
+    return path

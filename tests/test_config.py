@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+import evaluate
+from data import preprocess
 from models.checkpoints import find_checkpoint
 from utils.config import Config, ConfigError, load_config
+from utils.training import main_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,12 +50,47 @@ def test_shipped_configs_load_and_paper_defaults() -> None:
     ("lr_factor", 1.5, "'lr_factor' must be in"),
     ("rate", 1.0, "'rate' must be in"),
     ("gpus_typo", 1, "unknown key 'gpus_typo'"),
+    ("weight_decay", -0.01, "'weight_decay' must be >= 0"),
+    ("limit_train_batches", 0, "'limit_train_batches' must be a count >= 1"),
+    ("limit_train_batches", -3, "'limit_train_batches' must be a count >= 1"),
+    ("limit_train_batches", 0.0, "'limit_train_batches' must be a fraction in"),
+    ("limit_val_batches", 1.5, "'limit_val_batches' must be a fraction in"),
+    ("seed", -1, r"'seed' must be in \[0, 2\*\*32 - 1\]"),
+    ("devices", 0, "'devices' must be a count >= 1"),
+    ("devices", [], "'devices' must be a non-empty list"),
+    ("gpus", 0, "'gpus' must be a count >= 1"),
+    ("time_steps", 10**9, "'time_steps' must be at most 100,000"),
+    ("max_song_bars", 0, "'max_song_bars' must be >= 4"),
+    ("gradient_clip_val", -1.0, "'gradient_clip_val' must be >= 0"),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, key: str, value: object, message: str) -> None:
     path = write(tmp_path, **{key: value})
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"lr": NaN}', "'lr' must be a finite number, got nan"),
+    ('{"beta_end": Infinity}', "'beta_end' must be a finite number, got inf"),
+    ('{"min_bar_density": -Infinity}', "'min_bar_density' must be a finite number"),
+])
+def test_nan_and_infinity_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    """Python's JSON reader accepts NaN and Infinity; a config must not."""
+    path = tmp_path / "cfg.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_unreadable_config_files_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.json"
+    path.write_bytes(b'{"midi_dir": "caf\xe9"}')  # Latin-1, not UTF-8
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 at offset 17\)"):
+        load_config(path)
+    path.write_text("[" * 100_000)
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(path)
 
 
 def test_release_gpus_key_means_gpu_accelerator(tmp_path: Path) -> None:
@@ -93,3 +131,54 @@ def test_scripts_report_config_errors_in_one_line(tmp_path: Path, script: str) -
     assert len(lines) == 1 and lines[0].startswith("error: ")
     key = "'data_dir'" if script == "melody2music_train.py" else "no transunet checkpoint"
     assert key in lines[0]
+
+
+def test_require_writable_dir(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, model_dir=str(tmp_path / "new" / "ckpt")))
+    assert cfg.require_writable_dir("model_dir") == tmp_path / "new" / "ckpt"
+    assert not (tmp_path / "new").exists()  # checked, not created: a failure leaves nothing
+    (tmp_path / "file").write_text("x")
+    for where in ("file", "file/ckpt"):
+        cfg = load_config(write(tmp_path, model_dir=str(tmp_path / where)))
+        with pytest.raises(ConfigError, match="'model_dir' = .* is not a writable folder"):
+            cfg.require_writable_dir("model_dir")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any permission")
+def test_require_writable_dir_without_permission(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    cfg = load_config(write(tmp_path, model_dir=str(locked / "ckpt")))
+    with pytest.raises(ConfigError, match=r"not a writable folder \(Permission denied\)"):
+        cfg.require_writable_dir("model_dir")
+
+
+COMMANDS = {  # every command's main(argv) -> exit status
+    "melody2music_train.py": lambda argv: main_for("transunet", argv),
+    "melody2music_decoder.py": lambda argv: main_for("decoder", argv),
+    "evaluate.py": evaluate.main,
+    "python -m data.preprocess": preprocess.main,
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_exits_2_with_one_line_on_a_bad_config(
+        tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """One exit status for a config or input problem, whichever command reads it."""
+    path = tmp_path / "cfg.json"
+    path.write_text('{"lr": NaN}')
+    assert COMMANDS[command](["--config", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "'lr'" in lines[0]
+
+
+def test_unwritable_model_dir_is_refused_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """model_dir a file: training and evaluation name it before looking at data or models."""
+    (tmp_path / "file").write_text("x")
+    path = write(tmp_path, model_dir=str(tmp_path / "file"), data_dir=str(tmp_path / "nowhere"))
+    for command in ("melody2music_train.py", "evaluate.py"):
+        assert COMMANDS[command](["--config", str(path)]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "'model_dir'" in lines[0] and "is not a writable folder (it is a file)" in lines[0]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
+import mido
 import numpy as np
 import pretty_midi
 import pytest
@@ -20,9 +22,25 @@ from data.contract import (
     STEPS_PER_BEAT,
     STRING,
 )
-from data.midi import MidiError, SkipFile, Timing, load_mixture, load_song, roll_to_midi
+from data.midi import (
+    MidiError,
+    SkipFile,
+    Timing,
+    load_mixture,
+    load_song,
+    read_score,
+    roll_to_midi,
+    score_timing,
+)
 from data.roll import phrase_windows
-from tests.fixtures_midi import Track, dense_tracks, write_midi
+from tests.fixtures_midi import (
+    MAX_DELTA,
+    Track,
+    add_meta_track,
+    dense_tracks,
+    far_note_file,
+    write_midi,
+)
 
 TPQ = 480
 STEP = TPQ // 4  # 120 ticks
@@ -251,3 +269,103 @@ def test_roll_matches_pypianoroll_at_a_steady_tempo(tmp_path: Path) -> None:
         theirs[:len(ref)] = ref
         assert ours.any()
         np.testing.assert_array_equal(ours, theirs)
+
+
+# ----------------------------------------------------------------------------------
+# Hostile files: small on disk, huge or slow if read naively
+# ----------------------------------------------------------------------------------
+PEAK_BYTES = 32 * 2**20  # every hostile file below must be handled in less than this
+
+
+@pytest.mark.parametrize("tick", [2**28, 2**31])
+def test_far_note_is_too_long_before_any_roll_exists(tmp_path: Path, tick: int) -> None:
+    """One note at tick 2**28 or 2**31 (tpq 1) would need a roll of 2**30+ steps."""
+    path = far_note_file(tmp_path / "far.mid", tick)
+    assert path.stat().st_size < 2_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(SkipFile) as song:
+            load_song(path)
+        with pytest.raises(MidiError) as mixture:
+            load_mixture(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert song.value.reason == mixture.value.reason == "too_long"
+    message = str(mixture.value)
+    assert str(path) in message and "max_song_bars" in message and "\n" not in message
+    assert peak < PEAK_BYTES
+
+
+def test_song_length_limit_is_configurable(tmp_path: Path) -> None:
+    path = write_midi(tmp_path / "eight.mid", dense_tracks(bars=8))
+    assert load_song(path, max_bars=8).roll.shape[0] <= 8 * 16
+    with pytest.raises(SkipFile, match="over the limit of 7 bars") as info:
+        load_song(path, max_bars=7)
+    assert info.value.reason == "too_long"
+    assert load_mixture(path, max_bars=8)[0].shape[0] <= 8 * 16
+    with pytest.raises(MidiError, match="over the limit of 7 bars"):
+        load_mixture(path, max_bars=7)
+
+
+def test_200k_time_signatures_are_read_in_linear_time(tmp_path: Path) -> None:
+    """1.6 MB of time-signature events (3/4 and 4/4 on every tick): one line, no blow-up."""
+    n = 200_000
+    events = b"".join(b"\x01\xff\x58\x04" + (b"\x03" if k % 2 else b"\x04") + b"\x02\x18\x08"
+                      for k in range(n))
+    path = add_meta_track(write_midi(tmp_path / "meters.mid", dense_tracks(bars=8)), events)
+    tracemalloc.start()
+    try:
+        with pytest.raises(SkipFile) as info:
+            load_song(path)
+        mixture, _, timing = load_mixture(path)
+        pm = roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.reason == "not_4_4"
+    message = str(info.value)
+    assert f"({n + 1} events)" in message and len(message) < 300 and "\n" not in message
+    assert len(timing.time_signatures) == n + 1  # every distinct event kept, once
+    assert len(pm.time_signature_changes) == n + 1
+    assert peak < 8 * PEAK_BYTES  # a few hundred bytes per event, nothing quadratic
+
+
+def test_events_past_2_31_ticks_are_ignored(tmp_path: Path) -> None:
+    """A tempo and a meter event 2**31 ticks in (wrapped to negative ticks by int32)."""
+    path = write_midi(tmp_path / "late.mid", dense_tracks(bars=8))
+    midi = mido.MidiFile(str(path))
+    meta = [m for m in midi.tracks[0] if m.type != "end_of_track"]
+    meta += [mido.MetaMessage("text", text="", time=MAX_DELTA) for _ in range(8)]
+    meta += [mido.MetaMessage("set_tempo", tempo=250_000, time=100),
+             mido.MetaMessage("time_signature", numerator=7, denominator=8)]
+    midi.tracks[0] = mido.MidiTrack(meta)
+    midi.save(str(path))
+    assert min(t.time for t in read_score(path).tempos) < 0  # what symusic hands over
+    mixture, _, timing = load_mixture(path)
+    assert timing.tempos == [(0, 120.0)] and timing.time_signatures == [(0, 4, 4)]
+    roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing).write(str(tmp_path / "o.mid"))
+
+
+def test_tempo_zero_and_tpq_zero(tmp_path: Path) -> None:
+    """0 microseconds per quarter means nothing and is ignored; 0 ticks per quarter is corrupt."""
+    path = write_midi(tmp_path / "tempo0.mid", dense_tracks(bars=8), tempos=[(0, 120.0)])
+    midi = mido.MidiFile(str(path))
+    midi.tracks[0] = mido.MidiTrack(m.copy(tempo=0) if m.type == "set_tempo" else m
+                                    for m in midi.tracks[0])
+    midi.save(str(path))
+    assert [t.mspq for t in read_score(path).tempos] == [0]
+    timing = score_timing(read_score(path))
+    assert timing.tempos == [(0, 120.0)]  # MIDI's default stays in force
+    mixture, _, timing = load_mixture(path)
+    seconds = timing.step_to_seconds(np.array([0, 16, mixture.shape[0]]))
+    assert np.isfinite(seconds).all() and seconds[1] == pytest.approx(2.0)
+    roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing).write(str(tmp_path / "o.mid"))
+
+    data = bytearray(path.read_bytes())
+    data[12:14] = b"\x00\x00"  # division: 0 ticks per quarter note
+    path.write_bytes(bytes(data))
+    for loader in (load_song, load_mixture):
+        with pytest.raises(MidiError, match="0 ticks per quarter note") as info:
+            loader(path)
+        assert info.value.reason == "unreadable"

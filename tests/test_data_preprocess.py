@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +14,13 @@ import numpy as np
 import pytest
 
 import data.preprocess as pre
-from data import read_phrases
+from data import DatasetError, read_phrases
+from data.dataset import PhraseDataset
 from data.store import PhraseStore, pack, unpack
-from tests.fixtures_midi import Track, dense_tracks, write_midi
+from tests import fixtures_workers
+from tests.fixtures_midi import Track, dense_tracks, far_note_file, write_midi
+from utils.config import ConfigError, load_config
+from utils.training import check_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,3 +261,217 @@ def test_cli_split_by_flag_and_config(folders: Path, tmp_path: Path) -> None:
     run = _cli("--config", str(config))
     assert run.returncode == 2 and "'split_by'" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_cli_refuses_bad_outputs_and_settings_before_any_work(
+        corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    cases = [(["--out-dir", str(tmp_path / "file")], "(it is a file)"),
+             (["--out-dir", str(tmp_path / "file" / "out")], "file' is a file)"),
+             (["--out-dir", str(tmp_path / "a"), "--max-song-bars", "2"], "max_song_bars"),
+             (["--out-dir", str(tmp_path / "b"), "--seed", "-1"], "seed must be >= 0"),
+             (["--out-dir", str(tmp_path / "c"), "--workers", "0"], "workers must be >= 1")]
+    for args, expected in cases:
+        assert pre.main(["--midi-dir", str(corpus), "--no-progress", *args]) == 2, expected
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert not any((tmp_path / name).exists() for name in "abc")  # nothing written
+    out = tmp_path / "limited"
+    assert pre.main(["--midi-dir", str(corpus), "--out-dir", str(out), "--no-progress",
+                     "--max-song-bars", "8"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    # songs of 9, 10 and 11 bars, and sparse.mid (15 bars) are over 8 bars
+    assert manifest["settings"]["max_song_bars"] == 8 and manifest["skipped"]["too_long"] == 4
+
+
+# ----------------------------------------------------------------------------------
+# Hostile input and interrupted builds
+# ----------------------------------------------------------------------------------
+def _two_class_notes(steps: int, pitches: tuple[int, int]) -> list[tuple[int, int, int]]:
+    """Two-note chords on every step: 2 * steps notes (more than 50 for 26+ steps)."""
+    return [(k * 120, (k + 1) * 120, p) for k in range(steps) for p in pitches]
+
+
+def _hostile_corpus(root: Path) -> Path:
+    """Valid files that the first builds crashed on, or blew up with, beside good songs."""
+    midi = root / "hostile"
+    midi.mkdir()
+    for i in range(2):
+        write_midi(midi / f"good{i}.mid", dense_tracks(bars=6 + i))
+    # 4/4, two instruments, 3 bars: shorter than one 4-bar window
+    write_midi(midi / "short.mid", [Track("Keys", 0, _two_class_notes(48, (60, 64))),
+                                    Track("Gtr", 25, _two_class_notes(48, (50, 55)))])
+    # every note outside MIDI 24..95
+    write_midi(midi / "outside.mid", [Track("Keys", 0, _two_class_notes(40, (100, 110))),
+                                      Track("Bass", 33, _two_class_notes(40, (10, 15)))])
+    far_note_file(midi / "far.mid", 2**28)  # 1 kB; one note 67 million bars in
+    return midi
+
+
+def test_valid_but_hostile_files_are_counted_never_fatal(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    midi = _hostile_corpus(tmp_path)
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        manifest = pre.build(midi, out, workers=workers, progress=False)
+        assert manifest["files_kept"] == 2
+        assert manifest["skipped"] == {"empty": 1, "too_long": 1, "too_short": 1}
+        examples = manifest["skipped_examples"]
+        assert "shorter than one 4-bar window" in examples["too_short"][0]
+        assert "over the limit of 2,000 bars" in examples["too_long"][0]
+        # re-running finds everything recorded: nothing crashes, nothing is redone
+        assert pre.build(midi, out, workers=workers, progress=False)["files_this_run"] == 0
+
+    # the song-length limit is a setting, recorded and guarded like the others
+    out = tmp_path / "limit"
+    manifest = pre.build(midi, out, workers=1, progress=False, max_song_bars=6)
+    assert manifest["skipped"]["too_long"] == 2 and manifest["files_kept"] == 1
+    assert manifest["settings"]["max_song_bars"] == 6
+    with pytest.raises(pre.BuildError, match="max_song_bars"):
+        pre.build(midi, out, workers=1, progress=False)
+
+    # any step after reading (here the phrase filter) failing is the file's reason too
+    def broken_filter(*args: object, **kwargs: object) -> np.ndarray:
+        raise ValueError("cannot reshape array of size 0")
+
+    monkeypatch.setattr(pre, "keep_phrases", broken_filter)
+    manifest = pre.build(midi, tmp_path / "broken", workers=1, progress=False)
+    assert manifest["skipped"]["error"] == 2 and manifest["files_kept"] == 0
+    assert "ValueError: cannot reshape" in manifest["skipped_examples"]["error"][0]
+
+
+def test_readers_refuse_a_folder_whose_files_disagree(corpus: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build killed right after train.phrases.npy was replaced, and hand-made mix-ups."""
+    out = tmp_path / "out"
+    old = pre.build(corpus, out, workers=1, seed=0, fractions=(0.5, 0.25, 0.25), progress=False)
+    clean = tmp_path / "clean"
+    pre.build(corpus, clean, workers=1, seed=1, fractions=(0.5, 0.25, 0.25), progress=False)
+
+    original = pre.write_split
+
+    def killed_after_train(out_dir: Path, split: str, *args: object) -> None:
+        original(out_dir, split, *args)
+        if split == "train":
+            raise KeyboardInterrupt  # stands for kill -9: nothing after this point runs
+
+    monkeypatch.setattr(pre, "write_split", killed_after_train)
+    with pytest.raises(KeyboardInterrupt):
+        pre.build(corpus, out, workers=1, seed=1, fractions=(0.5, 0.25, 0.25), progress=False)
+    monkeypatch.setattr(pre, "write_split", original)
+    assert not (out / "manifest.json").exists()  # removed before the first split file
+    readers = (lambda: PhraseStore(out, "train"), lambda: read_phrases(out, "val"),
+               lambda: PhraseDataset(out, "test"))
+    for read in readers:
+        with pytest.raises(DatasetError, match=r"no manifest\.json.*re-run the build$"):
+            read()
+    cfg = load_config(ROOT / "configs" / "tiny.json", overrides={"data_dir": str(out)})
+    with pytest.raises(ConfigError, match="'data_dir'.*re-run the build$"):
+        check_data_dir(cfg)
+
+    # what the same kill did before the manifest was the commit marker: a stale manifest
+    (out / "manifest.json").write_text(json.dumps(old))
+    with pytest.raises(DatasetError, match="phrases but manifest.json says .*re-run the build$"):
+        PhraseStore(out, "train")
+
+    # leftovers of killed writers, in the folder and its shards
+    leftovers = [out / ".train.phrases.npy.k1ll3d.tmp.npy",
+                 out / "shards" / ".part-000000.npy.k1ll3d.tmp.npy"]
+    for path in leftovers:
+        path.write_bytes(b"\x93NUMPY half-written")
+    repaired = pre.build(corpus, out, workers=1, seed=1, fractions=(0.5, 0.25, 0.25),
+                         progress=False)
+    assert repaired["files_this_run"] == 0 and not any(p.exists() for p in leftovers)
+    assert _files(out) == _files(clean)
+    assert len(PhraseStore(out, "train")) == repaired["phrases"]["train"]
+
+    # split files that disagree with each other or with the manifest
+    ids_path = out / "train.song_ids.npy"
+    good_ids = ids_path.read_bytes()
+    np.save(ids_path, np.zeros(3, dtype=np.int32))
+    with pytest.raises(DatasetError, match="song ids; re-run the build$"):
+        PhraseStore(out, "train")
+    np.save(ids_path, np.full(repaired["phrases"]["train"], 99, dtype=np.int32))
+    with pytest.raises(DatasetError, match="outside the 2 train songs"):
+        read_phrases(out, "train")
+    ids_path.write_bytes(good_ids)
+    phrases_path = out / "val.phrases.npy"
+    phrases_path.write_bytes(phrases_path.read_bytes()[:200])  # truncated
+    with pytest.raises(DatasetError, match="val.phrases.npy: unreadable"):
+        PhraseStore(out, "val")
+
+
+def test_a_worker_killed_by_the_system_is_named_and_counted(
+        corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    midi = tmp_path / "midi"
+    midi.mkdir()
+    for path in corpus.rglob("*"):
+        if path.is_file():
+            (midi / path.relative_to(corpus)).parent.mkdir(parents=True, exist_ok=True)
+            (midi / path.relative_to(corpus)).write_bytes(path.read_bytes())
+    write_midi(midi / "bomb.mid", dense_tracks(bars=8))
+    reference = pre.build(corpus, tmp_path / "reference", workers=1, progress=False)
+    monkeypatch.setattr(pre, "_process_task", fixtures_workers.die_on_bomb)
+    manifest = pre.build(midi, tmp_path / "out", workers=2, progress=False)
+    assert manifest["skipped"]["crashed"] == 1
+    assert manifest["files_kept"] == reference["files_kept"]  # every other file converted
+    assert manifest["split_songs"] == reference["split_songs"]
+    detail = manifest["skipped_examples"]["crashed"][0]
+    assert str(midi / "bomb.mid") in detail and "worker process converting it died" in detail
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("warning: ") and "bomb.mid" in warning[0]
+
+
+INTERRUPTED_BUILD = """
+import sys
+import data.preprocess as pre
+import tests.fixtures_workers as t
+pre.FLUSH_FILES = 1  # one shard per file, reported on stderr as it is written
+flush = pre.ShardWriter.flush
+def reporting_flush(self):
+    flush(self)
+    print("flushed", file=sys.stderr, flush=True)
+pre.ShardWriter.flush = reporting_flush
+pre._process_task = t.stuck_on_fifo
+sys.exit(pre.main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_stops_at_once_keeps_finished_files_and_exits_130(tmp_path: Path) -> None:
+    midi = tmp_path / "midi"
+    midi.mkdir()
+    for i in range(8):
+        write_midi(midi / f"song{i}.mid", dense_tracks(bars=5 + i))
+    write_midi(midi / "stuck.mid", dense_tracks(bars=8))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_BUILD, "--midi-dir", str(midi), "--out-dir", str(out),
+         "--workers", "2", "--no-progress"],
+        cwd=ROOT, env={**os.environ, "M2M_FIFO": str(fifo)}, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        flushed = 0
+        while flushed < 3:  # three files are done while one worker is stuck for ever
+            line = proc.stderr.readline()
+            assert line, "the build ended before it was interrupted"
+            flushed += line.startswith("flushed")
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C goes to the whole process group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    with pytest.raises(OSError) as info:  # the stuck worker is gone too (no reader left)
+        os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    assert info.value.errno == errno.ENXIO
+    done = [r["path"] for meta in (out / "shards").glob("part-*.json")
+            for r in json.loads(meta.read_text())["records"]]
+    assert len(done) >= 3 and "stuck.mid" not in done
+    resumed = pre.build(midi, out, workers=1, progress=False)  # no stuck worker this time
+    assert resumed["files_this_run"] == 9 - len(done)
+    pre.build(midi, tmp_path / "clean", workers=1, progress=False)
+    assert _files(out) == _files(tmp_path / "clean")

@@ -7,6 +7,7 @@ import pytest
 
 from data.contract import BASS, DRUM, MELODY, PIANO
 from data.roll import (
+    bar_counts,
     keep_phrases,
     music_and_mixture,
     music_to_roll,
@@ -45,6 +46,17 @@ def test_bar_density_filter() -> None:
     # a looser threshold (0.5% = 34.56 cells) keeps the 69-cell bar but not the empty one
     np.testing.assert_array_equal(keep_phrases(phrases, has_melody=False, min_bar_density=0.005),
                                   [True, True, False])
+
+
+def test_no_window_is_an_empty_result_not_an_error() -> None:
+    """A song shorter than 4 bars, or with no note in range, gives zero windows."""
+    for steps in (0, 1, 47):
+        windows, starts = phrase_windows(np.zeros((steps, 72, 6), dtype=bool))
+        assert windows.shape == (0, 64, 72, 6) and starts.shape == (0,)
+        assert bar_counts(windows).shape == (0, 4)
+        for melody in (False, True):
+            keep = keep_phrases(windows, has_melody=melody)
+            assert keep.shape == (0,) and keep.dtype == bool
 
 
 def test_melody_filter_only_in_melody_files() -> None:

@@ -66,6 +66,8 @@ def test_subset_indices() -> None:
 def test_phrase_batches_read_a_store(tmp_path: Path) -> None:
     phrases = toy_phrases(5)
     write_split(tmp_path, "test", 5, [(pack(phrases), np.zeros(5, dtype=np.int32))])
+    (tmp_path / "manifest.json").write_text(json.dumps(  # readers need the build's manifest
+        {"phrases": {"test": 5}, "songs": {"test": 1}, "split_songs": {"test": ["toy.mid"]}}))
     store = PhraseStore(tmp_path, "test")
     batches = list(phrase_batches(store, 2, np.array([0, 2, 4])))
     assert [len(m) for m, _ in batches] == [2, 1]
@@ -162,9 +164,18 @@ def test_evaluate_script_without_checkpoint(tiny_dataset: Path, tiny_config: Con
                             model_dir=str(tmp_path / "empty"))
     code = evaluate.main(["--config", str(cfg_path), "--limit", "2", "--no-progress"])
     err = capsys.readouterr().err.strip()
-    assert code != 0
+    assert code == 2
     assert err.startswith("error: ") and "checkpoint" in err and "\n" not in err
     assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())
+
+
+def test_evaluate_refuses_a_config_the_checkpoints_disagree_with(
+        tiny_run: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = write_config(tiny_run, tmp_path / "cfg.json", beta_end=0.03)
+    code = evaluate.main(["--config", str(cfg_path), "--limit", "2", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith("error: ") and "trained with 'beta_end' = 0.02 but" in err
 
 
 def test_benchmark_steps_clamps_and_measures() -> None:

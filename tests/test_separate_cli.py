@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mido
 import pretty_midi
 import pytest
 
 import separate
 from data.notes import SongNotes, read_notes
+from tests.fixtures_midi import far_note_file
 from utils.config import Config
 from utils.separation import meter_warning
 
@@ -139,10 +141,12 @@ def test_meter_warning() -> None:
     assert meter_warning("x.mid", [(0, 4, 4)]) is None
     msg = meter_warning("x.mid", [(0, 4, 4), (1920, 6, 8)])
     assert msg is not None and "6/8 at tick 1920" in msg and "\n" not in msg
+    many = meter_warning("x.mid", [(k, 3 + k % 2, 4) for k in range(100_000)])
+    assert many is not None and "(50000 events)" in many and len(many) < 300
 
 
 def bad_inputs(tmp_path: Path) -> dict[str, Path]:
-    """Files separate.py must refuse: not MIDI, truncated, no notes."""
+    """Files separate.py must refuse: not MIDI, truncated, no notes, absurdly long."""
     text = tmp_path / "notes.mid"
     text.write_text("this is not a MIDI file\n")
     whole = short_song(tmp_path / "whole.mid", bars=4).read_bytes()
@@ -152,7 +156,8 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     empty_pm.instruments.append(pretty_midi.Instrument(program=0))
     empty = tmp_path / "empty.mid"
     empty_pm.write(str(empty))
-    return {"not MIDI": text, "truncated": truncated, "no notes": empty}
+    far = far_note_file(tmp_path / "far.mid", 2**31)  # 1 kB, a note 2**31 ticks in
+    return {"not MIDI": text, "truncated": truncated, "no notes": empty, "too long": far}
 
 
 def test_bad_inputs_give_one_line_errors_and_no_files(
@@ -162,7 +167,7 @@ def test_bad_inputs_give_one_line_errors_and_no_files(
         out = tmp_path / f"out-{path.stem}"
         code, stdout, stderr = run_main([str(path), "-o", str(out), "--config", str(cfg)],
                                         capsys)
-        assert code != 0, label
+        assert code == 2, label
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (label, stderr)
         assert str(path) in lines[0], label
@@ -186,3 +191,47 @@ def test_command_line_exit_status(tiny_run: Config, tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert proc.stderr.strip().startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_tempo_zero_file_is_separated(partition_config: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A set_tempo of 0 microseconds per quarter (ZeroDivisionError before) is ignored."""
+    song = short_song(tmp_path / "zero.mid")
+    midi = mido.MidiFile(str(song))
+    midi.tracks[0] = mido.MidiTrack(m.copy(tempo=0) if m.type == "set_tempo" else m
+                                    for m in midi.tracks[0])
+    midi.save(str(song))
+    code, _, err = run_main([str(song), "-o", str(tmp_path / "out"), "--config",
+                             str(partition_config)], capsys)
+    assert code == 0, err
+    assert (tmp_path / "out" / "zero.separated.mid").is_file()
+
+
+@pytest.mark.parametrize("key,value", [("latent_dim", 64), ("time_steps", 200),
+                                       ("beta_end", 0.03)])
+def test_config_checkpoint_mismatch_is_refused(tiny_run: Config, tmp_path: Path, key: str,
+                                               value: object,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tiny_run, tmp_path / "cfg.json", **{key: value})
+    song = short_song(tmp_path / "song.mid")
+    code, _, err = run_main([str(song), "-o", str(tmp_path / "out"), "--config", str(cfg)],
+                            capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"trained with '{key}'" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_unusable_output_folder_is_refused_first(tiny_run: Config, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tiny_run, tmp_path / "cfg.json")
+    song = short_song(tmp_path / "song.mid")
+    (tmp_path / "taken").write_text("a file")
+    for out in ("taken", "taken/sub"):
+        code, _, err = run_main([str(song), "-o", str(tmp_path / out), "--config", str(cfg)],
+                                capsys)
+        assert code == 2 and "--out-dir" in err and "is not a writable folder" in err
+    cfg = write_config(tiny_run, tmp_path / "cfg.json", output_dir=str(tmp_path / "taken"))
+    code, _, err = run_main([str(song), "--config", str(cfg)], capsys)
+    assert code == 2 and "'output_dir'" in err
+    code, _, err = run_main([str(tmp_path / "missing.mid"), "--config", str(cfg)], capsys)
+    assert code == 2 and "missing.mid: input MIDI file not found" in err

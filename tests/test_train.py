@@ -17,7 +17,7 @@ from models.diffusion import GuidedDiffusion
 from models.lightning import SeparatorModule
 from models.transunet import TransUNet
 from utils.config import Config, ConfigError, load_config
-from utils.training import NonFiniteLossError, train_decoder, train_separator
+from utils.training import NonFiniteLossError, main_for, train_decoder, train_separator
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.json"
@@ -127,6 +127,57 @@ def test_resume_without_last_checkpoint_is_a_config_error(tmp_path: Path) -> Non
     data = SyntheticPhrases(synthetic_phrases(4))
     with pytest.raises(ConfigError, match="'resume'.*last.ckpt"):
         train_separator(cfg, resume=True, datamodule=data, **QUIET)
+
+
+class _OpensAFile:
+    """Pickles as a call to ``open(marker, "w")``: full unpickling creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+def test_resume_reads_last_checkpoint_weights_only(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A crafted last.ckpt carrying code is refused, even where full unpickling is forced."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    data = SyntheticPhrases(synthetic_phrases(4), batch_size=4)
+    cfg = tiny_cfg(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1)
+    train_separator(cfg, datamodule=data, **QUIET)
+    last = checkpoint_dir(cfg, "transunet") / LAST_NAME
+    genuine = torch.load(last, weights_only=True)
+    marker = tmp_path / "code-ran"
+    torch.save({**genuine, "callbacks": _OpensAFile(marker)}, last)
+    cfg2 = tiny_cfg(tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=1)
+    with pytest.raises(ConfigError, match=r"last\.ckpt: not a readable checkpoint"):
+        train_separator(cfg2, resume=True, datamodule=data, **QUIET)
+    assert not marker.exists()
+
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps(cfg2.to_dict()))
+    broken = {"truncated": last.read_bytes()[:1000],
+              "weights only": None,  # a checkpoint without optimizer and loop states
+              "other network": None}
+    torch.save({k: v for k, v in genuine.items() if k != "optimizer_states"}, tmp_path / "w.ckpt")
+    broken["weights only"] = (tmp_path / "w.ckpt").read_bytes()
+    wider = {**genuine, "hyper_parameters": {"config": {**cfg.to_dict(), "latent_dim": 64}}}
+    torch.save(wider, tmp_path / "o.ckpt")
+    broken["other network"] = (tmp_path / "o.ckpt").read_bytes()
+    expected = {"truncated": "not a readable checkpoint", "weights only": "cannot resume",
+                "other network": "trained with 'latent_dim' = 64"}
+    for label, content in broken.items():
+        last.write_bytes(content)
+        assert main_for("transunet", ["--config", str(config), "--resume"]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and str(last) in lines[0], (label, lines)
+        assert expected[label] in lines[0], (label, lines[0])
+
+    torch.save(genuine, last)  # the genuine one resumes, with full unpickling forced on
+    train_separator(cfg2, resume=True, datamodule=data, **QUIET)
+    assert torch.load(last, weights_only=True)["epoch"] == 1
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_best(tmp_path: Path) -> None:

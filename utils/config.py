@@ -3,20 +3,25 @@
 The file keeps the original release's keys where they exist (``in_ch``, ``latent_dim``,
 ``rate``, ``batch_size``, ``transunet_model_path``, ``gpus``, ...) and adds what
 Lightning 2.x and the data pipeline need. Every problem is reported as one
-:class:`ConfigError` line that names the key or the file.
+:class:`ConfigError` line that names the key or the file: a file that is not UTF-8 JSON,
+an unknown key, a wrong type, a NaN or infinite number, a value out of range. Checkpoints
+store the resolved config, and loading one validates it the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from models.direct import DirectLoss
+from utils.fileio import writable_dir_problem
 
 SeparatorKind = Literal["diffusion", "direct"]
 Sampler = Literal["ddpm", "ddim"]
@@ -26,6 +31,12 @@ Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 SplitBy = Literal["song", "folder"]
 Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]
+
+# The diffusion schedule is computed up front (about ten float64 tables of time_steps
+# entries) and the time embedding is indexed by it; 1e9 steps would take 8 GB before the
+# first batch. 100x the paper's 1000 steps is far beyond any use.
+MAX_TIME_STEPS = 100_000
+MAX_SEED = 2**32 - 1  # numpy and Lightning seed 32-bit generators
 
 
 class ConfigError(ValueError):
@@ -45,6 +56,7 @@ class Config:
     test_split: float = 0.05  # fraction of songs in test
     split_by: SplitBy = "song"  # "folder": whole first-level folders of midi_dir stay together
     min_bar_density: float = 0.01  # each bar of a kept window has >= this fraction of cells on
+    max_song_bars: int = MAX_SONG_BARS  # longer MIDI files are refused (build: "too_long")
     preprocess_workers: int | None = None  # processes for the build; None = all cores
     seed: int = 0  # seeds the song split, weight init and sampling noise
 
@@ -146,9 +158,29 @@ class Config:
         if not 0.0 <= self.min_bar_density < 1.0:
             raise ConfigError(f"{src}: 'min_bar_density' must be in [0, 1), "
                               f"got {self.min_bar_density}")
+        if self.max_song_bars < BARS_PER_PHRASE:
+            raise ConfigError(f"{src}: 'max_song_bars' must be >= {BARS_PER_PHRASE} "
+                              f"(one window), got {self.max_song_bars}")
+        if self.time_steps > MAX_TIME_STEPS:
+            raise ConfigError(f"{src}: 'time_steps' must be at most {MAX_TIME_STEPS:,} (the "
+                              f"schedule is allocated up front), got {self.time_steps}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"{src}: 'seed' must be in [0, 2**32 - 1], got {self.seed}")
         for key in ("lr", "min_lr"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{src}: '{key}' must be > 0, got {getattr(self, key)}")
+        for key in ("weight_decay", "gradient_clip_val"):
+            value = getattr(self, key)
+            if value is not None and value < 0:
+                raise ConfigError(f"{src}: '{key}' must be >= 0, got {value}")
+        for key in ("limit_train_batches", "limit_val_batches"):
+            value = getattr(self, key)
+            if isinstance(value, float) and not 0.0 < value <= 1.0:
+                raise ConfigError(f"{src}: '{key}' must be a fraction in (0, 1] or a count "
+                                  f">= 1, got {value}")
+            if isinstance(value, int) and value < 1:
+                raise ConfigError(f"{src}: '{key}' must be a count >= 1 or a fraction in "
+                                  f"(0, 1], got {value}")
         for key in ("lr_factor", "decoder_lr_factor", "threshold"):
             if not 0.0 < getattr(self, key) < 1.0:
                 raise ConfigError(f"{src}: '{key}' must be in (0, 1), got {getattr(self, key)}")
@@ -160,12 +192,21 @@ class Config:
         if self.preprocess_workers is not None and self.preprocess_workers <= 0:
             raise ConfigError(f"{src}: 'preprocess_workers' must be > 0 or null, "
                               f"got {self.preprocess_workers}")
-        if isinstance(self.devices, str) and self.devices != "auto":
-            try:
-                int(self.devices)
-            except ValueError:
-                raise ConfigError(f"{src}: 'devices' must be an int, a list of ints or \"auto\", "
-                                  f"got {self.devices!r}") from None
+        for key in ("devices", "gpus"):
+            value = getattr(self, key)
+            if isinstance(value, str) and value != "auto":
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise ConfigError(f"{src}: '{key}' must be an int, a list of ints or "
+                                      f"\"auto\", got {value!r}") from None
+            if isinstance(value, int) and value < 1:
+                raise ConfigError(f"{src}: '{key}' must be a count >= 1 or a list of device "
+                                  f"indices, got {value}")
+            if isinstance(value, list) and (not value or min(value) < 0
+                                            or len(set(value)) != len(value)):
+                raise ConfigError(f"{src}: '{key}' must be a non-empty list of distinct "
+                                  f"device indices >= 0, got {value}")
 
     # ------------------------------------------------------------------------------
     def trainer_hardware(self) -> dict[str, Any]:
@@ -199,6 +240,15 @@ class Config:
         path = self.resolve(key)
         if not path.is_dir():
             raise ConfigError(f"{self._source}: '{key}' = {str(path)!r} is not a folder")
+        return path
+
+    def require_writable_dir(self, key: str) -> Path:
+        """A path-valued key naming a folder that can be written (or created); made later."""
+        path = self.resolve(key)
+        problem = writable_dir_problem(path)
+        if problem:
+            raise ConfigError(f"{self._source}: '{key}' = {str(path)!r} is not a writable "
+                              f"folder ({problem})")
         return path
 
     def require_file(self, key: str) -> Path:
@@ -257,6 +307,8 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
         annotation = _HINTS[key]
         if not _type_ok(value, annotation):
             raise ConfigError(f"{source}: '{key}' must be {_describe(annotation)}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: '{key}' must be a finite number, got {value!r}")
         if annotation is float or (get_origin(annotation) in (Union, types.UnionType)
                                     and float in get_args(annotation)
                                     and int not in get_args(annotation)):
@@ -273,9 +325,16 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                          f"offset {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid JSON (nested too deeply)") from None
     if overrides:
         raw = {**raw, **overrides}
     return config_from_dict(raw, source=str(path))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 Writer = Callable[[Path], None]  # writes the whole file at the path it is given
+TEMP_GLOB = ".*.tmp*"  # names of the temporaries below: .<target name>.<random>.tmp<suffix>
 
 
 def atomic_write_many(writers: Mapping[Path, Writer]) -> None:
@@ -55,3 +56,47 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
     """Write ``obj`` as JSON (with a trailing newline) atomically."""
     atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def remove_temporaries(folder: str | Path) -> int:
+    """Delete the temporaries a killed writer left in ``folder`` (not in sub-folders).
+
+    Only names of the form :data:`TEMP_GLOB` are touched. Call it when no writer is
+    running in the folder (e.g. at the start of a build that owns it).
+
+    Returns:
+        How many files were removed.
+    """
+    removed = 0
+    for tmp in Path(folder).glob(TEMP_GLOB):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def writable_dir_problem(path: str | Path) -> str | None:
+    """Why files cannot be written in the folder ``path`` (made later if missing), or None.
+
+    Nothing is left behind: the folder -- or, when it does not exist yet, its nearest
+    existing parent, where it would be created -- is probed by creating and removing a
+    temporary file, so permissions, ACLs and read-only mounts all count, as they will
+    for the real writes.
+
+    Returns:
+        None when the folder can be used, else a short reason ("it is a file",
+        "Permission denied", ...).
+    """
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        return "it is a file" if probe == path else f"{str(probe)!r} is a file"
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None

@@ -39,6 +39,7 @@ import torch
 from data.contract import (
     DRUM,
     INSTRUMENTS,
+    MAX_SONG_BARS,
     MUSIC_INSTRUMENTS,
     N_MUSIC,
     N_PITCH,
@@ -334,7 +335,8 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
                        reference: bool = False, bars: tuple[int, int] | None = None,
                        write_json: bool = False, drums_by_model: bool = False,
                        overwrite: bool = False, sample_rate: int = 22050,
-                       progress: bool = False) -> SongOutputs:
+                       progress: bool = False,
+                       max_song_bars: int = MAX_SONG_BARS) -> SongOutputs:
     """Separate a MIDI file note by note and write MIDI, audio, a picture (and JSON).
 
     Writes (names from :func:`output_paths`): the separated MIDI, its audio (each
@@ -358,13 +360,15 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
         overwrite: replace existing outputs (otherwise they are an error).
         sample_rate: audio sample rate in Hz.
         progress: show a progress bar in windows/s.
+        max_song_bars: longest song accepted, in bars (checked before any roll exists).
 
     Returns:
         The :class:`SongOutputs`.
 
     Raises:
         FileExistsError: an output exists and ``overwrite`` is False (before any work).
-        data.midi.MidiError: not MIDI, truncated, or no notes (one-line message).
+        data.midi.MidiError: not MIDI, truncated, no notes, or longer than
+            ``max_song_bars`` (one-line message).
         ValueError: ``bars`` starts after the song's end.
     """
     midi_path = Path(midi_path)
@@ -372,7 +376,7 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     existing = [p for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
-    mixture, ref_roll, timing = load_mixture(midi_path)  # (T, 72), (T, 72, 6) | None
+    mixture, ref_roll, timing = load_mixture(midi_path, max_song_bars)  # (T, 72), (T, 72, 6) | None
     notes = read_notes(midi_path)
     warnings: list[str] = []
     meter = meter_warning(midi_path, timing.time_signatures)

@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from data.contract import DRUM, DRUM_ROW0, N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
+from data.midi import describe_time_signatures
 from models.checkpoints import (
     BASELINES_FILE,
     Process,
@@ -358,8 +359,9 @@ class Separator:
                 the config's ``accelerator`` (:func:`config_device`).
 
         Raises:
-            utils.config.ConfigError: no checkpoint found and no shipped model, or a
-                checkpoint that does not match the config.
+            utils.config.ConfigError: no checkpoint found and no shipped model, an
+                unreadable one, or one whose network or schedule keys differ from ``cfg``
+                (the key is named).
         """
         dev = config_device(cfg) if device is None else resolve_device(device)
         paths = model_paths(cfg)
@@ -466,6 +468,6 @@ def meter_warning(path: str | Path, time_signatures: list[tuple[int, int, int]])
     other = [(tick, n, d) for tick, n, d in time_signatures if (n, d) != (4, 4)]
     if not other:
         return None
-    found = ", ".join(f"{n}/{d} at tick {tick}" for tick, n, d in other)
+    found = describe_time_signatures(other)
     return (f"{path}: time signature {found}; the model was trained on 4/4 only, "
             "separating on the 16th-note grid anyway")

@@ -23,6 +23,7 @@ from models.checkpoints import (
     BASELINES_FILE,
     BEST_PREFIX,
     LAST_NAME,
+    check_resume_checkpoint,
     checkpoint_config,
     checkpoint_dir,
     find_checkpoint,
@@ -53,8 +54,12 @@ class NonFiniteLossStop(Callback):
 
 
 def check_data_dir(cfg: Config, splits: Sequence[str] = ("train", "val")) -> None:
-    """Raise ConfigError naming ``data_dir`` and the missing file if a split is not built."""
-    from data.store import split_paths
+    """Raise ConfigError naming ``data_dir`` and the problem if a split is not usable.
+
+    A missing split file asks for the build; a folder whose files disagree (an
+    interrupted build, see :func:`data.store.check_split_files`) asks for a re-run.
+    """
+    from data.store import DatasetError, check_split_files, split_paths
 
     data_dir = cfg.require_dir("data_dir")
     for split in splits:
@@ -63,6 +68,10 @@ def check_data_dir(cfg: Config, splits: Sequence[str] = ("train", "val")) -> Non
                 raise ConfigError(f"{cfg._source}: 'data_dir' = {str(data_dir)!r} has no "
                                   f"{path.name}; build the phrases first (python -m "
                                   f"data.preprocess --config {cfg._source})")
+        try:
+            check_split_files(data_dir, split)
+        except DatasetError as exc:
+            raise ConfigError(f"{cfg._source}: 'data_dir': {exc}") from None
 
 
 def make_datamodule(cfg: Config) -> pl.LightningDataModule:
@@ -130,22 +139,27 @@ def build_trainer(cfg: Config, kind: str, max_epochs: int,
 
 
 def _resume_path(cfg: Config, kind: str, resume: bool) -> Path | None:
+    """``last.ckpt`` to resume from, checked weights-only first (None: start afresh)."""
     if not (resume or cfg.resume):
         return None
     last = checkpoint_dir(cfg, kind) / LAST_NAME
     if not last.is_file():
         raise ConfigError(f"{cfg._source}: 'resume' is set but {str(last)!r} does not exist; "
                           f"train without resume first")
+    check_resume_checkpoint(last, cfg, kind)
     return last
 
 
 def _fit(cfg: Config, kind: str, module: pl.LightningModule, max_epochs: int, resume: bool,
          datamodule: pl.LightningDataModule | None, **overrides: Any) -> Path:
+    cfg.require_writable_dir("model_dir")  # before any work: checkpoints and logs go there
     ckpt_path = _resume_path(cfg, kind, resume)
     if datamodule is None:
         datamodule = make_datamodule(cfg)
     trainer = build_trainer(cfg, kind, max_epochs, **overrides)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # weights_only: Lightning unpickles nothing but tensors and plain containers, even if
+    # the environment sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if not best:
         raise RuntimeError(f"{kind} training wrote no best checkpoint (no validation ran?)")
@@ -164,7 +178,8 @@ def train_separator(cfg: Config, resume: bool = False,
         overrides: Trainer keyword arguments that replace the config's.
 
     Raises:
-        ConfigError: missing data or resume checkpoint.
+        ConfigError: ``model_dir`` not writable, missing or inconsistent data, a resume
+            checkpoint that is missing, unreadable, not weights-only or not matching.
         NonFiniteLossError: the loss became NaN/inf (the message names the step).
     """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

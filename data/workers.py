@@ -1,0 +1,194 @@
+"""Run one function over many tasks in worker processes, surviving dead workers and Ctrl-C.
+
+``multiprocessing.Pool`` waits for ever when one of its workers is killed (for example by
+the kernel, out of memory) and often hangs on Ctrl-C. :func:`run_tasks` instead:
+
+* submits every task as its own ``concurrent.futures`` future to a
+  ``ProcessPoolExecutor`` (forkserver start), a bounded number at a time, so the tasks in
+  flight are always known;
+* treats a dead worker as what it is: the executor reports ``BrokenProcessPool`` for the
+  tasks in flight instead of hanging. Those tasks are then run again one at a time, each
+  in a fresh one-worker pool. The task that kills its worker again is the one the dead
+  worker was on: it is yielded with the result ``None``. The others finish normally (a
+  worker killed from outside, e.g. by a memory-hungry neighbour, costs only a retry),
+  and the remaining tasks continue in a new pool;
+* leaves Ctrl-C to the main process (workers ignore SIGINT) and, when the caller stops
+  iterating -- ``KeyboardInterrupt``, an exception, or simply closing the generator --
+  terminates the workers at once, so the caller keeps what it has and exits in seconds.
+
+Results come back in completion order, not task order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+IN_FLIGHT_PER_WORKER = 4  # tasks submitted ahead per worker (keeps every worker busy)
+TERMINATE_WAIT_S = 5.0  # how long a worker may take to die of SIGTERM before SIGKILL
+
+
+class WorkerStartError(RuntimeError):
+    """Worker processes die before running any task, so no task can be blamed."""
+
+
+def _init_worker() -> None:
+    """Worker start-up: Ctrl-C belongs to the main process, which stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _Pool:
+    """A forkserver ``ProcessPoolExecutor`` that can also be stopped at once."""
+
+    def __init__(self, workers: int, preload: Sequence[str]) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(list(preload))
+        self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+
+    def close(self, terminate: bool) -> None:
+        """Shut down: wait for the workers to exit, or with ``terminate`` stop them now.
+
+        Terminating reaches every worker, including one still starting up; a worker left
+        alive could wait for ever on the task queue's lock held by one that was stopped.
+        ``ProcessPoolExecutor`` offers this as ``terminate_workers`` only from Python 3.14,
+        hence its private ``_processes`` (pid -> Process) and ``_result_queue`` here.
+
+        A worker stopped while it was sending a result leaves half a message in the result
+        pipe, and the executor's thread then waits for the rest for ever -- and with it the
+        interpreter's exit. Once every worker is gone, this process's own copy of the
+        pipe's write end is closed, so that wait ends in EOF (the executor's thread then
+        winds down as for a broken pool), as CPython does for its task pipe.
+        """
+        if not terminate:
+            self.executor.shutdown(wait=True)
+            return
+        processes = list((self.executor._processes or {}).values())  # noqa: SLF001
+        results = self.executor._result_queue  # noqa: SLF001
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:  # gone when this returns; SIGKILL if SIGTERM was not enough
+            process.join(TERMINATE_WAIT_S)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+        if results is not None:
+            results._writer.close()  # noqa: SLF001 -- no worker is left to write
+
+
+class _Broken(Exception):  # noqa: N818 -- internal signal from _run_pool to run_tasks
+    """A pool lost a worker; ``suspects`` were in flight without a result."""
+
+    def __init__(self, suspects: list) -> None:
+        super().__init__(f"{len(suspects)} task(s) in flight when a worker died")
+        self.suspects = suspects
+
+
+def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequence[str]
+              ) -> Iterator[tuple[T, R]]:
+    """Run queued tasks in one pool until the queue is empty or the pool breaks.
+
+    On a broken pool, the results that did arrive are yielded, then :class:`_Broken` is
+    raised carrying the tasks that were in flight without one (a task never submitted
+    stays in ``queue``).
+    """
+    pool = _Pool(workers, preload)
+    in_flight: dict[Future, T] = {}
+    broken = False
+    suspects: list[T] = []
+    try:
+        while (queue or in_flight) and not broken:
+            while queue and len(in_flight) < workers * IN_FLIGHT_PER_WORKER:
+                task = queue.popleft()
+                try:
+                    in_flight[pool.executor.submit(fn, task)] = task
+                except BrokenProcessPool:
+                    queue.appendleft(task)
+                    broken = True
+                    break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED) if in_flight else ((), ())
+            for future in done:
+                if isinstance(future.exception(), BrokenProcessPool):
+                    broken = True  # dealt with below, once every future has settled
+                else:
+                    yield in_flight.pop(future), future.result()
+        if broken:
+            wait(in_flight)  # a broken executor fails every unfinished future at once
+            for future, task in in_flight.items():
+                if isinstance(future.exception(), BrokenProcessPool):
+                    suspects.append(task)
+                else:
+                    yield task, future.result()
+    except BaseException:  # Ctrl-C, an error, or the caller closed the generator
+        pool.close(terminate=True)
+        raise
+    pool.close(terminate=False)  # a broken executor has already stopped its workers
+    if broken:
+        raise _Broken(suspects)
+
+
+def _run_alone(fn: Callable[[T], R], task: T, preload: Sequence[str]) -> R | None:
+    """Run one task in a fresh one-worker pool; None when that worker dies on it.
+
+    Raises:
+        WorkerStartError: the worker dies before it gets to the task (then the task is
+            not to blame, and neither is any other).
+    """
+    pool = _Pool(1, preload)
+    try:
+        try:
+            pool.executor.submit(os.getpid).result()  # the worker is up and answers
+        except BrokenProcessPool:
+            raise WorkerStartError("worker processes die as they start (before running any "
+                                   "task); run with one worker to see why") from None
+        try:
+            result: R | None = pool.executor.submit(fn, task).result()
+        except BrokenProcessPool:
+            result = None
+    except BaseException:
+        pool.close(terminate=True)
+        raise
+    pool.close(terminate=False)
+    return result
+
+
+def run_tasks(fn: Callable[[T], R], tasks: Iterable[T], workers: int,
+              preload: Sequence[str] = ()) -> Iterator[tuple[T, R | None]]:
+    """Yield ``(task, fn(task))`` for every task, in completion order.
+
+    Args:
+        fn: a picklable module-level function; it should not raise (an exception it
+            raises is re-raised here and stops the run).
+        tasks: picklable task arguments.
+        workers: worker processes; 1 runs every task in this process, without a pool.
+        preload: modules the forkserver imports once for all workers.
+
+    Yields:
+        ``(task, result)``; ``result`` is None for a task whose worker process died
+        when it was run again alone (module docstring).
+
+    Raises:
+        WorkerStartError: worker processes cannot even start.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers == 1:
+        for task in tasks:
+            yield task, fn(task)
+        return
+    queue = deque(tasks)
+    while queue:
+        try:
+            yield from _run_pool(fn, queue, workers, preload)
+        except _Broken as broken:
+            for task in broken.suspects:
+                yield task, _run_alone(fn, task, preload)
