@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from torch.multiprocessing.spawn import ProcessExitedException
 
 from models.lightning import SeparatorModule
 from tests.test_train import SyntheticPhrases, synthetic_phrases, tiny_cfg
@@ -52,7 +53,13 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
                                   perm[1::2][k * half:(k + 1) * half]]) for k in range(STEPS)])
     single = fit(copy.deepcopy(start), {k: v[order] for k, v in data.items()}, GLOBAL_BATCH,
                  devices=1)
-    ddp = fit(copy.deepcopy(start), data, half, devices=2, strategy="ddp_spawn")
+    # A spawned gloo worker occasionally aborts while its interpreter exits, after training
+    # has finished ("terminate called without an active exception": a gloo thread outlives
+    # the process); that says nothing about the weights, so such a run is repeated once.
+    try:
+        ddp = fit(copy.deepcopy(start), data, half, devices=2, strategy="ddp_spawn")
+    except ProcessExitedException:
+        ddp = fit(copy.deepcopy(start), data, half, devices=2, strategy="ddp_spawn")
 
     moved = max((single[k] - init[f"net.{k}"]).abs().max().item() for k in single)
     assert moved > 1e-4  # training changed the weights
