@@ -44,49 +44,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit <= 0:
         parser.error(f"--limit must be > 0, got {args.limit}")
 
-    if args.songs:
-        return _songs(args)
-
-    from utils.evaluation import evaluate_split, write_evaluation
-
-    try:
-        cfg = load_config(args.config)
-        cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
-        evaluation = evaluate_split(cfg, args.split, args.limit, args.device,
-                                    progress=not args.no_progress, data_dir=args.data_dir)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{evaluation.settings['model']}; baselines {evaluation.settings['baselines']}")
-    print(f"{evaluation.n_phrases} {args.split} phrases of {evaluation.settings['data_dir']}, "
-          f"{evaluation.phrases_per_s:.2f} phrases/s on {evaluation.settings['device']}")
-    print(evaluation.table())
-    tag = "" if args.data_dir is None else Path(args.data_dir).resolve().name
-    json_path, md_path = write_evaluation(evaluation, cfg.model_dir, tag)
-    print(f"wrote {json_path} and {md_path}")
-    return 0
-
-
-def _songs(args: argparse.Namespace) -> int:
-    """``--songs``: the song-level evaluation over original notes."""
     from data.midi import MidiError, SkipFile
+    from utils.evaluation import evaluate_split, write_evaluation
     from utils.song_evaluation import evaluate_songs, write_song_evaluation
 
+    evaluate, write = ((evaluate_songs, write_song_evaluation) if args.songs
+                       else (evaluate_split, write_evaluation))
     try:
         cfg = load_config(args.config)
         cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
-        evaluation = evaluate_songs(cfg, args.split, args.limit, args.device,
-                                    progress=not args.no_progress, data_dir=args.data_dir)
+        evaluation = evaluate(cfg, args.split, args.limit, args.device,
+                              progress=not args.no_progress, data_dir=args.data_dir)
     except (ConfigError, FileNotFoundError, ValueError, MidiError, SkipFile) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    n_notes = sum(evaluation.notes_by_instrument.values())
-    print(f"{evaluation.settings['model']}; baselines {evaluation.settings['baselines']}")
-    print(f"{len(evaluation.songs)} {args.split} songs, {n_notes} notes scored, "
-          f"{evaluation.seconds:.1f} s on {evaluation.settings['device']}")
+    settings = evaluation.settings
+    print(f"{settings['model']}; baselines {settings['baselines']}")
+    if args.songs:
+        print(f"{len(evaluation.songs)} {args.split} songs, "
+              f"{sum(evaluation.notes_by_instrument.values())} notes scored, "
+              f"{evaluation.seconds:.1f} s on {settings['device']}")
+    else:
+        print(f"{evaluation.n_phrases} {args.split} phrases of {settings['data_dir']}, "
+              f"{evaluation.phrases_per_s:.2f} phrases/s on {settings['device']}")
     print(evaluation.table())
     tag = "" if args.data_dir is None else Path(args.data_dir).resolve().name
-    json_path, md_path = write_song_evaluation(evaluation, cfg.model_dir, tag)
+    json_path, md_path = write(evaluation, cfg.model_dir, tag)
     print(f"wrote {json_path} and {md_path}")
     return 0
 

@@ -87,10 +87,10 @@ class DirectSeparation(nn.Module):
         Returns:
             float scalar in [0, 1] (1 for a batch without a sounding cell).
         """
+        if not mixture.any():
+            return torch.ones((), device=logits.device)
         best = logits.argmax(dim=1, keepdim=True)  # (B, 1, T, P)
-        hit = music.gather(1, best) * mixture
-        return hit.sum() / mixture.sum().clamp(min=1.0) if mixture.sum() > 0 else \
-            torch.ones((), device=logits.device)
+        return (music.gather(1, best) * mixture).sum() / mixture.sum()
 
     @torch.inference_mode()
     def separate_probs(self, model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
