@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m data.preprocess --config $(DEMO_CONFIG)
+	$(PY) -m utils.preprocess --config $(DEMO_CONFIG)
 	$(PY) melody2music_train.py --config $(DEMO_CONFIG)
 	$(PY) melody2music_decoder.py --config $(DEMO_CONFIG)
 	$(PY) evaluate.py --config $(DEMO_CONFIG) --split test
@@ -33,12 +33,12 @@ demo: setup
 
 # the synthetic MMA corpus (needs the `mma` package): generate, build by style, train, evaluate
 synth: setup
-	$(call timed,synthesize,$(PY) -m data.synthesize --config $(SYNTH_CONFIG) --songs $(SYNTH_SONGS))
-	$(call timed,preprocess,$(PY) -m data.preprocess --config $(SYNTH_CONFIG))
+	$(call timed,synthesize,$(PY) -m utils.synthesize --config $(SYNTH_CONFIG) --songs $(SYNTH_SONGS))
+	$(call timed,preprocess,$(PY) -m utils.preprocess --config $(SYNTH_CONFIG))
 	$(call timed,separator,$(PY) melody2music_train.py --config $(SYNTH_CONFIG))
 	$(call timed,decoder,$(PY) melody2music_decoder.py --config $(SYNTH_CONFIG))
 	$(call timed,evaluate,$(PY) evaluate.py --config $(SYNTH_CONFIG) --split test)
-	$(call timed,openmsx build,$(PY) -m data.preprocess --config $(DEMO_CONFIG))
+	$(call timed,openmsx build,$(PY) -m utils.preprocess --config $(DEMO_CONFIG))
 	$(call timed,evaluate on OpenMSX,$(PY) evaluate.py --config $(SYNTH_CONFIG) --split test \
 		--data-dir $(DEMO_DATA))
 	$(call timed,evaluate OpenMSX songs,$(PY) evaluate.py --config $(SYNTH_CONFIG) --split test \

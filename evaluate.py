@@ -21,14 +21,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from utils.config import ConfigError, load_config
+from data.midi import MidiError, SkipFile
+from data.store import SPLITS
+from utils.config import EXIT_CONFIG, ConfigError, load_config
+from utils.evaluation import evaluate_split, write_evaluation
+from utils.song_evaluation import evaluate_songs, write_song_evaluation
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, evaluate, print and write the tables; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="config.json", help="config file (config.json)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"),
+    parser.add_argument("--split", default="test", choices=SPLITS,
                         help="split to evaluate (test)")
     parser.add_argument("--limit", type=int, default=None,
                         help="evaluate at most N phrases, spread over the split (with "
@@ -44,10 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit <= 0:
         parser.error(f"--limit must be > 0, got {args.limit}")
 
-    from data.midi import MidiError, SkipFile
-    from utils.evaluation import evaluate_split, write_evaluation
-    from utils.song_evaluation import evaluate_songs, write_song_evaluation
-
     evaluate, write = ((evaluate_songs, write_song_evaluation) if args.songs
                        else (evaluate_split, write_evaluation))
     try:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                               progress=not args.no_progress, data_dir=args.data_dir)
     except (ConfigError, FileNotFoundError, ValueError, MidiError, SkipFile) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     settings = evaluation.settings
     print(f"{settings['model']}; baselines {settings['baselines']}")
     if args.songs:

@@ -24,6 +24,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from data.fileio import writable_dir_problem
+from data.midi import MidiError
+from utils.config import EXIT_CONFIG, ConfigError, load_config
+from utils.note_separation import output_paths, separate_midi_file
+from utils.render import parse_bars
+from utils.separation import Separator
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, separate the file, print where the outputs are."""
@@ -53,13 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample_rate <= 0:
         parser.error(f"--sample-rate must be > 0, got {args.sample_rate}")
 
-    from data.midi import MidiError
-    from utils.config import ConfigError, load_config
-    from utils.fileio import writable_dir_problem
-    from utils.note_separation import output_paths, separate_midi_file
-    from utils.render import parse_bars
-    from utils.separation import Separator
-
     try:
         bars = None if args.bars is None else parse_bars(args.bars)
     except ValueError as exc:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if existing and not args.overwrite:
             print(f"error: {existing[0]} exists; pass --overwrite to replace it",
                   file=sys.stderr)
-            return 2
+            return EXIT_CONFIG
         separator = Separator.from_config(cfg, args.device)
         result = separate_midi_file(
             separator.probs, args.input, out_dir, batch_size=separator.batch_size,
@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress, max_song_bars=cfg.max_song_bars)
     except FileExistsError as exc:  # appeared since the check above
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except (MidiError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

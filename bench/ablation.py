@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
+from data.fileio import atomic_write_json  # noqa: E402
 from utils.ablation import ABLATION_KEYS, VARIANTS, run_ablation  # noqa: E402
-from utils.config import ConfigError  # noqa: E402
-from utils.fileio import atomic_write_json  # noqa: E402
+from utils.config import EXIT_CONFIG, ConfigError  # noqa: E402
 from utils.metrics import markdown_table  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                               args.limit, args.cross_data, variants)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     labels = {"base": f"test split of the config's dataset ({args.config})",
               "cross": f"test split of {args.cross_data}"}
     for label, rows in tables.items():

@@ -30,9 +30,20 @@ import time
 from pathlib import Path
 
 import symusic
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere
+
+from data.contract import N_MUSIC  # noqa: E402
+from data.midi import load_mixture  # noqa: E402
+from data.notes import read_notes, separated_midi  # noqa: E402
+from models.decoder import Decoder  # noqa: E402
+from utils.checkpoints import SeparatorSpec, build_separator  # noqa: E402
+from utils.config import load_config  # noqa: E402
+from utils.metrics import format_table, markdown_table  # noqa: E402
+from utils.note_separation import separate_notes  # noqa: E402
+from utils.separation import Separator  # noqa: E402
 
 QPM = 120.0
 TPQ = 480
@@ -73,23 +84,12 @@ def peak_rss_mb() -> float:
 def run_one(minutes: float, config: str | None, steps: int, batch_size: int,
             device: str) -> dict[str, float | int]:
     """Separate one synthetic song in this process; returns its figures."""
-    import torch
-
-    from data.contract import N_MUSIC
-    from data.midi import load_mixture
-    from data.notes import read_notes, separated_midi
-    from models.checkpoints import build_separator
-    from models.decoder import Decoder
-    from utils.config import load_config
-    from utils.note_separation import separate_notes
-    from utils.separation import Separator, window_starts
-
     if config is not None:
         separator = Separator.from_config(load_config(config), device)
     else:
         cfg = load_config(ROOT / "configs" / "demo.json")
         torch.manual_seed(0)
-        model, diffusion = build_separator(cfg.to_dict())
+        model, diffusion = build_separator(SeparatorSpec.of(cfg), cfg.rate)
         separator = Separator(model=model, diffusion=diffusion,
                               decoder=Decoder(N_MUSIC, cfg.decoder_dim),
                               device=torch.device(device))
@@ -136,8 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(args.child, args.config, args.steps, args.batch_size,
                                  args.device)))
         return 0
-
-    from utils.metrics import format_table, markdown_table
 
     rows: dict[str, dict[str, float | int]] = {}
     for minutes in args.minutes:

@@ -25,6 +25,7 @@ import pretty_midi  # noqa: E402
 
 from data.contract import MIN_BAR_DENSITY  # noqa: E402
 from data.preprocess import build, find_midi_files  # noqa: E402
+from utils.config import EXIT_CONFIG  # noqa: E402
 
 
 def time_build(midi_dir: Path, workers: int, repeat: int,
@@ -68,11 +69,11 @@ def main() -> int:
     args = parser.parse_args()
     if not args.midi_dir.is_dir():
         print(f"error: {args.midi_dir} is not a folder", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     files = find_midi_files(args.midi_dir)
     if not files:
         print(f"error: no MIDI files under {args.midi_dir}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     n = len(files)
     print(f"{n} MIDI files under {args.midi_dir}, best of {args.repeat}")
     pm_time, failed = time_pretty_midi(args.midi_dir, files, args.repeat)

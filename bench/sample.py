@@ -17,6 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
+from data.store import SPLITS, PhraseStore  # noqa: E402
+from utils.assignment import ASSIGN_MODES  # noqa: E402
+from utils.config import EXIT_CONFIG, ConfigError, load_config  # noqa: E402
+from utils.evaluation import benchmark_steps, phrase_batches, subset_indices  # noqa: E402
+from utils.metrics import SUMMARY_KEYS, format_table, markdown_table  # noqa: E402
+from utils.separation import SAMPLERS, Separator  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the benchmark, print the table; returns the exit code."""
@@ -25,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, nargs="+", default=[1000, 200, 50, 20, 10],
                         help="step counts to compare (default: 1000 200 50 20 10)")
     parser.add_argument("--limit", type=int, default=256, help="phrases to separate (256)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--device", default=None,
                         help="auto, cpu, cuda, cuda:N (default: the config's accelerator)")
-    parser.add_argument("--sampler", default=None, choices=("ddim", "ddpm"),
+    parser.add_argument("--sampler", default=None, choices=SAMPLERS,
                         help="override the config's sampler")
-    parser.add_argument("--assign", default=None, choices=("threshold", "partition"),
+    parser.add_argument("--assign", default=None, choices=ASSIGN_MODES,
                         help="override the config's assignment mode")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="override the config's sample_batch_size")
@@ -41,12 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--limit and every --steps value must be > 0")
     if args.batch_size is not None and args.batch_size <= 0:
         parser.error(f"--batch-size must be > 0, got {args.batch_size}")
-
-    from data.store import PhraseStore
-    from utils.config import ConfigError, load_config
-    from utils.evaluation import benchmark_steps, phrase_batches, subset_indices
-    from utils.metrics import SUMMARY_KEYS, format_table, markdown_table
-    from utils.separation import Separator
 
     try:
         cfg = load_config(args.config)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = benchmark_steps(separator, batches, args.steps, progress=args.progress)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     print(f"{len(indices)} {args.split} phrases on {separator.device}, sampler "
           f"{separator.sampler} (eta {separator.eta}), assign '{separator.assign}', "
           f"batch {separator.batch_size}, T = {separator.max_steps + 1}")

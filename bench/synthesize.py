@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.mma import MmaMissing  # noqa: E402
 from data.preprocess import build  # noqa: E402
 from data.synthesize import synthesize  # noqa: E402
+from utils.config import EXIT_CONFIG  # noqa: E402
 
 
 def main() -> int:
@@ -48,7 +49,7 @@ def main() -> int:
                                   progress=False)
             except MmaMissing as exc:
                 print(f"error: {exc}", file=sys.stderr)
-                return 2
+                return EXIT_CONFIG
             gen_s = min(gen_s, time.perf_counter() - start)
             start = time.perf_counter()
             built = build(midi, dataset, workers=args.workers, seed=args.seed,

@@ -19,20 +19,20 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS  # noqa: E402
-from models.checkpoints import build_separator  # noqa: E402
-from utils.config import ConfigError, load_config  # noqa: E402
+from utils.checkpoints import SeparatorSpec, build_separator  # noqa: E402
+from utils.config import EXIT_CONFIG, Config, ConfigError, load_config  # noqa: E402
 
 AUTOCAST = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
-def phrases_per_second(config: dict, device: torch.device, precision: str, batch_size: int,
+def phrases_per_second(cfg: Config, device: torch.device, precision: str, batch_size: int,
                        steps: int, warmup: int) -> float:
     """Timed training steps of one configuration; returns phrases per second."""
     torch.manual_seed(0)
-    net, diffusion = build_separator(config)
+    net, diffusion = build_separator(SeparatorSpec.of(cfg), cfg.rate)
     net.to(device).train()
     diffusion.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=config["lr"])
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
     mixture = (torch.rand(batch_size, 1, PHRASE_STEPS, N_PITCH, device=device) < 0.05).float()
     owner = torch.randint(0, N_MUSIC, (batch_size, 1, PHRASE_STEPS, N_PITCH), device=device)
@@ -72,7 +72,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.batch_size <= 0 or args.steps <= 0 or args.warmup < 0:
         print("error: --batch-size and --steps must be > 0, --warmup >= 0", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     device = torch.device(args.device)
     print(f"device {args.device}, precision {args.precision}, batch {args.batch_size}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, torch threads "
@@ -82,8 +82,8 @@ def main() -> int:
             cfg = load_config(path)
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
-        rate = phrases_per_second(cfg.to_dict(), device, args.precision, args.batch_size,
+            return EXIT_CONFIG
+        rate = phrases_per_second(cfg, device, args.precision, args.batch_size,
                                   args.steps, args.warmup)
         print(f"{path}: latent_dim {cfg.latent_dim}, d_model {cfg.d_model}, "
               f"num_layers {cfg.num_layers}: {rate:.2f} training phrases/s")

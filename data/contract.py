@@ -75,3 +75,15 @@ def drum_row(key: int) -> int | None:
     if key in DRUM_KEYS:
         return DRUM_ROW0 + DRUM_KEYS.index(key)
     return None
+
+
+def check_option(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise ValueError naming the option.
+
+    Every option's allowed values live beside the code that reads it, as a ``Literal``
+    type (``models.diffusion.Sampler``, ``utils.assignment.AssignMode``, ...);
+    ``allowed`` is ``typing.get_args`` of it, and the config validator reads the same type.
+    """
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value

@@ -9,7 +9,6 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.contract import MELODY
 from data.roll import music_and_mixture
 from data.store import SPLITS, PhraseStore
 
@@ -20,11 +19,13 @@ class PhraseDataset(Dataset):
     Each item is a dict of float32 tensors (0/1 values):
 
     * ``music``: ``[5, 64, 72]`` -- piano, guitar, bass, string, drum;
-    * ``mixture``: ``[1, 64, 72]`` -- OR of the five;
-    * ``melody``: ``[1, 64, 72]`` -- the melody channel (not part of the mixture).
+    * ``mixture``: ``[1, 64, 72]`` -- OR of the five.
+
+    The melody channel of the stored phrases is not part of the mixture and is not
+    loaded (it is only used to filter windows at build time).
 
     Args:
-        data_dir: dataset folder written by ``python -m data.preprocess``.
+        data_dir: dataset folder written by ``python -m utils.preprocess``.
         split: "train", "val" or "test".
 
     Raises:
@@ -42,10 +43,8 @@ class PhraseDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         phrase = self.store[index][None]  # (1, 64, 72, 6)
         music, mixture = music_and_mixture(phrase)  # (1, 5, 64, 72), (1, 1, 64, 72)
-        melody = np.moveaxis(phrase[..., MELODY: MELODY + 1], -1, 1)  # (1, 1, 64, 72)
         return {"music": torch.from_numpy(music[0].astype(np.float32)),
-                "mixture": torch.from_numpy(mixture[0].astype(np.float32)),
-                "melody": torch.from_numpy(np.ascontiguousarray(melody[0], dtype=np.float32))}
+                "mixture": torch.from_numpy(mixture[0].astype(np.float32))}
 
 
 class PhraseDataModule(pl.LightningDataModule):

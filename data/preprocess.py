@@ -1,16 +1,6 @@
 """Build the phrase dataset from a folder of MIDI files (e.g. an extracted LMD-full).
 
-Command::
-
-    python -m data.preprocess --midi-dir DIR --out-dir DIR [--workers N]
-        [--melody-json FILE] [--seed S] [--split-by song|folder] [--min-bar-density F]
-        [--max-song-bars B] [--config config.json]
-
-With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
-``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
-``min_bar_density`` and ``max_song_bars`` are read from the config; flags given explicitly
-win. Exit status: 0 done, 2 a config or input problem (one ``error:`` line, nothing
-written), 1 a failure while writing, 130 interrupted (Ctrl-C; finished files are kept).
+Its command line is ``python -m utils.preprocess`` (:mod:`utils.preprocess`).
 
 How the build works:
 
@@ -41,7 +31,6 @@ build to save space; a later re-run then converts every file again.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -51,12 +40,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from tqdm import tqdm
 
 from data import contract
+from data.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
 from data.melody import load_melody_json, melody_program_for
 from data.midi import MidiError, SkipFile, load_song
 from data.roll import keep_phrases, window_view
@@ -69,13 +59,13 @@ from data.store import (
     write_split,
 )
 from data.workers import run_tasks
-from utils.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
 
 MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
 SHARD_GLOB = "part-*.json"
-SPLIT_BY = ("song", "folder")  # what a split keeps together (config key split_by)
+SplitBy = Literal["song", "folder"]  # what a split keeps together (config key split_by)
+SPLIT_BY: tuple[str, ...] = get_args(SplitBy)
 TOP_LEVEL = "."  # the folder name given to files directly in the MIDI folder
 
 
@@ -510,82 +500,3 @@ def _split_parts(songs: list[str], records: dict[str, tuple[dict[str, Any], Path
             cache[npy] = np.load(npy, mmap_mode="r")
         rows = cache[npy][record["offset"]: record["offset"] + record["phrases"]]
         yield np.asarray(rows), np.full(len(rows), song_id, dtype=np.int32)
-
-
-# ----------------------------------------------------------------------------- CLI
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m data.preprocess",
-                                     description="Build phrases from a folder of MIDI files.")
-    parser.add_argument("--config", help="config.json to take defaults from")
-    parser.add_argument("--midi-dir", help="folder of MIDI files (searched recursively)")
-    parser.add_argument("--out-dir", help="dataset folder to write (resumes if it exists)")
-    parser.add_argument("--workers", type=int, help="processes (default: all cores)")
-    parser.add_argument("--melody-json", help='midi-miner style {file: {"melody": program}}')
-    parser.add_argument("--seed", type=int, help="seed of the song split (default 0)")
-    parser.add_argument("--min-bar-density", type=float,
-                        help="fraction of each bar's cells that must be on (default 0.01)")
-    parser.add_argument("--split-by", choices=SPLIT_BY,
-                        help="keep songs or whole first-level folders together (default song)")
-    parser.add_argument("--max-song-bars", type=int,
-                        help=f"longest song converted, in bars; longer files are counted as "
-                             f"too_long (default {contract.MAX_SONG_BARS})")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the build from the command line; print the manifest. Returns the exit code.
-
-    0: built; 2: a config or input problem (one ``error:`` line, before any file is
-    converted); 1: a failure while writing (e.g. the disk filled up); 130: interrupted by
-    Ctrl-C (finished files kept; re-run to continue).
-    """
-    from utils.config import ConfigError, load_config
-
-    args = parse_args(argv)
-    try:
-        fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
-        midi_dir, out_dir, melody_json = args.midi_dir, args.out_dir, args.melody_json
-        workers, seed = args.workers, args.seed
-        density, split_by = args.min_bar_density, args.split_by
-        max_bars = args.max_song_bars
-        if args.config:
-            cfg = load_config(args.config)
-            midi_dir = midi_dir or cfg.midi_dir
-            out_dir = out_dir or cfg.data_dir
-            melody_json = melody_json or cfg.melody_json
-            workers = workers if workers is not None else cfg.preprocess_workers
-            seed = seed if seed is not None else cfg.seed
-            fractions = (cfg.train_split, cfg.val_split, cfg.test_split)
-            density = density if density is not None else cfg.min_bar_density
-            split_by = split_by or cfg.split_by
-            max_bars = max_bars if max_bars is not None else cfg.max_song_bars
-        if not midi_dir or not out_dir:
-            raise BuildError("--midi-dir and --out-dir are required (or --config)")
-        if melody_json is not None and not Path(melody_json).is_file():
-            raise BuildError(f"melody JSON {melody_json!r} not found")
-        manifest = build(midi_dir, out_dir, workers=workers, melody_json=melody_json,
-                         seed=0 if seed is None else seed, fractions=fractions,
-                         progress=not args.no_progress,
-                         min_bar_density=contract.MIN_BAR_DENSITY if density is None else density,
-                         split_by=split_by or "song",
-                         max_song_bars=contract.MAX_SONG_BARS if max_bars is None else max_bars)
-    except (BuildError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: the files finished so far are kept; run the same command "
-              "again to continue", file=sys.stderr)
-        return 130
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders")}
-    print(json.dumps(shown, indent=2))
-    print(f"full manifest (with the songs of each split): {Path(out_dir) / 'manifest.json'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

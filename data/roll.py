@@ -6,14 +6,23 @@ Axis orders (see :mod:`data.contract`):
 * model order: ``[N, channel, time, pitch]`` -- ``music [N, 5, 64, 72]``,
   ``mixture [N, 1, 64, 72]``.
 
-Windowing policy: bars are counted from step 0 (4/4 from tick 0). A song of ``T`` steps has
-``ceil(T / 16)`` bars; its last, partial bar is zero-padded to 16 steps. Windows of 4 bars
-start at every bar whose window fits inside those padded bars, so a song shorter than 4 bars
-yields no window. Windows are never padded past the song's last bar (a padded bar would be
-empty and fail the bar-density filter anyway).
+Windowing rule (:func:`window_starts`, one rule for training phrases and for separating
+whole songs): bars are counted from step 0 (4/4 from tick 0). Windows of 4 bars start at
+every bar, from step 0, until the song's last step is covered; the last window is
+zero-padded past the song's end. A song of ``T >= 64`` steps has ``ceil(T / 16)`` bars
+and ``ceil(T / 16) - 3`` windows, none reaching past its last (partial) bar. A song
+shorter than one window is separated as one padded window, but gives no training phrase
+(:func:`window_view`): three bars or fewer are not a phrase.
+
+Notes (:func:`runs`): a note is a maximal run of on-cells along time at one pitch. The
+run finder is the one place this is written; MIDI reading, the metrics and the
+baselines all count notes through it.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 
@@ -38,42 +47,42 @@ def _check_roll(roll: np.ndarray, name: str = "roll") -> None:
                          f"got {list(roll.shape)}")
 
 
+def window_starts(n_steps: int) -> list[int]:
+    """First step of every 64-step window of a song of ``n_steps`` steps.
+
+    Windows start every bar (stride 16) from step 0 until the song's last step is
+    covered; the last window may run past the end (it is zero-padded). A song shorter
+    than one window gets one window. ``n_steps == 0`` gives no window.
+    """
+    if n_steps <= 0:
+        return []
+    n_windows = 1 + max(0, math.ceil((n_steps - PHRASE_STEPS) / PHRASE_STRIDE))
+    return [i * PHRASE_STRIDE for i in range(n_windows)]
+
+
 def window_view(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Read-only windows of a song roll, without copying.
+    """The training windows of a song roll: a read-only view, without copying.
 
     Args:
         roll: bool ``[T, 72, 6]`` song roll.
 
     Returns:
         ``(windows, starts)``: a strided view bool ``[N, 64, 72, 6]`` and int64 ``[N]``
-        start steps (multiples of 16). ``N = max(ceil(T / 16) - 3, 0)``.
+        start steps, those of :func:`window_starts` -- none for a song shorter than one
+        window. ``N = max(ceil(T / 16) - 3, 0)``.
     """
     _check_roll(roll)
-    n_bars = -(-roll.shape[0] // STEPS_PER_BAR)
-    n_windows = max(n_bars - BARS_PER_PHRASE + 1, 0)
-    padded = np.zeros((n_bars * STEPS_PER_BAR, N_PITCH, N_INSTRUMENTS), dtype=bool)
-    padded[: roll.shape[0]] = roll
-    starts = np.arange(n_windows, dtype=np.int64) * PHRASE_STRIDE
-    if n_windows == 0:
+    n_steps = roll.shape[0]
+    starts = np.asarray(window_starts(n_steps) if n_steps >= PHRASE_STEPS else [],
+                        dtype=np.int64)
+    if starts.size == 0:
         return np.zeros((0, PHRASE_STEPS, N_PITCH, N_INSTRUMENTS), dtype=bool), starts
+    padded = np.zeros((int(starts[-1]) + PHRASE_STEPS, N_PITCH, N_INSTRUMENTS), dtype=bool)
+    padded[:n_steps] = roll
     view = np.lib.stride_tricks.sliding_window_view(padded, PHRASE_STEPS, axis=0)
     # (n_steps - 63, 72, 6, 64) -> every bar -> (N, 64, 72, 6)
     view = np.moveaxis(view[::PHRASE_STRIDE], -1, 1)
     return view, starts
-
-
-def phrase_windows(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a song roll into 4-bar windows, one starting at every bar.
-
-    Args:
-        roll: bool ``[T, 72, 6]`` song roll.
-
-    Returns:
-        ``(phrases, starts)``: bool ``[N, 64, 72, 6]`` (a copy) and int64 ``[N]`` start
-        steps. The song's last partial bar is zero-padded (module docstring).
-    """
-    view, starts = window_view(roll)
-    return np.ascontiguousarray(view), starts
 
 
 def bar_counts(phrases: np.ndarray) -> np.ndarray:
@@ -135,42 +144,55 @@ def music_and_mixture(phrases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return music, mixture
 
 
-def music_to_roll(music: np.ndarray) -> np.ndarray:
-    """Model order -> contract order, with an empty melody channel.
+def to_bool_array(x: Any, name: str) -> np.ndarray:
+    """Convert a numpy array or torch tensor holding a binary roll to numpy ``bool``.
 
     Args:
-        music: ``[N, 5, T, P]`` (any dtype; non-zero means on).
+        x: array-like of bool, or numbers that are all 0 or 1.
+        name: argument name used in the error message.
 
     Returns:
-        bool ``[N, T, P, 6]`` with channel 0 (melody) all False.
+        ``np.ndarray`` of dtype ``bool`` with the shape of ``x``.
+
+    Raises:
+        ValueError: if a numeric ``x`` holds values other than 0 and 1.
     """
-    if music.ndim != 4 or music.shape[1] != N_INSTRUMENTS - 1:
-        raise ValueError(f"music must have shape [N, {N_INSTRUMENTS - 1}, T, P], "
-                         f"got {list(music.shape)}")
-    n, _, t, p = music.shape
-    roll = np.zeros((n, t, p, N_INSTRUMENTS), dtype=bool)
-    roll[..., MELODY + 1:] = np.moveaxis(music != 0, 1, -1)
-    return roll
+    if hasattr(x, "detach"):  # torch.Tensor
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype == np.bool_:
+        return arr
+    if not np.isin(arr, (0, 1)).all():
+        raise ValueError(f"{name}: expected a binary roll (bool or 0/1), got other values")
+    return arr.astype(bool)
 
 
-def note_runs(row: np.ndarray) -> list[tuple[int, int]]:
-    """Runs of consecutive on-cells of one pitch: each run is one note.
+def runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of on-cells along the last axis: the one note finder.
 
     Args:
-        row: ``[T]`` (bool or numeric; non-zero means on).
+        rows: ``[R, T]`` (bool or numeric; non-zero means on).
 
     Returns:
-        ``[(start, end), ...]`` with ``end`` exclusive, in time order.
+        ``(row, start, end)``: int64 ``[K]`` each -- the row, first step and end step
+        (exclusive) of every run, sorted by row then start.
     """
-    on = np.asarray(row).reshape(-1) != 0
-    edges = np.diff(np.concatenate(([False], on, [False])).astype(np.int8))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
-    return list(zip(starts.tolist(), ends.tolist()))
+    on = np.asarray(rows) != 0
+    padded = np.zeros((on.shape[0], on.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = on
+    edges = np.diff(padded, axis=1)  # (R, T + 1): +1 at a run's start, -1 at its end
+    row, start = np.nonzero(edges == 1)  # row-major, so starts and ends pair up
+    _, end = np.nonzero(edges == -1)
+    return row.astype(np.int64), start.astype(np.int64), end.astype(np.int64)
+
+
+def time_rows(roll: np.ndarray) -> np.ndarray:
+    """``[..., T, P]`` -> ``[R, T]``: one row per pitch of every leading index."""
+    return np.moveaxis(roll, -2, -1).reshape(-1, roll.shape[-2])
 
 
 def roll_notes(roll2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised :func:`note_runs` over every pitch of a 2-D roll.
+    """The notes of a 2-D roll: :func:`runs` over every pitch.
 
     Args:
         roll2d: ``[T, P]`` (non-zero means on).
@@ -179,10 +201,23 @@ def roll_notes(roll2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ``(rows, starts, ends)``: int64 ``[K]`` each -- the pitch row, first step and
         end step (exclusive) of every run, sorted by row then start.
     """
-    on = np.asarray(roll2d) != 0  # (T, P)
-    padded = np.zeros((on.shape[0] + 2, on.shape[1]), dtype=np.int8)
-    padded[1:-1] = on
-    edges = np.diff(padded, axis=0).T  # (P, T + 1)
-    rows, starts = np.nonzero(edges == 1)
-    _, ends = np.nonzero(edges == -1)
-    return rows.astype(np.int64), starts.astype(np.int64), ends.astype(np.int64)
+    return runs(time_rows(np.asarray(roll2d)))
+
+
+def note_lengths(roll: np.ndarray) -> np.ndarray:
+    """Length of the note (run along time) each on-cell belongs to.
+
+    Args:
+        roll: bool ``[..., T, P]``.
+
+    Returns:
+        int64 array of ``roll``'s shape: the run length at on-cells, 0 elsewhere.
+    """
+    rows = time_rows(roll)  # (R, T)
+    row, start, end = runs(rows)
+    delta = np.zeros((rows.shape[0], rows.shape[1] + 1), dtype=np.int64)
+    np.add.at(delta, (row, start), end - start)  # the length from a run's start ...
+    np.add.at(delta, (row, end), start - end)  # ... to its end
+    out = np.cumsum(delta[:, :-1], axis=1)  # (R, T)
+    out = out.reshape(*roll.shape[:-2], roll.shape[-1], roll.shape[-2])
+    return np.moveaxis(out, -1, -2)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from data.contract import PHRASE_CELLS, PHRASE_SHAPE
-from utils.fileio import atomic_write
+from data.fileio import atomic_write
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 PACKED_BYTES = PHRASE_CELLS // 8  # 3,456 bytes per phrase
@@ -108,7 +108,7 @@ def write_split(out_dir: str | Path, split: str, total: int,
 def _open(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: split file not found (build the dataset with "
-                                f"python -m data.preprocess)")
+                                f"python -m utils.preprocess)")
     try:
         try:
             return np.load(path, mmap_mode="r")

@@ -1,12 +1,6 @@
 """A synthetic training corpus: seeded chord charts arranged by MMA's groove library.
 
-Command::
-
-    python -m data.synthesize --out-dir DIR --songs N [--seed S] [--workers W]
-    python -m data.synthesize --config configs/synth.json --songs N   # DIR = midi_dir
-
-With ``--config`` the output folder is the config's ``midi_dir`` and ``seed`` and
-``preprocess_workers`` give the defaults of ``--seed`` and ``--workers``; flags win.
+Its command line is ``python -m utils.synthesize`` (:mod:`utils.synthesize`).
 
 Song ``i`` is planned from a random generator seeded by ``(seed, i)`` alone:
 
@@ -35,11 +29,9 @@ made with another seed, MMA version or library it stops with an error.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -52,6 +44,7 @@ import numpy as np
 import symusic
 from tqdm import tqdm
 
+from data.fileio import atomic_write, atomic_write_json
 from data.harmony import progression, random_key
 from data.mma import (
     Groove,
@@ -64,7 +57,6 @@ from data.mma import (
     render,
     song_grooves,
 )
-from utils.fileio import atomic_write, atomic_write_json
 
 MANIFEST = "synth_manifest.json"
 GENERATOR_VERSION = 1  # bump when a seed would plan a different song
@@ -210,7 +202,7 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
 
 
 def _remove_temporaries(out_dir: Path) -> None:
-    """Delete temporaries a killed run left beside its MIDI files (utils.fileio names)."""
+    """Delete temporaries a killed run left beside its MIDI files (data.fileio names)."""
     for tmp in out_dir.glob("*/.*.tmp*"):
         tmp.unlink(missing_ok=True)
 
@@ -326,46 +318,3 @@ def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int |
     }
     atomic_write_json(manifest_path, manifest)
     return manifest
-
-
-# ----------------------------------------------------------------------------- CLI
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m data.synthesize",
-                                     description="Generate a synthetic MIDI corpus with MMA.")
-    parser.add_argument("--config", help="config.json whose midi_dir is the output folder")
-    parser.add_argument("--out-dir", help="folder to write (resumes if it exists)")
-    parser.add_argument("--songs", type=int, required=True, help="number of songs")
-    parser.add_argument("--seed", type=int, help="corpus seed (default 0)")
-    parser.add_argument("--workers", type=int, help="MMA processes at once (default: all cores)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the generator from the command line; print a summary. Returns the exit code."""
-    from utils.config import ConfigError, load_config
-
-    args = parse_args(argv)
-    out_dir, seed, workers = args.out_dir, args.seed, args.workers
-    try:
-        if args.config:
-            cfg = load_config(args.config)
-            out_dir = out_dir or cfg.midi_dir
-            seed = seed if seed is not None else cfg.seed
-            workers = workers if workers is not None else cfg.preprocess_workers
-        if not out_dir:
-            raise SynthError("--out-dir is required (or --config with midi_dir)")
-        manifest = synthesize(out_dir, args.songs, seed=0 if seed is None else seed,
-                              workers=workers, progress=not args.no_progress)
-    except (MmaMissing, SynthError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    shown = {k: v for k, v in manifest.items() if k != "songs"}
-    print(json.dumps(shown, indent=2))
-    print(f"full manifest (every song): {Path(out_dir) / MANIFEST}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

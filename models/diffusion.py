@@ -18,16 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BetaSchedule = Literal["linear"]
-SamplerName = Literal["ddpm", "ddim"]
-AssignMode = Literal["threshold", "partition"]
+from data.contract import check_option
 
-
-def check_option(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise ValueError naming the option."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
+BetaSchedule = Literal["linear"]  # the allowed values of config key beta_schedule
+Sampler = Literal["ddpm", "ddim"]  # the allowed values of config key sampler
 
 
 def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
@@ -151,7 +145,7 @@ class GuidedDiffusion(nn.Module):
     # ---------------------------------------------------------------- reverse process
     def make_sampler(self, sampler: str, eta: float = 0.0) -> DDPMSampler | DDIMSampler:
         """A sampler by validated name (``"ddpm"`` or ``"ddim"``)."""
-        check_option("sampler", sampler, get_args(SamplerName))
+        check_option("sampler", sampler, get_args(Sampler))
         return DDPMSampler(self) if sampler == "ddpm" else DDIMSampler(self, eta)
 
     def sample_x1(self, model: nn.Module, mixture: torch.Tensor, sampler: str, steps: int,
@@ -181,34 +175,6 @@ class GuidedDiffusion(nn.Module):
             x, _ = schedule.step(eps, t, t_prev, x, generator=generator)
             x = x * mixture  # keep x_t zero outside the mixture at every step
         return x
-
-    def separate_probs(self, model: nn.Module, decoder: nn.Module, mixture: torch.Tensor,
-                       sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
-                       generator: torch.Generator | None = None,
-                       num_samples: int = 1) -> torch.Tensor:
-        """Instrument probabilities of every cell: ``sigmoid(decoder(x1))``.
-
-        Args:
-            model, decoder: the separator and the decoder (put in eval mode by the caller).
-            mixture: float ``[B, 1, T, P]``.
-            sampler, steps, eta, generator: as in :meth:`sample_x1`; ``steps=None`` walks
-                every index (``time_steps - 1`` steps, as the release).
-            num_samples: K; the probabilities are averaged over K independent samples
-                (1 = the paper).
-
-        Returns:
-            float ``[B, C, T, P]`` in [0, 1].
-        """
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        with torch.inference_mode():
-            steps = self.time_steps - 1 if steps is None else steps
-            total = torch.zeros((mixture.shape[0], self.channels, *mixture.shape[-2:]),
-                                device=mixture.device, dtype=mixture.dtype)
-            for _ in range(num_samples):
-                x1 = self.sample_x1(model, mixture, sampler, steps, eta, generator)
-                total += torch.sigmoid(decoder(x1))
-            return total / num_samples
 
 
 class _Sampler:
@@ -299,27 +265,3 @@ class DDIMSampler(_Sampler):
         if sigma > 0:
             x_prev = x_prev + sigma * self._noise(x_t, generator)
         return x_prev, x0_pred
-
-
-def assign_instruments(probs: torch.Tensor, mixture: torch.Tensor, mode: str = "threshold",
-                       threshold: float = 0.5) -> torch.Tensor:
-    """Turn instrument probabilities into a binary separation.
-
-    Args:
-        probs: float ``[B, C, T, P]`` in [0, 1].
-        mixture: float or bool ``[B, 1, T, P]``.
-        mode: ``"threshold"`` (release): ``probs >= threshold`` and the mixture;
-            ``"partition"``: every sounding mixture cell goes to its most probable
-            instrument only, so the OR over instruments equals the mixture exactly.
-        threshold: used by ``"threshold"``.
-
-    Returns:
-        bool ``[B, C, T, P]``.
-    """
-    check_option("assign", mode, get_args(AssignMode))
-    on = mixture.bool()
-    if mode == "threshold":
-        return (probs >= threshold) & on
-    best = probs.argmax(dim=1, keepdim=True)  # (B, 1, T, P)
-    onehot = torch.zeros_like(probs, dtype=torch.bool).scatter_(1, best, True)
-    return onehot & on

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.diffusion import check_option
+from data.contract import check_option
 
-DirectLoss = Literal["bce", "softmax"]
+DirectLoss = Literal["bce", "softmax"]  # the allowed values of config key direct_loss
 
 
 class DirectSeparation(nn.Module):
@@ -93,7 +93,7 @@ class DirectSeparation(nn.Module):
         return (music.gather(1, best) * mixture).sum() / mixture.sum()
 
     @torch.inference_mode()
-    def separate_probs(self, model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
+    def probs(self, model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
         """Instrument probabilities of every cell, 0 outside the mixture.
 
         Args:

@@ -21,6 +21,8 @@ from models.attention import RelativeEncoderLayer
 DOWNSAMPLE = 8  # three 2x2 poolings
 BOTTLENECK_TOKENS = (PHRASE_STEPS // DOWNSAMPLE) * (N_PITCH // DOWNSAMPLE)  # 8 x 9 = 72
 GROUPS = 8  # GroupNorm groups
+# latent_dim must be a multiple of this: the stem has latent_dim / 4 channels in GROUPS groups
+LATENT_MULTIPLE = 4 * GROUPS
 LEAK = 0.2  # LeakyReLU slope
 
 
@@ -131,8 +133,9 @@ class TransUNet(nn.Module):
                  time_emb_dim: int, rate: float = 0.0, cond_ch: int = 0,
                  pitch_channel: bool = False) -> None:
         super().__init__()
-        if latent_dim % (4 * GROUPS):
-            raise ValueError(f"latent_dim must be a multiple of {4 * GROUPS}, got {latent_dim}")
+        if latent_dim % LATENT_MULTIPLE:
+            raise ValueError(f"latent_dim must be a multiple of {LATENT_MULTIPLE}, "
+                             f"got {latent_dim}")
         quarter, half = latent_dim // 4, latent_dim // 2
         emb = 4 * time_emb_dim
         self.in_ch, self.out_ch, self.cond_ch = in_ch, out_ch, cond_ch

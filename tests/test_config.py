@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 import evaluate
-from data import preprocess
-from models.checkpoints import find_checkpoint
-from utils.config import Config, ConfigError, load_config
+import separate
+from utils import preprocess, synthesize
+from utils.checkpoints import find_checkpoint
+from utils.config import EXIT_CONFIG, Config, ConfigError, load_config
 from utils.training import main_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +158,9 @@ COMMANDS = {  # every command's main(argv) -> exit status
     "melody2music_train.py": lambda argv: main_for("transunet", argv),
     "melody2music_decoder.py": lambda argv: main_for("decoder", argv),
     "evaluate.py": evaluate.main,
-    "python -m data.preprocess": preprocess.main,
+    "separate.py": lambda argv: separate.main(["song.mid", *argv]),
+    "python -m utils.preprocess": preprocess.main,
+    "python -m utils.synthesize": lambda argv: synthesize.main(["--songs", "1", *argv]),
 }
 
 
@@ -167,7 +170,7 @@ def test_every_command_exits_2_with_one_line_on_a_bad_config(
     """One exit status for a config or input problem, whichever command reads it."""
     path = tmp_path / "cfg.json"
     path.write_text('{"lr": NaN}')
-    assert COMMANDS[command](["--config", str(path)]) == 2
+    assert COMMANDS[command](["--config", str(path)]) == EXIT_CONFIG == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "'lr'" in lines[0]
 
@@ -178,7 +181,7 @@ def test_unwritable_model_dir_is_refused_before_any_work(
     (tmp_path / "file").write_text("x")
     path = write(tmp_path, model_dir=str(tmp_path / "file"), data_dir=str(tmp_path / "nowhere"))
     for command in ("melody2music_train.py", "evaluate.py"):
-        assert COMMANDS[command](["--config", str(path)]) == 2
+        assert COMMANDS[command](["--config", str(path)]) == EXIT_CONFIG == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1, lines
         assert "'model_dir'" in lines[0] and "is not a writable folder (it is a file)" in lines[0]

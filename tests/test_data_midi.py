@@ -32,7 +32,7 @@ from data.midi import (
     roll_to_midi,
     score_timing,
 )
-from data.roll import phrase_windows
+from data.roll import window_view
 from tests.fixtures_midi import (
     MAX_DELTA,
     Track,
@@ -70,7 +70,7 @@ def test_hand_built_phrase_cell_by_cell(tmp_path: Path) -> None:
     song = load_song(_hand_file(tmp_path / "hand.mid"))
     assert not song.has_melody
     assert song.roll.dtype == bool and song.roll.shape == (64 + 2 * 50 + 1, 72, 6)
-    phrases, starts = phrase_windows(song.roll)
+    phrases, starts = window_view(song.roll)
     phrase = phrases[0]
     assert starts[0] == 0
     expected = np.zeros((64, 72, 6), dtype=bool)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import data.preprocess as pre
+import utils.preprocess as cli
 from data import DatasetError, read_phrases
 from data.dataset import PhraseDataset
 from data.store import PhraseStore, pack, unpack
@@ -163,7 +164,7 @@ def test_missing_split_names_the_file(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "data.preprocess", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "utils.preprocess", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -269,15 +270,16 @@ def test_cli_refuses_bad_outputs_and_settings_before_any_work(
     cases = [(["--out-dir", str(tmp_path / "file")], "(it is a file)"),
              (["--out-dir", str(tmp_path / "file" / "out")], "file' is a file)"),
              (["--out-dir", str(tmp_path / "a"), "--max-song-bars", "2"], "max_song_bars"),
-             (["--out-dir", str(tmp_path / "b"), "--seed", "-1"], "seed must be >= 0"),
-             (["--out-dir", str(tmp_path / "c"), "--workers", "0"], "workers must be >= 1")]
+             (["--out-dir", str(tmp_path / "b"), "--seed", "-1"], "'seed' must be in [0"),
+             (["--out-dir", str(tmp_path / "c"), "--workers", "0"],
+              "'preprocess_workers' must be > 0")]
     for args, expected in cases:
-        assert pre.main(["--midi-dir", str(corpus), "--no-progress", *args]) == 2, expected
+        assert cli.main(["--midi-dir", str(corpus), "--no-progress", *args]) == 2, expected
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert not any((tmp_path / name).exists() for name in "abc")  # nothing written
     out = tmp_path / "limited"
-    assert pre.main(["--midi-dir", str(corpus), "--out-dir", str(out), "--no-progress",
+    assert cli.main(["--midi-dir", str(corpus), "--out-dir", str(out), "--no-progress",
                      "--max-song-bars", "8"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     # songs of 9, 10 and 11 bars, and sparse.mid (15 bars) are over 8 bars
@@ -426,6 +428,7 @@ def test_a_worker_killed_by_the_system_is_named_and_counted(
 INTERRUPTED_BUILD = """
 import sys
 import data.preprocess as pre
+import utils.preprocess as cli
 import tests.fixtures_workers as t
 pre.FLUSH_FILES = 1  # one shard per file, reported on stderr as it is written
 flush = pre.ShardWriter.flush
@@ -434,7 +437,7 @@ def reporting_flush(self):
     print("flushed", file=sys.stderr, flush=True)
 pre.ShardWriter.flush = reporting_flush
 pre._process_task = t.stuck_on_fifo
-sys.exit(pre.main(sys.argv[1:]))
+sys.exit(cli.main(sys.argv[1:]))
 """
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import data.preprocess as pre
 import data.synthesize as syn
+import utils.synthesize as synth_cli
 from data.mma import Groove, MmaFailed, library_dir, read_grooves, read_style, song_grooves
 from tests.fixtures_midi import dense_tracks, write_midi
 
@@ -88,12 +89,13 @@ def test_check_4_4(tmp_path: Path) -> None:
 def test_missing_mma_is_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no mma on it
-    assert syn.main(["--out-dir", str(tmp_path / "out"), "--songs", "2", "--no-progress"]) == 2
+    assert synth_cli.main(["--out-dir", str(tmp_path / "out"), "--songs", "2",
+                           "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
     assert "'mma'" in err[0] and "apt-get install mma" in err[0]
     assert not (tmp_path / "out").exists()
-    assert syn.main(["--out-dir", str(tmp_path / "out"), "--songs", "0"]) == 2
+    assert synth_cli.main(["--out-dir", str(tmp_path / "out"), "--songs", "0"]) == 2
 
 
 # ----------------------------------------------------------------------------- with MMA

@@ -11,8 +11,8 @@ import pytorch_lightning as pl
 import torch
 from torch.multiprocessing.spawn import ProcessExitedException
 
-from models.lightning import SeparatorModule
 from tests.test_train import SyntheticPhrases, synthetic_phrases, tiny_cfg
+from utils.lightning import SeparatorModule
 
 GLOBAL_BATCH = 4
 STEPS = 3
@@ -40,7 +40,7 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
     cfg = tiny_cfg(tmp_path, time_steps=50, lr=1e-3)
     data = fixed_draws(GLOBAL_BATCH * STEPS, cfg.time_steps)
     torch.manual_seed(0)
-    start = SeparatorModule(cfg.to_dict())
+    start = SeparatorModule(cfg)
     init = copy.deepcopy(start.state_dict())
 
     # Under DDP, Lightning shards the training set with a shuffled DistributedSampler

@@ -7,8 +7,10 @@ import torch
 from torch import nn
 
 from models.decoder import Decoder
-from models.diffusion import DDIMSampler, DDPMSampler, GuidedDiffusion, assign_instruments, extract
+from models.diffusion import DDIMSampler, DDPMSampler, GuidedDiffusion, extract
 from models.transunet import TransUNet
+from utils.assignment import assign_instruments
+from utils.separation import diffusion_probs
 
 
 class ScaledInput(nn.Module):
@@ -151,7 +153,8 @@ def test_separate_probs_and_partition_gives_consistency_zero() -> None:
     net = TransUNet(5, 5, 32, 64, 1, 16).eval()
     dec = Decoder(5, 16).eval()
     m = mixture(3, 16, 24)
-    probs = diff.separate_probs(net, dec, m, "ddim", 4, generator=torch.Generator().manual_seed(0))
+    probs = diffusion_probs(diff, net, dec, m, "ddim", 4,
+                            generator=torch.Generator().manual_seed(0))
     assert probs.shape == (3, 5, 16, 24) and probs.min() >= 0 and probs.max() <= 1
     assert probs.is_inference()
 

@@ -157,7 +157,7 @@ def test_evaluate_script_without_checkpoint(tiny_dataset: Path, tiny_config: Con
                                             monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    import models.checkpoints as checkpoints
+    import utils.checkpoints as checkpoints
 
     monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", tmp_path / "no_shipped_model")
     cfg_path = write_config(tiny_config, tmp_path / "cfg.json",
@@ -232,8 +232,8 @@ def test_cross_corpus_evaluation_uses_the_models_saved_baselines(
 def test_shipped_model_is_used_when_none_is_trained(
         tiny_run: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    import models.checkpoints as checkpoints
-    from models.checkpoints import export_checkpoint, find_checkpoint
+    import utils.checkpoints as checkpoints
+    from utils.checkpoints import export_checkpoint, find_checkpoint
 
     shipped = tmp_path / "pretrained"
     export_checkpoint(find_checkpoint(tiny_run, "transunet"), shipped / "separator.ckpt")
@@ -284,7 +284,7 @@ def test_ablation_trains_each_variant_alike_and_scores_two_corpora(
 
 def test_the_shipped_model_loads_and_separates(tmp_path: Path) -> None:
     """pretrained/ holds a model a fresh clone can use without training anything."""
-    from models.checkpoints import PRETRAINED_DIR
+    from utils.checkpoints import PRETRAINED_DIR
     from utils.config import load_config
 
     cfg = load_config(ROOT / "config.json", overrides={"model_dir": str(tmp_path / "none"),

@@ -1,4 +1,4 @@
-"""models/checkpoints.py: what a checkpoint must be before it is trusted."""
+"""utils/checkpoints.py: what a checkpoint must be before it is trusted."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoints import (
+from models.decoder import Decoder
+from utils.checkpoints import (
+    SeparatorSpec,
     build_separator,
     check_resume_checkpoint,
     load_decoder,
     load_separator,
 )
-from models.decoder import Decoder
 from utils.config import Config, ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ def _tiny() -> Config:
 
 def _save_separator(path: Path, config: dict) -> Path:
     """A separator checkpoint in Lightning's layout, with the given stored config."""
-    net, _ = build_separator(_tiny().to_dict())
+    net, _ = build_separator(SeparatorSpec.of(_tiny()))
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
     torch.save({"state_dict": state, "hyper_parameters": {"config": config}}, path)
     return path
@@ -35,7 +36,7 @@ def test_stored_config_is_validated_like_a_config_file(tmp_path: Path) -> None:
     good = _tiny().to_dict()
     path = _save_separator(tmp_path / "sep.ckpt", good)
     _, diffusion, config = load_separator(path, cfg=_tiny())
-    assert config == good and diffusion.num_timesteps == good["time_steps"]
+    assert config.to_dict() == good and diffusion.num_timesteps == good["time_steps"]
     for key, value, message in (("time_steps", 10**9, "'time_steps' must be at most 100,000"),
                                 ("beta_end", float("nan"), "'beta_end' must be a finite number"),
                                 ("latent_dim", "32", "'latent_dim' must be int"),

@@ -7,13 +7,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoints import build_separator, export_checkpoint, load_separator
 from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion
 from models.direct import DirectSeparation
 from models.transunet import TransUNet
 from tests.test_train import QUIET, SyntheticPhrases, synthetic_phrases, tiny_cfg
+from utils.checkpoints import (
+    SeparatorSpec,
+    build_separator,
+    checkpoint_config,
+    export_checkpoint,
+    load_separator,
+)
 from utils.config import ConfigError
+from utils.separation import diffusion_probs
 from utils.training import train_decoder, train_separator
 
 
@@ -30,14 +37,14 @@ class RowLogits(torch.nn.Module):
 def test_direct_probs_follow_the_logits_and_vanish_outside_the_mixture() -> None:
     phrases = synthetic_phrases(2, steps=16, pitches=40)
     for loss in ("bce", "softmax"):
-        probs = DirectSeparation(loss).separate_probs(RowLogits(), phrases["mixture"])
+        probs = DirectSeparation(loss).probs(RowLogits(), phrases["mixture"])
         assert probs.shape == phrases["music"].shape
         assert torch.all(probs[phrases["mixture"].expand_as(probs) == 0] == 0)
         picked = probs.argmax(dim=1, keepdim=True)
         truth = phrases["music"].argmax(dim=1, keepdim=True)
         on = phrases["mixture"].bool()
         assert torch.equal(picked[on], truth[on])
-    soft = DirectSeparation("softmax").separate_probs(RowLogits(), phrases["mixture"])
+    soft = DirectSeparation("softmax").probs(RowLogits(), phrases["mixture"])
     on = phrases["mixture"][:, 0].bool()
     assert torch.allclose(soft.sum(dim=1)[on], torch.ones(int(on.sum())))
 
@@ -66,7 +73,7 @@ def test_direct_model_learns_pitch_zones_quickly() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    probs = process.separate_probs(net.eval(), phrases["mixture"])
+    probs = process.probs(net.eval(), phrases["mixture"])
     on = phrases["mixture"][:, 0].bool()
     right = probs.argmax(1)[on] == phrases["music"].argmax(1)[on]
     assert right.float().mean() > 0.9
@@ -113,17 +120,17 @@ def test_k_samples_average_the_decoder_probabilities() -> None:
     net = TransUNet(5, 5, 32, 64, 1, 16).eval()
     decoder = Decoder(5, 16).eval()
     mixture = synthetic_phrases(2, steps=16, pitches=24)["mixture"]
-    singles = [diffusion.separate_probs(net, decoder, mixture, steps=5,
-                                        generator=torch.Generator().manual_seed(0))]
+    singles = [diffusion_probs(diffusion, net, decoder, mixture, steps=5,
+                               generator=torch.Generator().manual_seed(0))]
     gen = torch.Generator().manual_seed(0)
-    first = diffusion.separate_probs(net, decoder, mixture, steps=5, generator=gen)
-    second = diffusion.separate_probs(net, decoder, mixture, steps=5, generator=gen)
-    both = diffusion.separate_probs(net, decoder, mixture, steps=5, num_samples=2,
-                                    generator=torch.Generator().manual_seed(0))
+    first = diffusion_probs(diffusion, net, decoder, mixture, steps=5, generator=gen)
+    second = diffusion_probs(diffusion, net, decoder, mixture, steps=5, generator=gen)
+    both = diffusion_probs(diffusion, net, decoder, mixture, steps=5, num_samples=2,
+                           generator=torch.Generator().manual_seed(0))
     assert torch.allclose(singles[0], first)
     assert torch.allclose(both, (first + second) / 2, atol=1e-6)
     with pytest.raises(ValueError, match="num_samples"):
-        diffusion.separate_probs(net, decoder, mixture, steps=5, num_samples=0)
+        diffusion_probs(diffusion, net, decoder, mixture, steps=5, num_samples=0)
 
 
 def test_direct_training_run_needs_no_decoder_and_exports(tmp_path: Path) -> None:
@@ -133,7 +140,7 @@ def test_direct_training_run_needs_no_decoder_and_exports(tmp_path: Path) -> Non
     best = train_separator(cfg, datamodule=data, **QUIET)
     assert train_decoder(cfg, datamodule=data, **QUIET) is None
     net, process, stored = load_separator(best, cfg=cfg)
-    assert isinstance(process, DirectSeparation) and stored["separator"] == "direct"
+    assert isinstance(process, DirectSeparation) and stored.separator == "direct"
     assert net.in_ch == 1 and net.pitch_channel
     slim = export_checkpoint(best, tmp_path / "shipped" / "separator.ckpt")
     assert slim.stat().st_size < best.stat().st_size  # no optimiser state
@@ -149,6 +156,9 @@ def test_legacy_checkpoint_configs_mean_the_paper_process() -> None:
     cfg = tiny_cfg(Path("/nonexistent")).to_dict()
     for key in ("separator", "pitch_channel", "condition_on_mixture", "direct_loss"):
         cfg.pop(key)
-    net, process = build_separator(cfg)
+    stored = checkpoint_config({"state_dict": {}, "hyper_parameters": {"config": cfg}},
+                               "legacy.ckpt")
+    assert stored.separator == "diffusion" and stored.direct_loss == "bce"
+    net, process = build_separator(SeparatorSpec.of(stored))
     assert isinstance(process, GuidedDiffusion) and not process.condition_on_mixture
     assert net.stem.in_channels == 5

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from models.attention import RelativeSelfAttention, skew
-from models.checkpoints import load_decoder, load_separator
 from models.decoder import Decoder
-from models.lightning import SeparatorModule
 from models.transunet import TransUNet, sinusoidal_embedding
+from utils.checkpoints import load_decoder, load_separator
 from utils.config import ConfigError, load_config
+from utils.lightning import SeparatorModule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def test_decoder_shapes() -> None:
 
 RELOAD = """
 import sys, torch
-from models.checkpoints import load_separator, load_decoder
+from utils.checkpoints import load_separator, load_decoder
 net, diffusion, _ = load_separator(sys.argv[1])
 x = torch.load(sys.argv[3])
 with torch.inference_mode():
@@ -109,7 +109,7 @@ torch.save({"out": out, "dec": dec, "betas": diffusion.betas}, sys.argv[4])
 def test_checkpoint_reloaded_in_a_fresh_process_is_bit_identical(tmp_path: Path) -> None:
     cfg = load_config(ROOT / "configs" / "tiny.json")
     torch.manual_seed(3)
-    module = SeparatorModule(cfg.to_dict())
+    module = SeparatorModule(cfg)
     sep_path, dec_path, inp, res = (tmp_path / n for n in ("s.ckpt", "d.ckpt", "x.pt", "r.pt"))
     torch.save({"state_dict": module.state_dict(),
                 "hyper_parameters": {"config": cfg.to_dict()}}, sep_path)
@@ -130,7 +130,7 @@ def test_checkpoint_reloaded_in_a_fresh_process_is_bit_identical(tmp_path: Path)
 def test_checkpoint_that_does_not_match_the_config_is_named(tmp_path: Path) -> None:
     cfg = load_config(ROOT / "configs" / "tiny.json")
     path = tmp_path / "s.ckpt"
-    module = SeparatorModule(cfg.to_dict())
+    module = SeparatorModule(cfg)
     torch.save({"state_dict": module.state_dict(),
                 "hyper_parameters": {"config": cfg.to_dict()}}, path)
     other = load_config(ROOT / "configs" / "tiny.json", overrides={"latent_dim": 64})

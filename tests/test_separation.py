@@ -1,4 +1,4 @@
-"""Tests of utils/separation.py: windowing, stitching, assignment, the Separator."""
+"""Tests of utils/separation.py: stitching song windows, the Separator."""
 
 from __future__ import annotations
 
@@ -6,18 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from data.contract import DRUM_ROW0, N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
+from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS
 from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion
 from models.transunet import TransUNet
-from utils.separation import (
-    Separator,
-    cut_windows,
-    resolve_device,
-    separate_song_with,
-    stitch_probs,
-    window_starts,
-)
+from utils.separation import Separator, resolve_device, song_prob_chunks
 
 
 def random_mixture(n_steps: int, seed: int = 0, density: float = 0.1) -> np.ndarray:
@@ -25,43 +18,20 @@ def random_mixture(n_steps: int, seed: int = 0, density: float = 0.1) -> np.ndar
     return np.random.default_rng(seed).random((n_steps, N_PITCH)) < density
 
 
-def test_window_starts_cover_every_step() -> None:
-    assert window_starts(0) == []
-    assert window_starts(1) == [0]
-    assert window_starts(64) == [0]
-    assert window_starts(65) == [0, 16]
-    assert window_starts(80) == [0, 16]
-    assert window_starts(81) == [0, 16, 32]
-    for n in (1, 17, 63, 64, 100, 129, 300):
-        starts = window_starts(n)
-        covered = np.zeros(n, dtype=bool)
-        for s in starts:
-            covered[s: s + PHRASE_STEPS] = True
-        assert covered.all()
-        assert all(b - a == PHRASE_STRIDE for a, b in zip(starts, starts[1:]))
-        assert starts[-1] < n  # no window lies entirely in the padding
+def constant_probs(batch: torch.Tensor) -> torch.Tensor:
+    """Window i of each call gets probability i + 1 everywhere (counted across calls)."""
+    constant_probs.calls += batch.shape[0]
+    first = constant_probs.calls - batch.shape[0]
+    values = torch.arange(first + 1, constant_probs.calls + 1, dtype=torch.float32)
+    return values.view(-1, 1, 1, 1) * torch.ones(batch.shape[0], N_MUSIC, *batch.shape[2:])
 
 
-def test_cut_windows_zero_pads_the_end() -> None:
-    mix = random_mixture(70)
-    windows = cut_windows(mix)
-    assert windows.shape == (2, PHRASE_STEPS, N_PITCH) and windows.dtype == bool
-    np.testing.assert_array_equal(windows[0], mix[:64])
-    np.testing.assert_array_equal(windows[1][:54], mix[16:70])
-    assert not windows[1][54:].any()
-
-
-def test_cut_windows_rejects_bad_shape() -> None:
-    with pytest.raises(ValueError, match=r"\[T, 72\]"):
-        cut_windows(np.zeros((10, 60), dtype=bool))
-
-
-def test_stitch_probs_averages_overlaps() -> None:
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_song_chunks_average_overlapping_windows(batch_size: int) -> None:
     n_steps = 96  # windows at 0, 16, 32
-    w = len(window_starts(n_steps))
-    window_probs = np.stack([np.full((N_MUSIC, PHRASE_STEPS, N_PITCH), float(i + 1))
-                             for i in range(w)])
-    avg = stitch_probs(window_probs, n_steps)
+    constant_probs.calls = 0
+    chunks = list(song_prob_chunks(constant_probs, random_mixture(n_steps), batch_size))
+    avg = np.concatenate([probs for _, probs in chunks])
     assert avg.shape == (n_steps, N_PITCH, N_MUSIC) and avg.dtype == np.float32
     assert np.allclose(avg[:16], 1.0)  # only window 0
     assert np.allclose(avg[16:32], 1.5)  # windows 0, 1
@@ -70,9 +40,12 @@ def test_stitch_probs_averages_overlaps() -> None:
     assert np.allclose(avg[80:96], 3.0)  # window 2
 
 
-def test_stitch_probs_checks_window_count() -> None:
-    with pytest.raises(ValueError, match="windows"):
-        stitch_probs(np.zeros((1, N_MUSIC, PHRASE_STEPS, N_PITCH)), 100)
+def test_song_chunks_validate_and_handle_the_empty_song() -> None:
+    with pytest.raises(ValueError, match=r"\[T, 72\]"):
+        list(song_prob_chunks(position_probs, np.zeros((10, 60), dtype=bool)))
+    with pytest.raises(ValueError, match="batch_size"):
+        list(song_prob_chunks(position_probs, random_mixture(10), batch_size=0))
+    assert list(song_prob_chunks(position_probs, np.zeros((0, N_PITCH), dtype=bool))) == []
 
 
 def position_probs(batch: torch.Tensor) -> torch.Tensor:
@@ -88,79 +61,6 @@ def position_probs(batch: torch.Tensor) -> torch.Tensor:
     shift = batch.sum(dim=(1, 2, 3)).view(b, 1, 1, 1) % 7 / 10.0
     probs = torch.sigmoid(logits * 4 + 1.5 + shift) * torch.ones(b, N_MUSIC, t, p)
     return probs * batch  # zero outside the mixture, as the sampler guarantees
-
-
-@pytest.mark.parametrize("n_steps", [5, 64, 100, 257])
-def test_separate_song_partition_keeps_exactly_the_mixture(n_steps: int) -> None:
-    mix = random_mixture(n_steps, seed=n_steps)
-    music = separate_song_with(position_probs, mix, "partition", batch_size=3)
-    assert music.shape == (n_steps, N_PITCH, N_MUSIC) and music.dtype == bool
-    np.testing.assert_array_equal(music.sum(axis=-1), mix.astype(int))  # one instrument each
-
-
-@pytest.mark.parametrize("threshold", [0.5, 0.9])
-def test_separate_song_threshold_never_leaves_the_mixture(threshold: float) -> None:
-    mix = random_mixture(150, seed=1)
-    music = separate_song_with(position_probs, mix, "threshold", threshold, batch_size=4)
-    assert not (music.any(axis=-1) & ~mix).any()
-
-
-def test_separate_song_batch_size_does_not_matter() -> None:
-    mix = random_mixture(200, seed=2)
-    a = separate_song_with(position_probs, mix, "threshold", 0.8, batch_size=1)
-    b = separate_song_with(position_probs, mix, "threshold", 0.8, batch_size=64)
-    np.testing.assert_array_equal(a, b)
-
-
-def test_separate_song_stitches_on_averaged_probabilities() -> None:
-    """A cell that one window calls piano and another bass goes to the average winner."""
-    calls = {"n": 0}
-
-    def alternating(batch: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(batch.shape[0], N_MUSIC, *batch.shape[2:])
-        for i in range(batch.shape[0]):
-            k = calls["n"]
-            calls["n"] += 1
-            out[i, 0] = 0.9 if k == 0 else 0.2  # window 0 says piano strongly
-            out[i, 2] = 0.4  # both windows say bass weakly
-        return out * batch
-
-    mix = np.zeros((80, N_PITCH), dtype=bool)  # windows at 0 and 16
-    mix[20, 30] = True  # covered by both windows
-    mix[5, 30] = True  # covered by window 0 only
-    music = separate_song_with(alternating, mix, "partition", batch_size=1)
-    assert music[5, 30].tolist() == [True, False, False, False, False]
-    # mean piano (0.9 + 0.2) / 2 = 0.55 > mean bass 0.4
-    assert music[20, 30].tolist() == [True, False, False, False, False]
-    calls["n"] = 0
-    thr = separate_song_with(alternating, mix, "threshold", 0.5, batch_size=2)
-    assert thr[20, 30].tolist() == [True, False, False, False, False]
-
-
-def test_separate_song_keeps_drums_in_the_drum_rows() -> None:
-    def drum_everywhere(batch: torch.Tensor) -> torch.Tensor:
-        probs = torch.full((batch.shape[0], N_MUSIC, *batch.shape[2:]), 0.3)
-        probs[:, N_MUSIC - 1] = 0.9  # drum is the most probable everywhere
-        return probs * batch
-
-    mix = np.ones((20, N_PITCH), dtype=bool)
-    music = separate_song_with(drum_everywhere, mix, "partition")
-    assert music[:, DRUM_ROW0:, N_MUSIC - 1].all()
-    assert not music[:, :DRUM_ROW0, N_MUSIC - 1].any()
-    np.testing.assert_array_equal(music.sum(axis=-1), 1)  # nothing lost below row 63
-
-
-def test_separate_song_validates_options() -> None:
-    mix = random_mixture(10)
-    with pytest.raises(ValueError, match="assign"):
-        separate_song_with(position_probs, mix, "vote")
-    with pytest.raises(ValueError, match="batch_size"):
-        separate_song_with(position_probs, mix, "partition", batch_size=0)
-
-
-def test_separate_song_empty_song() -> None:
-    music = separate_song_with(position_probs, np.zeros((0, N_PITCH), dtype=bool), "partition")
-    assert music.shape == (0, N_PITCH, N_MUSIC)
 
 
 def test_resolve_device() -> None:
@@ -208,12 +108,13 @@ def test_separator_is_reproducible_and_batch_independent() -> None:
     assert torch.equal(a, b)
 
 
-def test_separator_song_partition_keeps_every_note() -> None:
-    sep = tiny_separator(assign="partition")
+def test_separator_song_probabilities_cover_the_whole_song() -> None:
+    sep = tiny_separator()
     mix = random_mixture(90, seed=5)
-    music = sep.separate_song(mix)
-    assert music.shape == (90, N_PITCH, N_MUSIC) and music.dtype == bool
-    np.testing.assert_array_equal(music.sum(axis=-1), mix.astype(int))
+    chunks = list(song_prob_chunks(sep.probs, mix, sep.batch_size))
+    probs = np.concatenate([p for _, p in chunks])
+    assert probs.shape == (90, N_PITCH, N_MUSIC)
+    assert np.isfinite(probs).all() and probs.min() >= 0 and probs.max() <= 1
 
 
 def test_separator_settings_are_validated_and_clamped() -> None:

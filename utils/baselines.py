@@ -30,8 +30,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from data.contract import MUSIC_INSTRUMENTS, N_MUSIC
-from utils.fileio import atomic_write_json
-from utils.metrics import to_bool_array
+from data.fileio import atomic_write_json
+from data.roll import note_lengths, to_bool_array
 
 
 def pitch_counts(batches: Iterable[Any]) -> np.ndarray:
@@ -292,27 +292,6 @@ class OracleBaseline:
         pick = np.argmin(length, axis=1)  # (N, T, P): first shortest on ties
         one_hot = pick[:, None] == np.arange(N_MUSIC)[None, :, None, None]
         return one_hot & t & m
-
-
-def note_lengths(roll: np.ndarray) -> np.ndarray:
-    """Length of the note (run along time) each on-cell belongs to.
-
-    Args:
-        roll: bool ``[..., T, P]``.
-
-    Returns:
-        int64 array of ``roll``'s shape: the run length at on-cells, 0 elsewhere.
-    """
-    rows = np.moveaxis(roll, -2, -1).reshape(-1, roll.shape[-2])  # (R, T)
-    starts = rows.copy()
-    starts[:, 1:] &= ~rows[:, :-1]  # a run starts where the previous step is off
-    run_id = np.cumsum(starts.ravel()) - 1  # global run index of each on-cell
-    flat = rows.ravel()
-    sizes = np.bincount(run_id[flat], minlength=1)
-    out = np.zeros(flat.size, dtype=np.int64)
-    out[flat] = sizes[run_id[flat]]
-    out = out.reshape(rows.shape).reshape(*roll.shape[:-2], roll.shape[-1], roll.shape[-2])
-    return np.moveaxis(out, -1, -2)
 
 
 FITTED_BASELINES: dict[str, type[Baseline]] = {

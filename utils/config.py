@@ -20,16 +20,19 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
+from data.fileio import writable_dir_problem
+from data.preprocess import SplitBy
+from models.attention import HEAD_DIM
+from models.diffusion import BetaSchedule, Sampler
 from models.direct import DirectLoss
-from utils.fileio import writable_dir_problem
+from models.transunet import GROUPS, LATENT_MULTIPLE
+from utils.assignment import AssignMode
 
+# The allowed values of each option live beside the code that reads it (imported above);
+# these few are read only here, by the trainer set-up.
 SeparatorKind = Literal["diffusion", "direct"]
-Sampler = Literal["ddpm", "ddim"]
-Assign = Literal["threshold", "partition"]
-BetaSchedule = Literal["linear"]
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
-SplitBy = Literal["song", "folder"]
 Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]
 
 # The diffusion schedule is computed up front (about ten float64 tables of time_steps
@@ -37,6 +40,10 @@ Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-
 # first batch. 100x the paper's 1000 steps is far beyond any use.
 MAX_TIME_STEPS = 100_000
 MAX_SEED = 2**32 - 1  # numpy and Lightning seed 32-bit generators
+
+
+# Exit status of every command for a config or input problem (one ``error:`` line).
+EXIT_CONFIG = 2
 
 
 class ConfigError(ValueError):
@@ -113,7 +120,7 @@ class Config:
     sampler: Sampler = "ddim"  # "ddim" (deterministic with eta 0) or "ddpm"
     sampling_steps: int = 999  # reverse steps from T-1 down to 1 (the release walks 999)
     eta: float = 0.0  # DDIM eta (0 = deterministic)
-    assign: Assign = "threshold"  # "threshold" (release) or "partition" (one instrument per cell)
+    assign: AssignMode = "threshold"  # "threshold" (release) or "partition" (one per cell)
     threshold: float = 0.5  # decoder probability needed for a cell in "threshold" mode
     num_samples: int = 1  # diffusion: decoder probabilities averaged over K samples
     sample_batch_size: int = 256  # phrases separated at once
@@ -132,12 +139,16 @@ class Config:
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{src}: '{key}' must be > 0, got {getattr(self, key)!r}")
-        if self.latent_dim % 32:
-            raise ConfigError(f"{src}: 'latent_dim' must be a multiple of 32 "
-                              f"(GroupNorm(8) on latent_dim/4 channels), got {self.latent_dim}")
-        if self.d_model % 64:
-            raise ConfigError(f"{src}: 'd_model' must be a multiple of 64 (heads = d_model/64), "
-                              f"got {self.d_model}")
+        if self.latent_dim % LATENT_MULTIPLE:
+            raise ConfigError(f"{src}: 'latent_dim' must be a multiple of {LATENT_MULTIPLE} "
+                              f"(GroupNorm({GROUPS}) on latent_dim/4 channels), "
+                              f"got {self.latent_dim}")
+        if self.decoder_dim % GROUPS:
+            raise ConfigError(f"{src}: 'decoder_dim' must be a multiple of {GROUPS} "
+                              f"(GroupNorm({GROUPS})), got {self.decoder_dim}")
+        if self.d_model % HEAD_DIM:
+            raise ConfigError(f"{src}: 'd_model' must be a multiple of {HEAD_DIM} (heads = "
+                              f"d_model/{HEAD_DIM}), got {self.d_model}")
         if self.time_emb_dim % 2:
             raise ConfigError(f"{src}: 'time_emb_dim' must be even, got {self.time_emb_dim}")
         if not 0.0 <= self.rate < 1.0:
@@ -209,8 +220,8 @@ class Config:
                                   f"device indices >= 0, got {value}")
 
     # ------------------------------------------------------------------------------
-    def trainer_hardware(self) -> dict[str, Any]:
-        """Lightning ``Trainer`` keyword arguments for accelerator, devices and strategy.
+    def hardware(self) -> tuple[str, int | list[int] | str]:
+        """``(accelerator, devices)`` the config asks for, training and separating alike.
 
         The release's ``gpus`` key (a count or a list of indices) still works: when set,
         it means ``accelerator="gpu"`` and ``devices=gpus``.
@@ -220,6 +231,11 @@ class Config:
             accelerator, devices = "gpu", self.gpus
         if isinstance(devices, str) and devices != "auto":
             devices = int(devices)
+        return accelerator, devices
+
+    def trainer_hardware(self) -> dict[str, Any]:
+        """Lightning ``Trainer`` keyword arguments for accelerator, devices and strategy."""
+        accelerator, devices = self.hardware()
         return {"accelerator": accelerator, "devices": devices, "strategy": self.strategy,
                 "num_nodes": self.num_nodes, "precision": self.precision}
 

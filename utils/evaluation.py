@@ -24,14 +24,14 @@ import torch
 from tqdm import tqdm
 
 from data.contract import MUSIC_INSTRUMENTS
+from data.fileio import atomic_write_json, atomic_write_text
 from data.roll import music_and_mixture
 from data.store import PhraseStore
-from models.diffusion import assign_instruments
+from utils.assignment import ASSIGN_MODES, assign_instruments
 from utils.baselines import Baseline, OracleBaseline, fit_baselines, load_baselines
 from utils.config import Config
-from utils.fileio import atomic_write_json, atomic_write_text
 from utils.metrics import SUMMARY_KEYS, MetricAccumulator, format_table, markdown_table
-from utils.separation import ASSIGN_MODES, Separator
+from utils.separation import Separator
 
 ORACLE_NAME = "oracle (partition)"
 F1_KEYS: tuple[str, ...] = tuple(f"{inst}_f1" for inst in MUSIC_INSTRUMENTS)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from data.contract import MUSIC_INSTRUMENTS, N_MUSIC
+from data.roll import runs, time_rows, to_bool_array
 
 SUMMARY_KEYS: tuple[str, ...] = (
     "consistency", "diversity", "cell_accuracy", "note_accuracy", "macro_f1",
@@ -52,29 +53,6 @@ METRIC_KEYS: tuple[str, ...] = (
 
 LOWER_IS_BETTER: frozenset[str] = frozenset({"consistency", "diversity"})
 """Metrics where smaller is better; for all others larger is better."""
-
-
-def to_bool_array(x: Any, name: str) -> np.ndarray:
-    """Convert a numpy array or torch tensor holding a binary roll to numpy ``bool``.
-
-    Args:
-        x: array-like of bool, or numbers that are all 0 or 1.
-        name: argument name used in the error message.
-
-    Returns:
-        ``np.ndarray`` of dtype ``bool`` with the shape of ``x``.
-
-    Raises:
-        ValueError: if a numeric ``x`` holds values other than 0 and 1.
-    """
-    if hasattr(x, "detach"):  # torch.Tensor
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    if arr.dtype == np.bool_:
-        return arr
-    if not np.isin(arr, (0, 1)).all():
-        raise ValueError(f"{name}: expected a binary roll (bool or 0/1), got other values")
-    return arr.astype(bool)
 
 
 def _check_inputs(
@@ -97,7 +75,7 @@ def _check_inputs(
     return p, t, m
 
 
-def _ratio(num: int, den: int) -> float:
+def ratio(num: int, den: int) -> float:
     """``num / den`` with an empty denominator read as 'nothing got wrong' (1.0)."""
     return 1.0 if den == 0 else num / den
 
@@ -121,21 +99,15 @@ def note_counts(pred: np.ndarray, true: np.ndarray) -> tuple[int, int]:
     Returns:
         ``(n_notes, n_correct)`` as Python ints.
     """
-    rows_true = np.moveaxis(true, -2, -1).reshape(-1, true.shape[-2])  # (R, T), R = ...*P
-    rows_hit = np.moveaxis(true & pred, -2, -1).reshape(-1, true.shape[-2])  # (R, T)
-    n_rows, n_t = rows_true.shape
-    padded = np.zeros((n_rows, n_t + 2), dtype=np.int8)
-    padded[:, 1:-1] = rows_true
-    edges = np.diff(padded, axis=1)  # (R, T+1): +1 at a run start s, -1 at its end e
-    start_r, start_t = np.nonzero(edges == 1)  # row-major, so starts and ends pair up
-    _, end_t = np.nonzero(edges == -1)
-    if start_r.size == 0:
+    rows_true = time_rows(true)  # (R, T), R = ...*P
+    rows_hit = time_rows(true & pred)  # (R, T)
+    row, start, end = runs(rows_true)
+    if row.size == 0:
         return 0, 0
-    cum = np.zeros((n_rows, n_t + 1), dtype=np.int32)  # cum[r, k] = hits in [0, k)
-    np.cumsum(rows_hit, axis=1, out=cum[:, 1:])
-    hits = cum[start_r, end_t] - cum[start_r, start_t]
-    lengths = end_t - start_t
-    return int(start_r.size), int(np.count_nonzero(2 * hits > lengths))
+    cum = np.zeros((rows_hit.shape[0], rows_hit.shape[1] + 1), dtype=np.int32)
+    np.cumsum(rows_hit, axis=1, out=cum[:, 1:])  # cum[r, k] = hits in [0, k)
+    hits = cum[row, end] - cum[row, start]
+    return int(row.size), int(np.count_nonzero(2 * hits > end - start))
 
 
 @dataclass
@@ -212,8 +184,8 @@ class MetricAccumulator:
         res = {
             "consistency": _error_rate(self.inconsistent, self.mixture_cells),
             "diversity": _error_rate(self.wrong_cells, self.music_cells),
-            "cell_accuracy": _ratio(self.sets_right, self.sounding),
-            "note_accuracy": _ratio(self.notes_right, self.notes),
+            "cell_accuracy": ratio(self.sets_right, self.sounding),
+            "note_accuracy": ratio(self.notes_right, self.notes),
         }
         active = []
         for inst, prf in self.instrument_prf().items():
@@ -240,86 +212,6 @@ def compute_metrics(pred: Any, true: Any, mixture: Any) -> dict[str, float]:
     acc = MetricAccumulator()
     acc.update(pred, true, mixture)
     return acc.compute()
-
-
-def consistency(pred: Any, mixture: Any) -> float:
-    """Mean over all ``N*T*P`` cells of XOR(mixture, OR over instruments of pred) (SPEC 7).
-
-    Args:
-        pred: binary ``[N, 5, T, P]``.
-        mixture: binary ``[N, 1, T, P]``.
-    """
-    p, _, m = _check_inputs(pred, None, mixture)
-    assert m is not None
-    return _error_rate(int(np.count_nonzero(m ^ p.any(axis=1, keepdims=True))), m.size)
-
-
-def diversity(pred: Any, true: Any, mixture: Any) -> float:
-    """Mean over all ``N*5*T*P`` cells of XOR(true, pred AND mixture) (SPEC 7).
-
-    Args:
-        pred: binary ``[N, 5, T, P]``.
-        true: binary ``[N, 5, T, P]``.
-        mixture: binary ``[N, 1, T, P]``.
-    """
-    p, t, m = _check_inputs(pred, true, mixture)
-    assert t is not None and m is not None
-    return _error_rate(int(np.count_nonzero(t ^ (p & m))), t.size)
-
-
-def cell_accuracy(pred: Any, true: Any, mixture: Any) -> float:
-    """Fraction of sounding mixture cells whose predicted instrument set is the true set.
-
-    Args:
-        pred: binary ``[N, 5, T, P]``.
-        true: binary ``[N, 5, T, P]``.
-        mixture: binary ``[N, 1, T, P]``.
-
-    Returns:
-        A float in [0, 1]; 1.0 when no cell sounds.
-    """
-    p, t, m = _check_inputs(pred, true, mixture)
-    assert t is not None and m is not None
-    m0 = m[:, 0]
-    return _ratio(int(np.count_nonzero(m0 & (p == t).all(axis=1))), int(np.count_nonzero(m0)))
-
-
-def note_accuracy(pred: Any, true: Any) -> float:
-    """Fraction of true notes with more than half of their cells predicted for their
-    instrument (see :func:`note_counts`).
-
-    Args:
-        pred: binary ``[N, 5, T, P]``.
-        true: binary ``[N, 5, T, P]``.
-
-    Returns:
-        A float in [0, 1]; 1.0 when there is no true note.
-    """
-    p, t, _ = _check_inputs(pred, true, None)
-    assert t is not None
-    n, right = note_counts(p, t)
-    return _ratio(right, n)
-
-
-def instrument_prf(pred: Any, true: Any) -> dict[str, dict[str, float]]:
-    """Per-instrument precision, recall and F1 over cells, plus support (true cells).
-
-    Args:
-        pred: binary ``[N, 5, T, P]``.
-        true: binary ``[N, 5, T, P]``.
-
-    Returns:
-        ``{inst: {"precision", "recall", "f1", "support"}}``. When an instrument has no
-        predicted cells precision is 0.0, with no true cells recall is 0.0, and when it is
-        neither true nor predicted all three are 1.0.
-    """
-    p, t, _ = _check_inputs(pred, true, None)
-    assert t is not None
-    acc = MetricAccumulator()
-    acc.tp += np.count_nonzero(p & t, axis=(0, 2, 3))
-    acc.fp += np.count_nonzero(p & ~t, axis=(0, 2, 3))
-    acc.fn += np.count_nonzero(~p & t, axis=(0, 2, 3))
-    return acc.instrument_prf()
 
 
 def _cell(value: Any) -> str:

@@ -46,6 +46,7 @@ from data.contract import (
     PIANO,
     STEPS_PER_BAR,
 )
+from data.fileio import atomic_write_many
 from data.midi import load_mixture
 from data.notes import (
     OutputTrack,
@@ -56,9 +57,9 @@ from data.notes import (
     read_notes,
     separated_midi,
 )
-from utils.fileio import atomic_write_many
+from data.roll import window_starts
 from utils.render import STEP_PX, excerpt_steps, plot_comparison, synthesize, write_wav
-from utils.separation import ProbFn, meter_warning, song_prob_chunks, window_starts
+from utils.separation import ProbFn, meter_warning, song_prob_chunks
 
 N_PITCHED = DRUM - 1  # piano, guitar, bass, string: the choices of a pitched note
 DECIDED_BY: tuple[str, ...] = ("model", "nearest_row", "drum_channel")

@@ -6,7 +6,7 @@ Takes the separator (and, for a diffusion separator, the decoder) that the confi
 or the newest in its ``model_dir``, strips the optimiser state, and writes them with the
 baselines saved beside them (fitted on the model's own training data) and the
 evaluation tables found in ``model_dir``. Scripts that separate fall back to this folder
-when no model is configured or trained (:func:`models.checkpoints.model_paths`).
+when no model is configured or trained (:func:`utils.checkpoints.model_paths`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.checkpoints import (
+from utils.checkpoints import (
     BASELINES_FILE,
     PRETRAINED_DECODER,
     PRETRAINED_SEPARATOR,
@@ -26,7 +26,7 @@ from models.checkpoints import (
     find_checkpoint,
     read_checkpoint,
 )
-from utils.config import Config, ConfigError, load_config
+from utils.config import EXIT_CONFIG, Config, ConfigError, load_config
 
 
 def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
@@ -45,7 +45,7 @@ def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
     written = [export_checkpoint(separator, out / PRETRAINED_SEPARATOR)]
     stored = checkpoint_config(read_checkpoint(separator), separator)
     stale = out / PRETRAINED_DECODER
-    if stored["separator"] == "diffusion":
+    if stored.separator == "diffusion":
         written.append(export_checkpoint(find_checkpoint(cfg, "decoder"), stale))
     elif stale.exists():
         stale.unlink()  # a decoder of an earlier diffusion model does not belong to this one
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         written = export_model(load_config(args.config), args.out)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     total = sum(p.stat().st_size for p in written)
     for path in written:
         print(f"  {path}  ({path.stat().st_size / 1e6:.2f} MB)")

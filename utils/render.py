@@ -33,8 +33,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from data.contract import INSTRUMENTS, MUSIC_INSTRUMENTS, N_INSTRUMENTS, PITCH_LOW, STEPS_PER_BAR
-from utils.fileio import atomic_write
-from utils.metrics import to_bool_array
+from data.fileio import atomic_write
+from data.roll import to_bool_array
 
 SOUNDFONT = Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
 """The General MIDI SoundFont bundled with pretty_midi."""

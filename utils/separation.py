@@ -2,17 +2,12 @@
 
 A :class:`Separator` bundles the loaded checkpoints with the sampling settings on one
 device. Phrases (``[N, 1, 64, 72]`` mixtures) go straight through the guided sampler.
-A whole song of any length is cut into 64-step windows that start every bar (stride 16,
-as the training phrases were cut), the last one zero-padded past the end; the windows
-are separated in batches and the per-window instrument probabilities are averaged over
-all windows that cover a cell. The instruments are assigned once, on the averaged
-probabilities times the song's mixture: no note can appear outside the mixture, and in
-``"partition"`` mode every mixture cell keeps exactly one instrument, so overlapping
-windows neither create nor lose notes. (Drums can only take the drum rows 63..71, the
-only rows that render to drum keys.) :func:`song_prob_chunks` does the windowing and
-stitching in batches of windows, yielding the averaged probabilities chunk by chunk, so
-memory does not grow with the song. Note-level separation of MIDI files builds on it
-(:mod:`utils.note_separation`).
+A whole song of any length is cut into 64-step windows by the one windowing rule of
+:func:`data.roll.window_starts` (a window every bar, the last one zero-padded past the
+end); the windows are separated in batches and the per-window instrument probabilities
+are averaged over all windows that cover a cell (:func:`song_prob_chunks`, which yields
+the averaged probabilities chunk by chunk, so memory does not grow with the song).
+Note-level separation of MIDI files builds on it (:mod:`utils.note_separation`).
 
 Axis orders: song mixture ``bool [T, 72]``; song result ``bool [T, 72, 5]`` (instrument
 last, as the storage rolls of ``data/``); model tensors ``float32 [B, C, 64, 72]``.
@@ -21,7 +16,6 @@ last, as the storage rolls of ``data/``); model tensors ``float32 [B, C, 64, 72]
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +25,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.contract import DRUM, DRUM_ROW0, N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE
+from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE, check_option
 from data.midi import describe_time_signatures
-from models.checkpoints import (
+from data.roll import window_starts
+from models.diffusion import GuidedDiffusion, Sampler
+from utils.assignment import ASSIGN_MODES, assign_instruments
+from utils.checkpoints import (
     BASELINES_FILE,
     Process,
     find_checkpoint,
@@ -41,20 +38,12 @@ from models.checkpoints import (
     load_separator,
     model_paths,
 )
-from models.diffusion import (
-    AssignMode,
-    GuidedDiffusion,
-    SamplerName,
-    assign_instruments,
-    check_option,
-)
 from utils.config import Config
 
 # Maps mixtures float32 [B, 1, 64, 72] to instrument probabilities float32 [B, 5, 64, 72].
 ProbFn = Callable[[torch.Tensor], torch.Tensor]
 
-SAMPLERS: tuple[str, ...] = get_args(SamplerName)
-ASSIGN_MODES: tuple[str, ...] = get_args(AssignMode)
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -78,89 +67,32 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def config_device(cfg: Config) -> torch.device:
-    """The sampling device a config asks for through its ``accelerator`` key.
+    """The sampling device a config asks for (:meth:`utils.config.Config.hardware`).
 
     ``"cpu"`` -> CPU, ``"gpu"``/``"cuda"`` -> CUDA, ``"mps"`` -> MPS, ``"auto"`` -> CUDA if
-    available, else CPU (``gpus`` set also means CUDA, as for training).
+    available, else CPU.
     """
-    if cfg.gpus is not None or cfg.accelerator in ("gpu", "cuda"):
+    accelerator, _ = cfg.hardware()
+    if accelerator in ("gpu", "cuda"):
         return resolve_device("cuda")
-    if cfg.accelerator in ("cpu", "mps"):
-        return resolve_device(cfg.accelerator)
+    if accelerator in ("cpu", "mps"):
+        return resolve_device(accelerator)
     return resolve_device("auto")
 
 
 # ----------------------------------------------------------------------------------
 # Whole-song windowing (pure functions, numpy/torch)
 # ----------------------------------------------------------------------------------
-def window_starts(n_steps: int) -> list[int]:
-    """First step of every 64-step window of a song of ``n_steps`` steps.
-
-    Windows start every bar (stride 16) from step 0 until the song's last step is
-    covered; the last window may run past the end (it is zero-padded). A song shorter
-    than one window gets one window. ``n_steps == 0`` gives no window.
-    """
-    if n_steps <= 0:
-        return []
-    n_windows = 1 + max(0, math.ceil((n_steps - PHRASE_STEPS) / PHRASE_STRIDE))
-    return [i * PHRASE_STRIDE for i in range(n_windows)]
-
-
-def cut_windows(mixture: np.ndarray) -> np.ndarray:
-    """Cut a song mixture into zero-padded windows.
-
-    Args:
-        mixture: ``bool [T, 72]`` song mixture.
-
-    Returns:
-        ``bool [W, 64, 72]`` windows starting at :func:`window_starts` ``(T)``.
-    """
-    if mixture.ndim != 2 or mixture.shape[1] != N_PITCH:
-        raise ValueError(f"song mixture must have shape [T, {N_PITCH}], got {list(mixture.shape)}")
-    starts = window_starts(mixture.shape[0])
-    if not starts:
-        return np.zeros((0, PHRASE_STEPS, N_PITCH), dtype=bool)
-    padded_len = starts[-1] + PHRASE_STEPS
-    padded = np.zeros((padded_len, N_PITCH), dtype=bool)
-    padded[: mixture.shape[0]] = mixture
-    return np.stack([padded[s: s + PHRASE_STEPS] for s in starts])
-
-
-def stitch_probs(window_probs: np.ndarray, n_steps: int) -> np.ndarray:
-    """Average per-window probabilities over the windows that cover each song cell.
-
-    Args:
-        window_probs: ``float [W, 5, 64, 72]`` probabilities of the windows from
-            :func:`cut_windows` (same order).
-        n_steps: song length T.
-
-    Returns:
-        ``float32 [T, 72, 5]`` mean probability of each instrument at each cell.
-    """
-    starts = window_starts(n_steps)
-    if window_probs.shape[0] != len(starts):
-        raise ValueError(f"expected {len(starts)} windows for {n_steps} steps, "
-                         f"got {window_probs.shape[0]}")
-    n_inst = window_probs.shape[1]
-    padded_len = (starts[-1] + PHRASE_STEPS) if starts else 0
-    total = np.zeros((padded_len, N_PITCH, n_inst), dtype=np.float64)
-    count = np.zeros((padded_len, 1, 1), dtype=np.float64)
-    for start, probs in zip(starts, window_probs):
-        total[start: start + PHRASE_STEPS] += np.transpose(probs, (1, 2, 0))  # (64, 72, 5)
-        count[start: start + PHRASE_STEPS] += 1.0
-    return (total[:n_steps] / np.maximum(count[:n_steps], 1.0)).astype(np.float32)
-
-
 def song_prob_chunks(prob_fn: ProbFn, mixture: np.ndarray, batch_size: int = 64,
                      device: torch.device | None = None, progress: bool = False
                      ) -> Iterator[tuple[int, np.ndarray]]:
     """Stitched instrument probabilities of a whole song, chunk by chunk, in bounded memory.
 
-    The windows of :func:`cut_windows` are cut and separated ``batch_size`` at a time;
-    their probabilities are summed into a buffer of ``batch_size * 16 + 64`` steps. After
-    each batch, the steps that no later window covers are final: they are averaged
-    (as :func:`stitch_probs` does), yielded, and dropped from the buffer. Memory therefore
-    depends on ``batch_size``, not on the song's length.
+    The windows of :func:`data.roll.window_starts` are cut and separated ``batch_size``
+    at a time; their probabilities are summed into a buffer of ``batch_size * 16 + 64``
+    steps. After each batch, the steps that no later window covers are final: they are
+    averaged over the windows that cover them, yielded, and dropped from the buffer.
+    Memory therefore depends on ``batch_size``, not on the song's length.
 
     Args:
         prob_fn: mixtures ``float32 [B, 1, 64, 72]`` -> probabilities ``float [B, C, 64, 72]``.
@@ -212,38 +144,35 @@ def song_prob_chunks(prob_fn: ProbFn, mixture: np.ndarray, batch_size: int = 64,
             bar.update(len(batch_starts))
 
 
-def separate_song_with(prob_fn: ProbFn, mixture: np.ndarray, mode: str,
-                       threshold: float = 0.5, batch_size: int = 64,
-                       device: torch.device | None = None, progress: bool = False) -> np.ndarray:
-    """Separate a whole song with any window-probability function.
+def diffusion_probs(diffusion: GuidedDiffusion, model: torch.nn.Module,
+                    decoder: torch.nn.Module, mixture: torch.Tensor, sampler: str = "ddim",
+                    steps: int | None = None, eta: float = 0.0,
+                    generator: torch.Generator | None = None,
+                    num_samples: int = 1) -> torch.Tensor:
+    """Instrument probabilities of every cell from the guided diffusion: ``sigmoid(decoder(x1))``.
 
     Args:
-        prob_fn: mixtures ``float32 [B, 1, 64, 72]`` -> probabilities ``float [B, 5, 64, 72]``.
-        mixture: ``bool [T, 72]`` song mixture (any T).
-        mode: assignment mode, ``"threshold"`` or ``"partition"``.
-        threshold: probability needed in ``"threshold"`` mode.
-        batch_size: windows passed to ``prob_fn`` at once (:func:`song_prob_chunks`).
-        device: where the mixture tensors are put (default CPU).
-        progress: show a progress bar in windows/s.
+        diffusion: the process (schedule and samplers).
+        model, decoder: the separator and the decoder (put in eval mode by the caller).
+        mixture: float ``[B, 1, T, P]``.
+        sampler, steps, eta, generator: as in :meth:`GuidedDiffusion.sample_x1`;
+            ``steps=None`` walks every index (``time_steps - 1`` steps, as the release).
+        num_samples: K; the probabilities are averaged over K independent samples
+            (1 = the paper).
 
     Returns:
-        ``bool [T, 72, 5]``, False wherever ``mixture`` is False; drum only in rows
-        63..71.
+        float ``[B, C, T, P]`` in [0, 1].
     """
-    check_option("assign", mode, ASSIGN_MODES)
-    mixture = np.asarray(mixture, dtype=bool)
-    music = np.zeros((mixture.shape[0], N_PITCH, N_MUSIC), dtype=bool)
-    for first, probs in song_prob_chunks(prob_fn, mixture, batch_size, device, progress):
-        # Drums exist only as the 9 components in rows 63..71 (the data contract), and only
-        # those rows render to MIDI drum keys: a drum guess below them would be a lost note.
-        probs[:, :DRUM_ROW0, DRUM - 1] = 0.0
-        # Assign once on the averaged probabilities: (n, 72, 5) -> (1, 5, n, 72).
-        probs_t = torch.from_numpy(probs).permute(2, 0, 1).unsqueeze(0)
-        mix = mixture[first: first + len(probs)]
-        mix_t = torch.from_numpy(mix).unsqueeze(0).unsqueeze(0)
-        chunk = assign_instruments(probs_t, mix_t, mode, threshold)[0]  # (5, n, 72)
-        music[first: first + len(probs)] = chunk.permute(1, 2, 0).numpy()
-    return music
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    with torch.inference_mode():
+        steps = diffusion.time_steps - 1 if steps is None else steps
+        total = torch.zeros((mixture.shape[0], diffusion.channels, *mixture.shape[-2:]),
+                            device=mixture.device, dtype=mixture.dtype)
+        for _ in range(num_samples):
+            x1 = diffusion.sample_x1(model, mixture, sampler, steps, eta, generator)
+            total += torch.sigmoid(decoder(x1))
+        return total / num_samples
 
 
 # ----------------------------------------------------------------------------------
@@ -368,7 +297,7 @@ class Separator:
         check = None if paths.shipped else cfg
         model, process, stored = load_separator(paths.separator, map_location=dev, cfg=check)
         decoder = None
-        if stored["separator"] == "diffusion":
+        if stored.separator == "diffusion":
             decoder_path = paths.decoder if paths.decoder is not None else \
                 find_checkpoint(cfg, "decoder")
             decoder = load_decoder(decoder_path, map_location=dev, cfg=check)
@@ -404,11 +333,11 @@ class Separator:
             ``float32 [B, 5, 64, 72]`` on ``self.device``; 0 outside the mixture.
         """
         mixture = mixture.to(self.device, dtype=torch.float32)
-        if not self.is_diffusion:
-            return self.diffusion.separate_probs(self.model, mixture)
-        return self.diffusion.separate_probs(
-            self.model, self.decoder, mixture, sampler=self.sampler, steps=self.steps,
-            eta=self.eta, generator=self.generator, num_samples=self.num_samples)
+        if not isinstance(self.diffusion, GuidedDiffusion):
+            return self.diffusion.probs(self.model, mixture)
+        return diffusion_probs(self.diffusion, self.model, self.decoder, mixture,
+                               sampler=self.sampler, steps=self.steps, eta=self.eta,
+                               generator=self.generator, num_samples=self.num_samples)
 
     def separate_phrases(self, mixture: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Separate phrases in batches of ``batch_size``.
@@ -441,18 +370,6 @@ class Separator:
         if not out:
             return torch.zeros((0, N_MUSIC, *mixture.shape[2:]), dtype=torch.float32)
         return torch.cat(out)
-
-    def separate_song(self, mixture: np.ndarray) -> np.ndarray:
-        """Separate a whole song of any length (windows stitched, see module docstring).
-
-        Args:
-            mixture: ``bool [T, 72]``.
-
-        Returns:
-            ``bool [T, 72, 5]``; False wherever the mixture is False.
-        """
-        return separate_song_with(self.probs, mixture, self.assign, self.threshold,
-                                  self.batch_size, self.device)
 
 
 # ----------------------------------------------------------------------------------

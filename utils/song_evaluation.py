@@ -36,14 +36,14 @@ import numpy as np
 from tqdm import tqdm
 
 from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC
+from data.fileio import atomic_write_json, atomic_write_text
 from data.melody import load_melody_json, melody_program_for
 from data.midi import choose_tracks, load_song, read_score, score_timing, score_tracks
 from data.notes import SongNotes, nearest_rows, notes_from_score
 from utils.baselines import FITTED_BASELINES, Baseline
 from utils.config import Config
 from utils.evaluation import model_baselines
-from utils.fileio import atomic_write_json, atomic_write_text
-from utils.metrics import _ratio, format_table, markdown_table
+from utils.metrics import format_table, markdown_table, ratio
 from utils.note_separation import N_PITCHED, separate_notes
 from utils.separation import ProbFn, Separator
 
@@ -126,14 +126,14 @@ class NoteConfusion:
         pitched = c[: DRUM - 1]  # rows of the true pitched instruments
         out: dict[str, float] = {
             "notes": n,
-            "note_accuracy": _ratio(int(np.trace(c)), n),
-            "pitched_note_accuracy": _ratio(int(np.trace(pitched[:, : DRUM - 1])),
+            "note_accuracy": ratio(int(np.trace(c)), n),
+            "pitched_note_accuracy": ratio(int(np.trace(pitched[:, : DRUM - 1])),
                                             int(pitched.sum())),
         }
         f1s = []
         for i, inst in enumerate(MUSIC_INSTRUMENTS):
             tp, n_pred, n_true = int(c[i, i]), int(c[:, i].sum()), int(c[i].sum())
-            precision, recall = _ratio(tp, n_pred), _ratio(tp, n_true)
+            precision, recall = ratio(tp, n_pred), ratio(tp, n_true)
             f1 = 1.0 if n_pred + n_true == 0 else 2 * tp / (n_pred + n_true)
             out.update({f"{inst}_precision": precision, f"{inst}_recall": recall,
                         f"{inst}_f1": f1})
@@ -285,7 +285,7 @@ def split_songs(data_dir: str | Path, split: str) -> tuple[Path, list[str], str 
     path = Path(data_dir) / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no manifest; build the dataset first "
-                                "(python -m data.preprocess)")
+                                "(python -m utils.preprocess)")
     manifest = json.loads(path.read_text())
     try:
         songs = list(manifest["split_songs"][split])

@@ -1,6 +1,6 @@
 """Training runs of the separator and the decoder: every Trainer is built here.
 
-A run writes into ``model_dir`` (see :mod:`models.checkpoints` for the layout): the best
+A run writes into ``model_dir`` (see :mod:`utils.checkpoints` for the layout): the best
 checkpoint by ``val_loss`` (``<kind>/best-epoch=EEE-val_loss=L.LLLL.ckpt``), the last one
 (``<kind>/last.ckpt``, used by ``resume``), TensorBoard and CSV logs under
 ``logs/<kind>/``. A non-finite training loss stops the run before its backward pass with
@@ -9,6 +9,8 @@ checkpoint by ``val_loss`` (``<kind>/best-epoch=EEE-val_loss=L.LLLL.ckpt``), the
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,10 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from models.checkpoints import (
+from data.dataset import PhraseDataModule
+from data.store import DatasetError, check_split_files, split_paths
+from utils.baselines import save_baselines
+from utils.checkpoints import (
     BASELINES_FILE,
     BEST_PREFIX,
     LAST_NAME,
@@ -29,10 +34,9 @@ from models.checkpoints import (
     find_checkpoint,
     read_checkpoint,
 )
-from models.lightning import DecoderModule, SeparatorModule
-from utils.baselines import save_baselines
-from utils.config import Config, ConfigError
+from utils.config import EXIT_CONFIG, Config, ConfigError, load_config
 from utils.evaluation import fit_train_baselines
+from utils.lightning import DecoderModule, SeparatorModule
 
 LOG_EVERY_N_STEPS = 10
 
@@ -59,15 +63,13 @@ def check_data_dir(cfg: Config, splits: Sequence[str] = ("train", "val")) -> Non
     A missing split file asks for the build; a folder whose files disagree (an
     interrupted build, see :func:`data.store.check_split_files`) asks for a re-run.
     """
-    from data.store import DatasetError, check_split_files, split_paths
-
     data_dir = cfg.require_dir("data_dir")
     for split in splits:
         for path in split_paths(data_dir, split):
             if not path.is_file():
                 raise ConfigError(f"{cfg._source}: 'data_dir' = {str(data_dir)!r} has no "
                                   f"{path.name}; build the phrases first (python -m "
-                                  f"data.preprocess --config {cfg._source})")
+                                  f"utils.preprocess --config {cfg._source})")
         try:
             check_split_files(data_dir, split)
         except DatasetError as exc:
@@ -76,8 +78,6 @@ def check_data_dir(cfg: Config, splits: Sequence[str] = ("train", "val")) -> Non
 
 def make_datamodule(cfg: Config) -> pl.LightningDataModule:
     """The phrase DataModule of ``cfg.data_dir`` (checked first)."""
-    from data.dataset import PhraseDataModule
-
     check_data_dir(cfg)
     return PhraseDataModule(cfg.data_dir, cfg.batch_size, num_workers=cfg.num_workers,
                             pin_memory=cfg.accelerator not in ("cpu",))
@@ -183,7 +183,7 @@ def train_separator(cfg: Config, resume: bool = False,
         NonFiniteLossError: the loss became NaN/inf (the message names the step).
     """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = SeparatorModule(cfg.to_dict())
+    module = SeparatorModule(cfg)
     best = _fit(cfg, "transunet", module, cfg.max_epochs, resume, datamodule, **overrides)
     if rank_zero_only.rank == 0 and datamodule is None:
         # the baselines of this training data travel with the model (evaluate.py reads them)
@@ -210,7 +210,7 @@ def train_decoder(cfg: Config, resume: bool = False,
     if checkpoint_config(read_checkpoint(separator), separator)["separator"] == "direct":
         return None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = DecoderModule(cfg.to_dict(), str(separator))
+    module = DecoderModule(cfg, str(separator))
     return _fit(cfg, "decoder", module, cfg.decoder_max_epochs, resume, datamodule, **overrides)
 
 
@@ -220,11 +220,6 @@ def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = No
     Returns the exit status: 0 on success, 2 for a configuration problem (one
     ``error: ...`` line on stderr), 1 for a non-finite loss.
     """
-    import argparse
-    import sys
-
-    from utils.config import load_config
-
     what = {"transunet": "the TransUNet separator", "decoder": "the decoder"}[kind]
     parser = argparse.ArgumentParser(prog=prog, description=f"Train {what} (SPEC sections 3-5).")
     parser.add_argument("--config", default="config.json",
@@ -238,7 +233,7 @@ def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = No
         best = train(cfg, resume=args.resume)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

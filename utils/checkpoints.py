@@ -9,7 +9,9 @@ Layout under ``model_dir`` (written by :mod:`utils.training`)::
     model_dir/logs/{transunet,decoder}/version_N/             TensorBoard and CSV logs
 
 Every checkpoint is a Lightning checkpoint whose ``hyper_parameters["config"]`` is the
-resolved config dict the run was trained with.
+resolved config the run was trained with, as plain JSON types (so that it loads
+weights-only); :func:`checkpoint_config` reads it back as a typed, validated
+:class:`utils.config.Config`.
 
     model_dir/baselines.json                                  baselines fitted on the
                                                               separator's training data
@@ -33,17 +35,18 @@ exists::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
 
+from data.contract import check_option
 from models.decoder import Decoder
-from models.diffusion import GuidedDiffusion, check_option
-from models.direct import DirectSeparation
+from models.diffusion import BetaSchedule, GuidedDiffusion
+from models.direct import DirectLoss, DirectSeparation
 from models.transunet import TransUNet
-from utils.config import Config, ConfigError, config_from_dict
+from utils.config import Config, ConfigError, SeparatorKind, config_from_dict
 
 Kind = Literal["transunet", "decoder"]
 BASELINES_FILE = "baselines.json"
@@ -53,16 +56,57 @@ PRETRAINED_DECODER = "decoder.ckpt"
 BEST_PREFIX = "best"
 LAST_NAME = "last.ckpt"
 PATH_KEY: dict[str, str] = {"transunet": "transunet_model_path", "decoder": "decoder_model_path"}
-# Config keys that fix the separator's weights' shapes or meaning.
-SEPARATOR_KEYS = ("separator", "in_ch", "out_ch", "latent_dim", "d_model", "num_layers",
-                  "time_emb_dim", "time_steps", "beta_schedule", "beta_start", "beta_end",
-                  "pitch_channel", "condition_on_mixture", "direct_loss")
 # Values of keys added after the first checkpoints were written: a stored config without
 # them was trained with these (the paper's process).
 LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": False,
                                    "condition_on_mixture": False, "direct_loss": "bce"}
 Process = GuidedDiffusion | DirectSeparation
-DECODER_KEYS = ("in_ch", "decoder_dim")
+
+
+@dataclass(frozen=True)
+class SeparatorSpec:
+    """The config keys that fix a separator's weights' shapes or meaning.
+
+    :func:`build_separator` builds from exactly these; a checkpoint loaded with a config
+    must agree with it on every one (dropout ``rate`` is not among them).
+    """
+
+    separator: SeparatorKind
+    in_ch: int
+    out_ch: int
+    latent_dim: int
+    d_model: int
+    num_layers: int
+    time_emb_dim: int
+    time_steps: int
+    beta_schedule: BetaSchedule
+    beta_start: float
+    beta_end: float
+    pitch_channel: bool
+    condition_on_mixture: bool
+    direct_loss: DirectLoss
+
+    @classmethod
+    def of(cls, cfg: Config) -> SeparatorSpec:
+        """The spec of a config."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """The config keys that fix the decoder's weights' shapes."""
+
+    in_ch: int
+    decoder_dim: int
+
+    @classmethod
+    def of(cls, cfg: Config) -> DecoderSpec:
+        """The spec of a config."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
+
+
+SEPARATOR_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SeparatorSpec))
+DECODER_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DecoderSpec))
 KIND_KEYS: dict[str, tuple[str, ...]] = {"transunet": SEPARATOR_KEYS, "decoder": DECODER_KEYS}
 # Prefix of each kind's weights in a Lightning state dict (the module attribute names).
 STATE_PREFIX: dict[str, str] = {"transunet": "net.", "decoder": "decoder."}
@@ -165,12 +209,12 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
-def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """The resolved config dict stored in a checkpoint, validated like a config file.
+def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> Config:
+    """The config stored in a checkpoint, validated like a config file.
 
     Returns:
-        Every key of :class:`utils.config.Config`: keys the checkpoint predates take
-        :data:`LEGACY_DEFAULTS` where listed there, else their defaults.
+        The typed config; keys the checkpoint predates take :data:`LEGACY_DEFAULTS` where
+        listed there, else their defaults.
 
     Raises:
         ConfigError: no stored config, or one a config file would be refused for (unknown
@@ -180,18 +224,18 @@ def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:
     config = hparams.get("config") if isinstance(hparams, dict) else None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: checkpoint stores no config")
-    return config_from_dict({**LEGACY_DEFAULTS, **config},
-                            source=f"{path} (stored config)").to_dict()
+    return config_from_dict({**LEGACY_DEFAULTS, **config}, source=f"{path} (stored config)")
 
 
-def _check_against(stored: dict[str, Any], cfg: Config | None, keys: tuple[str, ...],
+def _check_against(stored: Config, cfg: Config | None, keys: tuple[str, ...],
                    path: str | Path) -> None:
     if cfg is None:
         return
     for key in keys:
-        if key in stored and stored[key] != getattr(cfg, key):
-            raise ConfigError(f"{path}: checkpoint was trained with '{key}' = {stored[key]!r} "
-                              f"but {cfg._source} sets {getattr(cfg, key)!r}")
+        if getattr(stored, key) != getattr(cfg, key):
+            raise ConfigError(f"{path}: checkpoint was trained with '{key}' = "
+                              f"{getattr(stored, key)!r} but {cfg._source} sets "
+                              f"{getattr(cfg, key)!r}")
 
 
 def check_resume_checkpoint(path: str | Path, cfg: Config, kind: str) -> None:
@@ -230,32 +274,34 @@ def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], path: st
         raise ConfigError(f"{path}: weights do not fit the network ({detail})") from None
 
 
-def build_separator(config: dict[str, Any]) -> tuple[TransUNet, Process]:
-    """A fresh TransUNet and its process from a (resolved) config dict.
+def build_separator(spec: SeparatorSpec, rate: float = 0.0) -> tuple[TransUNet, Process]:
+    """A fresh TransUNet and its process.
 
     ``separator = "diffusion"``: the network maps ``x_t`` (``in_ch`` channels, plus the
     mixture when ``condition_on_mixture``) to noise; the process is a
     :class:`GuidedDiffusion`. ``"direct"``: the network maps the mixture (one channel) to
     instrument logits; the process is a :class:`DirectSeparation`.
+
+    Args:
+        spec: the network and process keys (:meth:`SeparatorSpec.of` a config).
+        rate: dropout rate.
     """
-    config = {**LEGACY_DEFAULTS, **config}
-    direct = config["separator"] == "direct"
-    conditioned = config["condition_on_mixture"] and not direct
-    net = TransUNet(1 if direct else config["in_ch"], config["out_ch"], config["latent_dim"],
-                    config["d_model"], config["num_layers"], config["time_emb_dim"],
-                    config["rate"], cond_ch=1 if conditioned else 0,
-                    pitch_channel=config["pitch_channel"])
+    direct = spec.separator == "direct"
+    conditioned = spec.condition_on_mixture and not direct
+    net = TransUNet(1 if direct else spec.in_ch, spec.out_ch, spec.latent_dim, spec.d_model,
+                    spec.num_layers, spec.time_emb_dim, rate, cond_ch=1 if conditioned else 0,
+                    pitch_channel=spec.pitch_channel)
     if direct:
-        return net, DirectSeparation(config["direct_loss"], config["out_ch"])
-    diffusion = GuidedDiffusion(config["time_steps"], config["beta_schedule"],
-                                config["beta_start"], config["beta_end"],
-                                channels=config["in_ch"], condition_on_mixture=conditioned)
+        return net, DirectSeparation(spec.direct_loss, spec.out_ch)
+    diffusion = GuidedDiffusion(spec.time_steps, spec.beta_schedule, spec.beta_start,
+                                spec.beta_end, channels=spec.in_ch,
+                                condition_on_mixture=conditioned)
     return net, diffusion
 
 
 def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
-                   cfg: Config | None = None) -> tuple[TransUNet, Process, dict[str, Any]]:
-    """Load a separator checkpoint (network in eval mode, process, stored config dict).
+                   cfg: Config | None = None) -> tuple[TransUNet, Process, Config]:
+    """Load a separator checkpoint (network in eval mode, process, stored config).
 
     Args:
         path: a ``transunet`` checkpoint.
@@ -268,7 +314,7 @@ def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
     ckpt = read_checkpoint(path, map_location)
     config = checkpoint_config(ckpt, path)
     _check_against(config, cfg, SEPARATOR_KEYS, path)
-    net, diffusion = build_separator(config)
+    net, diffusion = build_separator(SeparatorSpec.of(config), config.rate)
     _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["transunet"]), path)
     diffusion.to(map_location)
     return net.to(map_location).eval(), diffusion, config
@@ -282,7 +328,7 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
     """
     ckpt = read_checkpoint(src)
     slim = {"state_dict": ckpt["state_dict"],
-            "hyper_parameters": {"config": checkpoint_config(ckpt, src)}}
+            "hyper_parameters": {"config": checkpoint_config(ckpt, src).to_dict()}}
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")
@@ -301,6 +347,6 @@ def load_decoder(path: str | Path, map_location: str | torch.device = "cpu",
     ckpt = read_checkpoint(path, map_location)
     config = checkpoint_config(ckpt, path)
     _check_against(config, cfg, DECODER_KEYS, path)
-    decoder = Decoder(config["in_ch"], config["decoder_dim"])
+    decoder = Decoder(config.in_ch, config.decoder_dim)
     _load_into(decoder, _sub_state(ckpt["state_dict"], STATE_PREFIX["decoder"]), path)
     return decoder.to(map_location).eval()

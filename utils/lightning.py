@@ -1,4 +1,6 @@
-"""Thin LightningModules: the separator (guided DDPM loss) and the decoder (BCE x1 -> x0).
+"""Thin LightningModules: the separator (guided DDPM loss, or direct) and the decoder (BCE).
+
+The training runs of :mod:`utils.training` fit these.
 
 Batches are dicts ``{"music": float [B, 5, T, P], "mixture": float [B, 1, T, P], ...}``.
 A batch may also carry ``"t"`` (long ``[B]``) and ``"noise"`` (float like ``music``) to fix
@@ -15,10 +17,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from models.checkpoints import build_separator, load_separator
 from models.decoder import Decoder
 from models.direct import DirectSeparation
-from utils.config import config_from_dict
+from utils.checkpoints import SeparatorSpec, build_separator, load_separator
+from utils.config import Config
 
 Batch = dict[str, torch.Tensor]
 
@@ -38,18 +40,27 @@ def _draws(batch: Batch, stage: str, time_steps: int, seed: int,
     return t, noise
 
 
-def _plateau(module: pl.LightningModule, params: Any, factor: float) -> dict[str, Any]:
+def _plateau(cfg: Config, params: Any, factor: float) -> dict[str, Any]:
     """AdamW + ReduceLROnPlateau on ``val_loss`` (SPEC section 4)."""
-    cfg = module.hparams["config"]
-    optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=factor, patience=cfg["lr_patience"], min_lr=cfg["min_lr"])
+        optimizer, mode="min", factor=factor, patience=cfg.lr_patience, min_lr=cfg.min_lr)
     return {"optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch"}}
 
 
 class _GuidedModule(pl.LightningModule):
-    """Shared plumbing: one ``_step(batch, stage)`` serves train, validation and test."""
+    """Shared plumbing: one ``_step(batch, stage)`` serves train, validation and test.
+
+    The module keeps the typed config (``self.config``); the checkpoint's hyper-parameters
+    hold the same config as plain JSON types (``Config.to_dict()``), so that a checkpoint
+    loads weights-only.
+    """
+
+    def __init__(self, cfg: Config, **extra: Any) -> None:
+        super().__init__()
+        self.config = cfg
+        self.save_hyperparameters({"config": cfg.to_dict(), **extra})
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
         raise NotImplementedError
@@ -73,17 +84,14 @@ class SeparatorModule(_GuidedModule):
     (``separator = "direct"``: mixture in, instrument logits out; see :mod:`models.direct`).
 
     Args:
-        config: the resolved config dict (``Config.to_dict()``); stored in checkpoints.
+        cfg: the validated config; stored in checkpoints.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__()
-        config_from_dict(config, source="SeparatorModule config")  # validate early
-        self.save_hyperparameters()
-        self.net, self.diffusion = build_separator(config)
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.net, self.diffusion = build_separator(SeparatorSpec.of(cfg), cfg.rate)
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
-        cfg = self.hparams["config"]
         if isinstance(self.diffusion, DirectSeparation):
             logits = self.diffusion.logits(self.net, batch["mixture"])
             loss = self.diffusion.loss_from_logits(logits, batch["music"], batch["mixture"])
@@ -92,14 +100,15 @@ class SeparatorModule(_GuidedModule):
                     logits, batch["music"], batch["mixture"]), prog_bar=True, sync_dist=True,
                     on_step=False, on_epoch=True, batch_size=batch["music"].shape[0])
         else:
-            t, noise = _draws(batch, stage, self.diffusion.time_steps, cfg["seed"], batch_idx)
+            t, noise = _draws(batch, stage, self.diffusion.time_steps, self.config.seed,
+                              batch_idx)
             loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"],
                                                 t, noise)
         self._log_loss(stage, loss, batch["music"].shape[0])
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        return _plateau(self, self.net.parameters(), self.hparams["config"]["lr_factor"])
+        return _plateau(self.config, self.net.parameters(), self.config.lr_factor)
 
 
 class DecoderModule(_GuidedModule):
@@ -112,20 +121,17 @@ class DecoderModule(_GuidedModule):
     held here -- the separator stays frozen by construction.
 
     Args:
-        config: the resolved config dict; stored in checkpoints.
+        cfg: the validated config; stored in checkpoints.
         separator_path: the separator checkpoint this decoder belongs to.
     """
 
-    def __init__(self, config: dict[str, Any], separator_path: str) -> None:
-        super().__init__()
-        cfg = config_from_dict(config, source="DecoderModule config")
-        self.save_hyperparameters()
+    def __init__(self, cfg: Config, separator_path: str) -> None:
+        super().__init__(cfg, separator_path=separator_path)
         _, self.diffusion, _ = load_separator(separator_path, cfg=cfg)
-        self.decoder = Decoder(config["in_ch"], config["decoder_dim"])
+        self.decoder = Decoder(cfg.in_ch, cfg.decoder_dim)
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
-        cfg = self.hparams["config"]
-        _, noise = _draws(batch, stage, self.diffusion.time_steps, cfg["seed"], batch_idx)
+        _, noise = _draws(batch, stage, self.diffusion.time_steps, self.config.seed, batch_idx)
         music = batch["music"]
         x1 = self.diffusion.make_x1(music, batch["mixture"], noise)
         loss = F.binary_cross_entropy_with_logits(self.decoder(x1), music)
@@ -133,5 +139,4 @@ class DecoderModule(_GuidedModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        return _plateau(self, self.decoder.parameters(),
-                        self.hparams["config"]["decoder_lr_factor"])
+        return _plateau(self.config, self.decoder.parameters(), self.config.decoder_lr_factor)

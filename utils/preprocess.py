@@ -1,0 +1,92 @@
+"""Command line of the dataset build (:mod:`data.preprocess`).
+
+    python -m utils.preprocess --config config.json [--midi-dir DIR] [--out-dir DIR]
+        [--workers N] [--melody-json FILE] [--seed S] [--split-by song|folder]
+        [--min-bar-density F] [--max-song-bars B] [--no-progress]
+    python -m utils.preprocess --midi-dir DIR --out-dir DIR [...]
+
+With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
+``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
+``min_bar_density`` and ``max_song_bars`` are read from the config; flags given explicitly
+replace them and are validated like config keys. Without ``--config`` the defaults of
+:class:`utils.config.Config` apply and ``--midi-dir`` and ``--out-dir`` are required.
+Exit status: 0 done, 2 a config or input problem (one ``error:`` line, nothing written),
+1 a failure while writing, 130 interrupted (Ctrl-C; finished files are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from data.contract import MAX_SONG_BARS
+from data.preprocess import SPLIT_BY, BuildError, build
+from utils.config import EXIT_CONFIG, ConfigError, config_from_dict, load_config
+
+# flag -> config key
+FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preprocess_workers",
+             "melody_json": "melody_json", "seed": "seed", "min_bar_density": "min_bar_density",
+             "split_by": "split_by", "max_song_bars": "max_song_bars"}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m utils.preprocess",
+                                     description="Build phrases from a folder of MIDI files.")
+    parser.add_argument("--config", help="config.json to take defaults from")
+    parser.add_argument("--midi-dir", help="folder of MIDI files (searched recursively)")
+    parser.add_argument("--out-dir", help="dataset folder to write (resumes if it exists)")
+    parser.add_argument("--workers", type=int, help="processes (default: all cores)")
+    parser.add_argument("--melody-json", help='midi-miner style {file: {"melody": program}}')
+    parser.add_argument("--seed", type=int, help="seed of the song split (default 0)")
+    parser.add_argument("--min-bar-density", type=float,
+                        help="fraction of each bar's cells that must be on (default 0.01)")
+    parser.add_argument("--split-by", choices=SPLIT_BY,
+                        help="keep songs or whole first-level folders together (default song)")
+    parser.add_argument("--max-song-bars", type=int,
+                        help=f"longest song converted, in bars; longer files are counted as "
+                             f"too_long (default {MAX_SONG_BARS})")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the build from the command line; print the manifest. Returns the exit code."""
+    args = parse_args(argv)
+    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
+                 if getattr(args, flag) is not None}
+    try:
+        if args.config:
+            cfg = load_config(args.config, overrides=overrides)
+        elif args.midi_dir and args.out_dir:
+            cfg = config_from_dict(overrides, source="command line")
+        else:
+            raise BuildError("--midi-dir and --out-dir are required (or --config)")
+        if cfg.melody_json is not None and not Path(cfg.melody_json).is_file():
+            raise BuildError(f"melody JSON {cfg.melody_json!r} not found")
+        manifest = build(cfg.midi_dir, cfg.data_dir, workers=cfg.preprocess_workers,
+                         melody_json=cfg.melody_json, seed=cfg.seed,
+                         fractions=(cfg.train_split, cfg.val_split, cfg.test_split),
+                         progress=not args.no_progress, min_bar_density=cfg.min_bar_density,
+                         split_by=cfg.split_by, max_song_bars=cfg.max_song_bars)
+    except (BuildError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("interrupted: the files finished so far are kept; run the same command "
+              "again to continue", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders")}
+    print(json.dumps(shown, indent=2))
+    print(f"full manifest (with the songs of each split): {Path(cfg.data_dir) / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
