@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))  # run from anywhere
 from data.contract import N_MUSIC  # noqa: E402
 from data.midi import load_mixture  # noqa: E402
 from data.notes import read_notes, separated_midi  # noqa: E402
+from data.roll import window_starts  # noqa: E402
 from models.decoder import Decoder  # noqa: E402
 from utils.checkpoints import SeparatorSpec, build_separator  # noqa: E402
 from utils.config import load_config  # noqa: E402
