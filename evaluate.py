@@ -25,7 +25,8 @@ from data.midi import MidiError, SkipFile
 from data.store import SPLITS
 from utils.config import EXIT_CONFIG, ConfigError, load_config
 from utils.evaluation import evaluate_split, write_evaluation
-from utils.song_evaluation import evaluate_songs, write_song_evaluation
+from utils.separation import add_device_option
+from utils.song_evaluation import evaluate_songs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                              "--songs: the first N songs)")
     parser.add_argument("--songs", action="store_true",
                         help="separate whole songs and score every original note")
-    parser.add_argument("--device", default=None,
-                        help="auto, cpu, cuda, cuda:N (default: the config's accelerator)")
+    add_device_option(parser)
     parser.add_argument("--data-dir", default=None,
                         help="built dataset to score (default: the config's data_dir)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit <= 0:
         parser.error(f"--limit must be > 0, got {args.limit}")
 
-    evaluate, write = ((evaluate_songs, write_song_evaluation) if args.songs
-                       else (evaluate_split, write_evaluation))
+    evaluate = evaluate_songs if args.songs else evaluate_split
     try:
         cfg = load_config(args.config)
         cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{evaluation.phrases_per_s:.2f} phrases/s on {settings['device']}")
     print(evaluation.table())
     tag = "" if args.data_dir is None else Path(args.data_dir).resolve().name
-    json_path, md_path = write(evaluation, cfg.model_dir, tag)
+    json_path, md_path = write_evaluation(evaluation, cfg.model_dir, tag)
     print(f"wrote {json_path} and {md_path}")
     return 0
 

@@ -29,7 +29,7 @@ from data.midi import MidiError
 from utils.config import EXIT_CONFIG, ConfigError, load_config
 from utils.note_separation import output_paths, separate_midi_file
 from utils.render import parse_bars
-from utils.separation import Separator
+from utils.separation import Separator, add_device_option
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: they stay drums)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs (default: refuse)")
-    parser.add_argument("--device", default=None,
-                        help="auto, cpu, cuda, cuda:N (default: the config's accelerator)")
+    add_device_option(parser)
     parser.add_argument("--sample-rate", type=int, default=22050, help="audio rate in Hz")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)

@@ -22,7 +22,7 @@ from utils.assignment import ASSIGN_MODES  # noqa: E402
 from utils.config import EXIT_CONFIG, ConfigError, load_config  # noqa: E402
 from utils.evaluation import benchmark_steps, phrase_batches, subset_indices  # noqa: E402
 from utils.metrics import SUMMARY_KEYS, format_table, markdown_table  # noqa: E402
-from utils.separation import SAMPLERS, Separator  # noqa: E402
+from utils.separation import SAMPLERS, Separator, add_device_option  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="step counts to compare (default: 1000 200 50 20 10)")
     parser.add_argument("--limit", type=int, default=256, help="phrases to separate (256)")
     parser.add_argument("--split", default="test", choices=SPLITS)
-    parser.add_argument("--device", default=None,
-                        help="auto, cpu, cuda, cuda:N (default: the config's accelerator)")
+    add_device_option(parser)
     parser.add_argument("--sampler", default=None, choices=SAMPLERS,
                         help="override the config's sampler")
     parser.add_argument("--assign", default=None, choices=ASSIGN_MODES,

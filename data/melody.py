@@ -41,21 +41,30 @@ EXCLUDED_PROGRAMS = frozenset(range(32, 40)) | frozenset(range(112, 128))
 
 
 @dataclass
-class TrackNotes:
-    """The notes of one MIDI track, in ticks.
+class Track:
+    """What names a MIDI track.
 
     Attributes:
         name: track name ("" if none).
         program: GM program 0..127.
         is_drum: whether the track plays on the drum channel.
-        start: int64 ``[K]`` note-on ticks.
-        end: int64 ``[K]`` note-off ticks (``end >= start``).
-        pitch: int64 ``[K]`` MIDI pitches.
     """
 
     name: str
     program: int
     is_drum: bool
+
+
+@dataclass
+class TrackNotes(Track):
+    """The notes of one MIDI track, in ticks (besides :class:`Track`'s attributes).
+
+    Attributes:
+        start: int64 ``[K]`` note-on ticks.
+        end: int64 ``[K]`` note-off ticks (``end >= start``).
+        pitch: int64 ``[K]`` MIDI pitches.
+    """
+
     start: np.ndarray
     end: np.ndarray
     pitch: np.ndarray

@@ -42,6 +42,7 @@ from data.contract import (
     STEPS_PER_BEAT,
     STRING,
 )
+from data.melody import Track
 from data.midi import pitch_rows, quantise, read_score
 
 # MIDI channel (0-based) of each instrument's tracks; 9 is General MIDI's drum channel 10
@@ -49,20 +50,15 @@ OUTPUT_CHANNEL: dict[int, int] = {PIANO: 0, GUITAR: 1, BASS: 2, STRING: 3, DRUM:
 
 
 @dataclass
-class SourceTrack:
-    """One track of the input as symusic reads it (one channel and program).
+class SourceTrack(Track):
+    """One track of the input as symusic reads it (one channel and program), besides
+    :class:`data.melody.Track`'s attributes.
 
     Attributes:
-        name: track name ("" if none).
-        program: GM program 0..127.
-        is_drum: whether the track plays on the drum channel.
         controls: int64 ``[C, 3]`` controller events ``(tick, number, value)``.
         bends: int64 ``[B, 2]`` pitch bends ``(tick, value)`` (value -8192..8191).
     """
 
-    name: str
-    program: int
-    is_drum: bool
     controls: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
     bends: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -92,8 +92,51 @@ def fit_train_baselines(data_dir: str | Path, batch_size: int = 1024) -> dict[st
 # ----------------------------------------------------------------------------------
 # Scoring
 # ----------------------------------------------------------------------------------
+class Report:
+    """What every evaluation report shares: its tables and its files.
+
+    Subclasses are dataclasses with ``split``, ``rows`` and ``settings`` fields and a
+    ``markdown()`` method; they name their table columns and their file suffix.
+    """
+
+    summary_keys: ClassVar[tuple[str, ...]] = SUMMARY_KEYS
+    f1_keys: ClassVar[tuple[str, ...]] = F1_KEYS
+    file_suffix: ClassVar[str] = ""
+    split: str
+    rows: dict[str, dict[str, float]]
+
+    def table(self) -> str:
+        """Plain-text tables: headline metrics, then per-instrument F1."""
+        return "\n\n".join([format_table(self.rows, self.summary_keys),
+                            format_table(self.rows, self.f1_keys)])
+
+    f1_over: ClassVar[str] = "cells"
+
+    def title(self) -> str:
+        """The report's heading."""
+        raise NotImplementedError
+
+    def intro(self) -> str:
+        """The paragraph above the tables: what was scored, how, with which model."""
+        raise NotImplementedError
+
+    def appendix(self) -> list[str]:
+        """Lines below the tables (none by default)."""
+        return []
+
+    def markdown(self) -> str:
+        """A Markdown report: heading, intro, both tables, appendix."""
+        return "\n".join([
+            f"# {self.title()}", "", self.intro(), "",
+            markdown_table(self.rows, self.summary_keys), "",
+            f"Per-instrument F1 over {self.f1_over}:", "",
+            markdown_table(self.rows, self.f1_keys), "",
+            *self.appendix(),
+        ])
+
+
 @dataclass
-class Evaluation:
+class Evaluation(Report):
     """Metrics of every system on one split.
 
     Attributes:
@@ -113,35 +156,21 @@ class Evaluation:
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def table(self) -> str:
-        """Plain-text tables: headline metrics, then per-instrument F1."""
-        return "\n\n".join([format_table(self.rows, SUMMARY_KEYS),
-                            format_table(self.rows, F1_KEYS)])
 
-    def markdown(self) -> str:
-        """A Markdown report with both tables and the settings."""
+    def title(self) -> str:
+        return f"Evaluation on the {self.split} split of {self.settings.get('data_dir')}"
+
+    def intro(self) -> str:
         s = self.settings
         if s.get("separator") == "direct":
             how = "direct separator (one pass)"
         else:
             how = (f"{s.get('sampler')} sampler, {s.get('steps')} steps, eta {s.get('eta')}, "
                    f"{s.get('num_samples', 1)} sample(s)")
-        lines = [
-            f"# Evaluation on the {self.split} split of {s.get('data_dir')}",
-            "",
-            f"{self.n_phrases} phrases; {s.get('model')}: {how}, assign '{s.get('assign')}', "
-            f"on {s.get('device')} at {self.phrases_per_s:.2f} phrases/s. "
-            f"Baselines: {s.get('baselines')}. Lower is better for consistency and "
-            "diversity, higher for the rest.",
-            "",
-            markdown_table(self.rows, SUMMARY_KEYS),
-            "",
-            "Per-instrument F1 over cells:",
-            "",
-            markdown_table(self.rows, F1_KEYS),
-            "",
-        ]
-        return "\n".join(lines)
+        return (f"{self.n_phrases} phrases; {s.get('model')}: {how}, assign "
+                f"'{s.get('assign')}', on {s.get('device')} at {self.phrases_per_s:.2f} "
+                f"phrases/s. Baselines: {s.get('baselines')}. Lower is better for "
+                "consistency and diversity, higher for the rest.")
 
 
 def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
@@ -257,26 +286,27 @@ def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
                       phrases_per_s=rate, seconds=seconds, settings=settings)
 
 
-def write_evaluation(evaluation: Evaluation, out_dir: str | Path,
+def write_evaluation(evaluation: Report, out_dir: str | Path,
                      tag: str = "") -> tuple[Path, Path]:
-    """Write ``evaluation_[<tag>_]<split>.json`` and ``.md`` into ``out_dir``.
+    """Write ``evaluation_[<tag>_]<split><suffix>.json`` and ``.md`` into ``out_dir``.
 
     Args:
-        evaluation: what :func:`evaluate_split` returned.
+        evaluation: a phrase (:func:`evaluate_split`) or song
+            (:func:`utils.song_evaluation.evaluate_songs`) evaluation; the song one
+            has the suffix ``_songs``.
         out_dir: target folder (created).
         tag: names the scored dataset when it is not the config's own (cross-corpus).
 
     Returns:
-        ``(json_path, markdown_path)``.
+        ``(json_path, markdown_path)``; non-finite numbers are written as null.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"evaluation_{tag + '_' if tag else ''}{evaluation.split}"
+    stem = f"evaluation_{tag + '_' if tag else ''}{evaluation.split}{evaluation.file_suffix}"
     json_path = out / f"{stem}.json"
     md_path = out / f"{stem}.md"
-    data = asdict(evaluation)
-    if not np.isfinite(data["phrases_per_s"]):
-        data["phrases_per_s"] = None
+    data = {key: None if isinstance(value, float) and not np.isfinite(value) else value
+            for key, value in asdict(evaluation).items()}
     atomic_write_json(json_path, data)
     atomic_write_text(md_path, evaluation.markdown())
     return json_path, md_path

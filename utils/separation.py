@@ -15,6 +15,7 @@ last, as the storage rolls of ``data/``); model tensors ``float32 [B, C, 64, 72]
 
 from __future__ import annotations
 
+import argparse
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,6 +65,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"'device' {str(dev)!r}: MPS is not available on this machine")
     return dev
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--device`` option of every command that separates (read by :func:`resolve_device`)."""
+    parser.add_argument("--device", default=None,
+                        help="auto, cpu, cuda, cuda:N (default: the config's accelerator)")
 
 
 def config_device(cfg: Config) -> torch.device:

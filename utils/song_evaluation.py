@@ -28,22 +28,21 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from tqdm import tqdm
 
 from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC
-from data.fileio import atomic_write_json, atomic_write_text
 from data.melody import load_melody_json, melody_program_for
 from data.midi import choose_tracks, load_song, read_score, score_timing, score_tracks
 from data.notes import SongNotes, nearest_rows, notes_from_score
 from utils.baselines import FITTED_BASELINES, Baseline
 from utils.config import Config
-from utils.evaluation import model_baselines
-from utils.metrics import format_table, markdown_table, ratio
+from utils.evaluation import Report, model_baselines
+from utils.metrics import ratio
 from utils.note_separation import N_PITCHED, separate_notes
 from utils.separation import ProbFn, Separator
 
@@ -56,7 +55,6 @@ def song_model_row(kind: str = "diffusion") -> str:
 SONG_MODEL_ROW = song_model_row()
 SONG_SUMMARY_KEYS: tuple[str, ...] = ("notes", "note_accuracy", "pitched_note_accuracy",
                                       "macro_f1")
-SONG_F1_KEYS: tuple[str, ...] = tuple(f"{inst}_f1" for inst in MUSIC_INSTRUMENTS)
 
 
 # ----------------------------------------------------------------------------------
@@ -220,7 +218,7 @@ def score_songs(prob_fn: ProbFn | None, rules: dict[str, np.ndarray], songs: lis
 
 
 @dataclass
-class SongEvaluation:
+class SongEvaluation(Report):
     """Note metrics of every system over the songs of one split.
 
     Attributes:
@@ -239,37 +237,28 @@ class SongEvaluation:
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def table(self) -> str:
-        """Plain-text tables: headline metrics, then per-instrument F1 over notes."""
-        return "\n\n".join([format_table(self.rows, SONG_SUMMARY_KEYS),
-                            format_table(self.rows, SONG_F1_KEYS)])
+    summary_keys: ClassVar[tuple[str, ...]] = SONG_SUMMARY_KEYS
+    file_suffix: ClassVar[str] = "_songs"
+    f1_over: ClassVar[str] = "notes"
 
-    def markdown(self) -> str:
-        """A Markdown report with both tables, what is scored, and the settings."""
+
+    def title(self) -> str:
+        return f"Song-level evaluation on the {self.split} split"
+
+    def intro(self) -> str:
         s = self.settings
         per = ", ".join(f"{k} {v}" for k, v in self.notes_by_instrument.items())
-        lines = [
-            f"# Song-level evaluation on the {self.split} split",
-            "",
-            f"{len(self.songs)} songs separated whole, {sum(self.notes_by_instrument.values())} "
-            f"original notes scored ({per}) of {s.get('data_dir')}. {s.get('model')} "
-            f"({s.get('separator')}; diffusion sampling: {s.get('sampler')}, "
-            f"{s.get('steps')} steps), note by note, on {s.get('device')}. "
-            "Scored: every note of the song's unified tracks; not scored: the melody track "
-            "(the model does not separate it) and tracks dropped by track unification. "
-            "Drum-channel notes stay drums for every system; `pitched_note_accuracy` leaves "
-            f"them out. Baselines: {s.get('baselines')}.",
-            "",
-            markdown_table(self.rows, SONG_SUMMARY_KEYS),
-            "",
-            "Per-instrument F1 over notes:",
-            "",
-            markdown_table(self.rows, SONG_F1_KEYS),
-            "",
-            "Songs: " + ", ".join(self.songs),
-            "",
-        ]
-        return "\n".join(lines)
+        return (f"{len(self.songs)} songs separated whole, "
+                f"{sum(self.notes_by_instrument.values())} original notes scored ({per}) of "
+                f"{s.get('data_dir')}. {s.get('model')} ({s.get('separator')}; diffusion "
+                f"sampling: {s.get('sampler')}, {s.get('steps')} steps), note by note, on "
+                f"{s.get('device')}. Scored: every note of the song's unified tracks; not "
+                "scored: the melody track (the model does not separate it) and tracks dropped "
+                "by track unification. Drum-channel notes stay drums for every system; "
+                f"`pitched_note_accuracy` leaves them out. Baselines: {s.get('baselines')}.")
+
+    def appendix(self) -> list[str]:
+        return ["Songs: " + ", ".join(self.songs), ""]
 
 
 def split_songs(data_dir: str | Path, split: str) -> tuple[Path, list[str], str | None]:
@@ -347,22 +336,3 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     return SongEvaluation(split=split, songs=names, rows=rows,
                           notes_by_instrument=dict(zip(MUSIC_INSTRUMENTS, per.tolist())),
                           seconds=time.perf_counter() - started, settings=settings)
-
-
-def write_song_evaluation(evaluation: SongEvaluation, out_dir: str | Path,
-                          tag: str = "") -> tuple[Path, Path]:
-    """Write ``evaluation_[<tag>_]<split>_songs.json`` and ``.md`` into ``out_dir``.
-
-    ``tag`` names the scored dataset when it is not the config's own (cross-corpus).
-
-    Returns:
-        ``(json_path, markdown_path)``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"evaluation_{tag + '_' if tag else ''}{evaluation.split}_songs"
-    json_path = out / f"{stem}.json"
-    md_path = out / f"{stem}.md"
-    atomic_write_json(json_path, asdict(evaluation))
-    atomic_write_text(md_path, evaluation.markdown())
-    return json_path, md_path
