@@ -207,7 +207,7 @@ def train_decoder(cfg: Config, resume: bool = False,
             missing data or resume checkpoint.
     """
     separator = find_checkpoint(cfg, "transunet")
-    if checkpoint_config(read_checkpoint(separator), separator)["separator"] == "direct":
+    if checkpoint_config(read_checkpoint(separator), separator).separator == "direct":
         return None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = DecoderModule(cfg, str(separator))
