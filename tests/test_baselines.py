@@ -10,6 +10,7 @@ import torch
 
 from data.contract import BASS, GUITAR, PIANO, STRING
 from data.roll import note_lengths
+from tests.test_metrics import compute_metrics
 from utils.baselines import (
     MostCommonBaseline,
     OracleBaseline,
@@ -22,7 +23,6 @@ from utils.baselines import (
     save_baselines,
     zone_dp,
 )
-from utils.metrics import compute_metrics
 
 PI, GU, BA, ST = (i - 1 for i in (PIANO, GUITAR, BASS, STRING))  # model channels
 

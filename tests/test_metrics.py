@@ -12,11 +12,18 @@ from data.contract import BASS, DRUM, GUITAR, PIANO, STRING
 from utils.metrics import (
     METRIC_KEYS,
     MetricAccumulator,
-    compute_metrics,
     format_table,
     markdown_table,
     note_counts,
 )
+
+
+def compute_metrics(pred, true, mixture) -> dict[str, float]:
+    """Every metric of one set of phrases, through the accumulator (one update)."""
+    acc = MetricAccumulator()
+    acc.update(pred, true, mixture)
+    return acc.compute()
+
 
 # model channel of each instrument (melody is not a model channel)
 PI, GU, BA, ST, DR = (i - 1 for i in (PIANO, GUITAR, BASS, STRING, DRUM))

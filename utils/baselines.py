@@ -244,6 +244,10 @@ class ZoneBaseline(Baseline):
             out[self.bounds[k]:self.bounds[k + 1]] = inst
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`Baseline.to_dict`, plus the fitted ``zones`` (for a reader of the file)."""
+        return {**super().to_dict(), "zones": self.zones()}
+
     def zones(self) -> dict[str, tuple[int, int]]:
         """``{instrument: (first row, end row exclusive)}``, bottom zone first."""
         if self.order is None or self.bounds is None:

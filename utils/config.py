@@ -267,13 +267,6 @@ class Config:
                               f"folder ({problem})")
         return path
 
-    def require_file(self, key: str) -> Path:
-        """A path-valued key that must name an existing file."""
-        path = self.resolve(key)
-        if not path.is_file():
-            raise ConfigError(f"{self._source}: '{key}' = {str(path)!r} does not exist")
-        return path
-
 
 def _type_ok(value: Any, annotation: Any) -> bool:
     """Whether a JSON value matches a (simple) type annotation."""

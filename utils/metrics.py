@@ -5,9 +5,9 @@ channels in :data:`data.contract.MUSIC_INSTRUMENTS` order: piano, guitar, bass, 
 drum), ``mixture`` is binary ``[N, 1, T, P]``. Inputs may be numpy arrays or torch
 tensors, bool or numeric 0/1; they are converted to numpy ``bool`` once, at the boundary.
 
-Metrics (every one is a ratio of integer counts, so a streaming
-:class:`MetricAccumulator` over batches equals :func:`compute_metrics` on their
-concatenation exactly):
+Every metric is computed one way, by :class:`MetricAccumulator`; each is a ratio of
+integer counts, so accumulating batch by batch equals one update with their
+concatenation exactly:
 
 * ``consistency`` = mean over all ``N*T*P`` cells of XOR(mixture, OR over instruments of
   pred): how often a sounding cell is left unassigned or a silent cell is filled. Lower
@@ -112,8 +112,8 @@ def note_counts(pred: np.ndarray, true: np.ndarray) -> tuple[int, int]:
 
 @dataclass
 class MetricAccumulator:
-    """Streaming metric counts; :meth:`compute` equals :func:`compute_metrics` on the
-    concatenation of every batch given to :meth:`update`.
+    """Streaming metric counts; :meth:`compute` after several :meth:`update` calls equals
+    it after one update with the concatenation of their batches.
 
     Example::
 
@@ -196,22 +196,6 @@ class MetricAccumulator:
                 active.append(prf["f1"])
         res["macro_f1"] = float(np.mean(active)) if active else 1.0
         return res
-
-
-def compute_metrics(pred: Any, true: Any, mixture: Any) -> dict[str, float]:
-    """Every metric of one set of phrases.
-
-    Args:
-        pred: binary ``[N, 5, T, P]`` prediction (numpy or torch).
-        true: binary ``[N, 5, T, P]`` ground truth.
-        mixture: binary ``[N, 1, T, P]`` mixture.
-
-    Returns:
-        Flat dict with the keys of :data:`METRIC_KEYS`.
-    """
-    acc = MetricAccumulator()
-    acc.update(pred, true, mixture)
-    return acc.compute()
 
 
 def _cell(value: Any) -> str:
