@@ -25,6 +25,7 @@ import numpy as np
 
 Mode = Literal["major", "minor"]
 Function = Literal["T", "S", "D"]
+Cadence = Literal["authentic", "half"]
 
 PITCH_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 FUNCTIONS: tuple[Function, ...] = ("T", "S", "D")
@@ -96,7 +97,7 @@ def chord_name(key: Key, numeral: str, seventh: bool) -> str:
     return root + (degree.seventh if seventh else degree.triad)
 
 
-def _function_walk(rng: np.random.Generator, slots: int, cadence: Literal["authentic", "half"]
+def _function_walk(rng: np.random.Generator, slots: int, cadence: Cadence
                    ) -> list[Function]:
     """Functions of one phrase (``slots >= 3``): T, Markov steps, then the cadence."""
     tail: list[Function] = ["D", "T"] if cadence == "authentic" else ["D"]
@@ -108,7 +109,7 @@ def _function_walk(rng: np.random.Generator, slots: int, cadence: Literal["authe
 
 
 def phrase(rng: np.random.Generator, key: Key, bars: int, chords_per_bar: int,
-           cadence: Literal["authentic", "half"], sevenths: float = 0.2) -> list[list[str]]:
+           cadence: Cadence, sevenths: float = 0.2) -> list[list[str]]:
     """One phrase of chords.
 
     Args:

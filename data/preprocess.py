@@ -322,7 +322,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
           melody_json: str | Path | None = None, seed: int = 0,
           fractions: Sequence[float] = (0.9, 0.05, 0.05), progress: bool = True,
           min_bar_density: float = contract.MIN_BAR_DENSITY,
-          split_by: Literal["song", "folder"] = "song",
+          split_by: SplitBy = "song",
           max_song_bars: int = contract.MAX_SONG_BARS) -> dict[str, Any]:
     """Build (or finish building) the phrase dataset of a MIDI folder.
 
