@@ -185,3 +185,14 @@ def test_unwritable_model_dir_is_refused_before_any_work(
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1, lines
         assert "'model_dir'" in lines[0] and "is not a writable folder (it is a file)" in lines[0]
+
+
+def test_replace_gives_a_validated_copy(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, lr=0.01))
+    changed = cfg.replace(num_samples=4)
+    assert changed.num_samples == 4 and changed.lr == 0.01 and cfg.num_samples == 1
+    assert changed._source == cfg._source
+    with pytest.raises(ConfigError, match="'num_samples' must be > 0"):
+        cfg.replace(num_samples=0)
+    with pytest.raises(ConfigError, match="unknown key 'samples'"):
+        cfg.replace(samples=2)

@@ -117,8 +117,7 @@ def run_ablation(config_path: str | Path, out_dir: str | Path, steps: int,
     for variant in variants:
         if variant.reuse is not None:
             cfg, train_s = trained[variant.reuse]
-            cfg = load_config(config_path, overrides={**cfg.to_dict(),
-                                                      "num_samples": variant.num_samples})
+            cfg = cfg.replace(num_samples=variant.num_samples)
         else:
             model_dir = out / _slug(variant.name)
             cfg = load_config(config_path, overrides={**common, **variant.overrides,
@@ -132,11 +131,10 @@ def run_ablation(config_path: str | Path, out_dir: str | Path, steps: int,
             if cfg.separator == "diffusion":
                 if not decoder_path:
                     log(f"[ablation] training the shared decoder for {decoder_steps} steps")
-                    dec_cfg = load_config(config_path, overrides={
-                        **cfg.to_dict(), "limit_train_batches": decoder_steps, **overrides})
+                    dec_cfg = cfg.replace(limit_train_batches=decoder_steps, **overrides)
                     decoder_path = str(train_decoder(dec_cfg, **quiet))
                 overrides["decoder_model_path"] = decoder_path
-            cfg = load_config(config_path, overrides={**cfg.to_dict(), **overrides})
+            cfg = cfg.replace(**overrides)
             trained[variant.name] = (cfg, train_s)
         for label, data_dir in datasets:
             log(f"[ablation] scoring '{variant.name}' on {data_dir or cfg.data_dir}")

@@ -244,6 +244,10 @@ class Config:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if not f.name.startswith("_")}
 
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some keys changed, validated like a config file (same source)."""
+        return config_from_dict({**self.to_dict(), **changes}, source=self._source)
+
     def resolve(self, key: str) -> Path:
         """A path-valued key, relative paths taken from the current directory."""
         value = getattr(self, key)
