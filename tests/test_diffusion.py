@@ -147,7 +147,7 @@ def test_ddim_eta_zero_is_deterministic_and_generator_reproduces_ddpm() -> None:
     assert torch.equal(sched.step(eps, 30, 20, x)[0], sched.step(eps, 30, 20, x)[0])
 
 
-def test_separate_probs_and_partition_gives_consistency_zero() -> None:
+def test_diffusion_probs_and_partition_give_consistency_zero() -> None:
     torch.manual_seed(0)
     diff = GuidedDiffusion(20)
     net = TransUNet(5, 5, 32, 64, 1, 16).eval()
