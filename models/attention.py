@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-HEAD_DIM = 64  # heads = d_model / 64 (SPEC section 3)
+from models.options import HEAD_DIM
 
 
 def skew(rel_logits: torch.Tensor) -> torch.Tensor:

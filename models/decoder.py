@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.transunet import GROUPS, LEAK
+from models.options import GROUPS
+from models.transunet import LEAK
 
 
 class PlainResBlock(nn.Module):

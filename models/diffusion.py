@@ -12,16 +12,14 @@ Samplers look like schedulers: ``set_timesteps(num_steps)`` picks a descending s
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from data.contract import check_option
-
-BetaSchedule = Literal["linear"]  # the allowed values of config key beta_schedule
-Sampler = Literal["ddpm", "ddim"]  # the allowed values of config key sampler
+from models.options import BetaSchedule, Sampler
 
 
 def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:

@@ -20,15 +20,14 @@ network as an argument; the network does not know which process trains it.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from data.contract import check_option
-
-DirectLoss = Literal["bce", "softmax"]  # the allowed values of config key direct_loss
+from models.options import DirectLoss
 
 
 class DirectSeparation(nn.Module):

@@ -17,12 +17,10 @@ from torch import nn
 
 from data.contract import N_PITCH, PHRASE_STEPS
 from models.attention import RelativeEncoderLayer
+from models.options import GROUPS, LATENT_MULTIPLE
 
 DOWNSAMPLE = 8  # three 2x2 poolings
 BOTTLENECK_TOKENS = (PHRASE_STEPS // DOWNSAMPLE) * (N_PITCH // DOWNSAMPLE)  # 8 x 9 = 72
-GROUPS = 8  # GroupNorm groups
-# latent_dim must be a multiple of this: the stem has latent_dim / 4 channels in GROUPS groups
-LATENT_MULTIPLE = 4 * GROUPS
 LEAK = 0.2  # LeakyReLU slope
 
 

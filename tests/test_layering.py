@@ -9,6 +9,8 @@ imports of the project's own modules are refused too: they hide the dependency g
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,11 @@ def test_the_walk_catches_an_upward_import(tmp_path: Path) -> None:
     found = {(m, top) for m, _, top in imports(tree)}
     assert ("utils.config", True) in found and ("data.roll", False) in found
     assert target_rank("utils.config") > RANK["models"] and target_rank("numpy") is None
+
+
+def test_the_data_commands_do_not_load_torch() -> None:
+    """Every worker of the dataset build imports its command's module; torch would cost
+    each one about 200 MB and two seconds, for nothing."""
+    code = ("import sys, utils.preprocess, utils.synthesize, utils.config; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -12,13 +12,13 @@ on and off. Two rules (config key ``assign``):
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 
 from data.contract import check_option
+from utils.config import AssignMode
 
-AssignMode = Literal["threshold", "partition"]  # the allowed values of config key assign
 ASSIGN_MODES: tuple[str, ...] = get_args(AssignMode)
 
 

@@ -43,8 +43,9 @@ import torch
 
 from data.contract import check_option
 from models.decoder import Decoder
-from models.diffusion import BetaSchedule, GuidedDiffusion
-from models.direct import DirectLoss, DirectSeparation
+from models.diffusion import GuidedDiffusion
+from models.direct import DirectSeparation
+from models.options import BetaSchedule, DirectLoss
 from models.transunet import TransUNet
 from utils.config import Config, ConfigError, SeparatorKind, config_from_dict
 

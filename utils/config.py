@@ -22,15 +22,12 @@ from typing import Any, Literal, Union, get_args, get_origin
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.fileio import writable_dir_problem
 from data.preprocess import SplitBy
-from models.attention import HEAD_DIM
-from models.diffusion import BetaSchedule, Sampler
-from models.direct import DirectLoss
-from models.transunet import GROUPS, LATENT_MULTIPLE
-from utils.assignment import AssignMode
+from models.options import GROUPS, HEAD_DIM, LATENT_MULTIPLE, BetaSchedule, DirectLoss, Sampler
 
-# The allowed values of each option live beside the code that reads it (imported above);
-# these few are read only here, by the trainer set-up.
+# The allowed values of the networks' options live in models.options (torch-free, so that
+# reading a config never imports torch); these are read by utils/ and the trainer set-up.
 SeparatorKind = Literal["diffusion", "direct"]
+AssignMode = Literal["threshold", "partition"]  # see utils.assignment
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]

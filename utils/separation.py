@@ -29,7 +29,8 @@ from tqdm import tqdm
 from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE, check_option
 from data.midi import describe_time_signatures
 from data.roll import window_starts
-from models.diffusion import GuidedDiffusion, Sampler
+from models.diffusion import GuidedDiffusion
+from models.options import Sampler
 from utils.assignment import ASSIGN_MODES, assign_instruments
 from utils.checkpoints import (
     BASELINES_FILE,

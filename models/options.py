@@ -1,0 +1,20 @@
+"""The options and fixed shapes of the networks and processes, without importing torch.
+
+The config validator (:mod:`utils.config`) reads these, and so does every command that
+loads a config -- including the dataset build, whose worker processes must not pay for
+importing torch. Each option's allowed values are a ``Literal`` type here, and
+``typing.get_args`` of it is what :func:`data.contract.check_option` checks against.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+BetaSchedule = Literal["linear"]  # config key beta_schedule
+Sampler = Literal["ddpm", "ddim"]  # config key sampler
+DirectLoss = Literal["bce", "softmax"]  # config key direct_loss
+
+HEAD_DIM = 64  # attention heads = d_model / 64 (SPEC section 3)
+GROUPS = 8  # GroupNorm groups
+# latent_dim must be a multiple of this: the stem has latent_dim / 4 channels in GROUPS groups
+LATENT_MULTIPLE = 4 * GROUPS
