@@ -368,7 +368,7 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
 
 
 def load_song(path: str | Path, melody_program: int | None = None,
-              max_bars: int = MAX_SONG_BARS) -> Song:
+              max_bars: int = MAX_SONG_BARS, score: symusic.Score | None = None) -> Song:
     """Convert one MIDI file by the data contract (SPEC section 2).
 
     Args:
@@ -376,6 +376,7 @@ def load_song(path: str | Path, melody_program: int | None = None,
         melody_program: GM program of the melody track (from a midi-miner style JSON);
             None runs the melody detector of :mod:`data.melody`.
         max_bars: longest song accepted, in bars (module docstring).
+        score: the file already read by :func:`read_score` (not read again).
 
     Returns:
         The :class:`Song`, roll bool ``[T, 72, 6]`` (``T`` may be 0 when no note of the
@@ -386,7 +387,7 @@ def load_song(path: str | Path, melody_program: int | None = None,
         SkipFile: filtered out -- reason "not_4_4", "too_few_instruments" or "too_long".
     """
     path = Path(path)
-    score = read_score(path)
+    score = read_score(path) if score is None else score
     timing = score_timing(score)
     if not timing.is_4_4():
         found = describe_time_signatures(timing.time_signatures)
@@ -395,7 +396,8 @@ def load_song(path: str | Path, melody_program: int | None = None,
     return Song(name=path.stem, roll=roll, timing=timing, has_melody=has_melody)
 
 
-def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS
+def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
+                 score: symusic.Score | None = None
                  ) -> tuple[np.ndarray, np.ndarray | None, Timing]:
     """Read any MIDI file as a mixture to separate.
 
@@ -408,6 +410,7 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS
     Args:
         path: a MIDI file (any meter; one without a time signature is taken as 4/4).
         max_bars: longest song accepted, in bars (module docstring).
+        score: the file already read by :func:`read_score` (not read again).
 
     Returns:
         ``(mixture, reference, timing)``: bool ``[T, 72]``, bool ``[T, 72, 6]`` or None
@@ -418,7 +421,7 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS
             than ``max_bars`` (reason "too_long", raised before any roll is allocated).
     """
     path = Path(path)
-    score = read_score(path)
+    score = read_score(path) if score is None else score
     timing = score_timing(score)
     if not timing.time_signatures:
         timing.time_signatures = [(0, 4, 4)]

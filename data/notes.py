@@ -3,8 +3,9 @@
 Reading keeps everything a note-level separation needs to give the user's music back:
 every note of every track with its own pitch, start and end tick and velocity, each
 track's controllers and pitch bends, and the score's ticks per quarter, tempo map (exact
-microseconds per quarter), time signatures and key signatures. Parsing is symusic's
-(:func:`data.midi.read_score`), which splits a MIDI track into one track per channel and
+microseconds per quarter), time signatures and key signatures
+(:func:`notes_from_score`, from the score :func:`data.midi.read_score` parses once for the
+mixture and the notes alike). Parsing is symusic's, which splits a MIDI track into one track per channel and
 program, so a program change inside a track starts a new source track.
 
 Writing (:func:`separated_midi`, with mido, so ticks and channels are exactly as
@@ -23,7 +24,6 @@ quantisation) at the row of :func:`data.midi.pitch_rows`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import mido
 import numpy as np
@@ -43,7 +43,7 @@ from data.contract import (
     STRING,
 )
 from data.melody import Track
-from data.midi import pitch_rows, quantise, read_score
+from data.midi import pitch_rows, quantise
 
 # MIDI channel (0-based) of each instrument's tracks; 9 is General MIDI's drum channel 10
 OUTPUT_CHANNEL: dict[int, int] = {PIANO: 0, GUITAR: 1, BASS: 2, STRING: 3, DRUM: 9}
@@ -159,15 +159,6 @@ def notes_from_score(score: symusic.Score) -> SongNotes:
         key_signatures=[(int(ks.time), int(ks.key), int(ks.tonality))
                         for ks in score.key_signatures],
         n_lyrics=n_lyrics, n_markers=len(score.markers), **flat)
-
-
-def read_notes(path: str | Path) -> SongNotes:
-    """Read every note of a MIDI file (see the module docstring).
-
-    Raises:
-        data.midi.MidiError: not MIDI, unreadable or truncated (one-line message).
-    """
-    return notes_from_score(read_score(path))
 
 
 def nearest_rows(notes: SongNotes) -> np.ndarray:

@@ -18,9 +18,9 @@ from data.notes import (
     notes_roll,
     out_of_range,
     overlap_layers,
-    read_notes,
     separated_midi,
 )
+from tests.fixtures_midi import read_notes
 
 
 def small_score() -> symusic.Score:

@@ -47,14 +47,14 @@ from data.contract import (
     STEPS_PER_BAR,
 )
 from data.fileio import atomic_write_many
-from data.midi import load_mixture
+from data.midi import load_mixture, read_score
 from data.notes import (
     OutputTrack,
     SongNotes,
     nearest_rows,
+    notes_from_score,
     notes_roll,
     out_of_range,
-    read_notes,
     separated_midi,
 )
 from data.roll import window_starts
@@ -191,7 +191,7 @@ def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
         prob_fn: mixtures ``float32 [B, 1, 64, 72]`` -> probabilities ``float [B, 5, 64, 72]``
             (e.g. :meth:`utils.separation.Separator.probs`).
         mixture: bool ``[T, 72]`` the song's mixture (:func:`data.midi.load_mixture`).
-        notes: the song's notes (:func:`data.notes.read_notes`).
+        notes: the song's notes (:func:`data.notes.notes_from_score`).
         batch_size: windows separated at once.
         device: where the windows are put.
         drums_by_model: let the model choose for drum-channel notes too.
@@ -377,8 +377,9 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     existing = [p for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
-    mixture, ref_roll, timing = load_mixture(midi_path, max_song_bars)  # (T, 72), (T, 72, 6) | None
-    notes = read_notes(midi_path)
+    score = read_score(midi_path)  # read once: the mixture and the notes come from it
+    mixture, ref_roll, timing = load_mixture(midi_path, max_song_bars, score)  # (T, 72), ...
+    notes = notes_from_score(score)
     warnings: list[str] = []
     meter = meter_warning(midi_path, timing.time_signatures)
     if meter:

@@ -97,7 +97,7 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None) -
     for cls, track in chosen.items():
         if cls != MELODY:
             true[notes.track == track] = cls
-    music = load_song(path, melody_program).roll[..., MELODY + 1:]  # (T, 72, 5)
+    music = load_song(path, melody_program, score=score).roll[..., MELODY + 1:]  # (T, 72, 5)
     return SongTruth(name=name, notes=notes, true=true, mixture=music.any(axis=-1))
 
 
