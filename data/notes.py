@@ -5,8 +5,9 @@ every note of every track with its own pitch, start and end tick and velocity, e
 track's controllers and pitch bends, and the score's ticks per quarter, tempo map (exact
 microseconds per quarter), time signatures and key signatures
 (:func:`notes_from_score`, from the score :func:`data.midi.read_score` parses once for the
-mixture and the notes alike). Parsing is symusic's, which splits a MIDI track into one track per channel and
-program, so a program change inside a track starts a new source track.
+mixture and the notes alike). Parsing is symusic's, which splits a MIDI track into one
+track per channel and program, so a program change inside a track starts a new source
+track.
 
 Writing (:func:`separated_midi`, with mido, so ticks and channels are exactly as
 given) puts every note exactly once on the track of the instrument it was given, with
