@@ -193,6 +193,14 @@ def score_timing(score: symusic.Score) -> Timing:
                   time_signatures=signatures)
 
 
+def writable_meters(signatures: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The time signatures a MIDI file can hold: at a tick >= 0, numerator and denominator
+    > 0. A corrupt file may carry others (a denominator byte out of range reads as 0, a
+    tick past 2**31 wraps negative); they mean nothing and are not written back.
+    :func:`score_timing` keeps them, so that such a file is not taken for 4/4."""
+    return [(t, n, d) for t, n, d in signatures if t >= 0 and n > 0 and d > 0]
+
+
 def describe_time_signatures(signatures: list[tuple[int, int, int]], shown: int = 3) -> str:
     """A short description of time-signature events, e.g. ``"4/4 at tick 0, 3/4 at tick 1920"``.
 
@@ -490,8 +498,7 @@ def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
     pm = pretty_midi.PrettyMIDI(resolution=timing.tpq, initial_tempo=timing.tempos[0][1])
     if len(timing.tempos) > 1:
         _set_tempo_map(pm, timing, int(np.ceil(roll.shape[0] * timing.ticks_per_step)))
-    # a 0 numerator or denominator (possible in a corrupt file) means nothing; not written
-    meters = [(t, n, d) for t, n, d in timing.time_signatures if n > 0 and d > 0]
+    meters = writable_meters(timing.time_signatures)
     if meters:
         ticks = np.array([tick for tick, _, _ in meters], dtype=np.int64)
         seconds = timing.tick_to_seconds(ticks).tolist()  # one pass for every event

@@ -44,7 +44,7 @@ from data.contract import (
     STRING,
 )
 from data.melody import Track
-from data.midi import pitch_rows, quantise
+from data.midi import pitch_rows, quantise, writable_meters
 
 # MIDI channel (0-based) of each instrument's tracks; 9 is General MIDI's drum channel 10
 OUTPUT_CHANNEL: dict[int, int] = {PIANO: 0, GUITAR: 1, BASS: 2, STRING: 3, DRUM: 9}
@@ -294,12 +294,12 @@ def separated_midi(notes: SongNotes, instrument: np.ndarray
     meta: list[tuple[int, int, mido.Message | mido.MetaMessage]] = []
     for tick, mspq in notes.tempos.tolist():
         meta.append((tick, _RANK_META, mido.MetaMessage("set_tempo", tempo=mspq)))
-    for tick, num, den in notes.time_signatures:
+    for tick, num, den in writable_meters(notes.time_signatures):
         meta.append((tick, _RANK_META, mido.MetaMessage("time_signature", numerator=num,
                                                         denominator=den)))
     for tick, key, tonality in notes.key_signatures:
         name = _key_name(key, tonality)
-        if name is not None:
+        if name is not None and tick >= 0:  # a tick past 2**31 wraps negative: meaningless
             meta.append((tick, _RANK_META, mido.MetaMessage("key_signature", key=name)))
     midi.tracks.append(_track_messages(meta))
 

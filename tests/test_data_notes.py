@@ -15,12 +15,13 @@ from data.contract import BASS, DRUM, PIANO, STRING
 from data.notes import (
     OUTPUT_CHANNEL,
     nearest_rows,
+    notes_from_score,
     notes_roll,
     out_of_range,
     overlap_layers,
     separated_midi,
 )
-from tests.fixtures_midi import read_notes
+from tests.fixtures_midi import add_meta_track, dense_tracks, read_notes, write_midi
 
 
 def small_score() -> symusic.Score:
@@ -128,3 +129,22 @@ def test_notes_roll_paints_an_excerpt() -> None:
     assert not roll[:, 5].any()  # the first note ends before the excerpt
     assert roll[2:, 6, BASS - 1].all() and not roll[:2, 6].any()
     assert roll.sum() == 4
+
+
+def test_meaningless_meta_events_are_not_written_back(tmp_path: Path) -> None:
+    """A meter whose denominator byte is out of range (read as 0) and a key signature
+    2**31 ticks in (wrapped to a negative tick) mean nothing: the separated file leaves
+    them out instead of failing to be written."""
+    path = write_midi(tmp_path / "odd.mid", dense_tracks(bars=8))
+    far = b"\xff\xff\xff\x7f\xff\x01\x00" * 9  # 9 empty text events, 2**28 - 1 ticks apart
+    events = (b"\x00\xff\x58\x04\x03\x08\x18\x08"  # 3/2**8: denominator out of range
+              + far + b"\x00\xff\x59\x02\x01\x00")  # G major, past 2**31 ticks
+    add_meta_track(path, events)
+    notes = read_notes(path)
+    assert (0, 3, 0) in notes.time_signatures and notes.key_signatures[0][0] < 0  # as read
+    midi, _ = separated_midi(notes, np.full(len(notes), PIANO))
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    again = notes_from_score(symusic.Score.from_midi(buffer.getvalue()))
+    assert len(again) == len(notes) > 0
+    assert again.time_signatures == [(0, 4, 4)] and again.key_signatures == []
