@@ -46,6 +46,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data import contract
+from data.contract import check_option
 from data.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
 from data.melody import load_melody_json, melody_program_for
 from data.midi import MidiError, SkipFile, load_song
@@ -364,9 +365,10 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         raise BuildError(f"seed must be >= 0, got {seed}")
     if not 0.0 <= min_bar_density < 1.0:
         raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
-    if split_by not in SPLIT_BY:
-        raise BuildError(f"split_by must be one of {', '.join(map(repr, SPLIT_BY))}, "
-                         f"got {split_by!r}")
+    try:
+        check_option("split_by", split_by, SPLIT_BY)
+    except ValueError as exc:
+        raise BuildError(str(exc)) from None
     if max_song_bars < contract.BARS_PER_PHRASE:
         raise BuildError(f"max_song_bars must be >= {contract.BARS_PER_PHRASE} (one window), "
                          f"got {max_song_bars}")

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from data.contract import PHRASE_CELLS, PHRASE_SHAPE
+from data.contract import PHRASE_CELLS, PHRASE_SHAPE, check_option
 from data.fileio import atomic_write
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -43,9 +43,7 @@ class DatasetError(ValueError):
 
 def check_split(split: str) -> str:
     """Validate a split name (one of :data:`SPLITS`)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-    return split
+    return check_option("split", split, SPLITS)
 
 
 def pack(phrases: np.ndarray) -> np.ndarray:

@@ -44,8 +44,9 @@ import numpy as np
 import symusic
 from tqdm import tqdm
 
-from data.fileio import atomic_write, atomic_write_json
+from data.fileio import atomic_write, atomic_write_json, remove_temporaries
 from data.harmony import progression, random_key
+from data.midi import describe_time_signatures, score_timing
 from data.mma import (
     Groove,
     MmaFailed,
@@ -168,12 +169,12 @@ def chart(plan: SongPlan, style_file: Path) -> str:
 
 
 def check_4_4(midi: bytes) -> None:
-    """Raise :class:`data.mma.MmaFailed` (reason ``"not_4_4"``) unless the file has exactly
-    one time signature and it is 4/4, as the data contract requires."""
-    sigs = symusic.Score.from_midi(midi).time_signatures
-    found = [(s.numerator, s.denominator) for s in sigs]
-    if found != [(4, 4)]:
-        raise MmaFailed("not_4_4", f"time signatures {found} instead of one 4/4")
+    """Raise :class:`data.mma.MmaFailed` (reason ``"not_4_4"``) unless the file passes the
+    build's 4/4 filter (:meth:`data.midi.Timing.is_4_4`)."""
+    timing = score_timing(symusic.Score.from_midi(midi))
+    if not timing.is_4_4():
+        found = describe_time_signatures(timing.time_signatures)
+        raise MmaFailed("not_4_4", f"needs exactly one 4/4 time signature, found {found}")
 
 
 def _render_song(exe: str, plan: SongPlan, style_file: Path) -> bytes:
@@ -199,12 +200,6 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise SynthError(f"{path}: not a readable manifest; use a new --out-dir or delete "
                          f"it") from None
-
-
-def _remove_temporaries(out_dir: Path) -> None:
-    """Delete temporaries a killed run left beside its MIDI files (data.fileio names)."""
-    for tmp in out_dir.glob("*/.*.tmp*"):
-        tmp.unlink(missing_ok=True)
 
 
 def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int | None = None,
@@ -265,7 +260,8 @@ def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int |
         return previous  # a finished folder: nothing to do
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_temporaries(out_dir)
+    for style_dir in (d for d in out_dir.iterdir() if d.is_dir()):
+        remove_temporaries(style_dir)  # left beside its MIDI files by a killed run
     atomic_write_json(manifest_path, {"finished": False, "settings": {**settings,
                                                                         "songs": songs}})
     bar = tqdm(total=songs, initial=songs - len(todo), unit="song", desc="synthesize",

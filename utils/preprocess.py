@@ -24,6 +24,7 @@ from pathlib import Path
 
 from data.contract import MAX_SONG_BARS
 from data.preprocess import SPLIT_BY, BuildError, build
+from data.store import MANIFEST_NAME
 from utils.config import EXIT_CONFIG, ConfigError, config_from_dict, load_config
 
 # flag -> config key
@@ -65,8 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = config_from_dict(overrides, source="command line")
         else:
             raise BuildError("--midi-dir and --out-dir are required (or --config)")
-        if cfg.melody_json is not None and not Path(cfg.melody_json).is_file():
-            raise BuildError(f"melody JSON {cfg.melody_json!r} not found")
         manifest = build(cfg.midi_dir, cfg.data_dir, workers=cfg.preprocess_workers,
                          melody_json=cfg.melody_json, seed=cfg.seed,
                          fractions=(cfg.train_split, cfg.val_split, cfg.test_split),
@@ -84,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders")}
     print(json.dumps(shown, indent=2))
-    print(f"full manifest (with the songs of each split): {Path(cfg.data_dir) / 'manifest.json'}")
+    print(f"full manifest (with the songs of each split): {Path(cfg.data_dir) / MANIFEST_NAME}")
     return 0
 
 

@@ -4,7 +4,8 @@
     python -m utils.synthesize --config configs/synth.json --songs N   # DIR = midi_dir
 
 With ``--config`` the output folder is the config's ``midi_dir``, and ``seed`` and
-``preprocess_workers`` give the defaults of ``--seed`` and ``--workers``; flags win.
+``preprocess_workers`` give the defaults of ``--seed`` and ``--workers``; flags given
+explicitly replace them and are validated like config keys.
 Exit status: 0 done, 2 a config or input problem or MMA missing (one ``error:`` line).
 """
 
@@ -18,7 +19,10 @@ from pathlib import Path
 
 from data.mma import MmaMissing
 from data.synthesize import MANIFEST, SynthError, synthesize
-from utils.config import EXIT_CONFIG, ConfigError, load_config
+from utils.config import EXIT_CONFIG, ConfigError, config_from_dict, load_config
+
+# flag -> config key
+FLAG_KEYS = {"out_dir": "midi_dir", "seed": "seed", "workers": "preprocess_workers"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -37,23 +41,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the generator from the command line; print a summary. Returns the exit code."""
     args = parse_args(argv)
-    out_dir, seed, workers = args.out_dir, args.seed, args.workers
+    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
+                 if getattr(args, flag) is not None}
     try:
         if args.config:
-            cfg = load_config(args.config)
-            out_dir = out_dir or cfg.midi_dir
-            seed = seed if seed is not None else cfg.seed
-            workers = workers if workers is not None else cfg.preprocess_workers
-        if not out_dir:
+            cfg = load_config(args.config, overrides=overrides)
+        elif args.out_dir:
+            cfg = config_from_dict(overrides, source="command line")
+        else:
             raise SynthError("--out-dir is required (or --config with midi_dir)")
-        manifest = synthesize(out_dir, args.songs, seed=0 if seed is None else seed,
-                              workers=workers, progress=not args.no_progress)
+        manifest = synthesize(cfg.midi_dir, args.songs, seed=cfg.seed,
+                              workers=cfg.preprocess_workers, progress=not args.no_progress)
     except (MmaMissing, SynthError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     shown = {k: v for k, v in manifest.items() if k != "songs"}
     print(json.dumps(shown, indent=2))
-    print(f"full manifest (every song): {Path(out_dir) / MANIFEST}")
+    print(f"full manifest (every song): {Path(cfg.midi_dir) / MANIFEST}")
     return 0
 
 
