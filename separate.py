@@ -27,7 +27,7 @@ from pathlib import Path
 from data.fileio import writable_dir_problem
 from data.midi import MidiError
 from utils.config import EXIT_CONFIG, ConfigError, load_config
-from utils.note_separation import output_paths, separate_midi_file
+from utils.note_separation import check_outputs, output_paths, separate_midi_file
 from utils.render import parse_bars
 from utils.separation import Separator, add_device_option
 
@@ -75,12 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--out-dir {args.out_dir!r} is not a writable folder "
                                   f"({problem})")
         out_dir = args.out_dir or cfg.output_dir
-        existing = [p for p in output_paths(args.input, out_dir, args.json).values()
-                    if p.exists()]
-        if existing and not args.overwrite:
-            print(f"error: {existing[0]} exists; pass --overwrite to replace it",
-                  file=sys.stderr)
-            return EXIT_CONFIG
+        check_outputs(output_paths(args.input, out_dir, args.json), args.overwrite)
         separator = Separator.from_config(cfg, args.device)
         result = separate_midi_file(
             separator.probs, args.input, out_dir, batch_size=separator.batch_size,
@@ -88,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             write_json=args.json, drums_by_model=args.drums_by_model,
             overwrite=args.overwrite, sample_rate=args.sample_rate,
             progress=not args.no_progress, max_song_bars=cfg.max_song_bars)
-    except FileExistsError as exc:  # appeared since the check above
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (MidiError, ConfigError, ValueError) as exc:
+    except (FileExistsError, MidiError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except OSError as exc:

@@ -35,13 +35,11 @@ class DirectSeparation(nn.Module):
 
     Args:
         loss: ``"bce"`` or ``"softmax"`` (see the module docstring).
-        channels: instrument channels of the output (5).
     """
 
-    def __init__(self, loss: str = "bce", channels: int = 5) -> None:
+    def __init__(self, loss: str = "bce") -> None:
         super().__init__()
         self.loss = check_option("direct_loss", loss, get_args(DirectLoss))
-        self.channels = channels
 
     @staticmethod
     def logits(model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from utils.assignment import ASSIGN_MODES
+from utils.checkpoints import LEGACY_DEFAULTS
 from utils.config import Config, load_config
-from utils.evaluation import evaluate_split, model_row
+from utils.evaluation import F1_KEYS, evaluate_split, model_row
 from utils.training import train_decoder, train_separator
 
 
@@ -40,10 +42,10 @@ class Variant:
     reuse: str | None = None
 
 
-PAPER: dict[str, Any] = {"separator": "diffusion", "condition_on_mixture": False,
-                         "pitch_channel": False, "direct_loss": "bce"}
-"""The formulation keys of the paper; every variant states all of them, so the base
-config's own formulation never leaks into a row."""
+PAPER: dict[str, Any] = LEGACY_DEFAULTS
+"""The formulation keys of the paper (what a checkpoint that predates them was trained
+with); every variant states all of them, so the base config's own formulation never
+leaks into a row."""
 
 
 def _variant(name: str, num_samples: int = 1, reuse: str | None = None,
@@ -71,8 +73,7 @@ ABLATION_ASSIGN = "partition"
 """Every model row is scored with one instrument per sounding cell, like the baselines."""
 
 ABLATION_KEYS: tuple[str, ...] = (
-    "note_accuracy", "cell_accuracy", "macro_f1", "piano_f1", "guitar_f1", "bass_f1",
-    "string_f1", "drum_f1", "consistency", "s_per_phrase",
+    "note_accuracy", "cell_accuracy", "macro_f1", *F1_KEYS, "consistency", "s_per_phrase",
 )
 """The columns of the ablation table."""
 
@@ -111,6 +112,7 @@ def run_ablation(config_path: str | Path, out_dir: str | Path, steps: int,
     trained: dict[str, tuple[Config, float]] = {}
     decoder_path: str = ""
     tables: dict[str, dict[str, dict[str, float]]] = {}
+    others: dict[str, dict[str, dict[str, float]]] = {}
     datasets: list[tuple[str, str | None]] = [("base", None)]
     if cross_data is not None:
         datasets.append(("cross", str(cross_data)))
@@ -143,11 +145,9 @@ def run_ablation(config_path: str | Path, out_dir: str | Path, steps: int,
             model = evaluation.rows[model_row(ABLATION_ASSIGN, cfg.separator)]
             rows[variant.name] = {**model, "s_per_phrase": 1.0 / evaluation.phrases_per_s,
                                   "train_s": train_s}
-            for name, metrics in evaluation.rows.items():
-                if not name.startswith(("diffusion (", "direct (")) and name not in rows:
-                    rows[name] = dict(metrics)
+            model_rows = {model_row(mode, cfg.separator) for mode in ASSIGN_MODES}
+            for name, metrics in evaluation.rows.items():  # baselines and the oracle
+                if name not in model_rows:
+                    others.setdefault(label, {}).setdefault(name, dict(metrics))
     # baselines and the oracle after the variants
-    for label, rows in tables.items():
-        tables[label] = {**{v.name: rows[v.name] for v in variants},
-                         **{k: r for k, r in rows.items() if k not in {v.name for v in variants}}}
-    return tables
+    return {label: {**rows, **others.get(label, {})} for label, rows in tables.items()}

@@ -42,6 +42,7 @@ from typing import Any, Literal, get_args
 import torch
 
 from data.contract import check_option
+from data.fileio import atomic_write
 from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion
 from models.direct import DirectSeparation
@@ -93,21 +94,8 @@ class SeparatorSpec:
         return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
 
-@dataclass(frozen=True)
-class DecoderSpec:
-    """The config keys that fix the decoder's weights' shapes."""
-
-    in_ch: int
-    decoder_dim: int
-
-    @classmethod
-    def of(cls, cfg: Config) -> DecoderSpec:
-        """The spec of a config."""
-        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
-
-
 SEPARATOR_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SeparatorSpec))
-DECODER_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DecoderSpec))
+DECODER_KEYS: tuple[str, ...] = ("in_ch", "decoder_dim")  # the decoder's shapes
 KIND_KEYS: dict[str, tuple[str, ...]] = {"transunet": SEPARATOR_KEYS, "decoder": DECODER_KEYS}
 # Prefix of each kind's weights in a Lightning state dict (the module attribute names).
 STATE_PREFIX: dict[str, str] = {"transunet": "net.", "decoder": "decoder."}
@@ -293,7 +281,7 @@ def build_separator(spec: SeparatorSpec, rate: float = 0.0) -> tuple[TransUNet, 
                     spec.num_layers, spec.time_emb_dim, rate, cond_ch=1 if conditioned else 0,
                     pitch_channel=spec.pitch_channel)
     if direct:
-        return net, DirectSeparation(spec.direct_loss, spec.out_ch)
+        return net, DirectSeparation(spec.direct_loss)
     diffusion = GuidedDiffusion(spec.time_steps, spec.beta_schedule, spec.beta_start,
                                 spec.beta_end, channels=spec.in_ch,
                                 condition_on_mixture=conditioned)
@@ -325,17 +313,19 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
     """Write a slim copy of a checkpoint: weights and stored config, no optimiser state.
 
     The copy loads with :func:`load_separator` / :func:`load_decoder` like the original
-    (it is what ``pretrained/`` ships).
+    (it is what ``pretrained/`` ships). Written atomically (:mod:`data.fileio`).
     """
-    ckpt = read_checkpoint(src)
-    slim = {"state_dict": ckpt["state_dict"],
-            "hyper_parameters": {"config": checkpoint_config(ckpt, src).to_dict()}}
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    torch.save(slim, tmp)
-    tmp.replace(dst)
-    return dst
+    export_loaded(read_checkpoint(src), src, dst)
+    return Path(dst)
+
+
+def export_loaded(ckpt: dict[str, Any], src: str | Path, dst: str | Path) -> Config:
+    """:func:`export_checkpoint` of a checkpoint already read; returns its stored config."""
+    config = checkpoint_config(ckpt, src)
+    slim = {"state_dict": ckpt["state_dict"], "hyper_parameters": {"config": config.to_dict()}}
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(dst, lambda tmp: torch.save(slim, tmp))
+    return config
 
 
 def load_decoder(path: str | Path, map_location: str | torch.device = "cpu",

@@ -92,6 +92,14 @@ def fit_train_baselines(data_dir: str | Path, batch_size: int = 1024) -> dict[st
 # ----------------------------------------------------------------------------------
 # Scoring
 # ----------------------------------------------------------------------------------
+def sampling_words(settings: dict[str, Any]) -> str:
+    """How a report's model separated, in words (from :meth:`Separator.settings`)."""
+    if settings.get("separator") == "direct":
+        return "direct separator (one pass)"
+    return (f"{settings.get('sampler')} sampler, {settings.get('steps')} steps, eta "
+            f"{settings.get('eta')}, {settings.get('num_samples', 1)} sample(s)")
+
+
 class Report:
     """What every evaluation report shares: its tables and its files.
 
@@ -162,12 +170,7 @@ class Evaluation(Report):
 
     def intro(self) -> str:
         s = self.settings
-        if s.get("separator") == "direct":
-            how = "direct separator (one pass)"
-        else:
-            how = (f"{s.get('sampler')} sampler, {s.get('steps')} steps, eta {s.get('eta')}, "
-                   f"{s.get('num_samples', 1)} sample(s)")
-        return (f"{self.n_phrases} phrases; {s.get('model')}: {how}, assign "
+        return (f"{self.n_phrases} phrases; {s.get('model')}: {sampling_words(s)}, assign "
                 f"'{s.get('assign')}', on {s.get('device')} at {self.phrases_per_s:.2f} "
                 f"phrases/s. Baselines: {s.get('baselines')}. Lower is better for "
                 "consistency and diversity, higher for the rest.")
@@ -273,14 +276,8 @@ def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
     rows, seconds = score_systems(separator, baselines,
                                   phrase_batches(store, separator.batch_size, indices),
                                   total=len(indices), progress=progress)
-    settings = {
-        "separator": separator.kind, "model": separator.source,
-        "sampler": separator.sampler, "steps": separator.steps, "eta": separator.eta,
-        "num_samples": separator.num_samples,
-        "assign": separator.assign, "threshold": separator.threshold,
-        "device": str(separator.device), "seed": separator.seed,
-        "data_dir": str(data_dir), "baselines": baseline_source,
-    }
+    settings = {**separator.settings(), "data_dir": str(data_dir),
+                "baselines": baseline_source}
     rate = len(indices) / seconds if seconds > 0 else float("inf")
     return Evaluation(split=split, n_phrases=int(len(indices)), rows=rows,
                       phrases_per_s=rate, seconds=seconds, settings=settings)

@@ -55,23 +55,19 @@ LOWER_IS_BETTER: frozenset[str] = frozenset({"consistency", "diversity"})
 """Metrics where smaller is better; for all others larger is better."""
 
 
-def _check_inputs(
-    pred: Any, true: Any | None, mixture: Any | None
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _check_inputs(pred: Any, true: Any, mixture: Any
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Convert and shape-check ``pred [N,5,T,P]``, ``true [N,5,T,P]``, ``mixture [N,1,T,P]``."""
     p = to_bool_array(pred, "pred")
     if p.ndim != 4 or p.shape[1] != N_MUSIC:
         raise ValueError(f"pred: expected shape [N, {N_MUSIC}, T, P], got {list(p.shape)}")
-    t = m = None
-    if true is not None:
-        t = to_bool_array(true, "true")
-        if t.shape != p.shape:
-            raise ValueError(f"true: expected shape {list(p.shape)} like pred, got {list(t.shape)}")
-    if mixture is not None:
-        m = to_bool_array(mixture, "mixture")
-        want = (p.shape[0], 1, p.shape[2], p.shape[3])
-        if m.shape != want:
-            raise ValueError(f"mixture: expected shape {list(want)}, got {list(m.shape)}")
+    t = to_bool_array(true, "true")
+    if t.shape != p.shape:
+        raise ValueError(f"true: expected shape {list(p.shape)} like pred, got {list(t.shape)}")
+    m = to_bool_array(mixture, "mixture")
+    want = (p.shape[0], 1, p.shape[2], p.shape[3])
+    if m.shape != want:
+        raise ValueError(f"mixture: expected shape {list(want)}, got {list(m.shape)}")
     return p, t, m
 
 
@@ -144,7 +140,6 @@ class MetricAccumulator:
             mixture: binary ``[N, 1, T, P]`` mixture.
         """
         p, t, m = _check_inputs(pred, true, mixture)
-        assert t is not None and m is not None
         self.mixture_cells += m.size
         self.inconsistent += int(np.count_nonzero(m ^ p.any(axis=1, keepdims=True)))
         self.music_cells += t.size

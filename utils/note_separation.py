@@ -225,6 +225,17 @@ def output_paths(midi_path: str | Path, out_dir: str | Path,
     return paths
 
 
+def check_outputs(paths: dict[str, Path], overwrite: bool) -> None:
+    """Refuse to replace existing outputs unless ``overwrite``.
+
+    Raises:
+        FileExistsError: the first output that exists, in one line.
+    """
+    existing = [p for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
+
+
 @dataclass
 class SongOutputs:
     """Files written for one separated song, and what the separation kept and dropped.
@@ -374,9 +385,7 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     """
     midi_path = Path(midi_path)
     paths = output_paths(midi_path, out_dir, write_json)
-    existing = [p for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
+    check_outputs(paths, overwrite)
     score = read_score(midi_path)  # read once: the mixture and the notes come from it
     mixture, ref_roll, timing = load_mixture(midi_path, max_song_bars, score)  # (T, 72), ...
     notes = notes_from_score(score)

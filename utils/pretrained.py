@@ -15,14 +15,16 @@ import argparse
 import shutil
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
+from data.fileio import atomic_write_many
 from utils.checkpoints import (
     BASELINES_FILE,
     PRETRAINED_DECODER,
     PRETRAINED_SEPARATOR,
-    checkpoint_config,
     export_checkpoint,
+    export_loaded,
     find_checkpoint,
     read_checkpoint,
 )
@@ -42,17 +44,18 @@ def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
                           f"{cfg.model_dir!r}; train the separator with this config first")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = [export_checkpoint(separator, out / PRETRAINED_SEPARATOR)]
-    stored = checkpoint_config(read_checkpoint(separator), separator)
+    written = [out / PRETRAINED_SEPARATOR]
+    stored = export_loaded(read_checkpoint(separator), separator, written[0])
     stale = out / PRETRAINED_DECODER
     if stored.separator == "diffusion":
         written.append(export_checkpoint(find_checkpoint(cfg, "decoder"), stale))
     elif stale.exists():
         stale.unlink()  # a decoder of an earlier diffusion model does not belong to this one
-    for source in [baselines, *sorted(Path(cfg.model_dir).glob("evaluation_*"))]:
-        target = out / source.name
-        shutil.copyfile(source, target)
-        written.append(target)
+    copies = {out / source.name: source
+              for source in [baselines, *sorted(Path(cfg.model_dir).glob("evaluation_*"))]}
+    atomic_write_many({target: partial(shutil.copyfile, source)
+                       for target, source in copies.items()})
+    written += copies
     return written
 
 

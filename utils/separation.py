@@ -272,6 +272,13 @@ class Separator:
             how = "direct, one pass"
         return f"{self.source} ({how}, assign '{self.assign}')"
 
+    def settings(self) -> dict[str, object]:
+        """The model and its sampling settings, as evaluation reports record them."""
+        return {"separator": self.kind, "model": self.source, "sampler": self.sampler,
+                "steps": self.steps, "eta": self.eta, "num_samples": self.num_samples,
+                "assign": self.assign, "threshold": self.threshold,
+                "device": str(self.device), "seed": self.seed}
+
     def baselines_path(self) -> Path | None:
         """The baselines saved with the model (fitted on its training data), if any."""
         if self.folder is None:

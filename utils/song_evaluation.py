@@ -21,12 +21,12 @@ Metrics over notes, from one confusion matrix (true x predicted, five instrument
 * ``pitched_note_accuracy`` = the same over the notes that are not drums (drum-channel
   notes are right by rule, so this is the part the systems decide);
 * ``<inst>_precision / _recall / _f1`` over notes, and ``macro_f1`` over the
-  instruments that occur (empty denominators as in :mod:`utils.metrics`).
+  instruments that occur. An empty denominator reads 1.0 (nothing got wrong): unlike the
+  cell metrics of :mod:`utils.metrics`, precision of an instrument never predicted is 1.0.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +39,10 @@ from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC
 from data.melody import load_melody_json, melody_program_for
 from data.midi import choose_tracks, load_song, read_score, score_timing, score_tracks
 from data.notes import SongNotes, nearest_rows, notes_from_score
+from data.store import MANIFEST_NAME, read_manifest
 from utils.baselines import FITTED_BASELINES, Baseline
 from utils.config import Config
-from utils.evaluation import Report, model_baselines
+from utils.evaluation import Report, model_baselines, sampling_words
 from utils.metrics import ratio
 from utils.note_separation import N_PITCHED, separate_notes
 from utils.separation import ProbFn, Separator
@@ -185,13 +186,13 @@ def rule_predict(rule: np.ndarray, notes: SongNotes) -> np.ndarray:
 # ----------------------------------------------------------------------------------
 # Scoring songs
 # ----------------------------------------------------------------------------------
-def score_songs(prob_fn: ProbFn | None, rules: dict[str, np.ndarray], songs: list[SongTruth],
+def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: list[SongTruth],
                 batch_size: int = 64, progress: bool = False,
                 model_row: str = SONG_MODEL_ROW) -> dict[str, dict[str, float]]:
     """Note metrics of the model and of each pitch rule over the scored notes of songs.
 
     Args:
-        prob_fn: the model's window-probability function, or None to score only the rules.
+        prob_fn: the model's window-probability function.
         rules: ``{baseline name: pitch rule}`` (:func:`pitched_rule`).
         songs: the songs with their truth.
         batch_size: windows separated at once.
@@ -201,17 +202,12 @@ def score_songs(prob_fn: ProbFn | None, rules: dict[str, np.ndarray], songs: lis
     Returns:
         ``{system: metrics}``, the model first.
     """
-    confusion: dict[str, NoteConfusion] = {}
-    if prob_fn is not None:
-        confusion[model_row] = NoteConfusion()
-    for name in rules:
-        confusion[name] = NoteConfusion()
+    confusion = {name: NoteConfusion() for name in (model_row, *rules)}
     for song in tqdm(songs, unit="song", desc="songs", disable=not progress,
                      dynamic_ncols=True):
         scored = song.true > 0
-        if prob_fn is not None:
-            result = separate_notes(prob_fn, song.mixture, song.notes, batch_size)
-            confusion[model_row].update(song.true[scored], result.instrument[scored])
+        result = separate_notes(prob_fn, song.mixture, song.notes, batch_size)
+        confusion[model_row].update(song.true[scored], result.instrument[scored])
         for name, rule in rules.items():
             confusion[name].update(song.true[scored], rule_predict(rule, song.notes)[scored])
     return {name: c.compute() for name, c in confusion.items()}
@@ -250,8 +246,7 @@ class SongEvaluation(Report):
         per = ", ".join(f"{k} {v}" for k, v in self.notes_by_instrument.items())
         return (f"{len(self.songs)} songs separated whole, "
                 f"{sum(self.notes_by_instrument.values())} original notes scored ({per}) of "
-                f"{s.get('data_dir')}. {s.get('model')} ({s.get('separator')}; diffusion "
-                f"sampling: {s.get('sampler')}, {s.get('steps')} steps), note by note, on "
+                f"{s.get('data_dir')}. {s.get('model')} ({sampling_words(s)}), note by note, on "
                 f"{s.get('device')}. Scored: every note of the song's unified tracks; not "
                 "scored: the melody track (the model does not separate it) and tracks dropped "
                 "by track unification. Drum-channel notes stay drums for every system; "
@@ -271,11 +266,11 @@ def split_songs(data_dir: str | Path, split: str) -> tuple[Path, list[str], str 
     Raises:
         FileNotFoundError: no manifest; ValueError: a manifest without the split's songs.
     """
-    path = Path(data_dir) / "manifest.json"
+    path = Path(data_dir) / MANIFEST_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no manifest; build the dataset first "
                                 "(python -m utils.preprocess)")
-    manifest = json.loads(path.read_text())
+    manifest = read_manifest(data_dir)
     try:
         songs = list(manifest["split_songs"][split])
         settings = manifest["settings"]
@@ -326,13 +321,8 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
                        song_model_row(separator.kind))
     true = np.concatenate([s.true[s.true > 0] for s in songs])
     per = np.bincount(true - 1, minlength=N_MUSIC)
-    settings = {
-        "sampler": separator.sampler, "steps": separator.steps, "eta": separator.eta,
-        "device": str(separator.device), "seed": separator.seed,
-        "separator": separator.kind, "model": separator.source,
-        "baselines": baseline_source,
-        "data_dir": str(data_dir), "midi_dir": str(midi_dir),
-    }
+    settings = {**separator.settings(), "baselines": baseline_source,
+                "data_dir": str(data_dir), "midi_dir": str(midi_dir)}
     return SongEvaluation(split=split, songs=names, rows=rows,
                           notes_by_instrument=dict(zip(MUSIC_INSTRUMENTS, per.tolist())),
                           seconds=time.perf_counter() - started, settings=settings)
