@@ -250,7 +250,7 @@ def quantise(start: np.ndarray, end: np.ndarray, ticks_per_step: float
     return first, np.maximum(stop, first + 1)
 
 
-def _paint(roll2d: np.ndarray, first: np.ndarray, stop: np.ndarray, rows: np.ndarray) -> None:
+def paint_notes(roll2d: np.ndarray, first: np.ndarray, stop: np.ndarray, rows: np.ndarray) -> None:
     """Set ``roll2d[first_k:stop_k, rows_k] = True`` for every note k (in place).
 
     ``roll2d`` is bool ``[T, 72]`` with ``T >= stop.max()``.
@@ -370,7 +370,7 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
     roll = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
     for cls, (first, stop, rows) in cells.items():
         plane = np.zeros((length, N_PITCH), dtype=bool)
-        _paint(plane, first, stop, rows)
+        paint_notes(plane, first, stop, rows)
         roll[..., cls] = plane
     return roll, MELODY in chosen
 
@@ -444,7 +444,7 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
                         f"{PITCH_LOW}..{PITCH_HIGH} or on the kept drum keys")
     mixture = np.zeros((length, N_PITCH), dtype=bool)
     for first, stop, rows in cells:
-        _paint(mixture, first, stop, rows)
+        paint_notes(mixture, first, stop, rows)
     try:
         reference, _ = _unify(path, tracks, timing, None, max_bars)
     except SkipFile:

@@ -44,7 +44,7 @@ from data.contract import (
     STRING,
 )
 from data.melody import Track
-from data.midi import pitch_rows, quantise, writable_meters
+from data.midi import paint_notes, pitch_rows, quantise, writable_meters
 
 # MIDI channel (0-based) of each instrument's tracks; 9 is General MIDI's drum channel 10
 OUTPUT_CHANNEL: dict[int, int] = {PIANO: 0, GUITAR: 1, BASS: 2, STRING: 3, DRUM: 9}
@@ -365,8 +365,11 @@ def notes_roll(first: np.ndarray, stop: np.ndarray, rows: np.ndarray, instrument
         bool ``[end - begin, 72, 5]`` (instrument channels 1..5 of the contract).
     """
     roll = np.zeros((max(end - begin, 0), N_PITCH, DRUM), dtype=bool)
-    inside = np.flatnonzero((rows >= 0) & (first < end) & (stop > begin))
-    for k in inside.tolist():
-        a, b = max(int(first[k]), begin) - begin, min(int(stop[k]), end) - begin
-        roll[a:b, int(rows[k]), int(instrument[k]) - 1] = True
+    inside = (rows >= 0) & (first < end) & (stop > begin)
+    a = np.clip(first, begin, end) - begin  # clipped into the excerpt
+    b = np.clip(stop, begin, end) - begin
+    for cls in range(1, DRUM + 1):
+        mine = inside & (instrument == cls)
+        plane = roll[..., cls - 1]  # a view: painted in place
+        paint_notes(plane, a[mine], b[mine], rows[mine])
     return roll
