@@ -36,7 +36,6 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +58,7 @@ from data.store import (
     pack,
     write_split,
 )
-from data.workers import run_tasks
+from data.workers import reason_summary, run_tasks
 
 MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
@@ -462,12 +461,9 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
         total = sum(records[rel][0]["phrases"] for rel in songs)
         phrases[split] = total
         write_split(out_dir, split, total, _split_parts(songs, records))
-    skipped = Counter(rec["status"] for rec, _ in records.values() if rec["status"] != "kept")
-    examples: dict[str, list[str]] = {}
-    for rel in sorted(records):
-        rec = records[rel][0]
-        if rec["status"] != "kept" and len(examples.setdefault(rec["status"], [])) < 3:
-            examples[rec["status"]].append(rec.get("detail", rel))
+    skipped, examples = reason_summary(
+        ((records[rel][0]["status"], records[rel][0].get("detail", rel))
+         for rel in sorted(records)), ok="kept")
     cells = np.zeros(contract.N_INSTRUMENTS, dtype=np.int64)
     with_inst = np.zeros(contract.N_INSTRUMENTS, dtype=np.int64)
     for rel in kept:
@@ -476,7 +472,7 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
     manifest = {
         "files_seen": len(records),
         "files_kept": len(kept),
-        "skipped": dict(sorted(skipped.items())),
+        "skipped": skipped,
         "phrases": phrases,
         "songs": {split: len(splits[split]) for split in SPLITS},
         "melody_songs": sum(bool(records[rel][0]["has_melody"]) for rel in kept),

@@ -58,6 +58,7 @@ from data.mma import (
     render,
     song_grooves,
 )
+from data.workers import reason_summary
 
 MANIFEST = "synth_manifest.json"
 GENERATOR_VERSION = 1  # bump when a seed would plan a different song
@@ -291,18 +292,16 @@ def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int |
         record["path"] = plan.path
         record.update(status.get(plan.index, {"status": "ok"}))
         records.append(record)
-    failures = Counter(r["status"] for r in records if r["status"] != "ok")
-    examples: dict[str, list[str]] = {}
-    for r in records:
-        if r["status"] != "ok" and len(examples.setdefault(r["status"], [])) < 3:
-            examples[r["status"]].append(f"{r['path']} ({r['groove']}): {r['detail']}")
+    failures, examples = reason_summary(
+        ((r["status"], f"{r['path']} ({r['groove']}): {r.get('detail')}") for r in records),
+        ok="ok")
     ok = [r for r in records if r["status"] == "ok"]
     manifest = {
         "finished": True,
         "settings": {**settings, "songs": songs, "workers": n_workers},
         "songs_written": len(ok),
         "songs_failed": sum(failures.values()),
-        "failures": dict(sorted(failures.items())),
+        "failures": failures,
         "failure_examples": examples,
         "styles": dict(sorted(Counter(r["style"] for r in ok).items())),
         "grooves_available": len(grooves),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -192,3 +192,26 @@ def run_tasks(fn: Callable[[T], R], tasks: Iterable[T], workers: int,
         except _Broken as broken:
             for task in broken.suspects:
                 yield task, _run_alone(fn, task, preload)
+
+
+def reason_summary(outcomes: Iterable[tuple[str, str]], ok: str, shown: int = 3
+                   ) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Count the tasks that did not end ``ok`` by reason, with a few examples of each.
+
+    Args:
+        outcomes: ``(status, description)`` of every task, in the order examples are taken.
+        ok: the status of a task that succeeded.
+        shown: examples kept per reason.
+
+    Returns:
+        ``({reason: count}, {reason: [description, ...]})``, reasons sorted.
+    """
+    counts: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}
+    for status, description in outcomes:
+        if status == ok:
+            continue
+        counts[status] += 1
+        if len(examples.setdefault(status, [])) < shown:
+            examples[status].append(description)
+    return dict(sorted(counts.items())), examples
