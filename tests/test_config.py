@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import evaluate
 import separate
 from utils import preprocess, synthesize
 from utils.checkpoints import find_checkpoint
-from utils.config import EXIT_CONFIG, Config, ConfigError, load_config
+from utils.config import EXIT_CONFIG, Config, ConfigError, config_from_flags, load_config
 from utils.training import main_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,3 +197,21 @@ def test_replace_gives_a_validated_copy(tmp_path: Path) -> None:
         cfg.replace(num_samples=0)
     with pytest.raises(ConfigError, match="unknown key 'samples'"):
         cfg.replace(samples=2)
+
+
+def test_config_from_flags(tmp_path: Path) -> None:
+    """Flags replace config keys and are validated like them; without --config the
+    required flags are named."""
+    keys = {"out_dir": "data_dir", "seed": "seed"}
+    cfg = config_from_flags(Namespace(config=str(write(tmp_path)), out_dir=None, seed=7),
+                            keys, required=("out_dir",))
+    assert cfg.seed == 7 and cfg.data_dir == load_config(write(tmp_path)).data_dir
+    cfg = config_from_flags(Namespace(config=None, out_dir="out", seed=None), keys,
+                            required=("out_dir",))
+    assert cfg.data_dir == "out" and cfg.seed == Config().seed
+    with pytest.raises(ConfigError, match="^--out-dir is required"):
+        config_from_flags(Namespace(config=None, out_dir=None, seed=None), keys,
+                          required=("out_dir",))
+    with pytest.raises(ConfigError, match="'seed' must be in"):
+        config_from_flags(Namespace(config=None, out_dir="out", seed=-1), keys,
+                          required=("out_dir",))

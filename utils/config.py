@@ -329,6 +329,27 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
     return cfg
 
 
+def config_from_flags(args: Any, flag_keys: dict[str, str], required: tuple[str, ...]
+                      ) -> Config:
+    """The config of a command line: ``--config`` (``args.config``) if given, else the
+    defaults; every flag of ``flag_keys`` (``{flag attribute: config key}``) that was
+    given replaces its key and is validated like one.
+
+    Raises:
+        ConfigError: no ``--config`` and a flag of ``required`` missing, or an invalid value.
+    """
+    overrides = {key: getattr(args, flag) for flag, key in flag_keys.items()
+                 if getattr(args, flag) is not None}
+    if args.config:
+        return load_config(args.config, overrides=overrides)
+    missing = [flag for flag in required if getattr(args, flag) is None]
+    if missing:
+        names = " and ".join("--" + flag.replace("_", "-") for flag in missing)
+        raise ConfigError(f"{names} {'is' if len(missing) == 1 else 'are'} required "
+                          f"(or --config)")
+    return config_from_dict(overrides, source="command line")
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Read and validate a config file; ``overrides`` replace keys before validation."""
     path = Path(path)

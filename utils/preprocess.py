@@ -25,7 +25,7 @@ from pathlib import Path
 from data.contract import MAX_SONG_BARS
 from data.preprocess import SPLIT_BY, BuildError, build
 from data.store import MANIFEST_NAME
-from utils.config import EXIT_CONFIG, ConfigError, config_from_dict, load_config
+from utils.config import EXIT_CONFIG, ConfigError, config_from_flags
 
 # flag -> config key
 FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preprocess_workers",
@@ -57,15 +57,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the build from the command line; print the manifest. Returns the exit code."""
     args = parse_args(argv)
-    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
-                 if getattr(args, flag) is not None}
     try:
-        if args.config:
-            cfg = load_config(args.config, overrides=overrides)
-        elif args.midi_dir and args.out_dir:
-            cfg = config_from_dict(overrides, source="command line")
-        else:
-            raise BuildError("--midi-dir and --out-dir are required (or --config)")
+        cfg = config_from_flags(args, FLAG_KEYS, required=("midi_dir", "out_dir"))
         manifest = build(cfg.midi_dir, cfg.data_dir, workers=cfg.preprocess_workers,
                          melody_json=cfg.melody_json, seed=cfg.seed,
                          fractions=(cfg.train_split, cfg.val_split, cfg.test_split),

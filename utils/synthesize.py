@@ -19,7 +19,7 @@ from pathlib import Path
 
 from data.mma import MmaMissing
 from data.synthesize import MANIFEST, SynthError, synthesize
-from utils.config import EXIT_CONFIG, ConfigError, config_from_dict, load_config
+from utils.config import EXIT_CONFIG, ConfigError, config_from_flags
 
 # flag -> config key
 FLAG_KEYS = {"out_dir": "midi_dir", "seed": "seed", "workers": "preprocess_workers"}
@@ -41,15 +41,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the generator from the command line; print a summary. Returns the exit code."""
     args = parse_args(argv)
-    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
-                 if getattr(args, flag) is not None}
     try:
-        if args.config:
-            cfg = load_config(args.config, overrides=overrides)
-        elif args.out_dir:
-            cfg = config_from_dict(overrides, source="command line")
-        else:
-            raise SynthError("--out-dir is required (or --config with midi_dir)")
+        cfg = config_from_flags(args, FLAG_KEYS, required=("out_dir",))
         manifest = synthesize(cfg.midi_dir, args.songs, seed=cfg.seed,
                               workers=cfg.preprocess_workers, progress=not args.no_progress)
     except (MmaMissing, SynthError, ConfigError) as exc:
