@@ -136,12 +136,15 @@ class Song:
         roll: bool ``[T, 72, 6]`` (contract order: time, pitch row, instrument).
         timing: the file's timing (tempo map kept for rendering).
         has_melody: whether a melody track was found (channel 0 may be non-empty).
+        onsets: bool ``[T, 72, 6]``, the first cell of every note of each class (two
+            repeated notes and one held note differ here, not in ``roll``).
     """
 
     name: str
     roll: np.ndarray
     timing: Timing
     has_melody: bool
+    onsets: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------- reading
@@ -317,18 +320,24 @@ def too_long(steps: int, max_bars: int) -> str | None:
             f"(max_song_bars)")
 
 
-def choose_tracks(tracks: list[TrackNotes], tpq: int,
-                  melody_program: int | None) -> dict[int, int]:
-    """Track unification, steps 1-5 (SPEC section 2): which track becomes which class.
+def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None,
+                  melody_in_mixture: bool = False) -> dict[int, list[int]]:
+    """Track unification, steps 1-5 (SPEC section 2): which tracks become which class.
 
     Args:
         tracks: every track of the file (:func:`score_tracks` order).
         tpq: ticks per quarter note (for the melody detector).
         melody_program: GM program of the melody track, or None to run the detector.
+        melody_in_mixture: the melody track also joins the class its program names
+            (piano, guitar, bass or strings; another program joins none), its notes merged
+            with that class's own track, so the tune is part of the mixture. Off: the
+            paper's contract, the melody is kept apart.
 
     Returns:
-        ``{class (contract index 0..5): index into tracks}``; the file is kept only when
-        it holds at least ``MIN_CLASSES`` classes (step 6, checked by the caller).
+        ``{class (contract index 0..5): [indices into tracks]}``: one track per class,
+        plus the melody track in its program's class when ``melody_in_mixture``. The file
+        is kept only when it holds at least ``MIN_CLASSES`` classes (step 6, checked by
+        the caller).
     """
     kept = [i for i, t in enumerate(tracks) if len(t) > MIN_TRACK_NOTES]  # step 1
     candidates = [tracks[i] for i in kept]
@@ -342,41 +351,60 @@ def choose_tracks(tracks: list[TrackNotes], tpq: int,
     for k, track in enumerate(candidates):
         if k == melody:
             continue
-        cls = DRUM if track.is_drum else PROGRAM_FAMILY.get(track.program // 8)  # steps 3-4
+        cls = _track_class(track)  # steps 3-4
         if cls is None:
             continue
         if cls not in chosen or len(track) > len(tracks[chosen[cls]]):  # step 5
             chosen[cls] = kept[k]
-    return chosen
+    classes = {cls: [index] for cls, index in chosen.items()}
+    if melody_in_mixture and melody is not None:
+        joins = _track_class(candidates[melody])
+        if joins is not None:
+            classes.setdefault(joins, []).append(kept[melody])
+    return classes
+
+
+def _track_class(track: TrackNotes) -> int | None:
+    """The class a track is unified into by its channel and program (None: dropped)."""
+    return DRUM if track.is_drum else PROGRAM_FAMILY.get(track.program // 8)
 
 
 def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program: int | None,
-           max_bars: int = MAX_SONG_BARS) -> tuple[np.ndarray, bool]:
-    """Track unification (SPEC section 2, steps 1-6) -> ``(roll [T, 72, 6], has_melody)``.
+           max_bars: int = MAX_SONG_BARS, melody_in_mixture: bool = False
+           ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Track unification (SPEC section 2, steps 1-6) -> ``(roll, onsets, has_melody)``.
+
+    ``roll`` and ``onsets`` are bool ``[T, 72, 6]``: the cells each class plays, and the
+    first cell of each of its notes.
 
     Raises:
         SkipFile: "too_few_instruments", or "too_long" (checked before the roll exists).
     """
-    chosen = choose_tracks(tracks, timing.tpq, melody_program)
+    chosen = choose_tracks(tracks, timing.tpq, melody_program, melody_in_mixture)
     if len(chosen) < MIN_CLASSES:  # step 6
         raise SkipFile(path, "too_few_instruments",
                        f"{len(chosen)} instrument class(es) after track unification, "
                        f"need {MIN_CLASSES}")
-    cells = {cls: _track_cells(tracks[i], timing.ticks_per_step) for cls, i in chosen.items()}
-    length = song_steps(list(cells.values()))
+    cells = {cls: [_track_cells(tracks[i], timing.ticks_per_step) for i in indices]
+             for cls, indices in chosen.items()}
+    length = song_steps([c for parts in cells.values() for c in parts])
     reason = too_long(length, max_bars)
     if reason:
         raise SkipFile(path, "too_long", reason)
     roll = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
-    for cls, (first, stop, rows) in cells.items():
+    onsets = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
+    for cls, parts in cells.items():
         plane = np.zeros((length, N_PITCH), dtype=bool)
-        paint_notes(plane, first, stop, rows)
+        for first, stop, rows in parts:
+            paint_notes(plane, first, stop, rows)
+            onsets[first, rows, cls] = True
         roll[..., cls] = plane
-    return roll, MELODY in chosen
+    return roll, onsets, MELODY in chosen
 
 
 def load_song(path: str | Path, melody_program: int | None = None,
-              max_bars: int = MAX_SONG_BARS, score: symusic.Score | None = None) -> Song:
+              max_bars: int = MAX_SONG_BARS, score: symusic.Score | None = None,
+              melody_in_mixture: bool = False) -> Song:
     """Convert one MIDI file by the data contract (SPEC section 2).
 
     Args:
@@ -385,6 +413,8 @@ def load_song(path: str | Path, melody_program: int | None = None,
             None runs the melody detector of :mod:`data.melody`.
         max_bars: longest song accepted, in bars (module docstring).
         score: the file already read by :func:`read_score` (not read again).
+        melody_in_mixture: the melody track also joins its program's class
+            (:func:`choose_tracks`).
 
     Returns:
         The :class:`Song`, roll bool ``[T, 72, 6]`` (``T`` may be 0 when no note of the
@@ -400,8 +430,10 @@ def load_song(path: str | Path, melody_program: int | None = None,
     if not timing.is_4_4():
         found = describe_time_signatures(timing.time_signatures)
         raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
-    roll, has_melody = _unify(path, score_tracks(score), timing, melody_program, max_bars)
-    return Song(name=path.stem, roll=roll, timing=timing, has_melody=has_melody)
+    roll, onsets, has_melody = _unify(path, score_tracks(score), timing, melody_program,
+                                      max_bars, melody_in_mixture)
+    return Song(name=path.stem, roll=roll, timing=timing, has_melody=has_melody,
+                onsets=onsets)
 
 
 def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
@@ -446,7 +478,7 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
     for first, stop, rows in cells:
         paint_notes(mixture, first, stop, rows)
     try:
-        reference, _ = _unify(path, tracks, timing, None, max_bars)
+        reference, _, _ = _unify(path, tracks, timing, None, max_bars)
     except SkipFile:
         return mixture, None, timing
     padded = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)

@@ -18,7 +18,9 @@ How the build works:
 3. once every file is recorded, the kept songs (sorted relative paths) are shuffled by a
    seeded permutation and cut into train/val/test by the fractions -- or, with
    ``split_by="folder"``, the first-level folders of DIR that hold kept songs are, and
-   every song goes where its folder went. ``OUT/manifest.json`` is removed first, each
+   every song goes where its folder went -- or, with ``split_by="named"``, every song goes
+   to the split its first-level folder names (``train``, ``val``/``valid``/``validation``,
+   ``test``: a corpus's published splits). ``OUT/manifest.json`` is removed first, each
    split's phrases are written to ``OUT/<split>.phrases.npy`` in song order
    (:mod:`data.store`), and the manifest is written last, atomically: it is the commit
    marker. A build killed at any point leaves either the previous consistent folder or
@@ -64,9 +66,14 @@ MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
 SHARD_GLOB = "part-*.json"
-SplitBy = Literal["song", "folder"]  # what a split keeps together (config key split_by)
+# what decides a song's split (config key split_by): a seeded shuffle of songs, of whole
+# first-level folders, or the split the first-level folder names (published splits)
+SplitBy = Literal["song", "folder", "named"]
 SPLIT_BY: tuple[str, ...] = get_args(SplitBy)
 TOP_LEVEL = "."  # the folder name given to files directly in the MIDI folder
+# split_by="named": the first-level folder names each split may have (any case)
+SPLIT_FOLDER_NAMES: dict[str, tuple[str, ...]] = {
+    "train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
 class BuildError(ValueError):
@@ -102,7 +109,8 @@ def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
 
 def process_file(path: Path, rel_path: str, melody_program: int | None,
                  min_bar_density: float = contract.MIN_BAR_DENSITY,
-                 max_song_bars: int = contract.MAX_SONG_BARS) -> FileResult:
+                 max_song_bars: int = contract.MAX_SONG_BARS,
+                 melody_in_mixture: bool = False) -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
 
     Every step -- reading, unification, windowing, filtering, packing -- runs under one
@@ -119,12 +127,15 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         melody_program: melody program from the melody JSON, or None (detector).
         min_bar_density: the bar-density filter's threshold (SPEC: 0.01).
         max_song_bars: longest song converted, in bars; longer ones are ``too_long``.
+        melody_in_mixture: the melody track also joins its program's class
+            (:func:`data.midi.choose_tracks`).
 
     Returns:
         A :class:`FileResult`.
     """
     try:
-        song = load_song(path, melody_program=melody_program, max_bars=max_song_bars)
+        song = load_song(path, melody_program=melody_program, max_bars=max_song_bars,
+                         melody_in_mixture=melody_in_mixture)
         if song.roll.shape[0] == 0:
             return _skipped(rel_path, "empty", f"{path}: no note of the kept tracks inside "
                             f"the pitch range {contract.PITCH_LOW}..{contract.PITCH_HIGH} "
@@ -136,6 +147,7 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
                             f"{contract.BARS_PER_PHRASE}-bar window")
         keep = keep_phrases(windows, song.has_melody, min_bar_density)
         kept = windows[keep]  # (n, 64, 72, 6) copy
+        kept_onsets = window_view(song.onsets)[0][keep]
         if not len(kept):
             return _skipped(rel_path, "no_phrase",
                             f"{path}: no 4-bar window passes the bar-density"
@@ -145,7 +157,7 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
                   "phrases": int(len(kept)),
                   "cells": kept.sum(axis=(0, 1, 2)).astype(int).tolist(),
                   "phrases_with": kept.any(axis=(1, 2)).sum(axis=0).astype(int).tolist()}
-        return FileResult(record, pack(kept))
+        return FileResult(record, pack(kept, kept_onsets))
     except (MidiError, SkipFile) as exc:
         return _skipped(rel_path, exc.reason, str(exc))
     except Exception as exc:  # noqa: BLE001 -- one bad file must never stop a build
@@ -153,13 +165,14 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         return _skipped(rel_path, "error", f"{path}: {type(exc).__name__}: {text}")
 
 
-# (path, relative path, melody program, min_bar_density, max_song_bars)
-Task = tuple[str, str, int | None, float, int]
+# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture)
+Task = tuple[str, str, int | None, float, int, bool]
 
 
 def _process_task(task: Task) -> FileResult:
-    path, rel_path, program, min_bar_density, max_song_bars = task
-    return process_file(Path(path), rel_path, program, min_bar_density, max_song_bars)
+    path, rel_path, program, min_bar_density, max_song_bars, melody_in_mixture = task
+    return process_file(Path(path), rel_path, program, min_bar_density, max_song_bars,
+                        melody_in_mixture)
 
 
 def _crashed(task: Task) -> FileResult:
@@ -225,7 +238,7 @@ def _load_shards(shard_dir: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]
 
 
 def _fingerprint(melody_json: str | None, min_bar_density: float,
-                 split_by: str, max_song_bars: int) -> dict[str, Any]:
+                 split_by: str, max_song_bars: int, melody_in_mixture: bool) -> dict[str, Any]:
     """Settings that change what a shard or split contains (a mismatch forbids resuming)."""
     constants = {k: v for k, v in vars(contract).items()
                  if k.isupper() and isinstance(v, (int, float, str, tuple))}
@@ -234,7 +247,8 @@ def _fingerprint(melody_json: str | None, min_bar_density: float,
         digest = hashlib.sha256(Path(melody_json).read_bytes()).hexdigest()
     return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
             "melody_json_sha256": digest, "min_bar_density": min_bar_density,
-            "split_by": split_by, "max_song_bars": max_song_bars}
+            "split_by": split_by, "max_song_bars": max_song_bars,
+            "melody_in_mixture": melody_in_mixture, "packed_bytes": PACKED_BYTES}
 
 
 # ----------------------------------------------------------------------------- splits
@@ -292,6 +306,36 @@ def split_folders(songs: Sequence[str], seed: int, fractions: tuple[float, float
     return by_split, folders
 
 
+def named_split(folder: str) -> str | None:
+    """The split a first-level folder's name names (``train``; ``val``/``valid``/
+    ``validation``; ``test``; any case), or None."""
+    lowered = folder.lower()
+    return next((split for split, names in SPLIT_FOLDER_NAMES.items() if lowered in names),
+                None)
+
+
+def check_named_folders(songs: Sequence[str]) -> None:
+    """Raise :class:`BuildError` listing the first-level folders that name no split."""
+    other = sorted({song_folder(s) for s in songs if named_split(song_folder(s)) is None})
+    if other:
+        allowed = ", ".join(n for names in SPLIT_FOLDER_NAMES.values() for n in names)
+        raise BuildError(f"split_by 'named' needs every song in a folder named {allowed}; "
+                         f"found {', '.join(repr(o) for o in other)}")
+
+
+def split_named(songs: Sequence[str]) -> dict[str, list[str]]:
+    """Every song goes to the split its first-level folder names (published splits).
+
+    Raises:
+        BuildError: a song outside a folder that names a split (:func:`check_named_folders`).
+    """
+    check_named_folders(songs)
+    by_split: dict[str, list[str]] = {split: [] for split in SPLITS}
+    for song in sorted(songs):
+        by_split[named_split(song_folder(song))].append(song)
+    return by_split
+
+
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if len(fractions) != 3 or any(not 0.0 <= f <= 1.0 for f in fractions):
         raise BuildError(f"fractions must be three values in [0, 1] (train, val, test), "
@@ -323,7 +367,8 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
           fractions: Sequence[float] = (0.9, 0.05, 0.05), progress: bool = True,
           min_bar_density: float = contract.MIN_BAR_DENSITY,
           split_by: SplitBy = "song",
-          max_song_bars: int = contract.MAX_SONG_BARS) -> dict[str, Any]:
+          max_song_bars: int = contract.MAX_SONG_BARS,
+          melody_in_mixture: bool = False) -> dict[str, Any]:
     """Build (or finish building) the phrase dataset of a MIDI folder.
 
     Args:
@@ -336,10 +381,15 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         progress: show a progress bar with files/s on stderr.
         min_bar_density: fraction of each bar's cells that must be on for a window to be
             kept (SPEC: 0.01; a sparse corpus such as the demo one may need less).
-        split_by: "song" (songs are shuffled into the splits) or "folder" (whole
-            first-level folders of ``midi_dir`` are, e.g. one folder per style).
+        split_by: "song" (songs are shuffled into the splits), "folder" (whole
+            first-level folders of ``midi_dir`` are, e.g. one folder per style) or
+            "named" (the first-level folder names the split: ``train``, ``val`` /
+            ``valid`` / ``validation``, ``test``; the fractions and seed are not used).
         max_song_bars: longest song converted, in bars; longer files are counted as
             ``too_long`` without being converted.
+        melody_in_mixture: the melody track also joins the class its program names, so
+            the tune is part of the mixture (:func:`data.midi.choose_tracks`); off = the
+            paper's contract.
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -380,22 +430,26 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     shard_dir = _prepare_out_dir(out_dir)
     remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
     fingerprint = _fingerprint(None if melody_json is None else str(melody_json),
-                               min_bar_density, split_by, max_song_bars)
+                               min_bar_density, split_by, max_song_bars, melody_in_mixture)
     settings_path = shard_dir / "settings.json"
     if settings_path.exists():
         stored = {"split_by": "song", **json.loads(settings_path.read_text())}
         if stored != fingerprint:
+            old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
+                "re-run the build into a new folder)"
             raise BuildError(f"{out_dir}: built with another data contract, melody JSON, "
-                             f"min_bar_density, split_by or max_song_bars; "
-                             f"use a new --out-dir or delete this one")
+                             f"min_bar_density, split_by, max_song_bars or "
+                             f"melody_in_mixture{old}; use a new --out-dir or delete this one")
     else:
         atomic_write_json(settings_path, fingerprint)
 
     files = find_midi_files(midi_dir)
+    if split_by == "named":
+        check_named_folders(files)  # before any file is converted
     done, next_index = _load_shards(shard_dir)
     todo: list[Task] = [(str(midi_dir / rel), rel,
                          melody_program_for(table, rel) if table else None, min_bar_density,
-                         max_song_bars)
+                         max_song_bars, melody_in_mixture)
                         for rel in files if rel not in done]
     writer = ShardWriter(shard_dir, next_index)
     bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="file",
@@ -433,6 +487,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         "min_bar_density": min_bar_density,
         "min_melody_cells": contract.MIN_MELODY_CELLS,
         "max_song_bars": max_song_bars,
+        "melody_in_mixture": melody_in_mixture,
     }
     manifest["files_this_run"] = len(todo)
     manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
@@ -452,6 +507,8 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
     folders = None
     if split_by == "folder":
         splits, folders = split_folders(kept, seed, fractions)
+    elif split_by == "named":
+        splits = split_named(kept)
     else:
         splits = split_songs(kept, seed, fractions)
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
@@ -480,7 +537,8 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
         "instrument_cells": dict(zip(contract.INSTRUMENTS, cells.tolist())),
         "skipped_examples": examples,
         "split_songs": splits,
-        "format": "<split>.phrases.npy: uint8 [N, 3456] = np.packbits of bool [N, 64, 72, 6]; "
+        "format": "<split>.phrases.npy: uint8 [N, 6912] = np.packbits of bool [N, 2, 64, 72, 6] "
+                  "(cells, onsets); "
                   "<split>.song_ids.npy: int32 [N] index into split_songs[<split>]",
     }
     if folders is not None:

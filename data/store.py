@@ -2,9 +2,12 @@
 
 A built dataset folder ``OUT`` holds, per split (``train``, ``val``, ``test``):
 
-* ``OUT/<split>.phrases.npy`` -- uint8 ``[N, 3456]``: each phrase ``bool [64, 72, 6]``
-  flattened in C order and bit-packed (``np.packbits``, 8 cells per byte, 3,456 bytes a
-  phrase instead of 27,648);
+* ``OUT/<split>.phrases.npy`` -- uint8 ``[N, 6912]``: each phrase is two bool planes
+  ``[2, 64, 72, 6]`` -- the cells each instrument plays, then the first cell of each of
+  its notes (onsets: repeated notes and one held note differ only there) -- flattened in C
+  order and bit-packed (``np.packbits``, 8 cells per byte, 6,912 bytes a phrase instead of
+  55,296). Builds before onsets were stored wrote one plane (3,456 bytes) and are refused
+  with "re-run the build";
 * ``OUT/<split>.song_ids.npy`` -- int32 ``[N]``: index of each phrase's song in
   ``manifest.json["split_songs"][<split>]`` (song = MIDI path relative to the MIDI folder).
 
@@ -32,7 +35,9 @@ from data.contract import PHRASE_CELLS, PHRASE_SHAPE, check_option
 from data.fileio import atomic_write
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-PACKED_BYTES = PHRASE_CELLS // 8  # 3,456 bytes per phrase
+PLANES = 2  # on-cells, onsets
+PLANE_BYTES = PHRASE_CELLS // 8  # 3,456 bytes per plane
+PACKED_BYTES = PLANES * PLANE_BYTES  # 6,912 bytes per phrase
 MANIFEST_NAME = "manifest.json"
 REBUILD = "re-run the build"  # how every DatasetError ends
 
@@ -46,19 +51,41 @@ def check_split(split: str) -> str:
     return check_option("split", split, SPLITS)
 
 
-def pack(phrases: np.ndarray) -> np.ndarray:
-    """bool ``[N, 64, 72, 6]`` -> uint8 ``[N, 3456]``."""
+def pack(phrases: np.ndarray, onsets: np.ndarray | None = None) -> np.ndarray:
+    """bool ``[N, 64, 72, 6]`` cells and onsets -> uint8 ``[N, 6912]``.
+
+    ``onsets=None`` stores every cell as its own onset (a roll read from cells alone).
+    """
     if phrases.shape[1:] != PHRASE_SHAPE:
         raise ValueError(f"phrases must have shape [N, {', '.join(map(str, PHRASE_SHAPE))}], "
                          f"got {list(phrases.shape)}")
-    return np.packbits(phrases.reshape(phrases.shape[0], PHRASE_CELLS), axis=1)
+    if onsets is None:
+        onsets = phrases
+    if onsets.shape != phrases.shape:
+        raise ValueError(f"onsets must have the phrases' shape {list(phrases.shape)}, "
+                         f"got {list(onsets.shape)}")
+    n = phrases.shape[0]
+    planes = np.concatenate([phrases.reshape(n, PHRASE_CELLS), onsets.reshape(n, PHRASE_CELLS)],
+                            axis=1)  # (N, 2 * 27648)
+    return np.packbits(planes, axis=1)
+
+
+def _unpack_plane(packed: np.ndarray, plane: int) -> np.ndarray:
+    packed = np.asarray(packed)
+    part = packed[..., plane * PLANE_BYTES: (plane + 1) * PLANE_BYTES]
+    bits = np.unpackbits(part, axis=-1, count=PHRASE_CELLS).view(bool)
+    return bits.reshape(*packed.shape[:-1], *PHRASE_SHAPE)
 
 
 def unpack(packed: np.ndarray) -> np.ndarray:
-    """uint8 ``[N, 3456]`` (or ``[3456]``) -> bool ``[N, 64, 72, 6]`` (or ``[64, 72, 6]``)."""
-    packed = np.asarray(packed)
-    bits = np.unpackbits(packed, axis=-1, count=PHRASE_CELLS).view(bool)
-    return bits.reshape(*packed.shape[:-1], *PHRASE_SHAPE)
+    """uint8 ``[N, 6912]`` (or ``[6912]``) -> bool ``[N, 64, 72, 6]`` (or ``[64, 72, 6]``) cells."""
+    return _unpack_plane(packed, 0)
+
+
+def unpack_onsets(packed: np.ndarray) -> np.ndarray:
+    """uint8 ``[N, 6912]`` (or ``[6912]``) -> bool ``[N, 64, 72, 6]`` onsets (first cell of
+    every note)."""
+    return _unpack_plane(packed, 1)
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
@@ -165,7 +192,9 @@ def check_split_files(out_dir: str | Path, split: str) -> None:
         return DatasetError(f"{out_dir}: {why}; {REBUILD}")
 
     if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != PACKED_BYTES:
-        raise refuse(f"{phrases_path.name} is {packed.dtype} {list(packed.shape)}, "
+        older = " (built before onsets were stored)" if packed.ndim == 2 and \
+            packed.shape[1] == PLANE_BYTES else ""
+        raise refuse(f"{phrases_path.name} is {packed.dtype} {list(packed.shape)}{older}, "
                      f"not uint8 [N, {PACKED_BYTES}]")
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
         raise refuse(f"{ids_path.name} is {ids.dtype} {list(ids.shape)}, not int32 [N]")
@@ -239,6 +268,10 @@ class PhraseStore:
     def batch(self, indices: np.ndarray | slice) -> np.ndarray:
         """Several phrases at once, bool ``[n, 64, 72, 6]``."""
         return unpack(self.packed[indices])
+
+    def onsets(self, index: int) -> np.ndarray:
+        """The onsets of one phrase, bool ``[64, 72, 6]``."""
+        return unpack_onsets(self.packed[index])
 
 
 def read_phrases(out_dir: str | Path, split: str) -> np.ndarray:

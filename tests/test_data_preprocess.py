@@ -17,7 +17,7 @@ import data.preprocess as pre
 import utils.preprocess as cli
 from data import DatasetError, read_phrases
 from data.dataset import PhraseDataset
-from data.store import PhraseStore, pack, unpack
+from data.store import PhraseStore, pack, unpack, unpack_onsets
 from tests import fixtures_workers
 from tests.fixtures_midi import Track, dense_tracks, far_note_file, write_midi
 from utils.config import ConfigError, load_config
@@ -149,11 +149,15 @@ def test_melody_json_and_settings_guard(corpus: Path, tmp_path: Path) -> None:
 
 
 def test_pack_unpack_round_trip() -> None:
-    phrases = np.random.default_rng(0).random((3, 64, 72, 6)) < 0.3
-    packed = pack(phrases)
-    assert packed.shape == (3, 3456) and packed.dtype == np.uint8
+    rng = np.random.default_rng(0)
+    phrases = rng.random((3, 64, 72, 6)) < 0.3
+    onsets = phrases & (rng.random((3, 64, 72, 6)) < 0.5)
+    packed = pack(phrases, onsets)
+    assert packed.shape == (3, 6912) and packed.dtype == np.uint8
     np.testing.assert_array_equal(unpack(packed), phrases)
     np.testing.assert_array_equal(unpack(packed[1]), phrases[1])
+    np.testing.assert_array_equal(unpack_onsets(packed), onsets)
+    np.testing.assert_array_equal(unpack_onsets(packed[2]), onsets[2])
 
 
 def test_missing_split_names_the_file(tmp_path: Path) -> None:

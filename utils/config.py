@@ -58,7 +58,8 @@ class Config:
     train_split: float = 0.9  # fraction of songs in train
     val_split: float = 0.05  # fraction of songs in val (the rest is test)
     test_split: float = 0.05  # fraction of songs in test
-    split_by: SplitBy = "song"  # "folder": whole first-level folders of midi_dir stay together
+    split_by: SplitBy = "song"  # "folder": first-level folders stay together; "named": they name the split
+    melody_in_mixture: bool = False  # the melody track joins its program's class (in the mixture)
     min_bar_density: float = 0.01  # each bar of a kept window has >= this fraction of cells on
     max_song_bars: int = MAX_SONG_BARS  # longer MIDI files are refused (build: "too_long")
     preprocess_workers: int | None = None  # processes for the build; None = all cores
@@ -77,6 +78,8 @@ class Config:
     pitch_channel: bool = False  # add an absolute pitch coordinate channel to the input
     condition_on_mixture: bool = False  # diffusion: the mixture is also an input channel
     direct_loss: DirectLoss = "bce"  # direct: "bce" per instrument or "softmax" over them
+    onset_channel: bool = False  # the mixture's note starts are an input channel
+    beat_channel: bool = False  # fixed channels giving each step's position in its bar and beat
 
     # --- diffusion (SPEC section 4) --------------------------------------------------
     time_steps: int = 1000  # T
@@ -98,6 +101,9 @@ class Config:
     limit_val_batches: float | int = 1.0  # Lightning: fraction or count of val batches
     gradient_clip_val: float | None = None  # clip gradient norm (None = off)
     num_workers: int = 4  # DataLoader workers per device
+    transpose: list[int] = field(default_factory=lambda: [0, 0])  # training: random semitones lo..hi
+    train_mix: dict[str, float] | None = None  # {dataset folder: share of each epoch's phrases}
+    init_from: str = ""  # separator checkpoint whose weights start a fresh run ("" = random)
 
     # --- hardware (Lightning 2.x) ------------------------------------------------------
     accelerator: Accelerator = "auto"  # "cpu", "gpu", ...
@@ -194,6 +200,17 @@ class Config:
                 raise ConfigError(f"{src}: '{key}' must be in (0, 1), got {getattr(self, key)}")
         if self.eta < 0:
             raise ConfigError(f"{src}: 'eta' must be >= 0, got {self.eta}")
+        if len(self.transpose) != 2 or not -24 <= self.transpose[0] <= self.transpose[1] <= 24:
+            raise ConfigError(f"{src}: 'transpose' must be [lo, hi] semitones with "
+                              f"-24 <= lo <= hi <= 24, got {self.transpose}")
+        if self.train_mix is not None:
+            if not self.train_mix:
+                raise ConfigError(f"{src}: 'train_mix' must name at least one dataset or "
+                                  f"be null")
+            for folder, weight in self.train_mix.items():
+                if not weight > 0:
+                    raise ConfigError(f"{src}: 'train_mix' weight of {folder!r} must be > 0, "
+                                      f"got {weight}")
         for key in ("num_workers", "lr_patience"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{src}: '{key}' must be >= 0, got {getattr(self, key)}")
@@ -283,6 +300,10 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     if origin is list:
         (item,) = get_args(annotation)
         return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        key_type, item = get_args(annotation)
+        return isinstance(value, dict) and all(_type_ok(k, key_type) and _type_ok(v, item)
+                                               for k, v in value.items())
     if annotation is bool:
         return isinstance(value, bool)
     if annotation is int:
@@ -317,6 +338,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
         annotation = _HINTS[key]
         if not _type_ok(value, annotation):
             raise ConfigError(f"{source}: '{key}' must be {_describe(annotation)}, got {value!r}")
+        if isinstance(value, dict):  # train_mix: {folder: weight}
+            if any(isinstance(v, float) and not math.isfinite(v) for v in value.values()):
+                raise ConfigError(f"{source}: '{key}' weights must be finite numbers, "
+                                  f"got {value!r}")
+            value = {k: float(v) if isinstance(v, int) else v for k, v in value.items()}
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{source}: '{key}' must be a finite number, got {value!r}")
         if annotation is float or (get_origin(annotation) in (Union, types.UnionType)

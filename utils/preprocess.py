@@ -1,13 +1,13 @@
 """Command line of the dataset build (:mod:`data.preprocess`).
 
     python -m utils.preprocess --config config.json [--midi-dir DIR] [--out-dir DIR]
-        [--workers N] [--melody-json FILE] [--seed S] [--split-by song|folder]
-        [--min-bar-density F] [--max-song-bars B] [--no-progress]
+        [--workers N] [--melody-json FILE] [--seed S] [--split-by song|folder|named]
+        [--min-bar-density F] [--max-song-bars B] [--melody-in-mixture] [--no-progress]
     python -m utils.preprocess --midi-dir DIR --out-dir DIR [...]
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
 ``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
-``min_bar_density`` and ``max_song_bars`` are read from the config; flags given explicitly
+``min_bar_density``, ``max_song_bars`` and ``melody_in_mixture`` are read from the config; flags given explicitly
 replace them and are validated like config keys. Without ``--config`` the defaults of
 :class:`utils.config.Config` apply and ``--midi-dir`` and ``--out-dir`` are required.
 Exit status: 0 done, 2 a config or input problem (one ``error:`` line, nothing written),
@@ -30,7 +30,8 @@ from utils.config import EXIT_CONFIG, ConfigError, config_from_flags
 # flag -> config key
 FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preprocess_workers",
              "melody_json": "melody_json", "seed": "seed", "min_bar_density": "min_bar_density",
-             "split_by": "split_by", "max_song_bars": "max_song_bars"}
+             "split_by": "split_by", "max_song_bars": "max_song_bars",
+             "melody_in_mixture": "melody_in_mixture"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -46,10 +47,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-bar-density", type=float,
                         help="fraction of each bar's cells that must be on (default 0.01)")
     parser.add_argument("--split-by", choices=SPLIT_BY,
-                        help="keep songs or whole first-level folders together (default song)")
+                        help="song: shuffle songs; folder: shuffle whole first-level folders; "
+                             "named: the first-level folder names the split (train, val/valid/"
+                             "validation, test) (default song)")
     parser.add_argument("--max-song-bars", type=int,
                         help=f"longest song converted, in bars; longer files are counted as "
                              f"too_long (default {MAX_SONG_BARS})")
+    parser.add_argument("--melody-in-mixture", action="store_true", default=None,
+                        help="the melody track joins the class its program names (the tune "
+                             "is in the mixture); default: kept apart, as the paper")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -63,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          melody_json=cfg.melody_json, seed=cfg.seed,
                          fractions=(cfg.train_split, cfg.val_split, cfg.test_split),
                          progress=not args.no_progress, min_bar_density=cfg.min_bar_density,
-                         split_by=cfg.split_by, max_song_bars=cfg.max_song_bars)
+                         split_by=cfg.split_by, max_song_bars=cfg.max_song_bars,
+                         melody_in_mixture=cfg.melody_in_mixture)
     except (BuildError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
