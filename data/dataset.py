@@ -1,16 +1,49 @@
-"""PyTorch / Lightning access to a built phrase dataset (see :mod:`data.store`)."""
+"""PyTorch / Lightning access to built phrase datasets (see :mod:`data.store`).
+
+Training may draw from several built datasets at once (config key ``train_mix``: each
+dataset's share of every epoch's phrases, :class:`MixSampler`), with random transposition
+of the pitched instruments (``transpose``); validation always reads one dataset's ``val``
+split (``data_dir``), unchanged.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
-from data.roll import music_and_mixture
-from data.store import SPLITS, PhraseStore
+from data.contract import DRUM, MELODY
+from data.store import SPLITS, PhraseStore, unpack, unpack_onsets
+
+PITCHED_MUSIC = DRUM - MELODY - 1  # music channels 0..3 (piano, guitar, bass, string) move
+
+
+def transpose_music(planes: np.ndarray, semitones: int) -> np.ndarray:
+    """Move the pitched instruments by ``semitones`` rows; drums stay.
+
+    Args:
+        planes: bool ``[..., 5, T, 72]`` music (or onsets) in model order.
+        semitones: rows to move up (negative: down); notes moved past row 0 or 71 are
+            dropped.
+
+    Returns:
+        A new bool array of the same shape.
+    """
+    if semitones == 0:
+        return planes.copy()
+    out = planes.copy()
+    pitched = planes[..., :PITCHED_MUSIC, :, :]
+    moved = np.zeros_like(pitched)
+    if semitones > 0:
+        moved[..., semitones:] = pitched[..., :-semitones]
+    else:
+        moved[..., :semitones] = pitched[..., -semitones:]
+    out[..., :PITCHED_MUSIC, :, :] = moved
+    return out
 
 
 class PhraseDataset(Dataset):
@@ -19,49 +52,129 @@ class PhraseDataset(Dataset):
     Each item is a dict of float32 tensors (0/1 values):
 
     * ``music``: ``[5, 64, 72]`` -- piano, guitar, bass, string, drum;
-    * ``mixture``: ``[1, 64, 72]`` -- OR of the five.
+    * ``mixture``: ``[1, 64, 72]`` -- OR of the five;
+    * ``onsets``: ``[1, 64, 72]`` -- the mixture's note starts (OR of the five
+      instruments' onsets: the first cell of every note).
 
-    The melody channel of the stored phrases is not part of the mixture and is not
-    loaded (it is only used to filter windows at build time).
+    The melody channel of the stored phrases is not loaded: it is part of the mixture
+    only when the dataset was built with ``melody_in_mixture`` (then its notes are in
+    their program's instrument already).
 
     Args:
         data_dir: dataset folder written by ``python -m utils.preprocess``.
         split: "train", "val" or "test".
+        transpose: ``(lo, hi)`` semitones; each item moves its pitched instruments by a
+            random whole number in ``lo..hi`` (drums stay). ``(0, 0)``: unchanged.
 
     Raises:
         FileNotFoundError: one line naming the missing split file.
-        data.store.DatasetError: the folder's files disagree (an interrupted build); one
-            line ending "re-run the build".
+        data.store.DatasetError: the folder's files disagree (an interrupted build, or a
+            build made before onsets were stored); one line ending "re-run the build".
     """
 
-    def __init__(self, data_dir: str | Path, split: str) -> None:
+    def __init__(self, data_dir: str | Path, split: str,
+                 transpose: Sequence[int] = (0, 0)) -> None:
         self.store = PhraseStore(data_dir, split)
+        lo, hi = (int(v) for v in transpose)
+        if lo > hi:
+            raise ValueError(f"transpose must be (lo, hi) with lo <= hi, got {tuple(transpose)}")
+        self.transpose = (lo, hi)
 
     def __len__(self) -> int:
         return len(self.store)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        phrase = self.store[index][None]  # (1, 64, 72, 6)
-        music, mixture = music_and_mixture(phrase)  # (1, 5, 64, 72), (1, 1, 64, 72)
-        return {"music": torch.from_numpy(music[0].astype(np.float32)),
-                "mixture": torch.from_numpy(mixture[0].astype(np.float32))}
+        packed = self.store.packed[index]
+        cells = np.moveaxis(unpack(packed)[..., MELODY + 1:], -1, 0)  # (5, 64, 72)
+        onsets = np.moveaxis(unpack_onsets(packed)[..., MELODY + 1:], -1, 0)
+        lo, hi = self.transpose
+        if (lo, hi) != (0, 0):
+            shift = int(torch.randint(lo, hi + 1, ()).item())  # seeded per worker by torch
+            cells, onsets = transpose_music(cells, shift), transpose_music(onsets, shift)
+        music = torch.from_numpy(np.ascontiguousarray(cells, dtype=np.float32))
+        return {"music": music,
+                "mixture": music.amax(dim=0, keepdim=True),
+                "onsets": torch.from_numpy(onsets.any(axis=0, keepdims=True)
+                                           .astype(np.float32))}
+
+
+class MixSampler(Sampler[int]):
+    """Indices into a :class:`~torch.utils.data.ConcatDataset` of several datasets, each
+    giving a fixed share of every epoch.
+
+    Epoch ``e`` draws ``round(share_k * epoch_size)`` phrases of dataset ``k`` (a seeded
+    permutation, repeated when a dataset is smaller than its share), shuffles all of them
+    together and yields them. The draw depends only on ``seed`` and the epoch
+    (:meth:`set_epoch`, which Lightning calls, also through its distributed wrapper, so
+    every DDP process sees the same order and takes its own shard of it; a resumed run
+    continues with the draw of its epoch).
+
+    Args:
+        sizes: phrases in each dataset (ConcatDataset order).
+        weights: each dataset's weight (> 0); shares are ``weights / sum(weights)``.
+        epoch_size: phrases per epoch (default: the sum of ``sizes``).
+        seed: seeds every epoch's draw.
+    """
+
+    def __init__(self, sizes: Sequence[int], weights: Sequence[float],
+                 epoch_size: int | None = None, seed: int = 0) -> None:
+        if len(sizes) != len(weights) or not sizes:
+            raise ValueError(f"need one weight per dataset, got {len(sizes)} datasets and "
+                             f"{len(weights)} weights")
+        if any(w <= 0 for w in weights) or any(n <= 0 for n in sizes):
+            raise ValueError(f"weights and dataset sizes must be > 0, got {list(weights)}, "
+                             f"{list(sizes)}")
+        self.sizes = [int(n) for n in sizes]
+        total = float(sum(weights))
+        self.shares = [w / total for w in weights]
+        self.epoch_size = int(epoch_size if epoch_size is not None else sum(self.sizes))
+        self.counts = [int(round(s * self.epoch_size)) for s in self.shares]
+        self.offsets = np.cumsum([0, *self.sizes[:-1]])
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose draw the next iteration yields."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+    def draw(self, epoch: int) -> np.ndarray:
+        """int64 ``[len(self)]``: the indices of epoch ``epoch``, shuffled."""
+        rng = np.random.default_rng([self.seed, epoch])
+        parts = []
+        for size, count, offset in zip(self.sizes, self.counts, self.offsets):
+            repeats = -(-count // size)
+            pool = np.concatenate([rng.permutation(size) for _ in range(repeats)])
+            parts.append(pool[:count] + offset)
+        return rng.permutation(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.draw(self.epoch).tolist())
 
 
 class PhraseDataModule(pl.LightningDataModule):
-    """Train/val/test loaders over a built dataset (the split is by song, made at build time).
+    """Train/val loaders over built datasets (the split is by song, made at build time).
 
     Args:
-        data_dir: dataset folder.
+        data_dir: dataset folder; its ``val`` split validates (and picks checkpoints).
         batch_size: phrases per batch (per device).
         num_workers: DataLoader worker processes.
         pin_memory: pin host memory (for GPU training).
+        train_mix: ``{dataset folder: weight}``: the train splits mixed for training,
+            each giving ``weight / sum(weights)`` of every epoch's phrases
+            (:class:`MixSampler`); None = the train split of ``data_dir``.
+        transpose: ``(lo, hi)`` random transposition of training phrases, in semitones.
+        seed: seeds the mix's draws.
 
-    Under DDP, Lightning replaces the samplers with distributed ones, so each process sees
-    its own shard of every split.
+    Under DDP, Lightning replaces the samplers with distributed ones (wrapping the mix
+    sampler), so each process sees its own shard of every split.
     """
 
     def __init__(self, data_dir: str | Path, batch_size: int, num_workers: int = 0,
-                 pin_memory: bool = False) -> None:
+                 pin_memory: bool = False, train_mix: dict[str, float] | None = None,
+                 transpose: Sequence[int] = (0, 0), seed: int = 0) -> None:
         super().__init__()
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
@@ -69,30 +182,41 @@ class PhraseDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
-        self.datasets: dict[str, PhraseDataset] = {}
+        self.train_mix = dict(train_mix) if train_mix else None
+        self.transpose = tuple(transpose)
+        self.seed = seed
+        self.datasets: dict[str, Dataset] = {}
+        self.mix_sampler: MixSampler | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Open the split files needed for ``stage`` (all of them when None)."""
-        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
-                  "predict": ("test",)}.get(stage or "", SPLITS)
+        needed = {"fit": ("train", "val"), "validate": ("val",)}.get(stage or "", SPLITS)
         for split in needed:
-            if split not in self.datasets:
-                self.datasets[split] = PhraseDataset(self.data_dir, split)
+            if split in self.datasets:
+                continue
+            if split == "train" and self.train_mix:
+                parts = [PhraseDataset(folder, "train", self.transpose)
+                         for folder in self.train_mix]
+                self.mix_sampler = MixSampler([len(p) for p in parts],
+                                              list(self.train_mix.values()), seed=self.seed)
+                self.datasets[split] = ConcatDataset(parts)
+            else:
+                self.datasets[split] = PhraseDataset(
+                    self.data_dir, split, self.transpose if split == "train" else (0, 0))
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+    def _loader(self, split: str) -> DataLoader:
+        self.setup({"train": "fit", "val": "validate"}[split])
+        train = split == "train"
+        sampler = self.mix_sampler if train else None
+        return DataLoader(self.datasets[split], batch_size=self.batch_size,
+                          shuffle=train and sampler is None, sampler=sampler,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches."""
-        return self._loader("train", shuffle=True)
+        """Shuffled training batches (the mix's draw when ``train_mix`` is set)."""
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches in stored order."""
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Test batches in stored order."""
-        return self._loader("test", shuffle=False)
+        return self._loader("val")

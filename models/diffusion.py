@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.contract import check_option
+from models.inputs import run_onsets
 from models.options import BetaSchedule, Sampler
 
 
@@ -48,11 +49,13 @@ class GuidedDiffusion(nn.Module):
         condition_on_mixture: also hand the mixture to the network as its conditioning
             input (``model(x_t, t, cond=m)``), as image-colourisation diffusion models get
             the grey image; the paper's process gives it only through the guidance mask.
+        onset_channel: also hand the mixture's note starts to the network as a
+            conditioning channel (after the mixture when both are given).
     """
 
     def __init__(self, time_steps: int = 1000, beta_schedule: str = "linear",
                  beta_start: float = 1e-4, beta_end: float = 0.02, channels: int = 5,
-                 condition_on_mixture: bool = False) -> None:
+                 condition_on_mixture: bool = False, onset_channel: bool = False) -> None:
         super().__init__()
         check_option("beta_schedule", beta_schedule, get_args(BetaSchedule))
         if time_steps < 2:
@@ -61,6 +64,7 @@ class GuidedDiffusion(nn.Module):
         self.beta_schedule = beta_schedule
         self.channels = channels
         self.condition_on_mixture = condition_on_mixture
+        self.onset_channel = onset_channel
         betas = torch.linspace(beta_start, beta_end, time_steps, dtype=torch.float64)
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)  # abar_t
         for name, value in {
@@ -78,16 +82,23 @@ class GuidedDiffusion(nn.Module):
         return self.time_steps
 
     def predict_eps(self, model: nn.Module, x_t: torch.Tensor, t: torch.Tensor,
-                    mixture: torch.Tensor) -> torch.Tensor:
-        """The network's noise prediction, conditioned on the mixture when configured.
+                    mixture: torch.Tensor, onsets: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's noise prediction, conditioned on the mixture and the note starts
+        when configured.
 
         Args:
             model: network ``(x [B, C, T, P], t [B][, cond]) -> [B, C, T, P]``.
-            x_t: float ``[B, C, T, P]``; t: long ``[B]``; mixture: float ``[B, 1, T, P]``.
+            x_t: float ``[B, C, T, P]``; t: long ``[B]``; mixture: float ``[B, 1, T, P]``;
+            onsets: float ``[B, 1, T, P]`` (None: :func:`models.direct.run_onsets`).
         """
+        cond = []
         if self.condition_on_mixture:
-            return model(x_t, t, cond=mixture)
-        return model(x_t, t)
+            cond.append(mixture)
+        if self.onset_channel:
+            cond.append(run_onsets(mixture) if onsets is None else onsets)
+        if not cond:
+            return model(x_t, t)
+        return model(x_t, t, cond=torch.cat(cond, dim=1) if len(cond) > 1 else cond[0])
 
     # ---------------------------------------------------------------- forward process
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -103,8 +114,8 @@ class GuidedDiffusion(nn.Module):
                 + extract(self.sqrt_one_minus_alphas_cumprod, t, x0.shape) * noise)
 
     def training_loss(self, model: nn.Module, x0: torch.Tensor, mixture: torch.Tensor,
-                      t: torch.Tensor | None = None,
-                      noise: torch.Tensor | None = None) -> torch.Tensor:
+                      t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+                      onsets: torch.Tensor | None = None) -> torch.Tensor:
         """Guided denoising loss: Huber between ``eps * m`` and ``model(x_t * m, t)``.
 
         Args:
@@ -113,6 +124,7 @@ class GuidedDiffusion(nn.Module):
             mixture: float ``[B, 1, T, P]`` (0/1).
             t: long ``[B]``; drawn uniformly from ``0..T-1`` when None.
             noise: float like ``x0``; standard normal when None.
+            onsets: float ``[B, 1, T, P]`` note starts (with ``onset_channel``).
 
         Returns:
             float scalar.
@@ -123,7 +135,7 @@ class GuidedDiffusion(nn.Module):
             noise = torch.randn_like(x0)
         x_t = self.q_sample(x0, t, noise) * mixture  # step 3: guide x_t ...
         target = noise * mixture  # ... and eps
-        return F.smooth_l1_loss(self.predict_eps(model, x_t, t, mixture), target)
+        return F.smooth_l1_loss(self.predict_eps(model, x_t, t, mixture, onsets), target)
 
     def make_x1(self, x0: torch.Tensor, mixture: torch.Tensor,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -147,7 +159,8 @@ class GuidedDiffusion(nn.Module):
         return DDPMSampler(self) if sampler == "ddpm" else DDIMSampler(self, eta)
 
     def sample_x1(self, model: nn.Module, mixture: torch.Tensor, sampler: str, steps: int,
-                  eta: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                  eta: float = 0.0, generator: torch.Generator | None = None,
+                  onsets: torch.Tensor | None = None) -> torch.Tensor:
         """Walk from ``x_{T-1} = N(0, I) * m`` down to ``x1`` (index 0) in ``steps`` steps.
 
         Args:
@@ -157,6 +170,7 @@ class GuidedDiffusion(nn.Module):
             steps: reverse steps, ``1 .. time_steps - 1`` (``time_steps - 1`` = every index).
             eta: DDIM stochasticity (0 = deterministic); ignored by DDPM.
             generator: torch generator on ``mixture.device`` for reproducible noise.
+            onsets: float ``[B, 1, T, P]`` note starts (with ``onset_channel``).
 
         Returns:
             float ``[B, C, T, P]`` x1, zero outside the mixture.
@@ -169,7 +183,7 @@ class GuidedDiffusion(nn.Module):
         times = schedule.timesteps.tolist()
         for t, t_prev in zip(times[:-1], times[1:]):
             t_batch = torch.full((shape[0],), t, dtype=torch.long, device=mixture.device)
-            eps = self.predict_eps(model, x, t_batch, mixture)
+            eps = self.predict_eps(model, x, t_batch, mixture, onsets)
             x, _ = schedule.step(eps, t, t_prev, x, generator=generator)
             x = x * mixture  # keep x_t zero outside the mixture at every step
         return x

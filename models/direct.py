@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.contract import check_option
+from models.inputs import run_onsets
 from models.options import DirectLoss
 
 
@@ -37,18 +38,27 @@ class DirectSeparation(nn.Module):
         loss: ``"bce"`` or ``"softmax"`` (see the module docstring).
     """
 
-    def __init__(self, loss: str = "bce") -> None:
+    def __init__(self, loss: str = "bce", onset_channel: bool = False) -> None:
         super().__init__()
         self.loss = check_option("direct_loss", loss, get_args(DirectLoss))
+        self.onset_channel = onset_channel
 
-    @staticmethod
-    def logits(model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
-        """float ``[B, 1, T, P]`` mixture -> float ``[B, C, T, P]`` logits (t fixed at 0)."""
+    def logits(self, model: nn.Module, mixture: torch.Tensor,
+               onsets: torch.Tensor | None = None) -> torch.Tensor:
+        """float ``[B, 1, T, P]`` mixture -> float ``[B, C, T, P]`` logits (t fixed at 0).
+
+        With ``onset_channel`` the mixture's note starts ``onsets`` (float ``[B, 1, T, P]``;
+        None: every run of cells counts as one note, :func:`run_onsets`) are the
+        network's conditioning input.
+        """
         t = torch.zeros(mixture.shape[0], dtype=torch.long, device=mixture.device)
-        return model(mixture, t)
+        if not self.onset_channel:
+            return model(mixture, t)
+        return model(mixture, t, cond=run_onsets(mixture) if onsets is None else onsets)
 
     def training_loss(self, model: nn.Module, music: torch.Tensor,
-                      mixture: torch.Tensor) -> torch.Tensor:
+                      mixture: torch.Tensor, onsets: torch.Tensor | None = None
+                      ) -> torch.Tensor:
         """Mean loss over the sounding cells of the batch.
 
         Args:
@@ -59,7 +69,7 @@ class DirectSeparation(nn.Module):
         Returns:
             float scalar (0 for a batch without a sounding cell).
         """
-        return self.loss_from_logits(self.logits(model, mixture), music, mixture)
+        return self.loss_from_logits(self.logits(model, mixture, onsets), music, mixture)
 
     def loss_from_logits(self, logits: torch.Tensor, music: torch.Tensor,
                          mixture: torch.Tensor) -> torch.Tensor:
@@ -90,16 +100,18 @@ class DirectSeparation(nn.Module):
         return (music.gather(1, best) * mixture).sum() / mixture.sum()
 
     @torch.inference_mode()
-    def probs(self, model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
+    def probs(self, model: nn.Module, mixture: torch.Tensor,
+              onsets: torch.Tensor | None = None) -> torch.Tensor:
         """Instrument probabilities of every cell, 0 outside the mixture.
 
         Args:
             model: the trained network (in eval mode).
             mixture: float ``[B, 1, T, P]``.
+            onsets: float ``[B, 1, T, P]`` note starts (used with ``onset_channel``).
 
         Returns:
             float ``[B, C, T, P]`` in [0, 1].
         """
-        logits = self.logits(model, mixture)
+        logits = self.logits(model, mixture, onsets)
         probs = torch.sigmoid(logits) if self.loss == "bce" else torch.softmax(logits, dim=1)
         return probs * mixture

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from data.contract import N_PITCH, PHRASE_STEPS
+from data.contract import N_PITCH, PHRASE_STEPS, STEPS_PER_BAR, STEPS_PER_BEAT
 from models.attention import RelativeEncoderLayer
 from models.options import GROUPS, LATENT_MULTIPLE
 
@@ -109,6 +109,26 @@ class Bottleneck(nn.Module):
         return rearrange(self.proj_out(tokens), "b (t p) c -> b c t p", t=rows, p=cols)
 
 
+BEAT_PLANES = 4  # sin/cos of the phase in the bar, sin/cos of the phase in the beat
+
+
+def beat_planes(steps: int, pitches: int, device: torch.device | None = None,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Where each step sits in its bar and beat, as fixed coordinate channels.
+
+    Step ``k`` of a window (windows start on a bar line, 16 steps a bar, 4 a beat) gets
+    ``sin, cos(2 pi k / 16)`` and ``sin, cos(2 pi k / 4)``, the same on every pitch row.
+
+    Returns:
+        float ``[4, steps, pitches]``.
+    """
+    k = torch.arange(steps, device=device, dtype=torch.float64)
+    bar = 2 * math.pi * (k % STEPS_PER_BAR) / STEPS_PER_BAR
+    beat = 2 * math.pi * (k % STEPS_PER_BEAT) / STEPS_PER_BEAT
+    planes = torch.stack([bar.sin(), bar.cos(), beat.sin(), beat.cos()]).to(dtype)  # (4, T)
+    return planes[:, :, None].expand(BEAT_PLANES, steps, pitches)
+
+
 class TransUNet(nn.Module):
     """U-Net with a relative-attention Transformer bottleneck (SPEC section 3).
 
@@ -125,11 +145,13 @@ class TransUNet(nn.Module):
         pitch_channel: append a fixed absolute-pitch coordinate channel (-1 at the lowest
             row, +1 at the highest) to the input, so the network knows where it is on the
             pitch axis (convolutions and relative attention alone do not).
+        beat_channel: append four fixed channels giving each step's position in its bar
+            and in its beat (:func:`beat_planes`); windows start on a bar line.
     """
 
     def __init__(self, in_ch: int, out_ch: int, latent_dim: int, d_model: int, num_layers: int,
                  time_emb_dim: int, rate: float = 0.0, cond_ch: int = 0,
-                 pitch_channel: bool = False) -> None:
+                 pitch_channel: bool = False, beat_channel: bool = False) -> None:
         super().__init__()
         if latent_dim % LATENT_MULTIPLE:
             raise ValueError(f"latent_dim must be a multiple of {LATENT_MULTIPLE}, "
@@ -138,8 +160,10 @@ class TransUNet(nn.Module):
         emb = 4 * time_emb_dim
         self.in_ch, self.out_ch, self.cond_ch = in_ch, out_ch, cond_ch
         self.pitch_channel = pitch_channel
+        self.beat_channel = beat_channel
         self.time_embedding = TimeEmbedding(time_emb_dim)
-        self.stem = nn.Conv2d(in_ch + cond_ch + int(pitch_channel), quarter, 7, padding=3)
+        extra = int(pitch_channel) + BEAT_PLANES * int(beat_channel)
+        self.stem = nn.Conv2d(in_ch + cond_ch + extra, quarter, 7, padding=3)
         self.down1 = ResBlock(quarter, half, emb, rate)
         self.down2 = ResBlock(half, latent_dim, emb, rate)
         self.down3 = ResBlock(latent_dim, latent_dim, emb, rate)
@@ -171,6 +195,9 @@ class TransUNet(nn.Module):
         if self.pitch_channel:
             rows = torch.linspace(-1.0, 1.0, x.shape[-1], device=x.device, dtype=x.dtype)
             parts.append(rows.expand(x.shape[0], 1, x.shape[-2], x.shape[-1]))  # (B, 1, T, P)
+        if self.beat_channel:
+            planes = beat_planes(x.shape[-2], x.shape[-1], x.device, x.dtype)  # (4, T, P)
+            parts.append(planes.expand(x.shape[0], *planes.shape))  # (B, 4, T, P)
         emb = self.time_embedding(t)  # (B, 4 time_emb_dim)
         h0 = self.stem(torch.cat(parts, dim=1) if len(parts) > 1 else x)  # (B, L/4, T, P)
         h1 = self.down1(F.max_pool2d(h0, 2), emb)  # (B, L/2, T/2, P/2)

@@ -70,8 +70,9 @@ def test_phrase_batches_read_a_store(tmp_path: Path) -> None:
         {"phrases": {"test": 5}, "songs": {"test": 1}, "split_songs": {"test": ["toy.mid"]}}))
     store = PhraseStore(tmp_path, "test")
     batches = list(phrase_batches(store, 2, np.array([0, 2, 4])))
-    assert [len(m) for m, _ in batches] == [2, 1]
-    music, mixture = batches[0]
+    assert [len(m) for m, _, _ in batches] == [2, 1]
+    music, mixture, onsets = batches[0]
+    assert onsets.shape == mixture.shape and not (onsets & ~mixture).any()
     assert music.shape == (2, N_MUSIC, PHRASE_STEPS, N_PITCH) and music.dtype == bool
     assert mixture.shape == (2, 1, PHRASE_STEPS, N_PITCH)
     np.testing.assert_array_equal(music[1], np.moveaxis(phrases[2, ..., 1:], -1, 0))
@@ -84,7 +85,7 @@ def test_score_systems_rows_and_baselines() -> None:
     train_music, _ = music_and_mixture(toy_phrases(8, seed=1))
     baselines = fit_baselines([train_music])
     music, mixture = music_and_mixture(toy_phrases(6, seed=2))
-    batches = [(music[:4], mixture[:4]), (music[4:], mixture[4:])]
+    batches = [(music[:4], mixture[:4], mixture[:4]), (music[4:], mixture[4:], mixture[4:])]
     rows, seconds = score_systems(tiny_separator(), baselines, batches, total=6,
                                   progress=False)
     models = [model_row("partition"), model_row("threshold")]  # configured mode first
@@ -107,7 +108,7 @@ def test_score_systems_without_model() -> None:
     from data.roll import music_and_mixture
 
     music, mixture = music_and_mixture(toy_phrases(3))
-    rows, seconds = score_systems(None, {}, [(music, mixture)], total=3, progress=False)
+    rows, seconds = score_systems(None, {}, [(music, mixture, mixture)], total=3, progress=False)
     assert list(rows) == [ORACLE_NAME] and seconds == 0.0
 
 
@@ -182,7 +183,7 @@ def test_benchmark_steps_clamps_and_measures() -> None:
     from data.roll import music_and_mixture
 
     music, mixture = music_and_mixture(toy_phrases(3, seed=3))
-    rows = benchmark_steps(tiny_separator(), [(music, mixture)], [1000, 9, 2])
+    rows = benchmark_steps(tiny_separator(), [(music, mixture, mixture)], [1000, 9, 2])
     assert list(rows) == ["9 steps", "2 steps"]  # 1000 -> T - 1 = 9, run once
     for row in rows.values():
         assert row["phrases_per_s"] > 0 and row["ms_per_phrase"] > 0

@@ -61,7 +61,8 @@ PATH_KEY: dict[str, str] = {"transunet": "transunet_model_path", "decoder": "dec
 # Values of keys added after the first checkpoints were written: a stored config without
 # them was trained with these (the paper's process).
 LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": False,
-                                   "condition_on_mixture": False, "direct_loss": "bce"}
+                                   "condition_on_mixture": False, "direct_loss": "bce",
+                                   "onset_channel": False, "beat_channel": False}
 Process = GuidedDiffusion | DirectSeparation
 
 
@@ -87,6 +88,8 @@ class SeparatorSpec:
     pitch_channel: bool
     condition_on_mixture: bool
     direct_loss: DirectLoss
+    onset_channel: bool
+    beat_channel: bool
 
     @classmethod
     def of(cls, cfg: Config) -> SeparatorSpec:
@@ -269,7 +272,9 @@ def build_separator(spec: SeparatorSpec, rate: float = 0.0) -> tuple[TransUNet, 
     ``separator = "diffusion"``: the network maps ``x_t`` (``in_ch`` channels, plus the
     mixture when ``condition_on_mixture``) to noise; the process is a
     :class:`GuidedDiffusion`. ``"direct"``: the network maps the mixture (one channel) to
-    instrument logits; the process is a :class:`DirectSeparation`.
+    instrument logits; the process is a :class:`DirectSeparation`. Either way the
+    mixture's note starts are one more conditioning channel with ``onset_channel``, and
+    ``pitch_channel`` / ``beat_channel`` add fixed coordinate channels.
 
     Args:
         spec: the network and process keys (:meth:`SeparatorSpec.of` a config).
@@ -278,13 +283,15 @@ def build_separator(spec: SeparatorSpec, rate: float = 0.0) -> tuple[TransUNet, 
     direct = spec.separator == "direct"
     conditioned = spec.condition_on_mixture and not direct
     net = TransUNet(1 if direct else spec.in_ch, spec.out_ch, spec.latent_dim, spec.d_model,
-                    spec.num_layers, spec.time_emb_dim, rate, cond_ch=1 if conditioned else 0,
-                    pitch_channel=spec.pitch_channel)
+                    spec.num_layers, spec.time_emb_dim, rate,
+                    cond_ch=int(conditioned) + int(spec.onset_channel),
+                    pitch_channel=spec.pitch_channel, beat_channel=spec.beat_channel)
     if direct:
-        return net, DirectSeparation(spec.direct_loss)
+        return net, DirectSeparation(spec.direct_loss, onset_channel=spec.onset_channel)
     diffusion = GuidedDiffusion(spec.time_steps, spec.beta_schedule, spec.beta_start,
                                 spec.beta_end, channels=spec.in_ch,
-                                condition_on_mixture=conditioned)
+                                condition_on_mixture=conditioned,
+                                onset_channel=spec.onset_channel)
     return net, diffusion
 
 

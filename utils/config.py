@@ -58,7 +58,7 @@ class Config:
     train_split: float = 0.9  # fraction of songs in train
     val_split: float = 0.05  # fraction of songs in val (the rest is test)
     test_split: float = 0.05  # fraction of songs in test
-    split_by: SplitBy = "song"  # "folder": first-level folders stay together; "named": they name the split
+    split_by: SplitBy = "song"  # "folder": top folders stay together; "named": they name the split
     melody_in_mixture: bool = False  # the melody track joins its program's class (in the mixture)
     min_bar_density: float = 0.01  # each bar of a kept window has >= this fraction of cells on
     max_song_bars: int = MAX_SONG_BARS  # longer MIDI files are refused (build: "too_long")
@@ -101,7 +101,7 @@ class Config:
     limit_val_batches: float | int = 1.0  # Lightning: fraction or count of val batches
     gradient_clip_val: float | None = None  # clip gradient norm (None = off)
     num_workers: int = 4  # DataLoader workers per device
-    transpose: list[int] = field(default_factory=lambda: [0, 0])  # training: random semitones lo..hi
+    transpose: list[int] = field(default_factory=lambda: [0, 0])  # random semitones lo..hi
     train_mix: dict[str, float] | None = None  # {dataset folder: share of each epoch's phrases}
     init_from: str = ""  # separator checkpoint whose weights start a fresh run ("" = random)
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from data.contract import MUSIC_INSTRUMENTS
 from data.fileio import atomic_write_json, atomic_write_text
 from data.roll import music_and_mixture
-from data.store import PhraseStore
+from data.store import PhraseStore, unpack_onsets
 from utils.assignment import ASSIGN_MODES, assign_instruments
 from utils.baselines import Baseline, OracleBaseline, fit_baselines, load_baselines
 from utils.config import Config
@@ -59,7 +59,8 @@ def subset_indices(n_total: int, limit: int | None) -> np.ndarray:
 
 
 def phrase_batches(store: PhraseStore, batch_size: int,
-                   indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                   indices: np.ndarray | None = None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Model-side batches of a split.
 
     Args:
@@ -68,15 +69,18 @@ def phrase_batches(store: PhraseStore, batch_size: int,
         indices: phrases to read (sorted); None = all.
 
     Yields:
-        ``(music bool [b, 5, 64, 72], mixture bool [b, 1, 64, 72])``.
+        ``(music bool [b, 5, 64, 72], mixture bool [b, 1, 64, 72], onsets bool
+        [b, 1, 64, 72])``: the mixture's note starts are the OR of the instruments'.
     """
     if batch_size <= 0:
         raise ValueError(f"'batch_size' must be > 0, got {batch_size}")
     if indices is None:
         indices = np.arange(len(store), dtype=np.int64)
     for i in range(0, len(indices), batch_size):
-        music, mixture = music_and_mixture(store.batch(indices[i: i + batch_size]))
-        yield music, mixture
+        rows = indices[i: i + batch_size]
+        music, mixture = music_and_mixture(store.batch(rows))
+        onsets, _ = music_and_mixture(unpack_onsets(store.packed[rows]))
+        yield music, mixture, onsets.any(axis=1, keepdims=True)
 
 
 def fit_train_baselines(data_dir: str | Path, batch_size: int = 1024) -> dict[str, Baseline]:
@@ -86,7 +90,7 @@ def fit_train_baselines(data_dir: str | Path, batch_size: int = 1024) -> dict[st
         ``{name: fitted baseline}`` in table order (most_common, zone, pitch_row).
     """
     store = PhraseStore(data_dir, "train")
-    return fit_baselines(music for music, _ in phrase_batches(store, batch_size))
+    return fit_baselines(music for music, _, _ in phrase_batches(store, batch_size))
 
 
 # ----------------------------------------------------------------------------------
@@ -177,7 +181,7 @@ class Evaluation(Report):
 
 
 def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
-                  batches: Iterable[tuple[np.ndarray, np.ndarray]], total: int,
+                  batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], total: int,
                   progress: bool = True, oracle: bool = True
                   ) -> tuple[dict[str, dict[str, float]], float]:
     """Run the model and the baselines over batches and accumulate every metric.
@@ -185,7 +189,7 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
     Args:
         separator: the model, or None to score only the baselines.
         baselines: ``{name: fitted baseline}``.
-        batches: ``(music bool [b, 5, 64, 72], mixture bool [b, 1, 64, 72])``.
+        batches: ``(music, mixture, onsets)`` as :func:`phrase_batches` yields.
         total: phrases in ``batches`` (for the progress bar).
         progress: show a tqdm bar with phrases/s.
         oracle: also score the partition-mode oracle (true instruments, one per cell).
@@ -210,11 +214,12 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
     seconds = 0.0
     with tqdm(total=total, unit="phrase", desc="separating", disable=not progress,
               dynamic_ncols=True) as bar:
-        for music, mixture in batches:
+        for music, mixture, onsets in batches:
             if separator is not None:
                 start = time.perf_counter()
                 mix = torch.as_tensor(mixture).float()
-                probs = separator.phrase_probs(mix)  # (b, 5, 64, 72)
+                inputs = torch.cat([mix, torch.as_tensor(onsets).float()], dim=1)
+                probs = separator.phrase_probs(inputs)  # (b, 5, 64, 72)
                 seconds += time.perf_counter() - start
                 for mode in modes:
                     pred = assign_instruments(probs, mix, mode, separator.threshold)
@@ -312,7 +317,8 @@ def write_evaluation(evaluation: Report, out_dir: str | Path,
 # ----------------------------------------------------------------------------------
 # Speed and quality against the number of sampling steps
 # ----------------------------------------------------------------------------------
-def benchmark_steps(separator: Separator, batches: list[tuple[np.ndarray, np.ndarray]],
+def benchmark_steps(separator: Separator,
+                    batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                     steps: Iterable[int], progress: bool = False
                     ) -> dict[str, dict[str, float]]:
     """Separate the same phrases with several step counts; speed and metrics side by side.
@@ -323,7 +329,7 @@ def benchmark_steps(separator: Separator, batches: list[tuple[np.ndarray, np.nda
 
     Args:
         separator: the loaded separator (its sampler, eta and assignment are kept).
-        batches: ``(music bool [b, 5, 64, 72], mixture bool [b, 1, 64, 72])``, in memory.
+        batches: ``(music, mixture, onsets)`` as :func:`phrase_batches` yields, in memory.
         steps: requested step counts; each is clamped to ``T - 1`` of the checkpoint.
         progress: show a progress bar per run.
 
@@ -331,7 +337,7 @@ def benchmark_steps(separator: Separator, batches: list[tuple[np.ndarray, np.nda
         ``{"<steps> steps": {"steps", "phrases_per_s", "ms_per_phrase", <metrics>}}`` in
         the order given (a repeated effective step count is run once).
     """
-    total = sum(len(music) for music, _ in batches)
+    total = sum(len(music) for music, *_ in batches)
     if total == 0:
         raise ValueError("benchmark_steps: no phrases to separate")
     warm = separator.with_settings(steps=1)

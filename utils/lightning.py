@@ -2,7 +2,9 @@
 
 The training runs of :mod:`utils.training` fit these.
 
-Batches are dicts ``{"music": float [B, 5, T, P], "mixture": float [B, 1, T, P], ...}``.
+Batches are dicts ``{"music": float [B, 5, T, P], "mixture": float [B, 1, T, P],
+"onsets": float [B, 1, T, P], ...}`` (``onsets``, the mixture's note starts, may be absent:
+a process that uses them then reads them from the cells).
 A batch may also carry ``"t"`` (long ``[B]``) and ``"noise"`` (float like ``music``) to fix
 the diffusion draw; otherwise training draws them at random and validation/test draw
 them from a generator seeded by ``seed`` and the batch index, so the validation loss of
@@ -92,8 +94,9 @@ class SeparatorModule(_GuidedModule):
         self.net, self.diffusion = build_separator(SeparatorSpec.of(cfg), cfg.rate)
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
+        onsets = batch.get("onsets")
         if isinstance(self.diffusion, DirectSeparation):
-            logits = self.diffusion.logits(self.net, batch["mixture"])
+            logits = self.diffusion.logits(self.net, batch["mixture"], onsets)
             loss = self.diffusion.loss_from_logits(logits, batch["music"], batch["mixture"])
             if stage != "train":  # the direct separator is checkpointed on this (see training)
                 self.log(f"{stage}_accuracy", self.diffusion.hit_rate(
@@ -103,7 +106,7 @@ class SeparatorModule(_GuidedModule):
             t, noise = _draws(batch, stage, self.diffusion.time_steps, self.config.seed,
                               batch_idx)
             loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"],
-                                                t, noise)
+                                                t, noise, onsets)
         self._log_loss(stage, loss, batch["music"].shape[0])
         return loss
 

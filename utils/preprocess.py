@@ -7,9 +7,10 @@
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
 ``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
-``min_bar_density``, ``max_song_bars`` and ``melody_in_mixture`` are read from the config; flags given explicitly
-replace them and are validated like config keys. Without ``--config`` the defaults of
-:class:`utils.config.Config` apply and ``--midi-dir`` and ``--out-dir`` are required.
+``min_bar_density``, ``max_song_bars`` and ``melody_in_mixture`` are read from the config;
+flags given explicitly replace them and are validated like config keys. Without
+``--config`` the defaults of :class:`utils.config.Config` apply and ``--midi-dir`` and
+``--out-dir`` are required.
 Exit status: 0 done, 2 a config or input problem (one ``error:`` line, nothing written),
 1 a failure while writing, 130 interrupted (Ctrl-C; finished files are kept).
 """

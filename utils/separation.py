@@ -42,7 +42,8 @@ from utils.checkpoints import (
 )
 from utils.config import Config
 
-# Maps mixtures float32 [B, 1, 64, 72] to instrument probabilities float32 [B, 5, 64, 72].
+# Maps model inputs float32 [B, 1, 64, 72] (the mixture) or [B, 2, 64, 72] (the mixture and
+# its note starts) to instrument probabilities float32 [B, 5, 64, 72].
 ProbFn = Callable[[torch.Tensor], torch.Tensor]
 
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
@@ -92,8 +93,8 @@ def config_device(cfg: Config) -> torch.device:
 # Whole-song windowing (pure functions, numpy/torch)
 # ----------------------------------------------------------------------------------
 def song_prob_chunks(prob_fn: ProbFn, mixture: np.ndarray, batch_size: int = 64,
-                     device: torch.device | None = None, progress: bool = False
-                     ) -> Iterator[tuple[int, np.ndarray]]:
+                     device: torch.device | None = None, progress: bool = False,
+                     onsets: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Stitched instrument probabilities of a whole song, chunk by chunk, in bounded memory.
 
     The windows of :func:`data.roll.window_starts` are cut and separated ``batch_size``
@@ -103,11 +104,14 @@ def song_prob_chunks(prob_fn: ProbFn, mixture: np.ndarray, batch_size: int = 64,
     Memory therefore depends on ``batch_size``, not on the song's length.
 
     Args:
-        prob_fn: mixtures ``float32 [B, 1, 64, 72]`` -> probabilities ``float [B, C, 64, 72]``.
+        prob_fn: model inputs ``float32 [B, F, 64, 72]`` -> probabilities
+            ``float [B, C, 64, 72]`` (:data:`ProbFn`).
         mixture: ``bool [T, 72]`` song mixture (any T).
         batch_size: windows passed to ``prob_fn`` at once.
         device: where the mixture tensors are put (default CPU).
         progress: show a tqdm bar in windows/s.
+        onsets: ``bool [T, 72]`` the mixture's note starts; when given, ``prob_fn`` gets
+            them as a second input channel (``F = 2``), else only the mixture (``F = 1``).
 
     Yields:
         ``(first step, probs)``: ``probs`` float32 ``[n, 72, C]`` for the steps
@@ -119,6 +123,13 @@ def song_prob_chunks(prob_fn: ProbFn, mixture: np.ndarray, batch_size: int = 64,
     if mixture.ndim != 2 or mixture.shape[1] != N_PITCH:
         raise ValueError(f"song mixture must have shape [T, {N_PITCH}], got {list(mixture.shape)}")
     n_steps = mixture.shape[0]
+    planes = mixture[:, None, :]  # (T, F, 72)
+    if onsets is not None:
+        onsets = np.asarray(onsets, dtype=bool)
+        if onsets.shape != mixture.shape:
+            raise ValueError(f"onsets must have the mixture's shape {list(mixture.shape)}, "
+                             f"got {list(onsets.shape)}")
+        planes = np.stack([mixture, onsets], axis=1)
     starts = window_starts(n_steps)
     span = batch_size * PHRASE_STRIDE + PHRASE_STEPS  # steps held at once
     total: np.ndarray | None = None  # (span, 72, C) float64 sums, step lo + i at row i
@@ -128,11 +139,12 @@ def song_prob_chunks(prob_fn: ProbFn, mixture: np.ndarray, batch_size: int = 64,
               dynamic_ncols=True) as bar:
         for b in range(0, len(starts), batch_size):
             batch_starts = starts[b: b + batch_size]
-            windows = np.zeros((len(batch_starts), PHRASE_STEPS, N_PITCH), dtype=bool)
+            windows = np.zeros((len(batch_starts), PHRASE_STEPS, planes.shape[1], N_PITCH),
+                               dtype=bool)
             for i, start in enumerate(batch_starts):
-                piece = mixture[start: start + PHRASE_STEPS]
+                piece = planes[start: start + PHRASE_STEPS]
                 windows[i, : len(piece)] = piece  # the last window is zero-padded
-            batch = torch.from_numpy(windows).float().unsqueeze(1)  # (B, 1, 64, 72)
+            batch = torch.from_numpy(windows).float().transpose(1, 2)  # (B, F, 64, 72)
             if device is not None:
                 batch = batch.to(device)
             probs = prob_fn(batch).float().cpu().numpy()  # (B, C, 64, 72)
@@ -156,7 +168,7 @@ def diffusion_probs(diffusion: GuidedDiffusion, model: torch.nn.Module,
                     decoder: torch.nn.Module, mixture: torch.Tensor, sampler: str = "ddim",
                     steps: int | None = None, eta: float = 0.0,
                     generator: torch.Generator | None = None,
-                    num_samples: int = 1) -> torch.Tensor:
+                    num_samples: int = 1, onsets: torch.Tensor | None = None) -> torch.Tensor:
     """Instrument probabilities of every cell from the guided diffusion: ``sigmoid(decoder(x1))``.
 
     Args:
@@ -167,6 +179,7 @@ def diffusion_probs(diffusion: GuidedDiffusion, model: torch.nn.Module,
             ``steps=None`` walks every index (``time_steps - 1`` steps, as the release).
         num_samples: K; the probabilities are averaged over K independent samples
             (1 = the paper).
+        onsets: float ``[B, 1, T, P]`` note starts (for a process that reads them).
 
     Returns:
         float ``[B, C, T, P]`` in [0, 1].
@@ -178,7 +191,7 @@ def diffusion_probs(diffusion: GuidedDiffusion, model: torch.nn.Module,
         total = torch.zeros((mixture.shape[0], diffusion.channels, *mixture.shape[-2:]),
                             device=mixture.device, dtype=mixture.dtype)
         for _ in range(num_samples):
-            x1 = diffusion.sample_x1(model, mixture, sampler, steps, eta, generator)
+            x1 = diffusion.sample_x1(model, mixture, sampler, steps, eta, generator, onsets)
             total += torch.sigmoid(decoder(x1))
         return total / num_samples
 
@@ -338,44 +351,54 @@ class Separator:
         return clone
 
     @torch.inference_mode()
-    def probs(self, mixture: torch.Tensor) -> torch.Tensor:
+    def probs(self, inputs: torch.Tensor) -> torch.Tensor:
         """Decoder probabilities of every instrument for a batch of mixtures.
 
         Args:
-            mixture: ``float [B, 1, 64, 72]`` (any device; moved to ``self.device``).
+            inputs: ``float [B, 1, 64, 72]`` mixtures, or ``[B, 2, 64, 72]`` mixtures and
+                their note starts (any device; moved to ``self.device``). A model that
+                reads note starts and gets none reads them from the cells
+                (:func:`models.inputs.run_onsets`).
 
         Returns:
             ``float32 [B, 5, 64, 72]`` on ``self.device``; 0 outside the mixture.
         """
-        mixture = mixture.to(self.device, dtype=torch.float32)
+        inputs = inputs.to(self.device, dtype=torch.float32)
+        mixture = inputs[:, :1]
+        onsets = inputs[:, 1:2] if inputs.shape[1] > 1 else None
         if not isinstance(self.diffusion, GuidedDiffusion):
-            return self.diffusion.probs(self.model, mixture)
+            return self.diffusion.probs(self.model, mixture, onsets)
         return diffusion_probs(self.diffusion, self.model, self.decoder, mixture,
                                sampler=self.sampler, steps=self.steps, eta=self.eta,
-                               generator=self.generator, num_samples=self.num_samples)
+                               generator=self.generator, num_samples=self.num_samples,
+                               onsets=onsets)
 
-    def separate_phrases(self, mixture: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def separate_phrases(self, mixture: torch.Tensor | np.ndarray,
+                         onsets: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
         """Separate phrases in batches of ``batch_size``.
 
         Args:
             mixture: ``[N, 1, 64, 72]`` or ``[N, 64, 72]``, bool or float, numpy or torch.
+            onsets: the mixture's note starts, same shape (None: read from the cells).
 
         Returns:
             ``bool [N, 5, 64, 72]`` on the CPU, False outside the mixture.
         """
-        mix = torch.as_tensor(np.asarray(mixture) if isinstance(mixture, np.ndarray) else mixture)
-        if mix.ndim == 3:
-            mix = mix.unsqueeze(1)  # (N, 1, 64, 72)
-        if mix.ndim != 4 or mix.shape[1] != 1:
-            raise ValueError(f"mixture must be [N, 1, T, P] or [N, T, P], got {list(mix.shape)}")
-        mix = mix.float()
-        return assign_instruments(self.phrase_probs(mix), mix, self.assign, self.threshold)
+        planes = [_phrase_plane(mixture, "mixture")]
+        if onsets is not None:
+            planes.append(_phrase_plane(onsets, "onsets"))
+            if planes[1].shape != planes[0].shape:
+                raise ValueError(f"onsets must have the mixture's shape "
+                                 f"{list(planes[0].shape)}, got {list(planes[1].shape)}")
+        probs = self.phrase_probs(torch.cat(planes, dim=1))
+        return assign_instruments(probs, planes[0], self.assign, self.threshold)
 
     def phrase_probs(self, mixture: torch.Tensor) -> torch.Tensor:
         """Decoder probabilities for any number of phrases, in batches of ``batch_size``.
 
         Args:
-            mixture: ``float [N, 1, 64, 72]``.
+            mixture: ``float [N, 1, 64, 72]`` mixtures, or ``[N, 2, 64, 72]`` mixtures and
+                their note starts (:meth:`probs`).
 
         Returns:
             ``float32 [N, 5, 64, 72]`` on the CPU, 0 outside the mixture.
@@ -385,6 +408,16 @@ class Separator:
         if not out:
             return torch.zeros((0, N_MUSIC, *mixture.shape[2:]), dtype=torch.float32)
         return torch.cat(out)
+
+
+def _phrase_plane(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    """``[N, 1, T, P]`` or ``[N, T, P]`` (bool or float, numpy or torch) -> ``[N, 1, T, P]``."""
+    plane = torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x)
+    if plane.ndim == 3:
+        plane = plane.unsqueeze(1)  # (N, 1, 64, 72)
+    if plane.ndim != 4 or plane.shape[1] != 1:
+        raise ValueError(f"{name} must be [N, 1, T, P] or [N, T, P], got {list(plane.shape)}")
+    return plane.float()
 
 
 # ----------------------------------------------------------------------------------
