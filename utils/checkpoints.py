@@ -348,3 +348,24 @@ def load_decoder(path: str | Path, map_location: str | torch.device = "cpu",
     decoder = Decoder(config.in_ch, config.decoder_dim)
     _load_into(decoder, _sub_state(ckpt["state_dict"], STATE_PREFIX["decoder"]), path)
     return decoder.to(map_location).eval()
+
+
+def warm_start(net: torch.nn.Module, cfg: Config) -> None:
+    """Load the separator weights of ``cfg.init_from`` into a fresh run's network.
+
+    Weights only (no optimiser state, epoch or learning rate: the run starts afresh, e.g.
+    fine-tuning on real songs a model pre-trained on synthetic ones). The checkpoint must
+    have been trained with the same network keys (:data:`SEPARATOR_KEYS`).
+
+    Raises:
+        ConfigError: one line naming ``init_from`` and the file, and the key that differs
+            or the weights that do not fit.
+    """
+    path = cfg.resolve("init_from")
+    try:
+        ckpt = read_checkpoint(path)
+        stored = checkpoint_config(ckpt, path)
+        _check_against(stored, cfg, SEPARATOR_KEYS, path)
+        _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["transunet"]), path)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg._source}: 'init_from': {exc}") from None

@@ -28,7 +28,13 @@ from data.fileio import atomic_write_json, atomic_write_text
 from data.roll import music_and_mixture
 from data.store import PhraseStore, unpack_onsets
 from utils.assignment import ASSIGN_MODES, assign_instruments
-from utils.baselines import Baseline, OracleBaseline, fit_baselines, load_baselines
+from utils.baselines import (
+    FITTED_BASELINES,
+    Baseline,
+    OracleBaseline,
+    load_baselines,
+    pitch_counts,
+)
 from utils.config import Config
 from utils.metrics import SUMMARY_KEYS, MetricAccumulator, format_table, markdown_table
 from utils.separation import Separator
@@ -83,14 +89,31 @@ def phrase_batches(store: PhraseStore, batch_size: int,
         yield music, mixture, onsets.any(axis=1, keepdims=True)
 
 
-def fit_train_baselines(data_dir: str | Path, batch_size: int = 1024) -> dict[str, Baseline]:
-    """The baselines of :mod:`utils.baselines`, fitted in one pass over the train split.
+def fit_train_baselines(data: str | Path | dict[str, float],
+                        batch_size: int = 1024) -> dict[str, Baseline]:
+    """The baselines of :mod:`utils.baselines`, fitted in one pass over training music.
+
+    Args:
+        data: a dataset folder (its train split), or ``{folder: weight}`` -- the training
+            mix (config key ``train_mix``): each train split's pitch statistics count in
+            proportion to its share of the training phrases, as the model saw them.
+        batch_size: phrases read at once.
 
     Returns:
         ``{name: fitted baseline}`` in table order (most_common, zone, pitch_row).
     """
-    store = PhraseStore(data_dir, "train")
-    return fit_baselines(music for music, _, _ in phrase_batches(store, batch_size))
+    mix = {str(data): 1.0} if isinstance(data, (str, Path)) else data
+    total_weight = sum(mix.values())
+    stores = {folder: PhraseStore(folder, "train") for folder in mix}
+    n_total = sum(len(store) for store in stores.values())
+    counts = None
+    for folder, store in stores.items():
+        part = pitch_counts(music for music, _, _ in phrase_batches(store, batch_size))
+        # the phrases this dataset gives an epoch of n_total phrases, per phrase it holds
+        scale = mix[folder] / total_weight * n_total / max(len(store), 1)
+        part = np.rint(part * scale).astype(np.int64) if len(mix) > 1 else part
+        counts = part if counts is None else counts + part
+    return {name: cls().fit_counts(counts) for name, cls in FITTED_BASELINES.items()}
 
 
 # ----------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from utils.checkpoints import (
     checkpoint_dir,
     find_checkpoint,
     read_checkpoint,
+    warm_start,
 )
 from utils.config import EXIT_CONFIG, Config, ConfigError, load_config
 from utils.evaluation import fit_train_baselines
@@ -58,29 +59,39 @@ class NonFiniteLossStop(Callback):
 
 
 def check_data_dir(cfg: Config, splits: Sequence[str] = ("train", "val")) -> None:
-    """Raise ConfigError naming ``data_dir`` and the problem if a split is not usable.
+    """Raise ConfigError naming the key and the problem if a split is not usable.
 
-    A missing split file asks for the build; a folder whose files disagree (an
-    interrupted build, see :func:`data.store.check_split_files`) asks for a re-run.
+    Checks ``data_dir``'s splits, and with ``train_mix`` the train split of every dataset
+    it names (then ``data_dir`` needs only its ``val`` split). A missing split file asks
+    for the build; a folder whose files disagree (an interrupted build, see
+    :func:`data.store.check_split_files`) asks for a re-run.
     """
     data_dir = cfg.require_dir("data_dir")
-    for split in splits:
-        for path in split_paths(data_dir, split):
+    wanted = [("data_dir", data_dir, split) for split in splits
+              if not (cfg.train_mix and split == "train")]
+    if cfg.train_mix and "train" in splits:
+        wanted += [("train_mix", Path(folder), "train") for folder in cfg.train_mix]
+    for key, folder, split in wanted:
+        if not folder.is_dir():
+            raise ConfigError(f"{cfg._source}: '{key}' names {str(folder)!r}, not a folder")
+        for path in split_paths(folder, split):
             if not path.is_file():
-                raise ConfigError(f"{cfg._source}: 'data_dir' = {str(data_dir)!r} has no "
+                raise ConfigError(f"{cfg._source}: '{key}' = {str(folder)!r} has no "
                                   f"{path.name}; build the phrases first (python -m "
-                                  f"utils.preprocess --config {cfg._source})")
+                                  f"utils.preprocess)")
         try:
-            check_split_files(data_dir, split)
+            check_split_files(folder, split)
         except DatasetError as exc:
-            raise ConfigError(f"{cfg._source}: 'data_dir': {exc}") from None
+            raise ConfigError(f"{cfg._source}: '{key}': {exc}") from None
 
 
 def make_datamodule(cfg: Config) -> pl.LightningDataModule:
-    """The phrase DataModule of ``cfg.data_dir`` (checked first)."""
+    """The phrase DataModule of the config (``data_dir``, ``train_mix``, ``transpose``;
+    checked first)."""
     check_data_dir(cfg)
     return PhraseDataModule(cfg.data_dir, cfg.batch_size, num_workers=cfg.num_workers,
-                            pin_memory=cfg.accelerator not in ("cpu",))
+                            pin_memory=cfg.accelerator not in ("cpu",),
+                            train_mix=cfg.train_mix, transpose=cfg.transpose, seed=cfg.seed)
 
 
 def best_metric(cfg: Config, kind: str) -> tuple[str, str]:
@@ -174,7 +185,9 @@ def train_separator(cfg: Config, resume: bool = False,
     Args:
         cfg: the typed configuration.
         resume: continue from ``model_dir/transunet/last.ckpt`` (also ``cfg.resume``).
-        datamodule: batches to train on; default: the phrases of ``cfg.data_dir``.
+            Otherwise a run with ``init_from`` starts from that checkpoint's weights.
+        datamodule: batches to train on; default: the phrases of ``cfg.data_dir`` (its
+            ``train_mix`` for training).
         overrides: Trainer keyword arguments that replace the config's.
 
     Raises:
@@ -184,10 +197,13 @@ def train_separator(cfg: Config, resume: bool = False,
     """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = SeparatorModule(cfg)
+    if cfg.init_from and not (resume or cfg.resume):
+        warm_start(module.net, cfg)
     best = _fit(cfg, "transunet", module, cfg.max_epochs, resume, datamodule, **overrides)
     if rank_zero_only.rank == 0 and datamodule is None:
         # the baselines of this training data travel with the model (evaluate.py reads them)
-        save_baselines(Path(cfg.model_dir) / BASELINES_FILE, fit_train_baselines(cfg.data_dir))
+        train = cfg.train_mix or {cfg.data_dir: 1.0}
+        save_baselines(Path(cfg.model_dir) / BASELINES_FILE, fit_train_baselines(train))
     return best
 
 
