@@ -221,3 +221,21 @@ def note_lengths(roll: np.ndarray) -> np.ndarray:
     out = np.cumsum(delta[:, :-1], axis=1)  # (R, T)
     out = out.reshape(*roll.shape[:-2], roll.shape[-1], roll.shape[-2])
     return np.moveaxis(out, -1, -2)
+
+
+def onset_plane(first: np.ndarray, rows: np.ndarray, n_steps: int) -> np.ndarray:
+    """The note starts of a song: bool ``[n_steps, 72]``, True at ``(first_k, rows_k)``.
+
+    Notes whose row is -1 (outside the roll) or that start at or past ``n_steps`` are
+    left out.
+
+    Args:
+        first: int ``[K]`` first step of each note.
+        rows: int ``[K]`` roll row of each note (0..71, or -1).
+        n_steps: the song's length in steps.
+    """
+    plane = np.zeros((n_steps, N_PITCH), dtype=bool)
+    first, rows = np.asarray(first, dtype=np.int64), np.asarray(rows, dtype=np.int64)
+    keep = (rows >= 0) & (first >= 0) & (first < n_steps)
+    plane[first[keep], rows[keep]] = True
+    return plane

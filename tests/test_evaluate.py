@@ -258,29 +258,37 @@ def test_shipped_model_is_used_when_none_is_trained(
     assert "missing.ckpt" in capsys.readouterr().err
 
 
-def test_ablation_trains_each_variant_alike_and_scores_two_corpora(
+def test_ablation_trains_each_variant_alike_and_scores_songs(
         tiny_dataset: Path, tiny_config: Config, tmp_path: Path) -> None:
-    from utils.ablation import ABLATION_KEYS, VARIANTS, run_ablation
+    from bench.ablation import KEYS, VARIANTS, run_ablation
 
     cfg_path = write_config(tiny_config, tmp_path / "cfg.json")
-    wanted = ("diffusion (paper)", "diffusion + mixture + pitch",
-              "diffusion + mixture + pitch, K=4", "direct, BCE")
+    wanted = ("direct + pitch (no new input)", "+ onsets + beat + transposition",
+              "diffusion (paper)")
     variants = [v for v in VARIANTS if v.name in wanted]
     lines: list[str] = []
-    tables = run_ablation(cfg_path, tmp_path / "abl", steps=2, decoder_steps=2, limit=3,
-                          cross_data=tiny_dataset, variants=variants, val_batches=1,
+    targets = [("demo", str(tiny_dataset), "test"), ("demo val", str(tiny_dataset), "val")]
+    tables = run_ablation(cfg_path, None, tmp_path / "abl", steps=2, decoder_steps=2,
+                          targets=targets, limit=1, variants=variants, val_batches=1,
                           log=lines.append)
-    assert set(tables) == {"base", "cross"}
+    assert set(tables) == {"demo", "demo val"}
     for rows in tables.values():
-        assert list(rows)[:4] == list(wanted)
-        assert {"zone", "pitch_row", ORACLE_NAME} <= set(rows)
+        assert list(rows)[:3] == list(wanted)
+        assert {"zone", "pitch_row"} <= set(rows)
         for name in wanted:
-            assert set(ABLATION_KEYS) <= set(rows[name])
-            assert rows[name]["consistency"] == 0.0  # partition assignment
-    # three separators and one shared decoder trained; K=4 reuses weights
+            assert set(KEYS) <= set(rows[name]) and rows[name]["notes"] > 0
+    # each variant trained its own separator with its own inputs; one decoder (diffusion)
     assert sum("training '" in line for line in lines) == 3
-    assert sum("shared decoder" in line for line in lines) == 1
-    assert tables["base"][wanted[2]]["train_s"] == tables["base"][wanted[1]]["train_s"]
+    assert sum("its decoder" in line for line in lines) == 1
+    from utils.checkpoints import find_checkpoint, load_separator
+
+    cfg = tiny_config.replace(model_dir=str(tmp_path / "abl" / "onsets___beat___transposition"))
+    net, _, stored = load_separator(find_checkpoint(cfg, "transunet"))
+    assert stored.onset_channel and stored.beat_channel and stored.transpose == [-5, 6]
+    assert stored.separator == "direct" and net.stem.in_channels == 1 + 1 + 1 + 4
+    with pytest.raises(ValueError, match="config-melody-out"):
+        run_ablation(cfg_path, None, tmp_path / "x", 1, 1, targets, 1,
+                     [v for v in VARIANTS if v.melody_out], log=lines.append)
 
 
 def test_the_shipped_model_loads_and_separates(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def low_is_bass(batch: torch.Tensor) -> torch.Tensor:
     probs = torch.full((batch.shape[0], N_MUSIC, *batch.shape[2:]), 0.05)
     probs[:, BASS - 1, :, :40] = 0.9
     probs[:, PIANO - 1, :, 40:] = 0.9
-    return probs * batch
+    return probs * batch[:, :1]  # channel 0: the mixture
 
 
 def test_song_truth_scores_the_unified_tracks_only(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_split_songs_reads_the_manifest(tmp_path: Path) -> None:
         split_songs(tmp_path, "test")
     (tmp_path / "manifest.json").write_text(json.dumps(
         {"split_songs": {"test": ["a/b.mid"]}, "settings": {"midi_dir": "x", "melody_json": None}}))
-    assert split_songs(tmp_path, "test") == (Path("x"), ["a/b.mid"], None)
+    assert split_songs(tmp_path, "test") == (Path("x"), ["a/b.mid"], None, False)
     (tmp_path / "manifest.json").write_text("{}")
     with pytest.raises(ValueError, match="re-run the build"):
         split_songs(tmp_path, "test")

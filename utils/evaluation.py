@@ -269,7 +269,8 @@ def model_baselines(separator: Separator, cfg: Config) -> tuple[dict[str, Baseli
     saved = separator.baselines_path()
     if saved is not None:
         return load_baselines(saved), str(saved)
-    return fit_train_baselines(cfg.data_dir), f"fitted on {cfg.data_dir} (train split)"
+    train = cfg.train_mix or cfg.data_dir
+    return fit_train_baselines(train), f"fitted on {train} (train split)"
 
 
 def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,

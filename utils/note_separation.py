@@ -57,7 +57,7 @@ from data.notes import (
     out_of_range,
     separated_midi,
 )
-from data.roll import window_starts
+from data.roll import onset_plane, window_starts
 from utils.render import STEP_PX, excerpt_steps, plot_comparison, synthesize, write_wav
 from utils.separation import ProbFn, meter_warning, song_prob_chunks
 
@@ -184,25 +184,33 @@ def note_grid(notes: SongNotes, n_steps: int) -> NoteProbAccumulator:
 
 def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
                    batch_size: int = 64, device: torch.device | None = None,
-                   drums_by_model: bool = False, progress: bool = False) -> NoteAssignment:
+                   drums_by_model: bool = False, progress: bool = False,
+                   in_mixture: np.ndarray | None = None) -> NoteAssignment:
     """Separate a song note by note (module docstring), in bounded memory.
 
     Args:
-        prob_fn: mixtures ``float32 [B, 1, 64, 72]`` -> probabilities ``float [B, 5, 64, 72]``
-            (e.g. :meth:`utils.separation.Separator.probs`).
+        prob_fn: model inputs ``float32 [B, 2, 64, 72]`` (the mixture and its note starts)
+            -> probabilities ``float [B, 5, 64, 72]`` (e.g.
+            :meth:`utils.separation.Separator.probs`).
         mixture: bool ``[T, 72]`` the song's mixture (:func:`data.midi.load_mixture`).
         notes: the song's notes (:func:`data.notes.notes_from_score`).
         batch_size: windows separated at once.
         device: where the windows are put.
         drums_by_model: let the model choose for drum-channel notes too.
         progress: show a progress bar in windows/s.
+        in_mixture: bool ``[K]``, the notes that make up ``mixture`` (their starts are the
+            mixture's note starts); None = every note.
 
     Returns:
         The :class:`NoteAssignment`.
     """
     mixture = np.asarray(mixture, dtype=bool)
     acc = note_grid(notes, mixture.shape[0])
-    for begin, probs in song_prob_chunks(prob_fn, mixture, batch_size, device, progress):
+    first, _ = notes.steps()
+    rows = notes.rows() if in_mixture is None else np.where(in_mixture, notes.rows(), -1)
+    onsets = onset_plane(first, rows, mixture.shape[0]) & mixture
+    for begin, probs in song_prob_chunks(prob_fn, mixture, batch_size, device, progress,
+                                         onsets):
         acc.add(begin, probs, mixture[begin: begin + len(probs)])
     return assign_notes(acc, notes, drums_by_model)
 

@@ -3,9 +3,11 @@
 Each song of a split is separated whole (windows stitched, :mod:`utils.note_separation`)
 and every original note of the song's unified tracks is scored (track unification of
 the data contract, :func:`data.midi.choose_tracks`): its true instrument is the class of
-its track. Not scored: the melody track (the model does not separate it) and the notes
-of tracks that track unification drops. The model is given the mixture of the scored
-notes -- the song's music channels, as in the phrase data.
+its track. Not scored: the notes of tracks that track unification drops, and the melody
+track unless the dataset was built with ``melody_in_mixture`` (then the melody is part of
+the mixture and its true instrument is the class its program names). The model is given
+the mixture of the scored notes -- the song's music channels, as in the phrase data -- and
+their note starts.
 
 Every system decides per note with the same rules: drum-channel notes stay drums, a
 pitched note picks one of piano, guitar, bass and strings. The model averages its
@@ -28,6 +30,7 @@ Metrics over notes, from one confusion matrix (true x predicted, five instrument
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -79,13 +82,16 @@ class SongTruth:
     mixture: np.ndarray
 
 
-def song_truth(path: str | Path, name: str, melody_program: int | None = None) -> SongTruth:
+def song_truth(path: str | Path, name: str, melody_program: int | None = None,
+               melody_in_mixture: bool = False) -> SongTruth:
     """Read a song of a built split with the true instrument of each of its notes.
 
     Args:
         path: the MIDI file.
         name: how the song is named in reports (its path relative to the MIDI folder).
         melody_program: the melody track's program from a melody JSON (None: detector).
+        melody_in_mixture: the build's contract option: the melody track's notes are
+            scored as the class its program names (:func:`data.midi.choose_tracks`).
 
     Raises:
         data.midi.MidiError, data.midi.SkipFile: the file no longer reads as it did in the
@@ -93,12 +99,14 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None) -
     """
     score = read_score(path)
     notes = notes_from_score(score)
-    chosen = choose_tracks(score_tracks(score), score_timing(score).tpq, melody_program)
+    chosen = choose_tracks(score_tracks(score), score_timing(score).tpq, melody_program,
+                           melody_in_mixture)
     true = np.full(len(notes), -1, dtype=np.int64)
-    for cls, track in chosen.items():
+    for cls, tracks in chosen.items():
         if cls != MELODY:
-            true[notes.track == track] = cls
-    music = load_song(path, melody_program, score=score).roll[..., MELODY + 1:]  # (T, 72, 5)
+            true[np.isin(notes.track, tracks)] = cls
+    song = load_song(path, melody_program, score=score, melody_in_mixture=melody_in_mixture)
+    music = song.roll[..., MELODY + 1:]  # (T, 72, 5)
     return SongTruth(name=name, notes=notes, true=true, mixture=music.any(axis=-1))
 
 
@@ -186,10 +194,14 @@ def rule_predict(rule: np.ndarray, notes: SongNotes) -> np.ndarray:
 # ----------------------------------------------------------------------------------
 # Scoring songs
 # ----------------------------------------------------------------------------------
-def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: list[SongTruth],
+def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[SongTruth],
                 batch_size: int = 64, progress: bool = False,
-                model_row: str = SONG_MODEL_ROW) -> dict[str, dict[str, float]]:
+                model_row: str = SONG_MODEL_ROW, total: int | None = None,
+                per_instrument: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Note metrics of the model and of each pitch rule over the scored notes of songs.
+
+    Songs are read one at a time (``songs`` may be a generator), so memory does not grow
+    with the number of songs.
 
     Args:
         prob_fn: the model's window-probability function.
@@ -198,18 +210,24 @@ def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: list[SongT
         batch_size: windows separated at once.
         progress: show a progress bar in songs.
         model_row: the model's row name.
+        total: the number of songs, for the progress bar.
+        per_instrument: int64 ``[5]``, if given, counts the scored notes of each true
+            instrument (added in place).
 
     Returns:
         ``{system: metrics}``, the model first.
     """
     confusion = {name: NoteConfusion() for name in (model_row, *rules)}
-    for song in tqdm(songs, unit="song", desc="songs", disable=not progress,
+    for song in tqdm(songs, unit="song", desc="songs", disable=not progress, total=total,
                      dynamic_ncols=True):
         scored = song.true > 0
-        result = separate_notes(prob_fn, song.mixture, song.notes, batch_size)
+        result = separate_notes(prob_fn, song.mixture, song.notes, batch_size,
+                                in_mixture=scored)
         confusion[model_row].update(song.true[scored], result.instrument[scored])
         for name, rule in rules.items():
             confusion[name].update(song.true[scored], rule_predict(rule, song.notes)[scored])
+        if per_instrument is not None:
+            per_instrument += np.bincount(song.true[scored] - 1, minlength=N_MUSIC)
     return {name: c.compute() for name, c in confusion.items()}
 
 
@@ -244,24 +262,30 @@ class SongEvaluation(Report):
     def intro(self) -> str:
         s = self.settings
         per = ", ".join(f"{k} {v}" for k, v in self.notes_by_instrument.items())
+        melody = ("the melody track, as the instrument its program names (the build's "
+                  "melody_in_mixture), and " if s.get("melody_in_mixture") else "")
+        skipped = ("tracks dropped by track unification" if s.get("melody_in_mixture") else
+                   "the melody track (kept out of the mixture, as the paper) and tracks "
+                   "dropped by track unification")
         return (f"{len(self.songs)} songs separated whole, "
                 f"{sum(self.notes_by_instrument.values())} original notes scored ({per}) of "
                 f"{s.get('data_dir')}. {s.get('model')} ({sampling_words(s)}), note by note, on "
-                f"{s.get('device')}. Scored: every note of the song's unified tracks; not "
-                "scored: the melody track (the model does not separate it) and tracks dropped "
-                "by track unification. Drum-channel notes stay drums for every system; "
+                f"{s.get('device')}. Scored: {melody}every note of the song's unified tracks; "
+                f"not scored: {skipped}. Drum-channel notes stay drums for every system; "
                 f"`pitched_note_accuracy` leaves them out. Baselines: {s.get('baselines')}.")
 
     def appendix(self) -> list[str]:
         return ["Songs: " + ", ".join(self.songs), ""]
 
 
-def split_songs(data_dir: str | Path, split: str) -> tuple[Path, list[str], str | None]:
+def split_songs(data_dir: str | Path, split: str
+                ) -> tuple[Path, list[str], str | None, bool]:
     """The songs of a built split, read from its ``manifest.json``.
 
     Returns:
-        ``(midi_dir, songs, melody_json)``: the MIDI folder the build read, the split's
-        songs relative to it, and the melody JSON the build used (None if none).
+        ``(midi_dir, songs, melody_json, melody_in_mixture)``: the MIDI folder the build
+        read, the split's songs relative to it, the melody JSON the build used (None if
+        none) and whether the build put the melody in the mixture.
 
     Raises:
         FileNotFoundError: no manifest; ValueError: a manifest without the split's songs.
@@ -278,7 +302,8 @@ def split_songs(data_dir: str | Path, split: str) -> tuple[Path, list[str], str 
     except (KeyError, TypeError):
         raise ValueError(f"{path}: no 'split_songs'/'settings' for the {split} split; "
                          "re-run the build") from None
-    return midi_dir, songs, settings.get("melody_json")
+    return (midi_dir, songs, settings.get("melody_json"),
+            bool(settings.get("melody_in_mixture", False)))
 
 
 def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
@@ -302,7 +327,7 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     """
     started = time.perf_counter()
     data_dir = cfg.data_dir if data_dir is None else data_dir
-    midi_dir, names, melody_json = split_songs(data_dir, split)
+    midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
     if limit is not None:
         names = names[:limit]
     if not names:
@@ -315,14 +340,14 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     separator = Separator.from_config(cfg, device)
     baselines, baseline_source = model_baselines(separator, cfg)
     rules = {name: pitched_rule(b) for name, b in baselines.items()}
-    songs = [song_truth(midi_dir / n, n, melody_program_for(table, n) if table else None)
-             for n in names]
+    songs = (song_truth(midi_dir / n, n, melody_program_for(table, n) if table else None,
+                        melody_in_mixture) for n in names)  # read one at a time
+    per = np.zeros(N_MUSIC, dtype=np.int64)
     rows = score_songs(separator.probs, rules, songs, separator.batch_size, progress,
-                       song_model_row(separator.kind))
-    true = np.concatenate([s.true[s.true > 0] for s in songs])
-    per = np.bincount(true - 1, minlength=N_MUSIC)
+                       song_model_row(separator.kind), total=len(names), per_instrument=per)
     settings = {**separator.settings(), "baselines": baseline_source,
-                "data_dir": str(data_dir), "midi_dir": str(midi_dir)}
+                "data_dir": str(data_dir), "midi_dir": str(midi_dir),
+                "melody_in_mixture": melody_in_mixture}
     return SongEvaluation(split=split, songs=names, rows=rows,
                           notes_by_instrument=dict(zip(MUSIC_INSTRUMENTS, per.tolist())),
                           seconds=time.perf_counter() - started, settings=settings)
