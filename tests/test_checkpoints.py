@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -12,10 +14,14 @@ from utils.checkpoints import (
     SeparatorSpec,
     build_separator,
     check_resume_checkpoint,
+    checkpoint_problem,
+    find_checkpoint,
     load_decoder,
     load_separator,
+    model_paths,
 )
 from utils.config import Config, ConfigError, load_config
+from utils.training import build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,3 +83,57 @@ def test_resume_checkpoint_must_be_a_full_one_of_its_kind(tmp_path: Path) -> Non
     check_resume_checkpoint(path, _tiny(), "transunet")
     with pytest.raises(ConfigError, match="not a decoder checkpoint"):
         check_resume_checkpoint(path, _tiny(), "decoder")
+
+
+def _whole(path: Path, epoch: int) -> Path:
+    torch.save({"state_dict": {}, "epoch": epoch}, path)
+    return path
+
+
+def test_a_truncated_newest_checkpoint_is_skipped_with_one_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk while Lightning wrote left a truncated best-epoch=001 beside a whole
+    best-epoch=000: every reader takes epoch 0, saying in one line what it skipped."""
+    cfg = load_config(ROOT / "configs" / "tiny.json",
+                      overrides={"model_dir": str(tmp_path / "ckpt")})
+    folder = tmp_path / "ckpt" / "transunet"
+    folder.mkdir(parents=True)
+    good = _whole(folder / "best-epoch=000-val_loss=0.5000.ckpt", 0)
+    broken = _whole(folder / "best-epoch=001-val_loss=0.4000.ckpt", 1)
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])  # truncated
+    os.utime(good, (1, 1))
+    assert checkpoint_problem(good) is None and checkpoint_problem(broken) is not None
+    assert find_checkpoint(cfg, "transunet") == good
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: skipped 1 unreadable transunet")
+    assert broken.name in err[0] and str(good) in err[0]
+    assert model_paths(cfg).separator == good  # what separate.py and evaluate.py use
+    good.write_bytes(b"")  # nothing whole left: one error line, not a crash
+    with pytest.raises(ConfigError, match="no readable transunet checkpoint"):
+        find_checkpoint(cfg, "transunet")
+
+
+def test_checkpoints_are_written_atomically(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer writes through atomic_checkpoint_io: a disk that fills up mid-write
+    leaves the previous file whole and no partial file under any checkpoint name."""
+    cfg = load_config(ROOT / "configs" / "tiny.json",
+                      overrides={"model_dir": str(tmp_path / "ckpt")})
+    trainer = build_trainer(cfg, "transunet", max_epochs=1)
+    io = trainer.strategy.checkpoint_io
+    assert type(io).__name__ == "AtomicCheckpointIO"
+    target = tmp_path / "ckpt" / "transunet" / "best-epoch=001-val_loss=0.4000.ckpt"
+    io.save_checkpoint({"state_dict": {}, "epoch": 0}, target)
+    assert torch.load(target, weights_only=True)["epoch"] == 0
+    real_save = torch.save
+
+    def disk_full(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        real_save(obj, f, *args, **kwargs)
+        Path(f).write_bytes(Path(f).read_bytes()[:100])  # what a full disk leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        io.save_checkpoint({"state_dict": {}, "epoch": 1}, target)
+    assert torch.load(target, weights_only=True)["epoch"] == 0  # the old one, whole
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary left

@@ -10,6 +10,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+import torch
 
 import evaluate
 import separate
@@ -109,9 +110,8 @@ def test_find_checkpoint_rule(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     old = folder / "best-epoch=000-val_loss=0.5.ckpt"
     new = folder / "best-epoch=003-val_loss=0.7.ckpt"
-    old.write_bytes(b"x")
-    new.write_bytes(b"x")
-    (folder / "last.ckpt").write_bytes(b"x")
+    for path in (old, new, folder / "last.ckpt"):
+        torch.save({"state_dict": {}}, path)  # whole files (find_checkpoint skips broken ones)
     os.utime(old, (1, 1))
     assert find_checkpoint(cfg, "transunet") == new  # newest best, never last
     named = load_config(write(tmp_path, transunet_model_path=str(old)))

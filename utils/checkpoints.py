@@ -24,9 +24,11 @@ network or schedule key that differs, naming it.
 
 The rule every script follows (:func:`find_checkpoint`): the path named in the config
 (``transunet_model_path`` / ``decoder_model_path``) if non-empty, else the newest
-``best-*.ckpt`` of that kind in ``model_dir``. Scripts that only use a model
-(:func:`model_paths`) fall back to the shipped model in ``pretrained/`` when neither
-exists::
+``best-*.ckpt`` of that kind in ``model_dir`` that is whole (a truncated one is skipped,
+with one warning line). Training writes every checkpoint atomically
+(:func:`atomic_checkpoint_io`: a temporary file, renamed when complete). Scripts that
+only use a model (:func:`model_paths`) fall back to the shipped model in ``pretrained/``
+when neither exists::
 
     pretrained/separator.ckpt     weights + stored config (no optimiser state)
     pretrained/decoder.ckpt       only for a diffusion separator
@@ -35,6 +37,8 @@ exists::
 
 from __future__ import annotations
 
+import sys
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -129,12 +133,72 @@ def find_checkpoint(cfg: Config, kind: str) -> Path:
         return path
     folder = checkpoint_dir(cfg, kind)
     found = sorted(folder.glob(f"{BEST_PREFIX}*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name))
+    script = "melody2music_train.py" if kind == "transunet" else "melody2music_decoder.py"
     if not found:
-        script = "melody2music_train.py" if kind == "transunet" else "melody2music_decoder.py"
         raise ConfigError(f"{cfg._source}: no {kind} checkpoint in {str(folder)!r} and "
                           f"'{key}' is empty; train first (python {script} --config "
                           f"{cfg._source})")
-    return found[-1]
+    skipped: list[str] = []
+    for path in reversed(found):  # newest first: the newest one that is whole
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if skipped:
+                print(f"warning: skipped {len(skipped)} unreadable {kind} checkpoint(s) "
+                      f"({'; '.join(skipped)}); using {path}", file=sys.stderr)
+            return path
+        skipped.append(f"{path.name}: {problem}")
+    raise ConfigError(f"{cfg._source}: no readable {kind} checkpoint in {str(folder)!r} "
+                      f"({'; '.join(skipped[:3])}); train again (python {script} --config "
+                      f"{cfg._source})")
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a whole checkpoint file (e.g. truncated by a full disk), or None.
+
+    Cheap: a checkpoint is a zip archive (``torch.save``), whose directory is at its end,
+    so a truncated file has none; only its directory is read. A file that is not a zip
+    archive (an old pickle format) is loaded weights-only to decide.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a reason to skip it
+            return f"unreadable ({type(exc).__name__}; truncated?)"
+        return None
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or type(exc).__name__})"
+    if not any(name.endswith("data.pkl") for name in names):
+        return "not a torch checkpoint (no data.pkl)"
+    return None
+
+
+def atomic_checkpoint_io() -> Any:
+    """A Lightning ``CheckpointIO`` that writes every checkpoint atomically.
+
+    Lightning's own writes the target in place, so a full disk or a kill while it writes
+    leaves a truncated ``best-*.ckpt`` that :func:`find_checkpoint` would take for the
+    newest; this one writes a temporary file beside it and renames it into place only when
+    complete (:func:`data.fileio.atomic_write`). Pass it as ``Trainer(plugins=[...])``.
+    Lightning is imported here, not at the top: the commands that only read checkpoints
+    do not pay for importing it.
+    """
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """:class:`TorchCheckpointIO` whose writes are temporary file + rename."""
+
+        def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                            storage_options: Any | None = None) -> None:
+            if storage_options is not None:
+                raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda tmp: torch.save(checkpoint, tmp))
+
+    return AtomicCheckpointIO()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from utils.checkpoints import (
     BASELINES_FILE,
     BEST_PREFIX,
     LAST_NAME,
+    atomic_checkpoint_io,
     check_resume_checkpoint,
     checkpoint_config,
     checkpoint_dir,
@@ -141,6 +142,7 @@ def build_trainer(cfg: Config, kind: str, max_epochs: int,
         "logger": [TensorBoardLogger(logs, name=kind), CSVLogger(logs, name=kind)],
         "callbacks": [best, last, LearningRateMonitor(logging_interval="epoch"),
                       NonFiniteLossStop(), *callbacks],
+        "plugins": [atomic_checkpoint_io()],  # a checkpoint is whole or absent
         "log_every_n_steps": min(LOG_EVERY_N_STEPS, limit) if isinstance(limit, int)
         else LOG_EVERY_N_STEPS,
         "default_root_dir": cfg.model_dir,
