@@ -84,7 +84,7 @@ class PhraseDataset(Dataset):
         return len(self.store)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        packed = self.store.packed[index]
+        packed = self.store.rows(index)
         cells = np.moveaxis(unpack(packed)[..., MELODY + 1:], -1, 0)  # (5, 64, 72)
         onsets = np.moveaxis(unpack_onsets(packed)[..., MELODY + 1:], -1, 0)
         lo, hi = self.transpose

@@ -193,10 +193,16 @@ class ShardWriter:
         self.parts: list[np.ndarray] = []
         self.n_phrases = 0
 
-    def add(self, result: FileResult) -> None:
-        """Buffer one file's result; commit a chunk when the buffer is full."""
+    def add(self, result: FileResult, source: list[int] | None = None) -> None:
+        """Buffer one file's result; commit a chunk when the buffer is full.
+
+        ``source`` is the file's ``[size, mtime_ns]`` when it was converted (a resumed
+        build converts a file again when it differs, :func:`source_stat`).
+        """
         record = dict(result.record)
         record["offset"] = self.n_phrases
+        if source is not None:
+            record["source"] = source
         self.records.append(record)
         if len(result.packed):
             self.parts.append(result.packed)
@@ -220,8 +226,9 @@ class ShardWriter:
 def _load_shards(shard_dir: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]], int]:
     """Committed records ``{rel path: (record, shard .npy)}`` and the next free shard index.
 
-    Leftovers of an interrupted run (temporary files, a phrase file whose record file was
-    never written) are removed.
+    A file converted again (it changed since an earlier run) has a record in a later
+    shard, which wins. Leftovers of an interrupted run (temporary files, a phrase file
+    whose record file was never written) are removed.
     """
     remove_temporaries(shard_dir)
     done: dict[str, tuple[dict[str, Any], Path]] = {}
@@ -230,11 +237,18 @@ def _load_shards(shard_dir: Path) -> tuple[dict[str, tuple[dict[str, Any], Path]
         next_index = max(next_index, int(meta.stem.split("-")[1]) + 1)
         npy = meta.with_suffix(".npy")
         for record in json.loads(meta.read_text())["records"]:
-            done.setdefault(record["path"], (record, npy))
+            done[record["path"]] = (record, npy)  # shards in order: the latest wins
     for npy in shard_dir.glob("part-*.npy"):
         if not npy.with_suffix(".json").exists():
             npy.unlink()
     return done, next_index
+
+
+def source_stat(path: Path) -> list[int]:
+    """``[size, mtime_ns]`` of a MIDI file: what tells a resumed build (and song evaluation)
+    that the file changed since it was converted."""
+    stat = path.stat()
+    return [int(stat.st_size), int(stat.st_mtime_ns)]
 
 
 def _fingerprint(melody_json: str | None, min_bar_density: float,
@@ -446,11 +460,14 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     files = find_midi_files(midi_dir)
     if split_by == "named":
         check_named_folders(files)  # before any file is converted
+    sources = {rel: source_stat(midi_dir / rel) for rel in files}
     done, next_index = _load_shards(shard_dir)
+    # a file is converted when it has no record yet, or changed since (size or mtime)
     todo: list[Task] = [(str(midi_dir / rel), rel,
                          melody_program_for(table, rel) if table else None, min_bar_density,
                          max_song_bars, melody_in_mixture)
-                        for rel in files if rel not in done]
+                        for rel in files
+                        if rel not in done or done[rel][0].get("source") != sources[rel]]
     writer = ShardWriter(shard_dir, next_index)
     bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="file",
                desc="preprocess", disable=not progress, dynamic_ncols=True)
@@ -463,7 +480,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
                 result = _crashed(task)
                 tqdm.write(f"warning: {result.record['detail']}; counted as 'crashed'",
                            file=sys.stderr)
-            writer.add(result)
+            writer.add(result, sources[task[1]])
             new_phrases += len(result.packed)
             bar.update(1)
             bar.set_postfix(phrases=new_phrases, refresh=False)
@@ -537,6 +554,7 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
         "instrument_cells": dict(zip(contract.INSTRUMENTS, cells.tolist())),
         "skipped_examples": examples,
         "split_songs": splits,
+        "song_sources": {rel: records[rel][0].get("source") for rel in kept},
         "format": "<split>.phrases.npy: uint8 [N, 6912] = np.packbits of bool [N, 2, 64, 72, 6] "
                   "(cells, onsets); "
                   "<split>.song_ids.npy: int32 [N] index into split_songs[<split>]",

@@ -25,13 +25,24 @@ match -- and otherwise raises :class:`DatasetError`, one line ending "re-run the
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from data.contract import PHRASE_CELLS, PHRASE_SHAPE, check_option
+from data.contract import (
+    INSTRUMENTS,
+    PHRASE_CELLS,
+    PHRASE_SHAPE,
+    PHRASE_STEPS,
+    PHRASE_STRIDE,
+    PITCH_HIGH,
+    PITCH_LOW,
+    STEPS_PER_BEAT,
+    check_option,
+)
 from data.fileio import atomic_write
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -164,10 +175,32 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
+# manifest["settings"] keys that must equal the contract this code reads phrases with
+CONTRACT_SETTINGS: dict[str, Any] = {
+    "steps_per_beat": STEPS_PER_BEAT, "phrase_steps": PHRASE_STEPS,
+    "phrase_stride": PHRASE_STRIDE, "pitch_range": [PITCH_LOW, PITCH_HIGH],
+    "instruments": list(INSTRUMENTS)}
+
+
+def contract_mismatch(manifest: dict[str, Any]) -> str | None:
+    """How a build's recorded contract differs from this code's, or None.
+
+    A manifest without recorded settings (written by hand) is not checked.
+    """
+    settings = manifest.get("settings")
+    if not isinstance(settings, dict):
+        return None
+    for key, expected in CONTRACT_SETTINGS.items():
+        if key in settings and settings[key] != expected:
+            return f"{key} {settings[key]!r}, this code reads {expected!r}"
+    return None
+
+
 def check_split_files(out_dir: str | Path, split: str) -> None:
     """Refuse a split whose files disagree with each other or with the manifest.
 
-    Checks: the manifest exists; ``<split>.phrases.npy`` is uint8 ``[N, 3456]``;
+    Checks: the manifest exists and records the contract this code reads
+    (:data:`CONTRACT_SETTINGS`); ``<split>.phrases.npy`` is uint8 ``[N, 3456]``;
     ``<split>.song_ids.npy`` is integer ``[N]`` with ids in ``0..S-1``; ``N`` is the
     manifest's ``phrases[split]`` and ``S`` = ``songs[split]`` = the length of
     ``split_songs[split]``. Reads only the file headers, the song ids and the manifest.
@@ -190,6 +223,10 @@ def check_split_files(out_dir: str | Path, split: str) -> None:
 
     def refuse(why: str) -> DatasetError:
         return DatasetError(f"{out_dir}: {why}; {REBUILD}")
+
+    mismatch = contract_mismatch(manifest)
+    if mismatch:
+        raise refuse(f"built with another data contract ({mismatch})")
 
     if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != PACKED_BYTES:
         older = " (built before onsets were stored)" if packed.ndim == 2 and \
@@ -235,13 +272,21 @@ class PhraseStore:
         check_split_files(self.out_dir, split)
         self._packed: np.ndarray | None = None
         self._ids: np.ndarray | None = None
+        self._fd: int | None = None
+        self._data_offset = 0
+        self._rows = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_packed": None, "_ids": None}
+        return {**self.__dict__, "_packed": None, "_ids": None, "_fd": None}
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
 
     @property
     def packed(self) -> np.ndarray:
-        """The memory-mapped uint8 ``[N, 3456]`` array."""
+        """The memory-mapped uint8 ``[N, 6912]`` array (for bulk reads of a finished build;
+        :meth:`rows` reads phrases without a memory map)."""
         if self._packed is None:
             self._packed = _open(self.phrases_path)
         return self._packed
@@ -259,19 +304,67 @@ class PhraseStore:
         return read_manifest(self.out_dir)["split_songs"][self.split]
 
     def __len__(self) -> int:
-        return int(self.packed.shape[0])
+        self._open_rows()
+        return self._rows
+
+    def _open_rows(self) -> int:
+        """The phrase file, opened once per process for positioned reads."""
+        if self._fd is None:
+            fd = os.open(self.phrases_path, os.O_RDONLY)
+            try:
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, _ = read_header(f)
+                    self._data_offset = f.tell()
+            except (ValueError, OSError) as exc:
+                os.close(fd)
+                raise DatasetError(f"{self.phrases_path}: unreadable ({exc}); {REBUILD}") \
+                    from None
+            self._rows = int(shape[0])
+            self._fd = fd
+        return self._fd
+
+    def rows(self, indices: np.ndarray | slice | int) -> np.ndarray:
+        """Packed phrases read with positioned reads, uint8 ``[n, 6912]`` (or ``[6912]``).
+
+        Unlike a memory map, a file truncated or replaced under a running reader gives a
+        :class:`DatasetError` (one line, "re-run the build") instead of a bus error.
+        """
+        fd = self._open_rows()
+        single = np.isscalar(indices)
+        wanted = np.arange(self._rows)[indices] if isinstance(indices, slice) \
+            else np.atleast_1d(np.asarray(indices, dtype=np.int64))
+        if wanted.size and (wanted.min() < -self._rows or wanted.max() >= self._rows):
+            raise IndexError(f"phrase index out of range 0..{self._rows - 1}")
+        wanted = np.where(wanted < 0, wanted + self._rows, wanted)
+        out = np.empty((wanted.size, PACKED_BYTES), dtype=np.uint8)
+        k = 0
+        while k < wanted.size:  # one read for each run of consecutive rows
+            end = k + 1
+            while end < wanted.size and wanted[end] == wanted[end - 1] + 1:
+                end += 1
+            size = (end - k) * PACKED_BYTES
+            data = os.pread(fd, size, self._data_offset + int(wanted[k]) * PACKED_BYTES)
+            if len(data) != size:
+                raise DatasetError(f"{self.phrases_path}: phrase file shorter than its header "
+                                   f"says (changed or truncated while in use); {REBUILD}")
+            out[k:end] = np.frombuffer(data, dtype=np.uint8).reshape(end - k, PACKED_BYTES)
+            k = end
+        return out[0] if single else out
 
     def __getitem__(self, index: int) -> np.ndarray:
         """One phrase, bool ``[64, 72, 6]``."""
-        return unpack(self.packed[index])
+        return unpack(self.rows(index))
 
     def batch(self, indices: np.ndarray | slice) -> np.ndarray:
         """Several phrases at once, bool ``[n, 64, 72, 6]``."""
-        return unpack(self.packed[indices])
+        return unpack(self.rows(indices))
 
     def onsets(self, index: int) -> np.ndarray:
         """The onsets of one phrase, bool ``[64, 72, 6]``."""
-        return unpack_onsets(self.packed[index])
+        return unpack_onsets(self.rows(index))
 
 
 def read_phrases(out_dir: str | Path, split: str) -> np.ndarray:

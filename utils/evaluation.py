@@ -26,7 +26,7 @@ from tqdm import tqdm
 from data.contract import MUSIC_INSTRUMENTS
 from data.fileio import atomic_write_json, atomic_write_text
 from data.roll import music_and_mixture
-from data.store import PhraseStore, unpack_onsets
+from data.store import PhraseStore, unpack, unpack_onsets
 from utils.assignment import ASSIGN_MODES, assign_instruments
 from utils.baselines import (
     FITTED_BASELINES,
@@ -84,8 +84,9 @@ def phrase_batches(store: PhraseStore, batch_size: int,
         indices = np.arange(len(store), dtype=np.int64)
     for i in range(0, len(indices), batch_size):
         rows = indices[i: i + batch_size]
-        music, mixture = music_and_mixture(store.batch(rows))
-        onsets, _ = music_and_mixture(unpack_onsets(store.packed[rows]))
+        packed = store.rows(rows)
+        music, mixture = music_and_mixture(unpack(packed))
+        onsets, _ = music_and_mixture(unpack_onsets(packed))
         yield music, mixture, onsets.any(axis=1, keepdims=True)
 
 

@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders")}
+    shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders",
+                                                         "song_sources")}
     print(json.dumps(shown, indent=2))
     print(f"full manifest (with the songs of each split): {Path(cfg.data_dir) / MANIFEST_NAME}")
     return 0

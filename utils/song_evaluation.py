@@ -42,7 +42,8 @@ from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC
 from data.melody import load_melody_json, melody_program_for
 from data.midi import choose_tracks, load_song, read_score, score_timing, score_tracks
 from data.notes import SongNotes, nearest_rows, notes_from_score
-from data.store import MANIFEST_NAME, read_manifest
+from data.preprocess import source_stat
+from data.store import MANIFEST_NAME, REBUILD, DatasetError, read_manifest
 from utils.baselines import FITTED_BASELINES, Baseline
 from utils.config import Config
 from utils.evaluation import Report, model_baselines, sampling_words
@@ -340,6 +341,13 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     separator = Separator.from_config(cfg, device)
     baselines, baseline_source = model_baselines(separator, cfg)
     rules = {name: pitched_rule(b) for name, b in baselines.items()}
+    sources = read_manifest(data_dir).get("song_sources") or {}
+    changed = [n for n in names if n in sources and sources[n] is not None
+               and source_stat(midi_dir / n) != sources[n]]
+    if changed:
+        raise DatasetError(f"{midi_dir / changed[0]}: changed since the build of {data_dir} "
+                           f"(size or modification time; {len(changed)} song(s)); "
+                           f"{REBUILD}")
     songs = (song_truth(midi_dir / n, n, melody_program_for(table, n) if table else None,
                         melody_in_mixture) for n in names)  # read one at a time
     per = np.zeros(N_MUSIC, dtype=np.int64)

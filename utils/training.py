@@ -201,11 +201,15 @@ def train_separator(cfg: Config, resume: bool = False,
     module = SeparatorModule(cfg)
     if cfg.init_from and not (resume or cfg.resume):
         warm_start(module.net, cfg)
-    best = _fit(cfg, "transunet", module, cfg.max_epochs, resume, datamodule, **overrides)
+    baselines = None
     if rank_zero_only.rank == 0 and datamodule is None:
-        # the baselines of this training data travel with the model (evaluate.py reads them)
-        train = cfg.train_mix or {cfg.data_dir: 1.0}
-        save_baselines(Path(cfg.model_dir) / BASELINES_FILE, fit_train_baselines(train))
+        # the baselines of this training data travel with the model (evaluate.py reads
+        # them); fitted before training, on the data the model trains on
+        check_data_dir(cfg)
+        baselines = fit_train_baselines(cfg.train_mix or {cfg.data_dir: 1.0})
+    best = _fit(cfg, "transunet", module, cfg.max_epochs, resume, datamodule, **overrides)
+    if baselines is not None:
+        save_baselines(Path(cfg.model_dir) / BASELINES_FILE, baselines)
     return best
 
 
@@ -235,8 +239,9 @@ def train_decoder(cfg: Config, resume: bool = False,
 def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Command line of the training scripts: ``[--config PATH] [--resume]``.
 
-    Returns the exit status: 0 on success, 2 for a configuration problem (one
-    ``error: ...`` line on stderr), 1 for a non-finite loss.
+    Returns the exit status: 0 on success, 2 for a configuration or data problem (one
+    ``error: ...`` line on stderr; also when the data changes or vanishes mid-run), 1 for a
+    non-finite loss.
     """
     what = {"transunet": "the TransUNet separator", "decoder": "the decoder"}[kind]
     parser = argparse.ArgumentParser(prog=prog, description=f"Train {what} (SPEC sections 3-5).")
@@ -251,6 +256,11 @@ def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = No
         best = train(cfg, resume=args.resume)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (DatasetError, FileNotFoundError) as exc:  # the data changed or vanished mid-run
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        print(f"error: {lines[-1].split(': ', 1)[-1] if len(lines) > 1 else lines[0]}",
+              file=sys.stderr)
         return EXIT_CONFIG
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
