@@ -126,6 +126,8 @@ class Config:
     assign: AssignMode = "threshold"  # "threshold" (release) or "partition" (one per cell)
     threshold: float = 0.5  # decoder probability needed for a cell in "threshold" mode
     num_samples: int = 1  # diffusion: decoder probabilities averaged over K samples
+    song_context_weight: float = 0.0  # song-level second pass: weight of the song's registers
+    song_context_width: float = 3.0  # ... and their smoothing over pitch rows (semitones)
     sample_batch_size: int = 256  # phrases separated at once
     output_dir: str = "separated"  # where separate.py writes by default
 
@@ -198,6 +200,12 @@ class Config:
         for key in ("lr_factor", "decoder_lr_factor", "threshold"):
             if not 0.0 < getattr(self, key) < 1.0:
                 raise ConfigError(f"{src}: '{key}' must be in (0, 1), got {getattr(self, key)}")
+        if not 0.0 <= self.song_context_weight <= 10.0:
+            raise ConfigError(f"{src}: 'song_context_weight' must be in [0, 10], "
+                              f"got {self.song_context_weight}")
+        if not 0.0 < self.song_context_width <= 72.0:
+            raise ConfigError(f"{src}: 'song_context_width' must be in (0, 72] semitones, "
+                              f"got {self.song_context_width}")
         if self.eta < 0:
             raise ConfigError(f"{src}: 'eta' must be >= 0, got {self.eta}")
         if len(self.transpose) != 2 or not -24 <= self.transpose[0] <= self.transpose[1] <= 24:

@@ -220,6 +220,8 @@ class Separator:
         batch_size: phrases/windows sampled at once.
         seed: seeds the sampling noise (one generator per Separator).
         num_samples: diffusion probabilities averaged over this many samples.
+        song_context: ``(weight, width)`` of the song-level second pass over whole songs'
+            notes (:mod:`utils.song_context`; weight 0 = off).
         source: which model this is, in words (printed by the scripts).
         folder: the folder of the model's files (its saved baselines live there).
     """
@@ -236,6 +238,7 @@ class Separator:
     batch_size: int = 256
     seed: int = 0
     num_samples: int = 1
+    song_context: tuple[float, float] = (0.0, 3.0)
     source: str = "model given in code"
     folder: Path | None = None
     generator: torch.Generator = field(init=False, repr=False)
@@ -290,6 +293,7 @@ class Separator:
         return {"separator": self.kind, "model": self.source, "sampler": self.sampler,
                 "steps": self.steps, "eta": self.eta, "num_samples": self.num_samples,
                 "assign": self.assign, "threshold": self.threshold,
+                "song_context": list(self.song_context),
                 "device": str(self.device), "seed": self.seed}
 
     def baselines_path(self) -> Path | None:
@@ -333,7 +337,9 @@ class Separator:
                    sampler=cfg.sampler, steps=cfg.sampling_steps, eta=cfg.eta,
                    assign=cfg.assign, threshold=cfg.threshold,
                    batch_size=cfg.sample_batch_size, seed=cfg.seed,
-                   num_samples=cfg.num_samples, source=paths.describe(),
+                   num_samples=cfg.num_samples,
+                   song_context=(cfg.song_context_weight, cfg.song_context_width),
+                   source=paths.describe(),
                    folder=paths.folder)
 
     def with_settings(self, **changes: object) -> Separator:
@@ -344,7 +350,7 @@ class Separator:
         clone = copy.copy(self)
         for key, value in changes.items():
             if key not in ("sampler", "steps", "eta", "assign", "threshold", "batch_size",
-                           "seed", "num_samples"):
+                           "seed", "num_samples", "song_context"):
                 raise ValueError(f"unknown sampling setting {key!r}")
             setattr(clone, key, value)
         clone.__post_init__()

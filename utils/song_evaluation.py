@@ -198,7 +198,8 @@ def rule_predict(rule: np.ndarray, notes: SongNotes) -> np.ndarray:
 def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[SongTruth],
                 batch_size: int = 64, progress: bool = False,
                 model_row: str = SONG_MODEL_ROW, total: int | None = None,
-                per_instrument: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+                per_instrument: np.ndarray | None = None,
+                song_context: tuple[float, float] = (0.0, 3.0)) -> dict[str, dict[str, float]]:
     """Note metrics of the model and of each pitch rule over the scored notes of songs.
 
     Songs are read one at a time (``songs`` may be a generator), so memory does not grow
@@ -214,6 +215,7 @@ def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[S
         total: the number of songs, for the progress bar.
         per_instrument: int64 ``[5]``, if given, counts the scored notes of each true
             instrument (added in place).
+        song_context: ``(weight, width)`` of the model's song-level second pass.
 
     Returns:
         ``{system: metrics}``, the model first.
@@ -223,7 +225,7 @@ def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[S
                      dynamic_ncols=True):
         scored = song.true > 0
         result = separate_notes(prob_fn, song.mixture, song.notes, batch_size,
-                                in_mixture=scored)
+                                in_mixture=scored, song_context=song_context)
         confusion[model_row].update(song.true[scored], result.instrument[scored])
         for name, rule in rules.items():
             confusion[name].update(song.true[scored], rule_predict(rule, song.notes)[scored])
@@ -352,7 +354,8 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
                         melody_in_mixture) for n in names)  # read one at a time
     per = np.zeros(N_MUSIC, dtype=np.int64)
     rows = score_songs(separator.probs, rules, songs, separator.batch_size, progress,
-                       song_model_row(separator.kind), total=len(names), per_instrument=per)
+                       song_model_row(separator.kind), total=len(names), per_instrument=per,
+                       song_context=separator.song_context)
     settings = {**separator.settings(), "baselines": baseline_source,
                 "data_dir": str(data_dir), "midi_dir": str(midi_dir),
                 "melody_in_mixture": melody_in_mixture}

@@ -202,6 +202,7 @@ def train_separator(cfg: Config, resume: bool = False,
     if cfg.init_from and not (resume or cfg.resume):
         warm_start(module.net, cfg)
     baselines = None
+    cfg.require_writable_dir("model_dir")  # before any work: checkpoints and logs go there
     if rank_zero_only.rank == 0 and datamodule is None:
         # the baselines of this training data travel with the model (evaluate.py reads
         # them); fitted before training, on the data the model trains on

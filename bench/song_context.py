@@ -1,0 +1,84 @@
+"""Choose the song-level second pass on validation songs: one first pass, many settings.
+
+    python bench/song_context.py --config configs/real.json \
+        [--data runs/slakh/dataset_melody:val] [--limit 60] \
+        [--weights 0 0.5 1 2 4] [--widths 2 4 8]
+
+Separates each song of the split once with the config's model (the network's stitched
+probabilities, averaged over each note's cells), then decides every note again under each
+``(weight, width)`` of the second pass (:mod:`utils.song_context`) and scores the notes
+like ``evaluate.py --songs``. Prints pitched note accuracy, note accuracy and macro F1 for
+every setting; the first row (weight 0) is the first pass alone. Choose on a validation
+split only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data.melody import load_melody_json, melody_program_for  # noqa: E402
+from data.roll import onset_plane  # noqa: E402
+from utils.config import EXIT_CONFIG, ConfigError, load_config  # noqa: E402
+from utils.metrics import markdown_table  # noqa: E402
+from utils.note_separation import assign_notes, note_grid  # noqa: E402
+from utils.separation import Separator, song_prob_chunks  # noqa: E402
+from utils.song_evaluation import NoteConfusion, song_truth, split_songs  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, score every setting, print the table; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="configs/real.json", help="the model's config")
+    parser.add_argument("--data", default="runs/slakh/dataset_melody:val",
+                        help="DATA_DIR:SPLIT of the songs (a validation split)")
+    parser.add_argument("--limit", type=int, default=None, help="first N songs of the split")
+    parser.add_argument("--weights", type=float, nargs="+", default=[0, 0.5, 1, 2, 4])
+    parser.add_argument("--widths", type=float, nargs="+", default=[2, 4, 8])
+    args = parser.parse_args(argv)
+    data_dir, _, split = args.data.rpartition(":")
+    try:
+        cfg = load_config(args.config)
+        separator = Separator.from_config(cfg, "cpu")
+        midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    names = names[: args.limit]
+    table = load_melody_json(melody_json) if melody_json else {}
+    settings = [(0.0, args.widths[0])] + [(w, s) for w, s in itertools.product(
+        args.weights, args.widths) if w > 0]
+    confusion = {setting: NoteConfusion() for setting in settings}
+    start = time.perf_counter()
+    for name in tqdm(names, unit="song", desc="songs"):
+        song = song_truth(midi_dir / name, name,
+                          melody_program_for(table, name) if table else None, melody_in_mixture)
+        scored = song.true > 0
+        acc = note_grid(song.notes, song.mixture.shape[0])
+        first, _ = song.notes.steps()
+        onsets = onset_plane(first, np.where(scored, song.notes.rows(), -1),
+                             song.mixture.shape[0]) & song.mixture
+        for begin, probs in song_prob_chunks(separator.probs, song.mixture,
+                                             separator.batch_size, onsets=onsets):
+            acc.add(begin, probs, song.mixture[begin: begin + len(probs)])
+        for setting in settings:
+            result = assign_notes(acc, song.notes, song_context=setting)
+            confusion[setting].update(song.true[scored], result.instrument[scored])
+    rows = {("first pass" if w == 0 else f"weight {w:g}, width {s:g}"): c.compute()
+            for (w, s), c in confusion.items()}
+    print(f"\n{len(names)} {split} songs of {data_dir}, {separator.describe()}, "
+          f"{time.perf_counter() - start:.0f} s\n")
+    print(markdown_table(rows, ("pitched_note_accuracy", "note_accuracy", "macro_f1")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
