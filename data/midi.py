@@ -21,6 +21,7 @@ MIDI) are ignored.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,8 @@ from data.melody import TrackNotes, find_melody, track_with_program
 from data.roll import roll_notes
 
 DEFAULT_QPM = 120.0  # MIDI's tempo before the first tempo event
+MAX_FILE_BYTES = 32 * 2**20  # largest MIDI file read (read_score's default limit)
+HEADER_BYTES = 12  # bytes read to recognise a file: "MThd", or "RIFF" size "RMID"
 # song_steps() of a file whose tick counter ran past 2**31: symusic keeps ticks in int32,
 # which wrap to negative values there
 WRAPPED_STEPS = np.iinfo(np.int64).max
@@ -148,17 +151,47 @@ class Song:
 
 
 # ----------------------------------------------------------------------------- reading
-def read_score(path: str | Path) -> symusic.Score:
-    """Parse a MIDI file with symusic (ticks), turning every failure into a MidiError."""
+def read_score(path: str | Path, max_bytes: int | None = MAX_FILE_BYTES,
+               max_notes: int | None = None) -> symusic.Score:
+    """Parse a MIDI file with symusic (ticks), turning every failure into a MidiError.
+
+    The header is checked from the file's first bytes and the size against ``max_bytes``
+    before the file is read, so a huge file that is not MIDI, or is too large, costs
+    nothing. A RIFF ``RMID`` file is unwrapped: its ``data`` chunk is parsed.
+
+    Args:
+        path: the file.
+        max_bytes: largest file accepted, in bytes (None: no limit).
+        max_notes: most notes accepted (None: no limit); counted on the parsed score,
+            before any array of the song's size exists.
+
+    Raises:
+        MidiError: reasons "unreadable", "empty", "not_midi", "too_large", "truncated",
+            "too_many_notes".
+    """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            head = fh.read(HEADER_BYTES)
+            if not head:
+                raise MidiError(path, "empty", "file is empty")
+            riff = head.startswith(b"RIFF") and head[8:12] == b"RMID"
+            if not (head.startswith(b"MThd") or riff):
+                raise MidiError(path, "not_midi", "not a MIDI file (no MThd header)")
+            size = os.fstat(fh.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                raise MidiError(path, "too_large", f"file is {size:,} bytes, over the limit "
+                                f"of {max_bytes:,} bytes")
+            # the size it had (one byte more, which a file growing meanwhile shows), never
+            # more than the limit: a buffer of the file's size, not of the limit
+            limit = size if max_bytes is None else min(size, max_bytes)
+            data = head + fh.read(max(limit + 1 - len(head), 0))
     except OSError as exc:
         raise MidiError(path, "unreadable", f"cannot read file ({exc.strerror})") from None
-    if not data:
-        raise MidiError(path, "empty", "file is empty")
-    if not (data.startswith(b"MThd") or (data.startswith(b"RIFF") and data[8:12] == b"RMID")):
-        raise MidiError(path, "not_midi", "not a MIDI file (no MThd header)")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise MidiError(path, "too_large", f"file is over the limit of {max_bytes:,} bytes")
+    if riff:
+        data = _riff_midi(path, data)
     try:
         score = symusic.Score.from_midi(data)
     except Exception as exc:  # symusic raises RuntimeError/ValueError for corrupt data
@@ -167,9 +200,38 @@ def read_score(path: str | Path) -> symusic.Score:
         reason = "truncated" if ("eof" in lowered or "less than" in lowered
                                  or "remaining" in lowered) else "unreadable"
         raise MidiError(path, reason, f"corrupt MIDI data ({text})") from None
+    del data
     if score.ticks_per_quarter <= 0:  # every tick -> step conversion divides by it
         raise MidiError(path, "unreadable", "corrupt MIDI header (0 ticks per quarter note)")
+    if max_notes is not None:
+        n_notes = sum(len(track.notes) for track in score.tracks)
+        if n_notes > max_notes:
+            raise MidiError(path, "too_many_notes", f"file has {n_notes:,} notes, over the "
+                            f"limit of {max_notes:,}")
     return score
+
+
+def _riff_midi(path: Path, data: bytes) -> bytes:
+    """The standard MIDI file inside a RIFF ``RMID`` file: its ``data`` chunk.
+
+    Raises:
+        MidiError: no ``data`` chunk holding an ``MThd`` header ("not_midi"), or a chunk
+            that runs past the end of the file ("truncated").
+    """
+    pos = HEADER_BYTES  # "RIFF", size, "RMID", then chunks: id, little-endian size, payload
+    while pos + 8 <= len(data):
+        chunk, size = data[pos: pos + 4], int.from_bytes(data[pos + 4: pos + 8], "little")
+        body = data[pos + 8: pos + 8 + size]
+        if chunk == b"data":
+            if len(body) < size:
+                raise MidiError(path, "truncated", "corrupt RIFF MIDI file (its data chunk "
+                                "runs past the end of the file)")
+            if not body.startswith(b"MThd"):
+                raise MidiError(path, "not_midi", "RIFF MIDI file whose data chunk has no "
+                                "MThd header")
+            return body
+        pos += 8 + size + (size & 1)  # chunks are padded to an even length
+    raise MidiError(path, "not_midi", "RIFF MIDI file without a data chunk")
 
 
 def score_timing(score: symusic.Score) -> Timing:
