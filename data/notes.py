@@ -9,14 +9,17 @@ mixture and the notes alike). Parsing is symusic's, which splits a MIDI track in
 track per channel and program, so a program change inside a track starts a new source
 track.
 
-Writing (:func:`separated_midi`, with mido, so ticks and channels are exactly as
-given) puts every note exactly once on the track of the instrument it was given, with
+Writing (:func:`separated_midi`, encoded with numpy, so ticks and channels are exactly as
+given and time and memory stay linear in the number of events) puts every note exactly
+once on the track of the instrument it was given, with
 the render programs of the data contract and the drum track on channel 10. MIDI pairs a
 note-off with a note-on by track, channel and pitch, so two notes of one pitch that
 overlap on one track cannot be told apart by every reader (the pretty_midi reader, for
 one, ends both at the first note-off). A note that would overlap another note of its
 pitch on its instrument's track therefore goes to an extra track of the same instrument
-on the same channel ("piano 2", ...), which keeps every note exact in any reader.
+on the same channel ("piano 2", ...), which keeps every note exact in any reader;
+controllers and pitch bends act on a channel, so they are written once, on the
+instrument's main track.
 
 Grid: a note covers the steps of :func:`data.midi.quantise` (the data contract's
 quantisation) at the row of :func:`data.midi.pitch_rows`.
@@ -24,9 +27,11 @@ quantisation) at the row of :func:`data.midi.pitch_rows`.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
-import mido
 import numpy as np
 import symusic
 
@@ -179,6 +184,10 @@ def out_of_range(notes: SongNotes) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- writing
+MAX_DELTA = 2**28 - 1  # largest delta time a MIDI variable-length quantity holds
+MAX_TRACKS = 2**16 - 1  # tracks a MIDI file header can count
+
+
 @dataclass
 class OutputTrack:
     """One track of a separated file.
@@ -189,8 +198,10 @@ class OutputTrack:
         layer: 0 for the instrument's main track, 1.. for the overlap tracks.
         n_notes: notes on the track.
         sources: source tracks whose notes it holds (indices into ``SongNotes.tracks``).
-        n_controls: controller events copied from those sources.
-        n_bends: pitch bends copied from those sources.
+        n_controls: controller events copied to it (the main track of an instrument
+            carries those of every source track of the instrument's notes; an overlap
+            track shares its channel, so it carries none).
+        n_bends: pitch bends copied to it (likewise).
     """
 
     name: str
@@ -202,6 +213,28 @@ class OutputTrack:
     n_bends: int
 
 
+@dataclass
+class EncodedMidi:
+    """A standard MIDI file, encoded.
+
+    Attributes:
+        data: the file's bytes.
+        n_tracks: tracks in the file (the tempo track included).
+    """
+
+    data: bytes
+    n_tracks: int
+
+    def save(self, filename: str | Path | None = None, file: BinaryIO | None = None) -> None:
+        """Write the file to ``filename`` or to the open binary ``file`` (as mido's)."""
+        if file is not None:
+            file.write(self.data)
+        elif filename is not None:
+            Path(filename).write_bytes(self.data)
+        else:
+            raise ValueError("save: give a filename or a file")
+
+
 def overlap_layers(pitch: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Smallest layer per note so that no two notes of one pitch in a layer collide.
 
@@ -210,79 +243,170 @@ def overlap_layers(pitch: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.
     exact duplicates (same start and end, not zero-length) share a layer, since every
     reader pairs their note-ons and note-offs the same way.
 
+    Each note is the closed interval ``[4 start + 1, 4 end - 1]`` (a zero-length note
+    ``[4 start - 1, 4 start + 1]``), so that colliding is intersecting; notes taken in
+    order of these intervals each go to the lowest free layer (first fit, which needs no
+    more layers than the most notes of one pitch that collide at one moment). Time
+    ``O(K log K)``; pitches whose notes never collide take no Python loop at all.
+
     Args:
         pitch, start, end: int ``[K]`` notes of one instrument.
 
     Returns:
         int64 ``[K]`` layer of each note (0 for most notes).
     """
+    pitch = np.asarray(pitch, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    end = np.asarray(end, dtype=np.int64)
     layer = np.zeros(pitch.size, dtype=np.int64)
-    order = np.lexsort((end, start, pitch))
-    last: dict[int, list[tuple[int, int]]] = {}  # pitch -> (start, end) of each layer's last
-    for k in order.tolist():
-        p, s, e = int(pitch[k]), int(start[k]), int(end[k])
-        ends = last.setdefault(p, [])
-        for j, (ls, le) in enumerate(ends):
-            after = le < s or (le == s and le > ls and e > s)
-            if after or ((ls, le) == (s, e) and e > s):
-                ends[j] = (s, e)
-                layer[k] = j
-                break
-        else:
-            layer[k] = len(ends)
-            ends.append((s, e))
+    if pitch.size < 2:
+        return layer
+    zero = end <= start
+    lo = np.where(zero, 4 * start - 1, 4 * start + 1)
+    hi = np.where(zero, 4 * start + 1, 4 * end - 1)
+    order = np.lexsort((hi, lo, pitch))
+    p, a, b, z = pitch[order], lo[order], hi[order], zero[order]
+    same = p[1:] == p[:-1]
+    duplicate = same & (a[1:] == a[:-1]) & (b[1:] == b[:-1]) & ~z[1:]
+    # a note that collides with no earlier note of its pitch collides with none, if its
+    # predecessor ends before it starts (notes are in order of their starts)
+    collides = same & (b[:-1] >= a[1:]) & ~duplicate
+    if not collides.any():
+        return layer
+    busy_pitches = np.unique(p[1:][collides])
+    for q in busy_pitches.tolist():
+        lo_k, hi_k = np.searchsorted(p, [q, q + 1])
+        idx = order[lo_k:hi_k]
+        layer[idx] = _first_fit(a[lo_k:hi_k].tolist(), b[lo_k:hi_k].tolist(),
+                                z[lo_k:hi_k].tolist())
     return layer
 
 
-def _key_name(key: int, tonality: int) -> str | None:
-    """MIDI key signature (sharps > 0 / flats < 0, 0 major / 1 minor) -> mido's key name."""
-    if not -7 <= key <= 7 or tonality not in (0, 1):
-        return None
-    return (_MINOR_KEYS if tonality else _MAJOR_KEYS)[key + 7]
-
-
-_MAJOR_KEYS = ("Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#",
-               "C#")
-_MINOR_KEYS = tuple(f"{k}m" for k in ("Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B",
-                                      "F#", "C#", "G#", "D#", "A#"))
-
-
-def _track_messages(events: list[tuple[int, int, mido.Message | mido.MetaMessage]]
-                    ) -> mido.MidiTrack:
-    """``(tick, rank, message)`` -> a track in time order (rank orders equal ticks)."""
-    events.sort(key=lambda e: (e[0], e[1]))
-    track, now = mido.MidiTrack(), 0
-    for tick, _, msg in events:
-        msg.time = tick - now
-        track.append(msg)
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    return track
+def _first_fit(lo: list[int], hi: list[int], zero: list[bool]) -> list[int]:
+    """First-fit layers of closed intervals sorted by ``(lo, hi)`` (see overlap_layers)."""
+    out: list[int] = []
+    busy: list[tuple[int, int]] = []  # (hi, layer) of the last interval of each busy layer
+    free: list[int] = []  # layers whose last interval ended before the current one
+    n_layers = 0
+    prev = (None, None)
+    for a, b, z in zip(lo, hi, zero):
+        if not z and (a, b) == prev:  # an exact duplicate shares its twin's layer
+            out.append(out[-1])
+            continue
+        while busy and busy[0][0] < a:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        if free:
+            j = heapq.heappop(free)
+        else:
+            j, n_layers = n_layers, n_layers + 1
+        heapq.heappush(busy, (b, j))
+        out.append(j)
+        prev = (a, b)
+    return out
 
 
 # ranks of events at one tick: settings, then note-offs, note-ons, and the note-offs of
 # zero-length notes last (their note-on comes first)
 _RANK_META, _RANK_CONTROL, _RANK_OFF, _RANK_ON, _RANK_ZERO_OFF = range(5)
+_MSG_BYTES = 7  # longest message written (a time signature: FF 58 04 nn dd cc bb)
+_FILLER = np.array([0xFF, 0xFF, 0xFF, 0x7F, 0xFF, 0x01, 0x00], dtype=np.uint8)
+"""An empty text event MAX_DELTA ticks after the previous event: carries longer gaps."""
 
 
-def separated_midi(notes: SongNotes, instrument: np.ndarray
-                   ) -> tuple[mido.MidiFile, list[OutputTrack]]:
+class _Events:
+    """Events of one track being built: ticks, ranks and message bytes, in arrays."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, tick: np.ndarray, rank: int | np.ndarray, *columns: np.ndarray | int
+            ) -> None:
+        """Add ``len(tick)`` messages whose bytes are ``columns`` (arrays or constants)."""
+        tick = np.asarray(tick, dtype=np.int64).reshape(-1)
+        msg = np.zeros((tick.size, _MSG_BYTES), dtype=np.uint8)
+        for j, col in enumerate(columns):
+            msg[:, j] = np.asarray(col, dtype=np.int64) & 0xFF
+        ranks = np.broadcast_to(np.asarray(rank, dtype=np.int8), tick.shape)
+        self.parts.append((tick, ranks, msg, np.full(tick.size, len(columns), dtype=np.int8)))
+
+    def encode(self, prefix: bytes = b"") -> bytes:
+        """The ``MTrk`` chunk: ``prefix`` (delta + event bytes) first, then the events in
+        order of tick, then rank, then insertion, then end of track."""
+        if self.parts:
+            tick, rank, msg, size = (np.concatenate(c) for c in zip(*self.parts))
+        else:
+            tick, rank = np.zeros(0, np.int64), np.zeros(0, np.int8)
+            msg, size = np.zeros((0, _MSG_BYTES), np.uint8), np.zeros(0, np.int8)
+        if tick.size and int(tick.min()) < 0:
+            raise ValueError("an event at a negative tick cannot be written")
+        order = np.lexsort((np.arange(tick.size), rank, tick))
+        tick, msg, size = tick[order], msg[order], size[order].astype(np.int64)
+        delta = np.diff(tick, prepend=0)
+        fill = np.where(delta > MAX_DELTA, (delta - 1) // MAX_DELTA, 0)
+        rest = delta - fill * MAX_DELTA
+        n_vlq = (1 + (rest >= 1 << 7).astype(np.int64) + (rest >= 1 << 14)
+                 + (rest >= 1 << 21))
+        length = fill * _FILLER.size + n_vlq + size
+        offset = np.concatenate(([0], np.cumsum(length)[:-1])).astype(np.int64)
+        out = np.empty(int(length.sum()), dtype=np.uint8)
+        for k in np.flatnonzero(fill).tolist():  # rare: gaps of more than 2**28 ticks
+            out[offset[k]: offset[k] + fill[k] * _FILLER.size] = np.tile(_FILLER, fill[k])
+        pos = offset + fill * _FILLER.size
+        for j in range(4):  # variable-length delta, most significant 7 bits first
+            m = n_vlq > j
+            shift = 7 * (n_vlq[m] - 1 - j)
+            more = np.where(j < n_vlq[m] - 1, 0x80, 0)
+            out[pos[m] + j] = ((rest[m] >> shift) & 0x7F) | more
+        pos += n_vlq
+        for j in range(_MSG_BYTES):
+            m = size > j
+            out[pos[m] + j] = msg[m, j]
+        body = prefix + out.tobytes() + b"\x00\xff\x2f\x00"
+        return b"MTrk" + len(body).to_bytes(4, "big") + body
+
+
+def _meta_track(notes: SongNotes) -> bytes:
+    """Track 0: the tempo map, time signatures and key signatures."""
+    events = _Events()
+    tempos = notes.tempos.reshape(-1, 2)
+    mspq = np.clip(tempos[:, 1], 1, 0xFFFFFF)
+    events.add(tempos[:, 0], _RANK_META, 0xFF, 0x51, 0x03, mspq >> 16, mspq >> 8, mspq)
+    meters = np.array(writable_meters(notes.time_signatures), dtype=np.int64).reshape(-1, 3)
+    log2 = np.array([int(d).bit_length() - 1 for d in meters[:, 2].tolist()], dtype=np.int64)
+    events.add(meters[:, 0], _RANK_META, 0xFF, 0x58, 0x04, meters[:, 1], log2, 24, 8)
+    keys = np.array([(t, k, m) for t, k, m in notes.key_signatures
+                     if t >= 0 and -7 <= k <= 7 and m in (0, 1)],  # else meaningless
+                    dtype=np.int64).reshape(-1, 3)
+    events.add(keys[:, 0], _RANK_META, 0xFF, 0x59, 0x02, keys[:, 1], keys[:, 2])
+    return events.encode()
+
+
+def separated_midi(notes: SongNotes, instrument: np.ndarray,
+                   layers: np.ndarray | None = None) -> tuple[EncodedMidi, list[OutputTrack]]:
     """Write every note on the track of its instrument (see the module docstring).
 
     A type-1 file at the input's ticks per quarter: track 0 holds the tempo map (exact
     microseconds per quarter), time and key signatures; then one track per instrument
     that receives notes, in contract order (piano, guitar, bass, string, drum), with its
     render program on its own channel (drums on channel 10); then the overlap layers, on
-    their instrument's channel. Each track carries the controllers and pitch bends of
-    every source track it holds notes of (merged in time order when there are several).
+    their instrument's channel. The main track of an instrument carries the controllers
+    and pitch bends of every source track its notes come from (merged in time order when
+    there are several), once: the overlap tracks share its channel, so they carry none.
+    Encoded with numpy, in time and memory linear in the number of events.
 
     Args:
         notes: the input's notes.
         instrument: int ``[K]`` contract class of each note (1..5; 5 = drum).
+        layers: int ``[K]`` overlap layer of each note (:func:`note_layers`), when already
+            computed.
 
     Returns:
-        ``(midi, tracks)``: the ``mido.MidiFile`` and a description of each instrument
-        track, in file order (after the tempo track).
+        ``(midi, tracks)``: the encoded file and a description of each instrument track,
+        in file order (after the tempo track).
+
+    Raises:
+        ValueError: an instrument outside 1..5, a note at a negative tick, or more
+            tracks than a MIDI file can hold.
     """
     instrument = np.asarray(instrument, dtype=np.int64)
     if instrument.shape != notes.pitch.shape:
@@ -290,65 +414,87 @@ def separated_midi(notes: SongNotes, instrument: np.ndarray
                          f"got {list(instrument.shape)}")
     if len(notes) and (instrument.min() < 1 or instrument.max() > DRUM):
         raise ValueError(f"instrument classes must be 1..{DRUM}")
-    midi = mido.MidiFile(type=1, ticks_per_beat=notes.tpq)
-    meta: list[tuple[int, int, mido.Message | mido.MetaMessage]] = []
-    for tick, mspq in notes.tempos.tolist():
-        meta.append((tick, _RANK_META, mido.MetaMessage("set_tempo", tempo=mspq)))
-    for tick, num, den in writable_meters(notes.time_signatures):
-        meta.append((tick, _RANK_META, mido.MetaMessage("time_signature", numerator=num,
-                                                        denominator=den)))
-    for tick, key, tonality in notes.key_signatures:
-        name = _key_name(key, tonality)
-        if name is not None and tick >= 0:  # a tick past 2**31 wraps negative: meaningless
-            meta.append((tick, _RANK_META, mido.MetaMessage("key_signature", key=name)))
-    midi.tracks.append(_track_messages(meta))
+    if not 0 < notes.tpq < 2**15:
+        raise ValueError(f"ticks per quarter note must be 1..32767, got {notes.tpq}")
+    layer = note_layers(notes, instrument) if layers is None else np.asarray(layers)
+    plan: list[tuple[int, int, np.ndarray]] = []  # (layer, class, notes) of each track
+    for lay in range(int(layer.max(initial=0)) + 1):
+        for cls in range(1, DRUM + 1):
+            pick = np.flatnonzero((instrument == cls) & (layer == lay))
+            if pick.size:
+                plan.append((lay, cls, pick))
+    if len(plan) + 1 > MAX_TRACKS:
+        raise ValueError(f"{len(plan) + 1:,} tracks (notes of one pitch overlapping "
+                         f"{int(layer.max()) + 1:,} deep), more than a MIDI file holds "
+                         f"({MAX_TRACKS:,})")
+    chunks = [_meta_track(notes)]
+    described: list[OutputTrack] = []
+    for lay, cls, pick in plan:
+        name = INSTRUMENTS[cls] if lay == 0 else f"{INSTRUMENTS[cls]} {lay + 1}"
+        sources = sorted(set(notes.track[pick].tolist()))
+        copied = sorted(set(notes.track[instrument == cls].tolist())) if lay == 0 else []
+        chunk, n_controls, n_bends = _instrument_track(notes, pick, cls, name, copied)
+        chunks.append(chunk)
+        described.append(OutputTrack(name=name, instrument=cls, layer=lay,
+                                     n_notes=int(pick.size), sources=sources,
+                                     n_controls=n_controls, n_bends=n_bends))
+    header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") \
+        + len(chunks).to_bytes(2, "big") + notes.tpq.to_bytes(2, "big")
+    return EncodedMidi(data=header + b"".join(chunks), n_tracks=len(chunks)), described
 
+
+def note_layers(notes: SongNotes, instrument: np.ndarray) -> np.ndarray:
+    """Overlap layer of every note on its instrument's tracks (:func:`overlap_layers`).
+
+    Returns:
+        int64 ``[K]``.
+    """
+    instrument = np.asarray(instrument, dtype=np.int64)
     layer = np.zeros(len(notes), dtype=np.int64)
     for cls in range(1, DRUM + 1):
         mine = np.flatnonzero(instrument == cls)
         layer[mine] = overlap_layers(notes.pitch[mine], notes.start[mine], notes.end[mine])
-    described: list[OutputTrack] = []
-    for lay in range(int(layer.max(initial=0)) + 1):
-        for cls in range(1, DRUM + 1):
-            pick = np.flatnonzero((instrument == cls) & (layer == lay))
-            if pick.size == 0:
-                continue
-            name = INSTRUMENTS[cls] if lay == 0 else f"{INSTRUMENTS[cls]} {lay + 1}"
-            sources = sorted(set(notes.track[pick].tolist()))
-            track, n_controls, n_bends = _instrument_track(notes, pick, cls, name, sources)
-            midi.tracks.append(track)
-            described.append(OutputTrack(name=name, instrument=cls, layer=lay,
-                                         n_notes=int(pick.size), sources=sources,
-                                         n_controls=n_controls, n_bends=n_bends))
-    return midi, described
+    return layer
 
 
 def _instrument_track(notes: SongNotes, pick: np.ndarray, cls: int, name: str,
-                      sources: list[int]) -> tuple[mido.MidiTrack, int, int]:
-    """One output track: the notes ``pick`` plus their sources' controllers and bends."""
+                      copied: list[int]) -> tuple[bytes, int, int]:
+    """One output track: the notes ``pick`` plus the controllers and bends of the source
+    tracks ``copied``."""
     channel = OUTPUT_CHANNEL[cls]
-    events: list[tuple[int, int, mido.Message | mido.MetaMessage]] = [
-        (0, _RANK_META, mido.MetaMessage("track_name", name=name)),
-        (0, _RANK_META, mido.Message("program_change", channel=channel,
-                                     program=RENDER_PROGRAM.get(cls, 0))),
-    ]
+    title = name.encode("latin-1", "replace")
+    prefix = (b"\x00\xff\x03" + _vlq(len(title)) + title  # track name, then the program
+              + bytes([0x00, 0xC0 | channel, RENDER_PROGRAM.get(cls, 0) & 0x7F]))
+    events = _Events()
     n_controls = n_bends = 0
-    for s in sources:
-        for tick, number, value in notes.tracks[s].controls.tolist():
-            events.append((tick, _RANK_CONTROL, mido.Message(
-                "control_change", channel=channel, control=number, value=value)))
-            n_controls += 1
-        for tick, value in notes.tracks[s].bends.tolist():
-            events.append((tick, _RANK_CONTROL, mido.Message(
-                "pitchwheel", channel=channel, pitch=value)))
-            n_bends += 1
-    for p, a, b, v in zip(notes.pitch[pick].tolist(), notes.start[pick].tolist(),
-                          notes.end[pick].tolist(), notes.velocity[pick].tolist()):
-        events.append((a, _RANK_ON, mido.Message("note_on", channel=channel, note=p,
-                                                 velocity=v)))
-        events.append((b, _RANK_OFF if b > a else _RANK_ZERO_OFF,
-                       mido.Message("note_off", channel=channel, note=p, velocity=0)))
-    return _track_messages(events), n_controls, n_bends
+    for s in copied:
+        controls, bends = notes.tracks[s].controls, notes.tracks[s].bends
+        events.add(controls[:, 0], _RANK_CONTROL, 0xB0 | channel, controls[:, 1] & 0x7F,
+                   controls[:, 2] & 0x7F)
+        wheel = np.clip(bends[:, 1] + 8192, 0, 16383)
+        events.add(bends[:, 0], _RANK_CONTROL, 0xE0 | channel, wheel & 0x7F, wheel >> 7)
+        n_controls += len(controls)
+        n_bends += len(bends)
+    pitch, start, end = notes.pitch[pick], notes.start[pick], notes.end[pick]
+    velocity = np.clip(notes.velocity[pick], 1, 127)
+    tick = np.stack([start, end], axis=1).reshape(-1)  # on, off, on, off, ...
+    rank = np.stack([np.full(pick.size, _RANK_ON),
+                     np.where(end > start, _RANK_OFF, _RANK_ZERO_OFF)], axis=1).reshape(-1)
+    status = np.tile([0x90 | channel, 0x80 | channel], pick.size)
+    key = np.repeat(pitch & 0x7F, 2)
+    value = np.stack([velocity, np.zeros_like(velocity)], axis=1).reshape(-1)
+    events.add(tick, rank, status, key, value)
+    return events.encode(prefix), n_controls, n_bends
+
+
+def _vlq(value: int) -> bytes:
+    """A MIDI variable-length quantity."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
 
 
 def notes_roll(first: np.ndarray, stop: np.ndarray, rows: np.ndarray, instrument: np.ndarray,
