@@ -4,19 +4,38 @@ Every file the project writes (phrase shards, manifests, tables, MIDI, audio, pi
 goes through :func:`atomic_write_many`: each target is first written to a temporary file
 beside it, and only when all writers have succeeded are the temporaries renamed into
 place. On any error the temporaries are removed and the targets are left untouched.
+Temporary names are short (at most :data:`TEMP_NAME` characters of the target's name),
+so a target with a long name still has a temporary the file system accepts.
+
+A command that makes outputs from a long piece of work first claims them
+(:func:`claim_outputs`): one claim file per target, created exclusively (``O_EXCL``) and
+locked, so a second run making the same files is refused at once instead of silently
+replacing the first's; claims are removed when the work ends, however it ends, and a
+claim left by a killed run (its lock is gone with the process) is taken over.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 Writer = Callable[[Path], None]  # writes the whole file at the path it is given
 TEMP_GLOB = ".*.tmp*"  # names of the temporaries below: .<target name>.<random>.tmp<suffix>
+TEMP_NAME = 48  # characters of the target's name kept in a temporary's or a claim's name
+TEMP_SUFFIX = 16  # characters of the target's suffix kept in a temporary's name
+CLAIM_GLOB = ".*.claim"  # names of the claims of claim_outputs
+
+
+def _short(name: str) -> str:
+    """A file name cut so that names made from it stay far below 255 bytes."""
+    return name if len(name) <= TEMP_NAME else name[:TEMP_NAME]
 
 
 def atomic_write_many(writers: Mapping[Path, Writer]) -> None:
@@ -30,8 +49,8 @@ def atomic_write_many(writers: Mapping[Path, Writer]) -> None:
     try:
         for target, write in writers.items():
             target = Path(target)
-            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                        suffix=f".tmp{target.suffix}")
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{_short(target.name)}.",
+                                        suffix=f".tmp{target.suffix[:TEMP_SUFFIX]}")
             os.close(fd)
             temps[target] = Path(name)
             write(temps[target])
@@ -100,3 +119,68 @@ def writable_dir_problem(path: str | Path) -> str | None:
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     return None
+
+
+class OutputsBusy(FileExistsError):  # noqa: N818 -- a refusal, named for what it says
+    """An output is claimed by another running command (:func:`claim_outputs`)."""
+
+
+def claim_path(target: str | Path) -> Path:
+    """The claim file of ``target``: beside it, hidden, with a short name."""
+    target = Path(target)
+    digest = hashlib.sha1(target.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return target.parent / f".{_short(target.name)}.{digest}.claim"
+
+
+@contextlib.contextmanager
+def claim_outputs(targets: Iterable[str | Path]) -> Iterator[None]:
+    """Hold exclusive claims on the files ``targets`` for the duration of the block.
+
+    Each claim is a file beside its target, created with ``O_EXCL`` and held under an
+    exclusive ``flock`` until the block ends; then it is removed, whether the block
+    succeeded or raised. A claim whose lock is free was left by a killed process and is
+    taken over. The targets' folders must exist.
+
+    Raises:
+        OutputsBusy: another process holds the claim of one of the targets (every claim
+            taken so far is released first).
+    """
+    held: list[tuple[Path, int]] = []
+    try:
+        for target in dict.fromkeys(Path(t) for t in targets):
+            path = claim_path(target)
+            held.append((path, _take_claim(path, target)))
+        yield
+    finally:
+        for path, fd in reversed(held):
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # unlinked while still locked: no one can take it between
+            os.close(fd)
+
+
+def _take_claim(path: Path, target: Path) -> int:
+    """Create (or take over a stale) claim file and lock it; returns its descriptor."""
+    for _ in range(8):  # another process may create or release it between two steps
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                fd = os.open(path, os.O_WRONLY)
+            except FileNotFoundError:
+                continue  # released meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputsBusy(f"{target} is being written by another run (it holds "
+                              f"{path.name}); wait for it to finish") from None
+        try:
+            current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:  # a new claim, or a stale one (its holder died): ours now
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)  # released and replaced while we locked it: try again
+    raise OutputsBusy(f"{target}: could not claim {path.name} (other runs keep taking it)")
