@@ -13,7 +13,18 @@ DEMO_DATA ?= runs/demo/dataset
 timed = @echo "== $(1): $(2)"; start=$$(date +%s); $(2) && \
 	echo "== $(1) took $$(( $$(date +%s) - start )) s"
 
-.PHONY: setup demo synth pretrained test lint clean-demo clean-synth
+# real songs: the Slakh2100 MIDI shipped in data/corpora, the Debian game songs, the synthetic
+# corpus; each built twice, with the melody in the mixture (the shipped recipe) and without
+CORPORA ?= runs/corpora
+SLAKH_ARCHIVE ?= data/corpora/slakh2100.tar.xz
+REAL_CONFIG ?= configs/real.json
+MELODY_OUT_CONFIG ?= configs/real_melody_out.json
+DEBIAN_CORPUS ?= $(CORPORA)/debian
+ABLATION_STEPS ?= 250
+ABLATION_SONGS ?= 40
+
+.PHONY: setup demo synth synth-data slakh debian real-data ablation pretrained test lint \
+	clean-demo clean-synth
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +55,53 @@ synth: setup
 	$(call timed,evaluate OpenMSX songs,$(PY) evaluate.py --config $(SYNTH_CONFIG) --split test \
 		--songs --data-dir $(DEMO_DATA))
 
-# the shipped model: `make synth`, then its checkpoint and baselines copied to pretrained/
-pretrained: synth
-	$(PY) -m utils.pretrained --config $(SYNTH_CONFIG) --out pretrained
+# the synthetic corpus alone, built both ways (no training)
+synth-data: setup
+	$(call timed,synthesize,$(PY) -m utils.synthesize --config $(SYNTH_CONFIG) --songs $(SYNTH_SONGS))
+	$(call timed,preprocess,$(PY) -m utils.preprocess --config $(SYNTH_CONFIG))
+	$(call timed,preprocess with the melody,$(PY) -m utils.preprocess --config $(SYNTH_CONFIG) \
+		--out-dir runs/synth/dataset_melody --melody-in-mixture)
+
+# Slakh2100 (shipped compressed, CC BY 4.0): unpacked once into runs/corpora, built with its
+# published splits
+$(CORPORA)/slakh2100/.unpacked: $(SLAKH_ARCHIVE)
+	mkdir -p $(CORPORA)
+	tar -xJf $(SLAKH_ARCHIVE) -C $(CORPORA)
+	touch $@
+
+slakh: setup $(CORPORA)/slakh2100/.unpacked
+	$(call timed,Slakh2100 with the melody,$(PY) -m utils.preprocess --config $(REAL_CONFIG))
+	$(call timed,Slakh2100 without,$(PY) -m utils.preprocess --config $(MELODY_OUT_CONFIG))
+
+# the songs of the Debian packages simutrans-data, freedoom, freedm (apt-get install them)
+debian: setup
+	$(PY) -m utils.debian_songs --out $(DEBIAN_CORPUS)
+	$(call timed,Debian songs with the melody,$(PY) -m utils.preprocess --midi-dir $(DEBIAN_CORPUS) \
+		--out-dir runs/debian/dataset_melody --split-by folder --min-bar-density 0.005 \
+		--melody-in-mixture)
+	$(call timed,Debian songs without,$(PY) -m utils.preprocess --midi-dir $(DEBIAN_CORPUS) \
+		--out-dir runs/debian/dataset --split-by folder --min-bar-density 0.005)
+
+# every corpus the real-song recipe trains or is scored on
+real-data: slakh debian synth-data
+	$(call timed,OpenMSX with the melody,$(PY) -m utils.preprocess --config $(DEMO_CONFIG) \
+		--out-dir runs/demo/dataset_melody --melody-in-mixture)
+
+# what the network sees, trained alike and scored song by song on validation songs
+ablation: real-data
+	$(call timed,ablation,$(PY) bench/ablation.py --config $(REAL_CONFIG) \
+		--config-melody-out $(MELODY_OUT_CONFIG) --steps $(ABLATION_STEPS) \
+		--limit $(ABLATION_SONGS) --out runs/ablation)
+
+# the shipped model: the real-song recipe trained, scored song by song (Slakh2100 validation
+# songs, OpenMSX test songs), then its checkpoint, baselines and tables copied to pretrained/
+pretrained: real-data
+	$(call timed,train,$(PY) melody2music_train.py --config $(REAL_CONFIG))
+	$(call timed,Slakh2100 validation songs,$(PY) evaluate.py --config $(REAL_CONFIG) \
+		--split val --songs)
+	$(call timed,OpenMSX test songs,$(PY) evaluate.py --config $(REAL_CONFIG) --split test \
+		--songs --data-dir runs/demo/dataset_melody)
+	$(PY) -m utils.pretrained --config $(REAL_CONFIG) --out pretrained
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -55,6 +55,9 @@ def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
               for source in [baselines, *sorted(Path(cfg.model_dir).glob("evaluation_*"))]}
     atomic_write_many({target: partial(shutil.copyfile, source)
                        for target, source in copies.items()})
+    for old in out.glob("evaluation_*"):  # tables of an earlier model do not describe this one
+        if old not in copies:
+            old.unlink()
     written += copies
     return written
 
