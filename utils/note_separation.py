@@ -26,14 +26,12 @@ Arrays: ``mixture`` bool ``[T, 72]``; chunk probabilities float32 ``[n, 72, 5]``
 
 from __future__ import annotations
 
-import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mido
 import numpy as np
-import pretty_midi
 import torch
 
 from data.contract import (
@@ -44,22 +42,35 @@ from data.contract import (
     N_MUSIC,
     N_PITCH,
     PIANO,
+    RENDER_PROGRAM,
     STEPS_PER_BAR,
 )
-from data.fileio import atomic_write_many
-from data.midi import load_mixture, read_score
+from data.fileio import atomic_write_many, claim_outputs
+from data.midi import MAX_FILE_BYTES, MidiError, Timing, load_mixture, read_score
 from data.notes import (
+    OUTPUT_CHANNEL,
     OutputTrack,
     SongNotes,
     nearest_rows,
     notes_from_score,
     notes_roll,
     out_of_range,
+    overlap_layers,
     separated_midi,
 )
 from data.roll import onset_plane, window_starts
-from utils.render import STEP_PX, excerpt_steps, plot_comparison, synthesize, write_wav
+from utils.render import (
+    MAX_AUDIO_SECONDS,
+    STEP_PX,
+    AudioNotes,
+    RenderedAudio,
+    excerpt_steps,
+    plot_comparison,
+    render_notes,
+    write_wav,
+)
 from utils.separation import ProbFn, meter_warning, song_prob_chunks
+from utils.song_context import apply_song_context
 
 N_PITCHED = DRUM - 1  # piano, guitar, bass, string: the choices of a pitched note
 DECIDED_BY: tuple[str, ...] = ("model", "nearest_row", "drum_channel")
@@ -140,7 +151,8 @@ class NoteAssignment:
 
 
 def assign_notes(acc: NoteProbAccumulator, notes: SongNotes,
-                 drums_by_model: bool = False) -> NoteAssignment:
+                 drums_by_model: bool = False,
+                 song_context: tuple[float, float] = (0.0, 3.0)) -> NoteAssignment:
     """Decide each note's instrument from accumulated probabilities (module docstring).
 
     Args:
@@ -148,6 +160,8 @@ def assign_notes(acc: NoteProbAccumulator, notes: SongNotes,
             :func:`note_grid` of the same ``notes``.
         notes: the song's notes.
         drums_by_model: let the model choose the instrument of drum-channel notes too.
+        song_context: ``(weight, width)`` of the song-level second pass over the pitched
+            notes (:mod:`utils.song_context`; weight 0 = off).
 
     Returns:
         The :class:`NoteAssignment`.
@@ -160,6 +174,8 @@ def assign_notes(acc: NoteProbAccumulator, notes: SongNotes,
     for i in np.flatnonzero(pitched & ~has).tolist():  # a silent nearest row: song average
         fallback = acc.row_average(int(acc.rows[i]))
         probs[i] = 0.0 if fallback is None else fallback
+    pitched_rows = np.where(pitched, acc.rows, -1)
+    probs = apply_song_context(probs, pitched_rows, acc.row_sums, *song_context)
     instrument = np.full(k, DRUM, dtype=np.int64)
     instrument[pitched] = np.argmax(probs[pitched, :N_PITCHED], axis=1) + 1
     by_model = notes.is_drum & has & drums_by_model
@@ -182,10 +198,30 @@ def note_grid(notes: SongNotes, n_steps: int) -> NoteProbAccumulator:
                                nearest_rows(notes))
 
 
+def skip_silent_windows(prob_fn: ProbFn) -> ProbFn:
+    """``prob_fn`` that never runs the model on a window whose mixture is silent.
+
+    A silent window holds no sounding cell, and only sounding cells are read (every window
+    that covers a sounding cell holds it), so its probabilities -- zero here -- change no
+    note's instrument. A song with one note in bar 1999 then costs the few windows around
+    that note, not 2,000. A batch without silent windows goes to ``prob_fn`` unchanged.
+    """
+    def probs(batch: torch.Tensor) -> torch.Tensor:
+        sounding = batch[:, 0].flatten(1).any(dim=1)  # channel 0: the mixture
+        if bool(sounding.all()):
+            return prob_fn(batch)
+        out = torch.zeros((batch.shape[0], N_MUSIC, *batch.shape[2:]), device=batch.device)
+        if bool(sounding.any()):
+            out[sounding] = prob_fn(batch[sounding]).to(out.dtype)
+        return out
+    return probs
+
+
 def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
                    batch_size: int = 64, device: torch.device | None = None,
                    drums_by_model: bool = False, progress: bool = False,
-                   in_mixture: np.ndarray | None = None) -> NoteAssignment:
+                   in_mixture: np.ndarray | None = None,
+                   song_context: tuple[float, float] = (0.0, 3.0)) -> NoteAssignment:
     """Separate a song note by note (module docstring), in bounded memory.
 
     Args:
@@ -200,6 +236,8 @@ def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
         progress: show a progress bar in windows/s.
         in_mixture: bool ``[K]``, the notes that make up ``mixture`` (their starts are the
             mixture's note starts); None = every note.
+        song_context: ``(weight, width)`` of the song-level second pass
+            (:func:`assign_notes`).
 
     Returns:
         The :class:`NoteAssignment`.
@@ -212,12 +250,41 @@ def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
     for begin, probs in song_prob_chunks(prob_fn, mixture, batch_size, device, progress,
                                          onsets):
         acc.add(begin, probs, mixture[begin: begin + len(probs)])
-    return assign_notes(acc, notes, drums_by_model)
+    return assign_notes(acc, notes, drums_by_model, song_context)
 
 
 # ----------------------------------------------------------------------------------
 # MIDI file in; MIDI, JSON, audio and picture out
 # ----------------------------------------------------------------------------------
+MAX_NOTES = 2_000_000
+"""Default most notes (and most controller and pitch-bend events) of a file separated."""
+MAX_OVERLAP = 4096
+"""Default most notes of one pitch sounding at once (each needs a track of its own)."""
+MAX_PICTURE_BARS = 64
+"""Most bars drawn in the picture; a longer ``bars`` range is cut, with a warning."""
+NAME_MAX = 255  # bytes in a file name on common file systems
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What :func:`separate_midi_file` accepts, checked before anything of the song's size
+    exists (see README, Reliability).
+
+    Attributes:
+        max_song_bars: longest song, in bars (from the notes' end ticks).
+        max_file_bytes: largest input file, in bytes (checked before it is read).
+        max_notes: most notes, and most controller and pitch-bend events.
+        max_overlap: most notes of one pitch sounding at once.
+        max_audio_seconds: longest audio rendered (a longer song's audio is cut).
+    """
+
+    max_song_bars: int = MAX_SONG_BARS
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_notes: int = MAX_NOTES
+    max_overlap: int = MAX_OVERLAP
+    max_audio_seconds: float = MAX_AUDIO_SECONDS
+
+
 def output_paths(midi_path: str | Path, out_dir: str | Path,
                  write_json: bool = False) -> dict[str, Path]:
     """The files :func:`separate_midi_file` writes for ``midi_path`` into ``out_dir``.
@@ -233,15 +300,40 @@ def output_paths(midi_path: str | Path, out_dir: str | Path,
     return paths
 
 
-def check_outputs(paths: dict[str, Path], overwrite: bool) -> None:
-    """Refuse to replace existing outputs unless ``overwrite``.
+def check_outputs(paths: dict[str, Path], overwrite: bool,
+                  source: str | Path | None = None) -> None:
+    """Refuse outputs that cannot or must not be written, before any work.
+
+    Args:
+        paths: the outputs (:func:`output_paths`).
+        overwrite: replace existing outputs (else an existing one is refused).
+        source: the input file: an output that is this file is refused, even with
+            ``overwrite``.
 
     Raises:
-        FileExistsError: the first output that exists, in one line.
+        ValueError: an output is the input file, or its name is longer than a file
+            system allows.
+        FileExistsError: the first output that exists, without ``overwrite``.
     """
+    for path in paths.values():
+        if len(os.fsencode(path.name)) > NAME_MAX:
+            raise ValueError(f"output name {path.name!r} is {len(os.fsencode(path.name))} "
+                             f"bytes, over the {NAME_MAX} a file name may have; rename the "
+                             "input")
+        if source is not None and _same_file(path, Path(source)):
+            raise ValueError(f"output {str(path)!r} is the input file itself; choose another "
+                             "--out-dir")
     existing = [p for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (the same path, or links to one file)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 @dataclass
@@ -263,7 +355,9 @@ class SongOutputs:
         n_markers: marker events dropped.
         excerpt: ``(first bar, last bar)`` drawn in the picture (from 1, both included).
         synth: how the audio was made (``"fluidsynth"`` or ``"sine"``).
-        warnings: one-line warnings (meter other than 4/4, no reference available).
+        sample_rate: the audio's sample rate (what the WAV headers say).
+        warnings: one-line warnings (meter other than 4/4, no reference available, audio
+            cut or rendered at another rate, picture cut).
     """
 
     paths: dict[str, Path]
@@ -279,6 +373,7 @@ class SongOutputs:
     n_markers: int
     excerpt: tuple[int, int]
     synth: str
+    sample_rate: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> list[str]:
@@ -290,7 +385,8 @@ class SongOutputs:
         lines = [
             f"{self.n_notes} notes, each once with its own pitch, ticks and velocity: {per}",
             f"kept: tempo map, time and key signatures; {n_controls} controller and "
-            f"{n_bends} pitch-bend events copied to the tracks holding their track's notes",
+            f"{n_bends} pitch-bend events copied once to each instrument track holding "
+            "their track's notes",
         ]
         if self.n_out_of_range:
             lines.append(f"{self.n_out_of_range} pitched notes outside MIDI 24..95 took the "
@@ -298,7 +394,8 @@ class SongOutputs:
         if self.n_drum_channel:
             lines.append(f"{self.n_drum_channel} drum-channel notes stayed drums")
         if extra:
-            lines.append(f"{len(extra)} extra tracks ({', '.join(extra)}) hold notes that "
+            shown = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
+            lines.append(f"{len(extra)} extra tracks ({shown}) hold notes that "
                          "overlap another note of their pitch and instrument")
         dropped = ["track names and programs (one track per instrument)"]
         if self.n_controls_dropped:
@@ -312,16 +409,12 @@ class SongOutputs:
         return lines
 
 
-def notes_json(midi_path: str | Path, notes: SongNotes, result: NoteAssignment) -> dict:
-    """Every note with its instrument and the probabilities behind it (JSON-able).
-
-    ``probabilities`` lists the mean probability of each of ``instruments`` over the note's
-    cells (null for a drum-channel note with no cell in the roll).
-    """
-    probs = np.round(result.probs.astype(np.float64), 4)
+def _note_rows(notes: SongNotes, result: NoteAssignment, lo: int, hi: int) -> list[dict]:
+    """The JSON rows of notes ``lo .. hi - 1`` (see :func:`notes_json`)."""
+    probs = np.round(result.probs[lo:hi].astype(np.float64), 4)
     rows = []
-    for k in range(len(notes)):
-        p = probs[k]
+    for k in range(lo, hi):
+        p = probs[k - lo]
         rows.append({
             "track": int(notes.track[k]), "index": int(notes.index[k]),
             "pitch": int(notes.pitch[k]), "start": int(notes.start[k]),
@@ -330,16 +423,71 @@ def notes_json(midi_path: str | Path, notes: SongNotes, result: NoteAssignment) 
             "decided_by": DECIDED_BY[int(result.decided_by[k])],
             "probabilities": None if np.isnan(p).any() else p.tolist(),
         })
+    return rows
+
+
+def notes_json(midi_path: str | Path, notes: SongNotes, result: NoteAssignment) -> dict:
+    """Every note with its instrument and the probabilities behind it (JSON-able).
+
+    ``probabilities`` lists the mean probability of each of ``instruments`` over the note's
+    cells (null for a drum-channel note with no cell in the roll).
+    """
     return {"input": str(midi_path), "ticks_per_quarter": notes.tpq,
-            "instruments": list(MUSIC_INSTRUMENTS), "notes": rows}
+            "instruments": list(MUSIC_INSTRUMENTS), "notes": _note_rows(notes, result, 0,
+                                                                        len(notes))}
 
 
-def _audio(midi: mido.MidiFile, sample_rate: int) -> tuple[np.ndarray, str]:
-    """Synthesize a MIDI file (FluidSynth with each track's program, else sine)."""
-    data = io.BytesIO()
-    midi.save(file=data)
-    data.seek(0)
-    return synthesize(pretty_midi.PrettyMIDI(data), sample_rate)
+_JSON_ROWS = 10_000  # notes turned into JSON at a time
+
+
+def write_notes_json(path: Path, midi_path: str | Path, notes: SongNotes,
+                     result: NoteAssignment) -> None:
+    """Write :func:`notes_json` to ``path`` row block by row block (memory flat in the
+    number of notes); the same text as ``json.dumps(notes_json(...)) + "\\n"``."""
+    head = json.dumps({"input": str(midi_path), "ticks_per_quarter": notes.tpq,
+                       "instruments": list(MUSIC_INSTRUMENTS), "notes": []})
+    with open(path, "w") as fh:
+        fh.write(head[:-2])  # without the closing "]}"
+        for lo in range(0, len(notes), _JSON_ROWS):
+            rows = json.dumps(_note_rows(notes, result, lo, min(lo + _JSON_ROWS, len(notes))))
+            fh.write((", " if lo else "") + rows[1:-1])
+        fh.write("]}\n")
+
+
+def audio_notes(notes: SongNotes, instrument: np.ndarray, timing: Timing) -> AudioNotes:
+    """The notes as :func:`utils.render.render_notes` plays them: each on its instrument's
+    channel and program, in seconds by the file's tempo map, with the controllers and
+    pitch bends of every source track of an instrument's notes on its channel once (as
+    :func:`data.notes.separated_midi` writes them), however many tracks hold its notes."""
+    instrument = np.asarray(instrument, dtype=np.int64)
+    to_channel = np.zeros(DRUM + 1, dtype=np.int64)
+    for cls, channel in OUTPUT_CHANNEL.items():
+        to_channel[cls] = channel
+    used = sorted(set(instrument.tolist()))
+    c_time, c_chan, c_num, c_val = [], [], [], []
+    b_time, b_chan, b_val = [], [], []
+    for cls in used:
+        for s in sorted(set(notes.track[instrument == cls].tolist())):
+            controls, bends = notes.tracks[s].controls, notes.tracks[s].bends
+            c_time.append(controls[:, 0])
+            c_chan.append(np.full(len(controls), OUTPUT_CHANNEL[cls]))
+            c_num.append(controls[:, 1])
+            c_val.append(controls[:, 2])
+            b_time.append(bends[:, 0])
+            b_chan.append(np.full(len(bends), OUTPUT_CHANNEL[cls]))
+            b_val.append(bends[:, 1])
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    return AudioNotes(
+        channel=to_channel[instrument], pitch=notes.pitch, velocity=notes.velocity,
+        start=timing.tick_to_seconds(notes.start), end=timing.tick_to_seconds(notes.end),
+        programs={OUTPUT_CHANNEL[c]: RENDER_PROGRAM.get(c, 0) for c in used},
+        control_time=timing.tick_to_seconds(cat(c_time)), control_channel=cat(c_chan),
+        control_number=cat(c_num), control_value=cat(c_val),
+        bend_time=timing.tick_to_seconds(cat(b_time)), bend_channel=cat(b_chan),
+        bend_value=cat(b_val))
 
 
 def _excerpt(roll: np.ndarray, begin: int, end: int) -> np.ndarray:
@@ -350,13 +498,36 @@ def _excerpt(roll: np.ndarray, begin: int, end: int) -> np.ndarray:
     return out
 
 
+def check_song(midi_path: Path, notes: SongNotes, limits: Limits) -> None:
+    """Refuse a song over the limits that the notes alone show (before any work).
+
+    Raises:
+        data.midi.MidiError: reason "too_many_notes" (controller and pitch-bend events
+            count against ``max_notes`` too), "too_long" (a note past 2**31 ticks) or
+            "too_many_overlaps".
+    """
+    n_events = sum(len(t.controls) + len(t.bends) for t in notes.tracks)
+    if n_events > limits.max_notes:
+        raise MidiError(midi_path, "too_many_notes", f"file has {n_events:,} controller and "
+                        f"pitch-bend events, over the limit of {limits.max_notes:,} "
+                        "(--max-notes)")
+    if len(notes) and min(int(notes.start.min()), int(notes.end.min())) < 0:
+        raise MidiError(midi_path, "too_long", "a note lies past 2**31 ticks")
+    depth = int(overlap_layers(notes.pitch, notes.start, notes.end).max(initial=-1)) + 1
+    if depth > limits.max_overlap:
+        raise MidiError(midi_path, "too_many_overlaps", f"{depth:,} notes of one pitch sound "
+                        f"at once, over the limit of {limits.max_overlap:,} (--max-overlap; "
+                        "each needs a track of its own)")
+
+
 def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Path, *,
                        batch_size: int = 64, device: torch.device | None = None,
                        reference: bool = False, bars: tuple[int, int] | None = None,
                        write_json: bool = False, drums_by_model: bool = False,
                        overwrite: bool = False, sample_rate: int = 22050,
                        progress: bool = False,
-                       max_song_bars: int = MAX_SONG_BARS) -> SongOutputs:
+                       max_song_bars: int = MAX_SONG_BARS,
+                       limits: Limits | None = None) -> SongOutputs:
     """Separate a MIDI file note by note and write MIDI, audio, a picture (and JSON).
 
     Writes (names from :func:`output_paths`): the separated MIDI, its audio (each
@@ -365,6 +536,14 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     mixture, and the file's own unified multitrack with ``reference``), and with
     ``write_json`` every note's instrument and probabilities. All files are written under
     temporary names and renamed only when all of them succeeded.
+
+    Bounded whatever the file: its size, notes, events and overlaps are checked against
+    ``limits`` before anything of the song's size exists; the audio is at most
+    ``limits.max_audio_seconds`` long and rendered in one pass of one synthesizer (each
+    instrument a channel, however many tracks hold its notes); the picture at most
+    :data:`MAX_PICTURE_BARS` bars. The outputs are claimed
+    (:func:`data.fileio.claim_outputs`) before the separation starts, so a second run
+    into the same files is refused, and released however the run ends.
 
     Args:
         prob_fn: the window-probability function (e.g. :meth:`Separator.probs`).
@@ -378,64 +557,97 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
         write_json: also write ``<name>.notes.json``.
         drums_by_model: let the model choose for drum-channel notes too.
         overwrite: replace existing outputs (otherwise they are an error).
-        sample_rate: audio sample rate in Hz.
+        sample_rate: audio sample rate in Hz (FluidSynth renders 8,000..96,000 Hz; another
+            rate is rendered at the nearest one, with a warning, and the WAV files say so).
         progress: show a progress bar in windows/s.
-        max_song_bars: longest song accepted, in bars (checked before any roll exists).
+        max_song_bars: longest song accepted, in bars (checked before any roll exists);
+            used when ``limits`` is None.
+        limits: every limit (:class:`Limits`); None: the defaults, with ``max_song_bars``.
 
     Returns:
         The :class:`SongOutputs`.
 
     Raises:
-        FileExistsError: an output exists and ``overwrite`` is False (before any work).
-        data.midi.MidiError: not MIDI, truncated, no notes, or longer than
-            ``max_song_bars`` (one-line message).
-        ValueError: ``bars`` starts after the song's end.
+        FileExistsError: an output exists and ``overwrite`` is False (before any work), or
+            another run holds it (:class:`data.fileio.OutputsBusy`).
+        data.midi.MidiError: not MIDI, truncated, no notes, or over a limit (one-line
+            message).
+        ValueError: ``bars`` starts after the song's end; an output is the input.
     """
+    limits = Limits(max_song_bars=max_song_bars) if limits is None else limits
     midi_path = Path(midi_path)
     paths = output_paths(midi_path, out_dir, write_json)
-    check_outputs(paths, overwrite)
-    score = read_score(midi_path)  # read once: the mixture and the notes come from it
-    mixture, ref_roll, timing = load_mixture(midi_path, max_song_bars, score)  # (T, 72), ...
+    check_outputs(paths, overwrite, midi_path)
+    try:  # read once: the mixture and the notes come from it
+        score = read_score(midi_path, max_bytes=limits.max_file_bytes,
+                           max_notes=limits.max_notes)
+    except MidiError as exc:
+        flag = {"too_large": "--max-file-mb", "too_many_notes": "--max-notes"}.get(exc.reason)
+        if flag is None:
+            raise
+        raise MidiError(midi_path, exc.reason, f"{str(exc)[len(exc.path) + 2:]} ({flag})") \
+            from None
     notes = notes_from_score(score)
+    check_song(midi_path, notes, limits)
+    mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, score)
+    del score
     warnings: list[str] = []
     meter = meter_warning(midi_path, timing.time_signatures)
     if meter:
         warnings.append(meter)
     begin, end = excerpt_steps(mixture, bars)  # checked before the long work
+    if end - begin > MAX_PICTURE_BARS * STEPS_PER_BAR:
+        cut = begin + MAX_PICTURE_BARS * STEPS_PER_BAR
+        warnings.append(f"picture: bars {begin // STEPS_PER_BAR + 1}-{cut // STEPS_PER_BAR} "
+                        f"drawn of {begin // STEPS_PER_BAR + 1}-{end // STEPS_PER_BAR} (at "
+                        f"most {MAX_PICTURE_BARS} bars)")
+        end = cut
 
-    result = separate_notes(prob_fn, mixture, notes, batch_size, device, drums_by_model,
-                            progress)
-    separated, tracks = separated_midi(notes, result.instrument)
-    audio, synth = _audio(separated, sample_rate)
-    mixture_midi, _ = separated_midi(notes, np.where(notes.is_drum, DRUM, PIANO))
-    mixture_audio, _ = _audio(mixture_midi, sample_rate)
-
-    first, stop = notes.steps()
-    separated_roll = notes_roll(first, stop, notes.rows(), result.instrument, begin, end)
-    panels: list[tuple[str, np.ndarray, str]] = [
-        ("separated notes", np.moveaxis(separated_roll, -1, 0), "model"),  # (5, t, 72)
-        ("input mixture", _excerpt(mixture, begin, end), "mixture"),  # (t, 72)
-    ]
-    if reference:
-        if ref_roll is None:
-            warnings.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument "
-                            "classes after track unification); picture without it")
-        else:  # (t, 72, 6)
-            panels.append(("original multitrack", _excerpt(ref_roll, begin, end), "phrase"))
-    first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
-
-    writers = {
-        paths["midi"]: lambda p: separated.save(str(p)),
-        paths["wav"]: lambda p: write_wav(p, audio, sample_rate),
-        paths["mixture_wav"]: lambda p: write_wav(p, mixture_audio, sample_rate),
-        paths["png"]: lambda p: plot_comparison(panels, p, first_bar=first_bar,
-                                                step_px=STEP_PX),
-    }
-    if write_json:
-        payload = notes_json(midi_path, notes, result)
-        writers[paths["json"]] = lambda p: p.write_text(json.dumps(payload) + "\n")
     paths["midi"].parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_many(writers)
+    with claim_outputs(paths.values()):
+        check_outputs(paths, overwrite, midi_path)  # again: another run may have finished
+        result = separate_notes(skip_silent_windows(prob_fn), mixture, notes, batch_size,
+                                device, drums_by_model, progress)
+        separated, tracks = separated_midi(notes, result.instrument)
+        mixture_instrument = np.where(notes.is_drum, DRUM, PIANO)
+
+        first, stop = notes.steps()
+        separated_roll = notes_roll(first, stop, notes.rows(), result.instrument, begin, end)
+        panels: list[tuple[str, np.ndarray, str]] = [
+            ("separated notes", np.moveaxis(separated_roll, -1, 0), "model"),  # (5, t, 72)
+            ("input mixture", _excerpt(mixture, begin, end), "mixture"),  # (t, 72)
+        ]
+        if reference:
+            if ref_roll is None:
+                warnings.append(f"{midi_path}: no reference multitrack (fewer than 2 "
+                                "instrument classes after track unification); picture "
+                                "without it")
+            else:  # (t, 72, 6)
+                panels.append(("original multitrack", _excerpt(ref_roll, begin, end),
+                               "phrase"))
+        first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
+        rendered: list[RenderedAudio] = []
+
+        def write_audio(path: Path, instrument: np.ndarray) -> None:
+            # rendered here, one audio at a time, so only one is ever held in memory
+            audio = render_notes(audio_notes(notes, instrument, timing), sample_rate,
+                                 max_seconds=limits.max_audio_seconds)
+            write_wav(path, audio.audio, audio.fs)
+            rendered.append(RenderedAudio(np.zeros(0, np.float32), audio.fs, audio.method,
+                                          audio.notes))
+
+        writers = {
+            paths["midi"]: lambda p: separated.save(p),
+            paths["wav"]: lambda p: write_audio(p, result.instrument),
+            paths["mixture_wav"]: lambda p: write_audio(p, mixture_instrument),
+            paths["png"]: lambda p: plot_comparison(panels, p, first_bar=first_bar,
+                                                    step_px=STEP_PX),
+        }
+        if write_json:
+            writers[paths["json"]] = lambda p: write_notes_json(p, midi_path, notes, result)
+        atomic_write_many(writers)
+    for line in dict.fromkeys(n for audio in rendered for n in audio.notes):
+        warnings.append(f"{midi_path}: {line}")
 
     used = {s for t in tracks for s in t.sources}
     dropped = sum(len(t.controls) + len(t.bends) for i, t in enumerate(notes.tracks)
@@ -446,4 +658,5 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
         per_instrument=result.counts(), n_out_of_range=int(out_of_range(notes).sum()),
         n_drum_channel=int((result.decided_by == DRUM_CHANNEL).sum()), tracks=tracks,
         n_controls_dropped=int(dropped), n_lyrics=notes.n_lyrics, n_markers=notes.n_markers,
-        excerpt=(first_bar, last_bar), synth=synth, warnings=warnings)
+        excerpt=(first_bar, last_bar), synth=rendered[0].method, sample_rate=rendered[0].fs,
+        warnings=warnings)
