@@ -15,7 +15,7 @@ checkpoints named in the config, else the newest ones in ``model_dir``, else the
 model in ``pretrained/`` (it says which). Any length up to ``max_song_bars``; a file
 without time signature is read as 4/4; another meter is separated with a warning.
 
-Limits (checked before anything of the song's size exists; see README, Reliability):
+Limits (checked before anything of the song's size exists; see docs/reliability.md):
 ``--max-file-mb`` (32), ``--max-notes`` (2,000,000 notes, and as many controller and
 pitch-bend events), ``--max-overlap`` (4,096 notes of one pitch at once),
 ``max_song_bars`` of the config (2,000); the audio is cut at ``--max-audio-seconds``

@@ -1,4 +1,4 @@
-"""The data contract shared by every part of Mixture2Music (SPEC section 2).
+"""The data contract shared by every part of Mixture2Music (docs/data.md).
 
 Axis orders used throughout the project:
 

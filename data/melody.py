@@ -1,4 +1,4 @@
-"""Melody-track detection (SPEC section 2.1), replacing the release's midi-miner step.
+"""Melody-track detection (docs/data.md), replacing the release's midi-miner step.
 
 Detector, applied to the non-drum tracks that survive the note-count filter
 (more than ``MIN_TRACK_NOTES`` notes):

@@ -1,4 +1,4 @@
-"""MIDI files <-> piano rolls (SPEC section 2 and 8).
+"""MIDI files <-> piano rolls (docs/data.md; rendering: docs/method.md section 9).
 
 Parsing uses symusic (a C++ MIDI parser, ticks kept exact); rendering uses pretty_midi.
 Malformed input: files that do not start with an ``MThd`` (or RIFF ``RMID``) header are
@@ -125,7 +125,7 @@ class Timing:
         return self.tick_to_seconds(np.asarray(steps, dtype=np.float64) * self.ticks_per_step)
 
     def is_4_4(self) -> bool:
-        """Whether the file has exactly one time signature and it is 4/4 (SPEC filter)."""
+        """Whether the file has exactly one time signature and it is 4/4 (docs/data.md)."""
         return (len(self.time_signatures) == 1
                 and self.time_signatures[0][1:] == (4, 4))
 
@@ -384,7 +384,7 @@ def too_long(steps: int, max_bars: int) -> str | None:
 
 def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None,
                   melody_in_mixture: bool = False) -> dict[int, list[int]]:
-    """Track unification, steps 1-5 (SPEC section 2): which tracks become which class.
+    """Track unification, steps 1-5 (docs/data.md): which tracks become which class.
 
     Args:
         tracks: every track of the file (:func:`score_tracks` order).
@@ -434,7 +434,7 @@ def _track_class(track: TrackNotes) -> int | None:
 def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program: int | None,
            max_bars: int = MAX_SONG_BARS, melody_in_mixture: bool = False
            ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Track unification (SPEC section 2, steps 1-6) -> ``(roll, onsets, has_melody)``.
+    """Track unification (docs/data.md, steps 1-6) -> ``(roll, onsets, has_melody)``.
 
     ``roll`` and ``onsets`` are bool ``[T, 72, 6]``: the cells each class plays, and the
     first cell of each of its notes.
@@ -467,7 +467,7 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
 def load_song(path: str | Path, melody_program: int | None = None,
               max_bars: int = MAX_SONG_BARS, score: symusic.Score | None = None,
               melody_in_mixture: bool = False) -> Song:
-    """Convert one MIDI file by the data contract (SPEC section 2).
+    """Convert one MIDI file by the data contract (docs/data.md).
 
     Args:
         path: a MIDI file.
@@ -506,7 +506,7 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
     The mixture is the OR of every pitched note of every track (no note-count or program
     filter; pitches outside 24..95 dropped) and of every drum track through the drum
     merge (rows 63..71). The reference is the unified multitrack roll of the same file
-    (track unification of SPEC section 2, melody detector, without the 4/4 corpus filter)
+    (track unification of docs/data.md, melody detector, without the 4/4 corpus filter)
     when the file has enough instrument classes, else None.
 
     Args:
@@ -565,7 +565,7 @@ def _set_tempo_map(pm: pretty_midi.PrettyMIDI, timing: Timing, max_tick: int) ->
 
 def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
                  qpm: float = 120.0) -> pretty_midi.PrettyMIDI:
-    """Render a song or phrase roll as multi-instrument MIDI (SPEC section 8).
+    """Render a song or phrase roll as multi-instrument MIDI (docs/method.md section 9).
 
     One track per non-empty channel (programs flute/piano/guitar/bass/strings and a drum
     track, velocities from the contract); each run of on-cells at one pitch is one note.

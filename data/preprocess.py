@@ -125,7 +125,7 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         path: the MIDI file.
         rel_path: its path relative to the MIDI folder (the song's identity).
         melody_program: melody program from the melody JSON, or None (detector).
-        min_bar_density: the bar-density filter's threshold (SPEC: 0.01).
+        min_bar_density: the bar-density filter's threshold (docs/data.md: 0.01).
         max_song_bars: longest song converted, in bars; longer ones are ``too_long``.
         melody_in_mixture: the melody track also joins its program's class
             (:func:`data.midi.choose_tracks`).
@@ -394,7 +394,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         fractions: (train, val, test) fractions of the kept songs.
         progress: show a progress bar with files/s on stderr.
         min_bar_density: fraction of each bar's cells that must be on for a window to be
-            kept (SPEC: 0.01; a sparse corpus such as the demo one may need less).
+            kept (docs/data.md: 0.01; a sparse corpus such as the demo one may need less).
         split_by: "song" (songs are shuffled into the splits), "folder" (whole
             first-level folders of ``midi_dir`` are, e.g. one folder per style) or
             "named" (the first-level folder names the split: ``train``, ``val`` /

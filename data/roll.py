@@ -1,4 +1,4 @@
-"""Pure numpy piano-roll functions (SPEC section 2).
+"""Pure numpy piano-roll functions (docs/data.md).
 
 Axis orders (see :mod:`data.contract`):
 
@@ -102,7 +102,7 @@ def bar_counts(phrases: np.ndarray) -> np.ndarray:
 
 def keep_phrases(phrases: np.ndarray, has_melody: bool,
                  min_bar_density: float = MIN_BAR_DENSITY) -> np.ndarray:
-    """The phrase filters of SPEC section 2.
+    """The phrase filters of the data contract (docs/data.md).
 
     A window is dropped when any of its 4 bars has fewer than ``min_bar_density`` (1%)
     of the bar's ``16 x 72 x 6`` cells on, and -- in a file with a melody -- when its
@@ -111,7 +111,7 @@ def keep_phrases(phrases: np.ndarray, has_melody: bool,
     Args:
         phrases: bool ``[N, 64, 72, 6]``.
         has_melody: whether the song has a melody track.
-        min_bar_density: fraction of a bar's cells that must be on (SPEC: 0.01).
+        min_bar_density: fraction of a bar's cells that must be on (docs/data.md: 0.01).
 
     Returns:
         bool ``[N]`` mask of the windows to keep.

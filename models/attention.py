@@ -2,8 +2,8 @@
 
 The logits of head ``h`` between tokens ``i`` and ``j`` are
 ``(q_i . k_j + q_i . E[j - i]) / sqrt(d_head)``, where ``E`` is one learned embedding of
-relative distances shared by all heads (SPEC section 3). ``q . E`` is computed for every
-query against every distance at once and then moved into place with the "skewing" trick
+relative distances shared by all heads (docs/method.md section 2). ``q . E`` is computed
+for every query against every distance at once and then moved into place with the "skewing" trick
 (pad, reshape, slice) instead of a gather. Attention is bidirectional (no causal mask),
 so distances run from ``-(L-1)`` to ``L-1``.
 
@@ -96,7 +96,7 @@ class RelativeEncoderLayer(nn.Module):
     """Two relative self-attention sublayers and a GELU feed-forward, each post-norm.
 
     ``x <- LN(x + Attn1(x))``, ``x <- LN(x + Attn2(x))``, ``x <- LN(x + FF(x))`` with
-    ``FF: d_model -> d_model/2 -> d_model`` (SPEC section 3).
+    ``FF: d_model -> d_model/2 -> d_model`` (docs/method.md section 2).
     """
 
     def __init__(self, d_model: int, max_len: int = 72, rate: float = 0.0) -> None:

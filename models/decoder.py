@@ -1,4 +1,4 @@
-"""Independent decoder: logits of x0 from the t = 0 noisy sample x1 (SPEC section 5)."""
+"""Independent decoder: logits of x0 from the t = 0 noisy sample x1 (docs/method.md section 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Explicitly guided diffusion: schedule, guided loss and samplers (SPEC sections 4 and 6).
+"""Explicitly guided diffusion: schedule, guided loss, samplers (docs/method.md sections 3, 5).
 
 The process is its own module; it takes the networks as arguments. Time indices run
 ``0 .. T-1``; index 0 is the least noisy sample, called ``x1`` (the decoder's input).

@@ -14,7 +14,7 @@ BetaSchedule = Literal["linear"]  # config key beta_schedule
 Sampler = Literal["ddpm", "ddim"]  # config key sampler
 DirectLoss = Literal["bce", "softmax"]  # config key direct_loss
 
-HEAD_DIM = 64  # attention heads = d_model / 64 (SPEC section 3)
+HEAD_DIM = 64  # attention heads = d_model / 64 (docs/method.md section 2)
 GROUPS = 8  # GroupNorm groups
 # latent_dim must be a multiple of this: the stem has latent_dim / 4 channels in GROUPS groups
 LATENT_MULTIPLE = 4 * GROUPS

@@ -1,4 +1,4 @@
-"""TransUNet: the noise-prediction network of the separator (SPEC section 3).
+"""TransUNet: the noise-prediction network of the separator (docs/method.md section 2).
 
 A 2-D U-Net over ``[C, T, P]`` rolls (``T``, ``P`` divisible by 8; the data contract's
 64 x 72 becomes 8 x 9 = 72 tokens at the bottleneck) with a relative-attention
@@ -130,7 +130,7 @@ def beat_planes(steps: int, pitches: int, device: torch.device | None = None,
 
 
 class TransUNet(nn.Module):
-    """U-Net with a relative-attention Transformer bottleneck (SPEC section 3).
+    """U-Net with a relative-attention Transformer bottleneck (docs/method.md section 2).
 
     Args:
         in_ch: channels of ``x_t`` (5 instruments).

@@ -1,4 +1,4 @@
-"""Assignment: instrument probabilities -> a binary separation (SPEC section 6).
+"""Assignment: instrument probabilities -> a binary separation (docs/method.md section 5).
 
 Every separator -- the guided diffusion's decoder, the direct separator, the baselines'
 scores -- ends in per-cell instrument probabilities; this module turns them into notes

@@ -65,7 +65,7 @@ class Config:
     preprocess_workers: int | None = None  # processes for the build; None = all cores
     seed: int = 0  # seeds the song split, weight init and sampling noise
 
-    # --- network (SPEC section 3) ----------------------------------------------------
+    # --- network (docs/method.md section 2) ------------------------------------------
     separator: SeparatorKind = "diffusion"  # "diffusion" (the paper) or "direct" (one pass)
     in_ch: int = 5  # channels of x_t (the five separated instruments)
     out_ch: int = 5  # channels of the predicted noise
@@ -81,7 +81,7 @@ class Config:
     onset_channel: bool = False  # the mixture's note starts are an input channel
     beat_channel: bool = False  # fixed channels giving each step's position in its bar and beat
 
-    # --- diffusion (SPEC section 4) --------------------------------------------------
+    # --- diffusion (docs/method.md section 3) ----------------------------------------
     time_steps: int = 1000  # T
     beta_schedule: BetaSchedule = "linear"  # betas from beta_start to beta_end
     beta_start: float = 1e-4  # beta_1
@@ -119,7 +119,7 @@ class Config:
     decoder_model_path: str = ""  # decoder checkpoint ("" = newest in model_dir)
     resume: bool = False  # continue from model_dir's last checkpoint
 
-    # --- sampling (SPEC section 6) -----------------------------------------------------
+    # --- sampling (docs/method.md section 5) -------------------------------------------
     sampler: Sampler = "ddim"  # "ddim" (deterministic with eta 0) or "ddpm"
     sampling_steps: int = 999  # reverse steps from T-1 down to 1 (the release walks 999)
     eta: float = 0.0  # DDIM eta (0 = deterministic)

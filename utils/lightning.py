@@ -43,7 +43,7 @@ def _draws(batch: Batch, stage: str, time_steps: int, seed: int,
 
 
 def _plateau(cfg: Config, params: Any, factor: float) -> dict[str, Any]:
-    """AdamW + ReduceLROnPlateau on ``val_loss`` (SPEC section 4)."""
+    """AdamW + ReduceLROnPlateau on ``val_loss`` (docs/method.md section 3)."""
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=factor, patience=cfg.lr_patience, min_lr=cfg.min_lr)
@@ -120,7 +120,7 @@ class DecoderModule(_GuidedModule):
     The decoder belongs to one separator checkpoint (``separator_path``, recorded in the
     hyper-parameters and checked against the config): its diffusion schedule defines x1,
     the sample the separator hands to the decoder at t = 0. x1 is made from the true music
-    (SPEC section 5), so the separator's network takes no part in this training and is not
+    (docs/method.md section 4), so the separator's network takes no part in this training and is not
     held here -- the separator stays frozen by construction.
 
     Args:

@@ -1,4 +1,4 @@
-"""Separation metrics (SPEC section 7 and what a reader can compare with published work).
+"""Separation metrics, the release's and those of published work (docs/method.md section 10).
 
 Axis order (model side): ``pred`` and ``true`` are binary ``[N, 5, T, P]`` (instrument
 channels in :data:`data.contract.MUSIC_INSTRUMENTS` order: piano, guitar, bass, string,

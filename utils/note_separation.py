@@ -268,7 +268,7 @@ NAME_MAX = 255  # bytes in a file name on common file systems
 @dataclass(frozen=True)
 class Limits:
     """What :func:`separate_midi_file` accepts, checked before anything of the song's size
-    exists (see README, Reliability).
+    exists (see docs/reliability.md).
 
     Attributes:
         max_song_bars: longest song, in bars (from the notes' end ticks).

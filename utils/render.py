@@ -1,4 +1,4 @@
-"""Listening and looking: MIDI -> audio, WAV files, piano-roll pictures (SPEC section 8).
+"""Listening and looking: MIDI -> audio, WAV files, piano-roll pictures (docs/method.md section 9).
 
 Audio: FluidSynth with the General MIDI SoundFont that pretty_midi ships (TimGM6mb.sf2).
 Where the FluidSynth library (Debian package ``libfluidsynth3``) or its Python binding

@@ -1,4 +1,4 @@
-"""Separation with a trained separator + decoder: phrases and whole songs (SPEC section 6).
+"""Separation with a trained separator (+ decoder): phrases, whole songs (docs/method.md section 5).
 
 A :class:`Separator` bundles the loaded checkpoints with the sampling settings on one
 device. Phrases (``[N, 1, 64, 72]`` mixtures) go straight through the guided sampler.
