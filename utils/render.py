@@ -355,14 +355,14 @@ def _fluid_render(song: AudioNotes, rate: int, seconds: float, notes: list[str]
         out = np.zeros(n_samples, dtype=np.float32)
         right = np.zeros(min(_BLOCK, n_samples), dtype=np.float32)
         handle = synth.synth
+        left_at, right_at = out.ctypes.data, right.ctypes.data  # addresses, taken once
         pos = 0
 
         def render_to(stop: int) -> None:
             nonlocal pos
             while pos < stop:
                 n = min(_BLOCK, stop - pos)
-                fl.write_float(handle, n, out.ctypes.data + 4 * pos, 0, 1,
-                               right.ctypes.data, 0, 1)
+                fl.write_float(handle, n, left_at + 4 * pos, 0, 1, right_at, 0, 1)
                 out[pos: pos + n] += right[:n]
                 pos += n
 
