@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from data.fileio import atomic_write_json  # noqa: E402
-from utils.checkpoints import LEGACY_DEFAULTS  # noqa: E402
+from utils.checkpoints import LEGACY_DEFAULTS, process_class  # noqa: E402
 from utils.config import EXIT_CONFIG, Config, ConfigError, load_config  # noqa: E402
 from utils.evaluation import F1_KEYS  # noqa: E402
 from utils.metrics import markdown_table  # noqa: E402
@@ -135,7 +135,7 @@ def run_ablation(config_path: str | Path, melody_out_config: str | Path | None,
         best = train_separator(cfg, **quiet)
         train_s = time.perf_counter() - start
         cfg = cfg.replace(transunet_model_path=str(best))
-        if cfg.separator == "diffusion":
+        if process_class(cfg.separator).needs_decoder:
             log(f"[ablation] training its decoder for {decoder_steps} steps")
             decoder = train_decoder(cfg.replace(limit_train_batches=decoder_steps), **quiet)
             cfg = cfg.replace(decoder_model_path=str(decoder))

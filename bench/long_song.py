@@ -90,8 +90,8 @@ def run_one(minutes: float, config: str | None, steps: int, batch_size: int,
     else:
         cfg = load_config(ROOT / "configs" / "demo.json")
         torch.manual_seed(0)
-        model, diffusion = build_separator(SeparatorSpec.of(cfg), cfg.rate)
-        separator = Separator(model=model, diffusion=diffusion,
+        model, process = build_separator(SeparatorSpec.of(cfg), cfg.rate)
+        separator = Separator(model=model, process=process,
                               decoder=Decoder(N_MUSIC, cfg.decoder_dim),
                               device=torch.device(device))
     separator = separator.with_settings(steps=steps, batch_size=batch_size)

@@ -21,6 +21,15 @@ from torch import nn
 from data.contract import check_option
 from models.inputs import run_onsets
 from models.options import BetaSchedule, Sampler
+from models.process import (
+    DEFAULT_SAMPLING,
+    Batch,
+    NetworkSpec,
+    Sampling,
+    SeparationProcess,
+    register,
+)
+from models.transunet import TransUNet
 
 
 def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
@@ -37,7 +46,25 @@ def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size | tuple[int, ...
     return a.gather(0, t.to(a.device)).reshape(t.shape[0], *([1] * (len(shape) - 1)))
 
 
-class GuidedDiffusion(nn.Module):
+def draw_noise(batch: Batch, stage: str, time_steps: int, seed: int, batch_idx: int
+               ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(t, noise)`` for one batch: given in the batch, random (training; None lets the
+    loss draw them) or, for validation and test, drawn from a generator seeded by ``seed``
+    and the batch index, so every epoch's validation loss is measured on the same noise."""
+    music = batch["music"]
+    t, noise = batch.get("t"), batch.get("noise")
+    if stage == "train" or (t is not None and noise is not None):
+        return t, noise
+    gen = torch.Generator(device=music.device).manual_seed(seed * 100_003 + batch_idx)
+    if t is None:
+        t = torch.randint(0, time_steps, (music.shape[0],), generator=gen, device=music.device)
+    if noise is None:
+        noise = torch.randn(music.shape, generator=gen, device=music.device, dtype=music.dtype)
+    return t, noise
+
+
+@register
+class GuidedDiffusion(SeparationProcess):
     """DDPM schedule and guided loss. Constants are float64-computed float32 buffers.
 
     Args:
@@ -52,6 +79,9 @@ class GuidedDiffusion(nn.Module):
         onset_channel: also hand the mixture's note starts to the network as a
             conditioning channel (after the mixture when both are given).
     """
+
+    kind = "diffusion"
+    needs_decoder = True
 
     def __init__(self, time_steps: int = 1000, beta_schedule: str = "linear",
                  beta_start: float = 1e-4, beta_end: float = 0.02, channels: int = 5,
@@ -76,10 +106,61 @@ class GuidedDiffusion(nn.Module):
             self.register_buffer(name, value.float())
         self.alphas_cumprod64 = alphas_cumprod  # exact values the samplers derive from
 
-    @property
-    def num_timesteps(self) -> int:
-        """T (alias of ``time_steps``)."""
-        return self.time_steps
+    @classmethod
+    def from_spec(cls, spec: NetworkSpec) -> GuidedDiffusion:
+        """The schedule and guidance of a spec (``condition_on_mixture``, ``onset_channel``)."""
+        return cls(spec.time_steps, spec.beta_schedule, spec.beta_start, spec.beta_end,
+                   channels=spec.in_ch, condition_on_mixture=spec.condition_on_mixture,
+                   onset_channel=spec.onset_channel)
+
+    @classmethod
+    def network(cls, spec: NetworkSpec, rate: float = 0.0) -> TransUNet:
+        """The noise-prediction network: ``x_t`` in (``in_ch`` channels), conditioned on the
+        mixture and the note starts when configured."""
+        return TransUNet(spec.in_ch, spec.out_ch, spec.latent_dim, spec.d_model,
+                         spec.num_layers, spec.time_emb_dim, rate,
+                         cond_ch=int(spec.condition_on_mixture) + int(spec.onset_channel),
+                         pitch_channel=spec.pitch_channel, beat_channel=spec.beat_channel)
+
+    def step(self, model: nn.Module, batch: Batch, stage: str, batch_idx: int = 0,
+             seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The guided loss of a batch (:meth:`training_loss`); no extra metric."""
+        t, noise = draw_noise(batch, stage, self.time_steps, seed, batch_idx)
+        return self.training_loss(model, batch["music"], batch["mixture"], t, noise,
+                                  batch.get("onsets")), {}
+
+    @torch.inference_mode()
+    def probs(self, model: nn.Module, mixture: torch.Tensor,
+              onsets: torch.Tensor | None = None, *, decoder: nn.Module | None = None,
+              sampling: Sampling = DEFAULT_SAMPLING,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """``sigmoid(decoder(x1))`` averaged over ``sampling.num_samples`` samples of x1.
+
+        Args: see :meth:`models.process.SeparationProcess.probs`; ``decoder`` is required
+        and ``sampling.steps`` is clamped to :meth:`max_steps`.
+        """
+        if decoder is None:
+            raise ValueError("a diffusion separator needs its decoder")
+        if sampling.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {sampling.num_samples}")
+        steps = min(sampling.steps, self.max_steps())
+        total = torch.zeros((mixture.shape[0], self.channels, *mixture.shape[-2:]),
+                            device=mixture.device, dtype=mixture.dtype)
+        for _ in range(sampling.num_samples):
+            x1 = self.sample_x1(model, mixture, sampling.sampler, steps, sampling.eta,
+                                generator, onsets)
+            total += torch.sigmoid(decoder(x1))
+        return total / sampling.num_samples
+
+    def max_steps(self) -> int:
+        """T - 1: the reverse chain from index T-1 down to 0."""
+        return self.time_steps - 1
+
+    def describe(self, sampling: Sampling) -> str:
+        """E.g. ``"diffusion, ddim 20 steps"``."""
+        steps = min(sampling.steps, self.max_steps())
+        many = f", {sampling.num_samples} samples averaged" if sampling.num_samples > 1 else ""
+        return f"diffusion, {sampling.sampler} {steps} steps (eta {sampling.eta:g}){many}"
 
     def predict_eps(self, model: nn.Module, x_t: torch.Tensor, t: torch.Tensor,
                     mixture: torch.Tensor, onsets: torch.Tensor | None = None) -> torch.Tensor:

@@ -29,19 +29,61 @@ from torch import nn
 from data.contract import check_option
 from models.inputs import run_onsets
 from models.options import DirectLoss
+from models.process import (
+    DEFAULT_SAMPLING,
+    Batch,
+    NetworkSpec,
+    Sampling,
+    SeparationProcess,
+    register,
+)
+from models.transunet import TransUNet
 
 
-class DirectSeparation(nn.Module):
+@register
+class DirectSeparation(SeparationProcess):
     """Loss and prediction of the one-pass separator.
 
     Args:
         loss: ``"bce"`` or ``"softmax"`` (see the module docstring).
     """
 
+    kind = "direct"
+    # its validation loss rises while its accuracy still improves (confident mistakes on
+    # unseen songs cost BCE more than they cost accuracy), so it is checkpointed on the
+    # fraction of sounding validation cells whose most probable instrument is a true one
+    monitor = ("val_accuracy", "max")
+
     def __init__(self, loss: str = "bce", onset_channel: bool = False) -> None:
         super().__init__()
         self.loss = check_option("direct_loss", loss, get_args(DirectLoss))
         self.onset_channel = onset_channel
+
+    @classmethod
+    def from_spec(cls, spec: NetworkSpec) -> DirectSeparation:
+        """The loss and inputs of a spec (``direct_loss``, ``onset_channel``)."""
+        return cls(spec.direct_loss, onset_channel=spec.onset_channel)
+
+    @classmethod
+    def network(cls, spec: NetworkSpec, rate: float = 0.0) -> TransUNet:
+        """The segmentation network: the mixture in (one channel, plus the note starts as
+        conditioning), ``out_ch`` instrument logits out."""
+        return TransUNet(1, spec.out_ch, spec.latent_dim, spec.d_model, spec.num_layers,
+                         spec.time_emb_dim, rate, cond_ch=int(spec.onset_channel),
+                         pitch_channel=spec.pitch_channel, beat_channel=spec.beat_channel)
+
+    def step(self, model: nn.Module, batch: Batch, stage: str, batch_idx: int = 0,
+             seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of a batch; outside training also ``accuracy`` (:meth:`hit_rate`)."""
+        logits = self.logits(model, batch["mixture"], batch.get("onsets"))
+        loss = self.loss_from_logits(logits, batch["music"], batch["mixture"])
+        if stage == "train":
+            return loss, {}
+        return loss, {"accuracy": self.hit_rate(logits, batch["music"], batch["mixture"])}
+
+    def describe(self, sampling: Sampling) -> str:
+        """``"direct, one pass"`` (nothing is sampled)."""
+        return "direct, one pass"
 
     def logits(self, model: nn.Module, mixture: torch.Tensor,
                onsets: torch.Tensor | None = None) -> torch.Tensor:
@@ -101,8 +143,11 @@ class DirectSeparation(nn.Module):
 
     @torch.inference_mode()
     def probs(self, model: nn.Module, mixture: torch.Tensor,
-              onsets: torch.Tensor | None = None) -> torch.Tensor:
-        """Instrument probabilities of every cell, 0 outside the mixture.
+              onsets: torch.Tensor | None = None, *, decoder: nn.Module | None = None,
+              sampling: Sampling = DEFAULT_SAMPLING,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """Instrument probabilities of every cell, 0 outside the mixture: one pass, no
+        decoder and nothing sampled (those arguments are ignored).
 
         Args:
             model: the trained network (in eval mode).

@@ -8,8 +8,10 @@ importing torch. Each option's allowed values are a ``Literal`` type here, and
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
+SeparatorKind = Literal["diffusion", "direct"]  # config key separator (models.process registry)
+SEPARATOR_KINDS: tuple[str, ...] = get_args(SeparatorKind)
 BetaSchedule = Literal["linear"]  # config key beta_schedule
 Sampler = Literal["ddpm", "ddim"]  # config key sampler
 DirectLoss = Literal["bce", "softmax"]  # config key direct_loss

@@ -41,8 +41,8 @@ def _save_separator(path: Path, config: dict) -> Path:
 def test_stored_config_is_validated_like_a_config_file(tmp_path: Path) -> None:
     good = _tiny().to_dict()
     path = _save_separator(tmp_path / "sep.ckpt", good)
-    _, diffusion, config = load_separator(path, cfg=_tiny())
-    assert config.to_dict() == good and diffusion.num_timesteps == good["time_steps"]
+    _, process, config = load_separator(path, cfg=_tiny())
+    assert config.to_dict() == good and process.max_steps() == good["time_steps"] - 1
     for key, value, message in (("time_steps", 10**9, "'time_steps' must be at most 100,000"),
                                 ("beta_end", float("nan"), "'beta_end' must be a finite number"),
                                 ("latent_dim", "32", "'latent_dim' must be int"),

@@ -8,9 +8,9 @@ from torch import nn
 
 from models.decoder import Decoder
 from models.diffusion import DDIMSampler, DDPMSampler, GuidedDiffusion, extract
+from models.process import Sampling
 from models.transunet import TransUNet
 from utils.assignment import assign_instruments
-from utils.separation import diffusion_probs
 
 
 class ScaledInput(nn.Module):
@@ -147,14 +147,14 @@ def test_ddim_eta_zero_is_deterministic_and_generator_reproduces_ddpm() -> None:
     assert torch.equal(sched.step(eps, 30, 20, x)[0], sched.step(eps, 30, 20, x)[0])
 
 
-def test_diffusion_probs_and_partition_give_consistency_zero() -> None:
+def test_diffusion_process_probs_and_partition_give_consistency_zero() -> None:
     torch.manual_seed(0)
     diff = GuidedDiffusion(20)
     net = TransUNet(5, 5, 32, 64, 1, 16).eval()
     dec = Decoder(5, 16).eval()
     m = mixture(3, 16, 24)
-    probs = diffusion_probs(diff, net, dec, m, "ddim", 4,
-                            generator=torch.Generator().manual_seed(0))
+    probs = diff.probs(net, m, decoder=dec, sampling=Sampling("ddim", 4),
+                       generator=torch.Generator().manual_seed(0))
     assert probs.shape == (3, 5, 16, 24) and probs.min() >= 0 and probs.max() <= 1
     assert probs.is_inference()
 

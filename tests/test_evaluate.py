@@ -50,7 +50,7 @@ def tiny_separator() -> Separator:
     torch.manual_seed(0)
     model = TransUNet(in_ch=N_MUSIC, out_ch=N_MUSIC, latent_dim=32, d_model=64, num_layers=1,
                       time_emb_dim=16)
-    return Separator(model=model, diffusion=GuidedDiffusion(time_steps=10),
+    return Separator(model=model, process=GuidedDiffusion(time_steps=10),
                      decoder=Decoder(N_MUSIC, 16), steps=2, batch_size=4, assign="partition")
 
 

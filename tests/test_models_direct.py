@@ -10,6 +10,7 @@ import torch
 from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion
 from models.direct import DirectSeparation
+from models.process import Sampling
 from models.transunet import TransUNet
 from tests.test_train import QUIET, SyntheticPhrases, synthetic_phrases, tiny_cfg
 from utils.checkpoints import (
@@ -20,7 +21,6 @@ from utils.checkpoints import (
     load_separator,
 )
 from utils.config import ConfigError
-from utils.separation import diffusion_probs
 from utils.training import train_decoder, train_separator
 
 
@@ -120,17 +120,21 @@ def test_k_samples_average_the_decoder_probabilities() -> None:
     net = TransUNet(5, 5, 32, 64, 1, 16).eval()
     decoder = Decoder(5, 16).eval()
     mixture = synthetic_phrases(2, steps=16, pitches=24)["mixture"]
-    singles = [diffusion_probs(diffusion, net, decoder, mixture, steps=5,
-                               generator=torch.Generator().manual_seed(0))]
+    def probs(samples: int, gen: torch.Generator) -> torch.Tensor:
+        return diffusion.probs(net, mixture, decoder=decoder,
+                               sampling=Sampling(steps=5, num_samples=samples), generator=gen)
+
+    singles = [probs(1, torch.Generator().manual_seed(0))]
     gen = torch.Generator().manual_seed(0)
-    first = diffusion_probs(diffusion, net, decoder, mixture, steps=5, generator=gen)
-    second = diffusion_probs(diffusion, net, decoder, mixture, steps=5, generator=gen)
-    both = diffusion_probs(diffusion, net, decoder, mixture, steps=5, num_samples=2,
-                           generator=torch.Generator().manual_seed(0))
+    first = probs(1, gen)
+    second = probs(1, gen)
+    both = probs(2, torch.Generator().manual_seed(0))
     assert torch.allclose(singles[0], first)
     assert torch.allclose(both, (first + second) / 2, atol=1e-6)
     with pytest.raises(ValueError, match="num_samples"):
-        diffusion_probs(diffusion, net, decoder, mixture, steps=5, num_samples=0)
+        probs(0, gen)
+    with pytest.raises(ValueError, match="needs its decoder"):
+        diffusion.probs(net, mixture)
 
 
 def test_direct_training_run_needs_no_decoder_and_exports(tmp_path: Path) -> None:

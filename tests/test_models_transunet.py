@@ -124,7 +124,7 @@ def test_checkpoint_reloaded_in_a_fresh_process_is_bit_identical(tmp_path: Path)
     with torch.inference_mode():
         assert torch.equal(got["out"], module.net.eval()(x["x"], x["t"]))
         assert torch.equal(got["dec"], decoder.eval()(x["x"]))
-    assert torch.equal(got["betas"], module.diffusion.betas)
+    assert torch.equal(got["betas"], module.process.betas)
 
 
 def test_checkpoint_that_does_not_match_the_config_is_named(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def tiny_separator(**settings: object) -> Separator:
     decoder = Decoder(channels=N_MUSIC, dim=16)
     diffusion = GuidedDiffusion(time_steps=20)
     defaults: dict[str, object] = {"sampler": "ddim", "steps": 3, "batch_size": 2}
-    return Separator(model=model, diffusion=diffusion, decoder=decoder,
+    return Separator(model=model, process=diffusion, decoder=decoder,
                      device=torch.device("cpu"), **{**defaults, **settings})
 
 

@@ -97,7 +97,7 @@ def test_train_separator_and_decoder_write_checkpoints(tmp_path: Path) -> None:
     assert dec_ckpt["hyper_parameters"]["separator_path"] == str(best)
     # only the decoder is trained: its checkpoint holds decoder weights and the schedule
     # buffers, and the separator's checkpoint is untouched
-    assert {k.split(".")[0] for k in dec_ckpt["state_dict"]} == {"decoder", "diffusion"}
+    assert {k.split(".")[0] for k in dec_ckpt["state_dict"]} == {"decoder", "process"}
     assert best.read_bytes() == separator_bytes
 
     # CSV logs hold train/val loss and the learning rate

@@ -47,10 +47,11 @@ import torch
 
 from data.contract import check_option
 from data.fileio import atomic_write
+from models import diffusion as _diffusion  # noqa: F401 -- registers the processes
+from models import direct as _direct  # noqa: F401
 from models.decoder import Decoder
-from models.diffusion import GuidedDiffusion
-from models.direct import DirectSeparation
 from models.options import BetaSchedule, DirectLoss
+from models.process import SeparationProcess, process_class
 from models.transunet import TransUNet
 from utils.config import Config, ConfigError, SeparatorKind, config_from_dict
 
@@ -67,7 +68,6 @@ PATH_KEY: dict[str, str] = {"transunet": "transunet_model_path", "decoder": "dec
 LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": False,
                                    "condition_on_mixture": False, "direct_loss": "bce",
                                    "onset_channel": False, "beat_channel": False}
-Process = GuidedDiffusion | DirectSeparation
 
 
 @dataclass(frozen=True)
@@ -330,37 +330,32 @@ def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], path: st
         raise ConfigError(f"{path}: weights do not fit the network ({detail})") from None
 
 
-def build_separator(spec: SeparatorSpec, rate: float = 0.0) -> tuple[TransUNet, Process]:
-    """A fresh TransUNet and its process.
-
-    ``separator = "diffusion"``: the network maps ``x_t`` (``in_ch`` channels, plus the
-    mixture when ``condition_on_mixture``) to noise; the process is a
-    :class:`GuidedDiffusion`. ``"direct"``: the network maps the mixture (one channel) to
-    instrument logits; the process is a :class:`DirectSeparation`. Either way the
-    mixture's note starts are one more conditioning channel with ``onset_channel``, and
-    ``pitch_channel`` / ``beat_channel`` add fixed coordinate channels.
+def build_separator(spec: SeparatorSpec, rate: float = 0.0
+                    ) -> tuple[TransUNet, SeparationProcess]:
+    """A fresh TransUNet and the process that ``spec.separator`` names
+    (:func:`models.process.process_class`; the process decides the network's channels).
 
     Args:
         spec: the network and process keys (:meth:`SeparatorSpec.of` a config).
         rate: dropout rate.
     """
-    direct = spec.separator == "direct"
-    conditioned = spec.condition_on_mixture and not direct
-    net = TransUNet(1 if direct else spec.in_ch, spec.out_ch, spec.latent_dim, spec.d_model,
-                    spec.num_layers, spec.time_emb_dim, rate,
-                    cond_ch=int(conditioned) + int(spec.onset_channel),
-                    pitch_channel=spec.pitch_channel, beat_channel=spec.beat_channel)
-    if direct:
-        return net, DirectSeparation(spec.direct_loss, onset_channel=spec.onset_channel)
-    diffusion = GuidedDiffusion(spec.time_steps, spec.beta_schedule, spec.beta_start,
-                                spec.beta_end, channels=spec.in_ch,
-                                condition_on_mixture=conditioned,
-                                onset_channel=spec.onset_channel)
-    return net, diffusion
+    return process_class(spec.separator).build(spec, rate)
+
+
+def load_process(path: str | Path, cfg: Config | None = None) -> SeparationProcess:
+    """The process of a separator checkpoint, without its network (e.g. the noise schedule
+    a decoder is trained against).
+
+    Raises:
+        ConfigError: unreadable file, or keys that do not match ``cfg``.
+    """
+    config = checkpoint_config(read_checkpoint(path), path)
+    _check_against(config, cfg, SEPARATOR_KEYS, path)
+    return process_class(config.separator).from_spec(SeparatorSpec.of(config))
 
 
 def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
-                   cfg: Config | None = None) -> tuple[TransUNet, Process, Config]:
+                   cfg: Config | None = None) -> tuple[TransUNet, SeparationProcess, Config]:
     """Load a separator checkpoint (network in eval mode, process, stored config).
 
     Args:
@@ -374,10 +369,10 @@ def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
     ckpt = read_checkpoint(path, map_location)
     config = checkpoint_config(ckpt, path)
     _check_against(config, cfg, SEPARATOR_KEYS, path)
-    net, diffusion = build_separator(SeparatorSpec.of(config), config.rate)
+    net, process = build_separator(SeparatorSpec.of(config), config.rate)
     _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["transunet"]), path)
-    diffusion.to(map_location)
-    return net.to(map_location).eval(), diffusion, config
+    process.to(map_location)
+    return net.to(map_location).eval(), process, config
 
 
 def export_checkpoint(src: str | Path, dst: str | Path) -> Path:

@@ -22,11 +22,18 @@ from typing import Any, Literal, Union, get_args, get_origin
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.fileio import writable_dir_problem
 from data.preprocess import SplitBy
-from models.options import GROUPS, HEAD_DIM, LATENT_MULTIPLE, BetaSchedule, DirectLoss, Sampler
+from models.options import (
+    GROUPS,
+    HEAD_DIM,
+    LATENT_MULTIPLE,
+    BetaSchedule,
+    DirectLoss,
+    Sampler,
+    SeparatorKind,
+)
 
 # The allowed values of the networks' options live in models.options (torch-free, so that
 # reading a config never imports torch); these are read by utils/ and the trainer set-up.
-SeparatorKind = Literal["diffusion", "direct"]
 AssignMode = Literal["threshold", "partition"]  # see utils.assignment
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]

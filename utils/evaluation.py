@@ -122,11 +122,7 @@ def fit_train_baselines(data: str | Path | dict[str, float],
 # ----------------------------------------------------------------------------------
 def sampling_words(settings: dict[str, Any]) -> str:
     """How a report's model separated, in words (from :meth:`Separator.settings`)."""
-    if settings.get("separator") == "direct":
-        words = "direct separator (one pass)"
-    else:
-        words = (f"{settings.get('sampler')} sampler, {settings.get('steps')} steps, eta "
-                 f"{settings.get('eta')}, {settings.get('num_samples', 1)} sample(s)")
+    words = str(settings.get("sampling", settings.get("separator")))
     context = settings.get("song_context") or (0.0, 0.0)
     if context[0] > 0:
         words += (f", song-level second pass (weight {context[0]:g}, width "

@@ -20,26 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from models.decoder import Decoder
-from models.direct import DirectSeparation
-from utils.checkpoints import SeparatorSpec, build_separator, load_separator
+from models.diffusion import draw_noise
+from utils.checkpoints import SeparatorSpec, build_separator, load_process
 from utils.config import Config
 
 Batch = dict[str, torch.Tensor]
-
-
-def _draws(batch: Batch, stage: str, time_steps: int, seed: int,
-           batch_idx: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """``(t, noise)`` for one batch: given, random (train) or seeded (val/test)."""
-    music = batch["music"]
-    t, noise = batch.get("t"), batch.get("noise")
-    if stage == "train" or (t is not None and noise is not None):
-        return t, noise
-    gen = torch.Generator(device=music.device).manual_seed(seed * 100_003 + batch_idx)
-    if t is None:
-        t = torch.randint(0, time_steps, (music.shape[0],), generator=gen, device=music.device)
-    if noise is None:
-        noise = torch.randn(music.shape, generator=gen, device=music.device, dtype=music.dtype)
-    return t, noise
 
 
 def _plateau(cfg: Config, params: Any, factor: float) -> dict[str, Any]:
@@ -67,6 +52,13 @@ class _GuidedModule(pl.LightningModule):
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
         raise NotImplementedError
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints written before the process attribute was named ``process`` (it was
+        ``diffusion``) resume unchanged."""
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if k.startswith("diffusion.")]:
+            state["process." + key[len("diffusion."):]] = state.pop(key)
+
     def _log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
         self.log(f"{stage}_loss", loss, prog_bar=True, sync_dist=True,
                  on_step=stage == "train", on_epoch=stage != "train", batch_size=batch_size)
@@ -82,8 +74,8 @@ class _GuidedModule(pl.LightningModule):
 
 
 class SeparatorModule(_GuidedModule):
-    """TransUNet trained with the explicitly guided diffusion loss, or directly
-    (``separator = "direct"``: mixture in, instrument logits out; see :mod:`models.direct`).
+    """The TransUNet and the process that trains it (:mod:`models.process`: the explicitly
+    guided diffusion, or the direct separator), named by the config's ``separator``.
 
     Args:
         cfg: the validated config; stored in checkpoints.
@@ -91,22 +83,13 @@ class SeparatorModule(_GuidedModule):
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
-        self.net, self.diffusion = build_separator(SeparatorSpec.of(cfg), cfg.rate)
+        self.net, self.process = build_separator(SeparatorSpec.of(cfg), cfg.rate)
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
-        onsets = batch.get("onsets")
-        if isinstance(self.diffusion, DirectSeparation):
-            logits = self.diffusion.logits(self.net, batch["mixture"], onsets)
-            loss = self.diffusion.loss_from_logits(logits, batch["music"], batch["mixture"])
-            if stage != "train":  # the direct separator is checkpointed on this (see training)
-                self.log(f"{stage}_accuracy", self.diffusion.hit_rate(
-                    logits, batch["music"], batch["mixture"]), prog_bar=True, sync_dist=True,
-                    on_step=False, on_epoch=True, batch_size=batch["music"].shape[0])
-        else:
-            t, noise = _draws(batch, stage, self.diffusion.time_steps, self.config.seed,
-                              batch_idx)
-            loss = self.diffusion.training_loss(self.net, batch["music"], batch["mixture"],
-                                                t, noise, onsets)
+        loss, metrics = self.process.step(self.net, batch, stage, batch_idx, self.config.seed)
+        for name, value in metrics.items():  # e.g. the direct separator's val_accuracy
+            self.log(f"{stage}_{name}", value, prog_bar=True, sync_dist=True, on_step=False,
+                     on_epoch=True, batch_size=batch["music"].shape[0])
         self._log_loss(stage, loss, batch["music"].shape[0])
         return loss
 
@@ -130,13 +113,14 @@ class DecoderModule(_GuidedModule):
 
     def __init__(self, cfg: Config, separator_path: str) -> None:
         super().__init__(cfg, separator_path=separator_path)
-        _, self.diffusion, _ = load_separator(separator_path, cfg=cfg)
+        self.process = load_process(separator_path, cfg=cfg)  # its schedule, no network
         self.decoder = Decoder(cfg.in_ch, cfg.decoder_dim)
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
-        _, noise = _draws(batch, stage, self.diffusion.time_steps, self.config.seed, batch_idx)
+        _, noise = draw_noise(batch, stage, self.process.time_steps, self.config.seed,
+                              batch_idx)
         music = batch["music"]
-        x1 = self.diffusion.make_x1(music, batch["mixture"], noise)
+        x1 = self.process.make_x1(music, batch["mixture"], noise)
         loss = F.binary_cross_entropy_with_logits(self.decoder(x1), music)
         self._log_loss(stage, loss, music.shape[0])
         return loss

@@ -26,6 +26,7 @@ from utils.checkpoints import (
     export_checkpoint,
     export_loaded,
     find_checkpoint,
+    process_class,
     read_checkpoint,
 )
 from utils.config import EXIT_CONFIG, Config, ConfigError, load_config
@@ -47,10 +48,10 @@ def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
     written = [out / PRETRAINED_SEPARATOR]
     stored = export_loaded(read_checkpoint(separator), separator, written[0])
     stale = out / PRETRAINED_DECODER
-    if stored.separator == "diffusion":
+    if process_class(stored.separator).needs_decoder:
         written.append(export_checkpoint(find_checkpoint(cfg, "decoder"), stale))
     elif stale.exists():
-        stale.unlink()  # a decoder of an earlier diffusion model does not belong to this one
+        stale.unlink()  # a decoder of an earlier model does not belong to this one
     copies = {out / source.name: source
               for source in [baselines, *sorted(Path(cfg.model_dir).glob("evaluation_*"))]}
     atomic_write_many({target: partial(shutil.copyfile, source)

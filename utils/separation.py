@@ -29,12 +29,11 @@ from tqdm import tqdm
 from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE, check_option
 from data.midi import describe_time_signatures
 from data.roll import window_starts
-from models.diffusion import GuidedDiffusion
 from models.options import Sampler
+from models.process import Sampling, SeparationProcess
 from utils.assignment import ASSIGN_MODES, assign_instruments
 from utils.checkpoints import (
     BASELINES_FILE,
-    Process,
     find_checkpoint,
     load_decoder,
     load_separator,
@@ -164,38 +163,6 @@ def song_prob_chunks(prob_fn: ProbFn, mixture: np.ndarray, batch_size: int = 64,
             bar.update(len(batch_starts))
 
 
-def diffusion_probs(diffusion: GuidedDiffusion, model: torch.nn.Module,
-                    decoder: torch.nn.Module, mixture: torch.Tensor, sampler: str = "ddim",
-                    steps: int | None = None, eta: float = 0.0,
-                    generator: torch.Generator | None = None,
-                    num_samples: int = 1, onsets: torch.Tensor | None = None) -> torch.Tensor:
-    """Instrument probabilities of every cell from the guided diffusion: ``sigmoid(decoder(x1))``.
-
-    Args:
-        diffusion: the process (schedule and samplers).
-        model, decoder: the separator and the decoder (put in eval mode by the caller).
-        mixture: float ``[B, 1, T, P]``.
-        sampler, steps, eta, generator: as in :meth:`GuidedDiffusion.sample_x1`;
-            ``steps=None`` walks every index (``time_steps - 1`` steps, as the release).
-        num_samples: K; the probabilities are averaged over K independent samples
-            (1 = the paper).
-        onsets: float ``[B, 1, T, P]`` note starts (for a process that reads them).
-
-    Returns:
-        float ``[B, C, T, P]`` in [0, 1].
-    """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    with torch.inference_mode():
-        steps = diffusion.time_steps - 1 if steps is None else steps
-        total = torch.zeros((mixture.shape[0], diffusion.channels, *mixture.shape[-2:]),
-                            device=mixture.device, dtype=mixture.dtype)
-        for _ in range(num_samples):
-            x1 = diffusion.sample_x1(model, mixture, sampler, steps, eta, generator, onsets)
-            total += torch.sigmoid(decoder(x1))
-        return total / num_samples
-
-
 # ----------------------------------------------------------------------------------
 # The separator: checkpoints + sampling settings on a device
 # ----------------------------------------------------------------------------------
@@ -204,22 +171,20 @@ class Separator:
     """A trained separator (and decoder) with the sampling settings, on one device.
 
     Attributes:
-        model: the TransUNet, in eval mode (noise prediction for ``"diffusion"``,
-            instrument logits for ``"direct"``).
-        diffusion: the process the network was trained with: a
-            :class:`models.diffusion.GuidedDiffusion` (schedule and samplers) or a
-            :class:`models.direct.DirectSeparation` (one pass, no sampling).
-        decoder: the independent decoder (x1 -> logits of x0), in eval mode; None for
-            a direct separator.
+        model: the TransUNet, in eval mode.
+        process: the process the network was trained with (:mod:`models.process`); it
+            separates, and says whether it needs the decoder and how many steps it can take.
+        decoder: the independent decoder (x1 -> logits of x0), in eval mode, for a process
+            that needs one; else None.
         device: where sampling runs.
-        sampler: ``"ddim"`` or ``"ddpm"`` (diffusion only).
-        steps: reverse steps (clamped to ``T - 1`` of the checkpoint's schedule).
+        sampler: ``"ddim"`` or ``"ddpm"`` (a process that samples).
+        steps: reverse steps (clamped to the process's :meth:`max_steps`).
         eta: DDIM eta (0 = deterministic).
         assign: ``"threshold"`` or ``"partition"``.
         threshold: decoder probability needed in ``"threshold"`` mode.
         batch_size: phrases/windows sampled at once.
         seed: seeds the sampling noise (one generator per Separator).
-        num_samples: diffusion probabilities averaged over this many samples.
+        num_samples: probabilities averaged over this many samples (a process that samples).
         song_context: ``(weight, width)`` of the song-level second pass over whole songs'
             notes (:mod:`utils.song_context`; weight 0 = off).
         source: which model this is, in words (printed by the scripts).
@@ -227,7 +192,7 @@ class Separator:
     """
 
     model: torch.nn.Module
-    diffusion: Process
+    process: SeparationProcess
     decoder: torch.nn.Module | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     sampler: str = "ddim"
@@ -252,45 +217,39 @@ class Separator:
             raise ValueError(f"'steps' must be > 0, got {self.steps}")
         if self.num_samples <= 0:
             raise ValueError(f"'num_samples' must be > 0, got {self.num_samples}")
-        if self.is_diffusion and self.decoder is None:
-            raise ValueError("a diffusion separator needs its decoder")
+        if self.process.needs_decoder and self.decoder is None:
+            raise ValueError(f"a {self.process.kind} separator needs its decoder")
         self.steps = min(self.steps, self.max_steps)
         self.model.to(self.device).eval()
         if self.decoder is not None:
             self.decoder.to(self.device).eval()
-        self.diffusion.to(self.device)
+        self.process.to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
 
     @property
-    def is_diffusion(self) -> bool:
-        """True for the paper's guided diffusion, False for the direct separator."""
-        return isinstance(self.diffusion, GuidedDiffusion)
-
-    @property
     def kind(self) -> str:
-        """``"diffusion"`` or ``"direct"`` (the config's ``separator`` value)."""
-        return "diffusion" if self.is_diffusion else "direct"
+        """The process's name (the config's ``separator`` value)."""
+        return self.process.kind
 
     @property
     def max_steps(self) -> int:
-        """The most reverse steps the checkpoint's schedule allows (T - 1; 1 if direct)."""
-        if not self.is_diffusion:
-            return 1
-        return int(self.diffusion.num_timesteps) - 1
+        """The most reverse steps the process can take (1 for one that does not sample)."""
+        return self.process.max_steps()
+
+    @property
+    def sampling(self) -> Sampling:
+        """The sampling settings handed to the process."""
+        return Sampling(self.sampler, self.steps, self.eta, self.num_samples)
 
     def describe(self) -> str:
         """The model and its sampling settings in one line."""
-        if self.is_diffusion:
-            how = (f"diffusion, {self.sampler} {self.steps} steps"
-                   + (f", {self.num_samples} samples averaged" if self.num_samples > 1 else ""))
-        else:
-            how = "direct, one pass"
-        return f"{self.source} ({how}, assign '{self.assign}')"
+        return f"{self.source} ({self.process.describe(self.sampling)}, assign '{self.assign}')"
 
     def settings(self) -> dict[str, object]:
         """The model and its sampling settings, as evaluation reports record them."""
-        return {"separator": self.kind, "model": self.source, "sampler": self.sampler,
+        return {"separator": self.kind, "model": self.source,
+                "sampling": self.process.describe(self.sampling), "sampler": self.sampler,
                 "steps": self.steps, "eta": self.eta, "num_samples": self.num_samples,
                 "assign": self.assign, "threshold": self.threshold,
                 "song_context": list(self.song_context),
@@ -329,11 +288,11 @@ class Separator:
         check = None if paths.shipped else cfg
         model, process, stored = load_separator(paths.separator, map_location=dev, cfg=check)
         decoder = None
-        if stored.separator == "diffusion":
+        if process.needs_decoder:
             decoder_path = paths.decoder if paths.decoder is not None else \
                 find_checkpoint(cfg, "decoder")
             decoder = load_decoder(decoder_path, map_location=dev, cfg=check)
-        return cls(model=model, diffusion=process, decoder=decoder, device=dev,
+        return cls(model=model, process=process, decoder=decoder, device=dev,
                    sampler=cfg.sampler, steps=cfg.sampling_steps, eta=cfg.eta,
                    assign=cfg.assign, threshold=cfg.threshold,
                    batch_size=cfg.sample_batch_size, seed=cfg.seed,
@@ -372,12 +331,8 @@ class Separator:
         inputs = inputs.to(self.device, dtype=torch.float32)
         mixture = inputs[:, :1]
         onsets = inputs[:, 1:2] if inputs.shape[1] > 1 else None
-        if not isinstance(self.diffusion, GuidedDiffusion):
-            return self.diffusion.probs(self.model, mixture, onsets)
-        return diffusion_probs(self.diffusion, self.model, self.decoder, mixture,
-                               sampler=self.sampler, steps=self.steps, eta=self.eta,
-                               generator=self.generator, num_samples=self.num_samples,
-                               onsets=onsets)
+        return self.process.probs(self.model, mixture, onsets, decoder=self.decoder,
+                                  sampling=self.sampling, generator=self.generator)
 
     def separate_phrases(self, mixture: torch.Tensor | np.ndarray,
                          onsets: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:

@@ -33,6 +33,7 @@ from utils.checkpoints import (
     checkpoint_config,
     checkpoint_dir,
     find_checkpoint,
+    process_class,
     read_checkpoint,
     warm_start,
 )
@@ -96,16 +97,11 @@ def make_datamodule(cfg: Config) -> pl.LightningDataModule:
 
 
 def best_metric(cfg: Config, kind: str) -> tuple[str, str]:
-    """``(metric, mode)`` that picks the best checkpoint of a run.
-
-    ``val_loss`` (lower is better), as the paper, except for a direct separator:
-    its validation loss rises while its accuracy still improves (confident mistakes on
-    unseen styles cost BCE more than they cost accuracy), so it is checkpointed on
-    ``val_accuracy``, the fraction of sounding validation cells whose most probable
-    instrument is a true one.
-    """
-    if kind == "transunet" and cfg.separator == "direct":
-        return "val_accuracy", "max"
+    """``(metric, mode)`` that picks the best checkpoint of a run: for the separator, what
+    its process names (:attr:`models.process.SeparationProcess.monitor`: ``val_loss`` as
+    the paper, ``val_accuracy`` for the direct separator); ``val_loss`` for the decoder."""
+    if kind == "transunet":
+        return process_class(cfg.separator).monitor
     return "val_loss", "min"
 
 
@@ -203,6 +199,7 @@ def train_separator(cfg: Config, resume: bool = False,
         warm_start(module.net, cfg)
     baselines = None
     cfg.require_writable_dir("model_dir")  # before any work: checkpoints and logs go there
+    _resume_path(cfg, "transunet", resume)  # a bad resume checkpoint is named first
     if rank_zero_only.rank == 0 and datamodule is None:
         # the baselines of this training data travel with the model (evaluate.py reads
         # them); fitted before training, on the data the model trains on
@@ -222,15 +219,16 @@ def train_decoder(cfg: Config, resume: bool = False,
     Args: as :func:`train_separator` (resume reads ``model_dir/decoder/last.ckpt``).
 
     Returns:
-        The best decoder checkpoint, or None when the separator is a direct one (it
-        predicts instruments itself and needs no decoder).
+        The best decoder checkpoint, or None when the separator's process needs no
+        decoder (the direct separator predicts instruments itself).
 
     Raises:
         ConfigError: no separator checkpoint, one that does not match the config,
             missing data or resume checkpoint.
     """
     separator = find_checkpoint(cfg, "transunet")
-    if checkpoint_config(read_checkpoint(separator), separator).separator == "direct":
+    stored = checkpoint_config(read_checkpoint(separator), separator)
+    if not process_class(stored.separator).needs_decoder:
         return None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = DecoderModule(cfg, str(separator))
