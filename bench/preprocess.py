@@ -65,7 +65,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--min-bar-density", type=float, default=MIN_BAR_DENSITY,
-                        help="bar-density threshold of the build (default: the SPEC's 0.01)")
+                        help="bar-density threshold of the build (default: the contract's 0.01)")
     args = parser.parse_args()
     if not args.midi_dir.is_dir():
         print(f"error: {args.midi_dir} is not a folder", file=sys.stderr)

@@ -170,7 +170,7 @@ class GuidedDiffusion(SeparationProcess):
         Args:
             model: network ``(x [B, C, T, P], t [B][, cond]) -> [B, C, T, P]``.
             x_t: float ``[B, C, T, P]``; t: long ``[B]``; mixture: float ``[B, 1, T, P]``;
-            onsets: float ``[B, 1, T, P]`` (None: :func:`models.direct.run_onsets`).
+            onsets: float ``[B, 1, T, P]`` (None: :func:`models.inputs.run_onsets`).
         """
         cond = []
         if self.condition_on_mixture:

@@ -243,7 +243,8 @@ def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = No
     non-finite loss.
     """
     what = {"transunet": "the TransUNet separator", "decoder": "the decoder"}[kind]
-    parser = argparse.ArgumentParser(prog=prog, description=f"Train {what} (SPEC sections 3-5).")
+    parser = argparse.ArgumentParser(prog=prog,
+                                     description=f"Train {what} (docs/method.md sections 2-4).")
     parser.add_argument("--config", default="config.json",
                         help="config file (default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
