@@ -1,0 +1,72 @@
+"""The corpora in figures: songs, phrases and notes per instrument of built datasets.
+
+    python bench/corpora.py runs/slakh/dataset_melody runs/debian/dataset_melody \
+        runs/synth/dataset_melody runs/demo/dataset_melody [--markdown]
+
+For each built dataset: kept songs and phrases per split (from its manifest), and the notes
+of each instrument over its kept songs -- every note of the tracks that track unification
+keeps, counted as its class, read again from the MIDI files. The melody track counts as
+melody, and also as the class its program names when the build put the melody in the
+mixture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+import numpy as np  # noqa: E402
+
+from data.contract import INSTRUMENTS, N_INSTRUMENTS  # noqa: E402
+from data.melody import load_melody_json, melody_program_for  # noqa: E402
+from data.midi import choose_tracks, read_score, score_timing, score_tracks  # noqa: E402
+from data.store import SPLITS, read_manifest  # noqa: E402
+from utils.config import EXIT_CONFIG  # noqa: E402
+from utils.metrics import format_table, markdown_table  # noqa: E402
+
+
+def corpus_figures(data_dir: str | Path) -> dict[str, float]:
+    """Songs and phrases per split and notes per instrument of one built dataset."""
+    manifest = read_manifest(data_dir)
+    settings = manifest["settings"]
+    midi_dir = Path(settings["midi_dir"])
+    joined = bool(settings.get("melody_in_mixture", False))
+    table = load_melody_json(settings["melody_json"]) if settings.get("melody_json") else {}
+    notes = np.zeros(N_INSTRUMENTS, dtype=np.int64)
+    for split in SPLITS:
+        for name in manifest["split_songs"][split]:
+            score = read_score(midi_dir / name)
+            tracks = score_tracks(score)
+            program = melody_program_for(table, name) if table else None
+            chosen = choose_tracks(tracks, score_timing(score).tpq, program, joined)
+            for cls, indices in chosen.items():  # a joined melody counts in both columns
+                notes[cls] += sum(len(tracks[index]) for index in indices)
+    row: dict[str, float] = {}
+    for split in SPLITS:
+        row[f"{split} songs"] = manifest["songs"][split]
+        row[f"{split} phrases"] = manifest["phrases"][split]
+    for cls, name in enumerate(INSTRUMENTS):
+        row[f"{name} notes"] = int(notes[cls])
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the table; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dirs", nargs="+", help="built dataset folders")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args(argv)
+    try:
+        rows = {str(d): corpus_figures(d) for d in args.data_dirs}
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(markdown_table(rows) if args.markdown else format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
