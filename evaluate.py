@@ -12,7 +12,7 @@ its own training data. With ``--songs`` it separates each song of the split whol
 scores every original note of the song's unified tracks (note accuracy, per-instrument
 P/R/F1 over notes, baselines at note level), written as ``evaluation_<split>_songs.*``.
 Exit status 2 for a config or input problem (one ``error:`` line, found before any phrase
-is separated).
+is separated; :mod:`utils.cli`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from data.midi import MidiError, SkipFile
 from data.store import SPLITS
-from utils.config import EXIT_CONFIG, ConfigError, load_config
+from utils.cli import command
+from utils.config import load_config
 from utils.evaluation import evaluate_split, write_evaluation
 from utils.separation import add_device_option
 from utils.song_evaluation import evaluate_songs
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, evaluate, print and write the tables; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -49,14 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--limit must be > 0, got {args.limit}")
 
     evaluate = evaluate_songs if args.songs else evaluate_split
-    try:
-        cfg = load_config(args.config)
-        cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
-        evaluation = evaluate(cfg, args.split, args.limit, args.device,
-                              progress=not args.no_progress, data_dir=args.data_dir)
-    except (ConfigError, FileNotFoundError, ValueError, MidiError, SkipFile) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = load_config(args.config)
+    cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
+    evaluation = evaluate(cfg, args.split, args.limit, args.device,
+                          progress=not args.no_progress, data_dir=args.data_dir)
     settings = evaluation.settings
     print(f"{settings['model']}; baselines {settings['baselines']}")
     if args.songs:

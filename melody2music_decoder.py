@@ -14,9 +14,9 @@ import sys
 from utils.training import main_for
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Parse the command line and train; returns the exit status."""
-    return main_for("decoder", prog="melody2music_decoder.py")
+    return main_for("decoder", argv, prog="melody2music_decoder.py")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ import sys
 from utils.training import main_for
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Parse the command line and train; returns the exit status."""
-    return main_for("transunet", prog="melody2music_train.py")
+    return main_for("transunet", argv, prog="melody2music_train.py")
 
 
 if __name__ == "__main__":

@@ -33,9 +33,11 @@ from pathlib import Path
 
 import torch
 
+from data.errors import InputError, one_line
 from data.fileio import writable_dir_problem
-from data.midi import MAX_FILE_BYTES, MidiError
-from utils.config import EXIT_CONFIG, ConfigError, load_config
+from data.midi import MAX_FILE_BYTES
+from utils.cli import command
+from utils.config import load_config
 from utils.note_separation import (
     MAX_NOTES,
     MAX_OVERLAP,
@@ -49,12 +51,6 @@ from utils.separation import Separator, add_device_option
 
 SAMPLE_RATES = (8000, 192000)  # --sample-rate accepted, in Hz
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
-
-
-def one_line(text: object) -> str:
-    """``text`` with control characters (newlines, escapes, ...) written as Python escapes,
-    so that a file name cannot split or garble a message line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def device_problem(name: str | None) -> str | None:
@@ -80,6 +76,7 @@ def device_problem(name: str | None) -> str | None:
     return None
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, separate the file, print where the outputs are."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -133,44 +130,33 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-overlap must be <= 13000, got {args.max_overlap}")
     problem = device_problem(args.device)
     if problem:
-        print(f"error: {one_line(problem)}", file=sys.stderr)
-        return EXIT_CONFIG
-
+        raise InputError(problem)
     try:
         bars = None if args.bars is None else parse_bars(args.bars)
-    except ValueError as exc:
+    except InputError as exc:
         parser.error(f"--{exc}")
-    try:
-        cfg = load_config(args.config)
-        if not Path(args.input).is_file():
-            raise ConfigError(f"{args.input}: input MIDI file not found")
-        if args.out_dir is None:
-            cfg.require_writable_dir("output_dir")
-        else:
-            problem = writable_dir_problem(args.out_dir)
-            if problem:
-                raise ConfigError(f"--out-dir {args.out_dir!r} is not a writable folder "
-                                  f"({problem})")
-        out_dir = args.out_dir or cfg.output_dir
-        check_outputs(output_paths(args.input, out_dir, args.json), args.overwrite,
-                      args.input)
-        limits = Limits(max_song_bars=cfg.max_song_bars,
-                        max_file_bytes=int(args.max_file_mb * 2**20),
-                        max_notes=args.max_notes, max_overlap=args.max_overlap,
-                        max_audio_seconds=args.max_audio_seconds)
-        separator = Separator.from_config(cfg, args.device)
-        result = separate_midi_file(
-            separator.probs, args.input, out_dir, batch_size=separator.batch_size,
-            device=separator.device, reference=args.reference, bars=bars,
-            write_json=args.json, drums_by_model=args.drums_by_model,
-            overwrite=args.overwrite, sample_rate=args.sample_rate,
-            progress=not args.no_progress, limits=limits)
-    except (FileExistsError, MidiError, ConfigError, ValueError) as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_CONFIG
-    except OSError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 1
+    cfg = load_config(args.config)
+    if not Path(args.input).is_file():
+        raise InputError(f"{args.input}: input MIDI file not found")
+    if args.out_dir is None:
+        cfg.require_writable_dir("output_dir")
+    else:
+        problem = writable_dir_problem(args.out_dir)
+        if problem:
+            raise InputError(f"--out-dir {args.out_dir!r} is not a writable folder ({problem})")
+    out_dir = args.out_dir or cfg.output_dir
+    check_outputs(output_paths(args.input, out_dir, args.json), args.overwrite, args.input)
+    limits = Limits(max_song_bars=cfg.max_song_bars,
+                    max_file_bytes=int(args.max_file_mb * 2**20),
+                    max_notes=args.max_notes, max_overlap=args.max_overlap,
+                    max_audio_seconds=args.max_audio_seconds)
+    separator = Separator.from_config(cfg, args.device)
+    result = separate_midi_file(
+        separator.probs, args.input, out_dir, batch_size=separator.batch_size,
+        device=separator.device, reference=args.reference, bars=bars,
+        write_json=args.json, drums_by_model=args.drums_by_model,
+        overwrite=args.overwrite, sample_rate=args.sample_rate,
+        progress=not args.no_progress, limits=limits, song_context=separator.song_context)
     for line in result.warnings:
         print(f"warning: {one_line(line)}", file=sys.stderr)
     print(f"model: {one_line(separator.describe())}")

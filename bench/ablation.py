@@ -31,9 +31,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
+from data.errors import InputError  # noqa: E402
 from data.fileio import atomic_write_json  # noqa: E402
 from utils.checkpoints import LEGACY_DEFAULTS, process_class  # noqa: E402
-from utils.config import EXIT_CONFIG, Config, ConfigError, load_config  # noqa: E402
+from utils.cli import command  # noqa: E402
+from utils.config import Config, load_config  # noqa: E402
 from utils.evaluation import F1_KEYS  # noqa: E402
 from utils.metrics import markdown_table  # noqa: E402
 from utils.song_evaluation import evaluate_songs, song_model_row  # noqa: E402
@@ -86,7 +88,7 @@ def parse_target(text: str) -> tuple[str, str, str]:
     label, sep, rest = text.partition("=")
     data_dir, colon, split = rest.rpartition(":")
     if not sep or not colon or not label or not data_dir or not split:
-        raise ValueError(f"--score must be LABEL=DATA_DIR:SPLIT, got {text!r}")
+        raise InputError(f"--score must be LABEL=DATA_DIR:SPLIT, got {text!r}")
     return label, data_dir, split
 
 
@@ -124,7 +126,7 @@ def run_ablation(config_path: str | Path, melody_out_config: str | Path | None,
         data: dict[str, Any] = {}
         if variant.melody_out:
             if melody_out_config is None:
-                raise ValueError(f"variant {variant.name!r} needs --config-melody-out")
+                raise InputError(f"variant {variant.name!r} needs --config-melody-out")
             other = load_config(melody_out_config)
             data = {key: getattr(other, key) for key in DATA_KEYS}
         model_dir = out / _slug(variant.name)
@@ -151,6 +153,7 @@ def run_ablation(config_path: str | Path, melody_out_config: str | Path | None,
     return {label: {**rows, **baselines.get(label, {})} for label, rows in tables.items()}
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the ablation, print the tables; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -177,14 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown variant {unknown[0]!r}; known: {', '.join(sorted(names))}")
         variants = tuple(v for v in VARIANTS if v.name in args.only)
-    try:
-        targets = [parse_target(t) for t in (args.score or (
-            "slakh=runs/slakh/dataset_melody:val", "openmsx=runs/demo/dataset_melody:test"))]
-        tables = run_ablation(args.config, args.config_melody_out, args.out, args.steps,
-                              args.decoder_steps, targets, args.limit, variants)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    targets = [parse_target(t) for t in (args.score or (
+        "slakh=runs/slakh/dataset_melody:val", "openmsx=runs/demo/dataset_melody:test"))]
+    tables = run_ablation(args.config, args.config_melody_out, args.out, args.steps,
+                          args.decoder_steps, targets, args.limit, variants)
     for label, data_dir, split in targets:
         print(f"\n{label} ({data_dir}, {split} split, "
               f"{'all' if args.limit is None else f'first {args.limit}'} songs): "

@@ -24,7 +24,7 @@ from data.contract import INSTRUMENTS, N_INSTRUMENTS  # noqa: E402
 from data.melody import load_melody_json, melody_program_for  # noqa: E402
 from data.midi import choose_tracks, read_score, score_timing, score_tracks  # noqa: E402
 from data.store import SPLITS, read_manifest  # noqa: E402
-from utils.config import EXIT_CONFIG  # noqa: E402
+from utils.cli import command  # noqa: E402
 from utils.metrics import format_table, markdown_table  # noqa: E402
 
 
@@ -53,17 +53,14 @@ def corpus_figures(data_dir: str | Path) -> dict[str, float]:
     return row
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     """Print the table; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dirs", nargs="+", help="built dataset folders")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
-    try:
-        rows = {str(d): corpus_figures(d) for d in args.data_dirs}
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    rows = {str(d): corpus_figures(d) for d in args.data_dirs}
     print(markdown_table(rows) if args.markdown else format_table(rows))
     return 0
 

@@ -36,11 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere
 
 from data.contract import N_MUSIC  # noqa: E402
+from data.errors import WorkFailed  # noqa: E402
 from data.midi import load_mixture, read_score  # noqa: E402
 from data.notes import notes_from_score, separated_midi  # noqa: E402
 from data.roll import window_starts  # noqa: E402
 from models.decoder import Decoder  # noqa: E402
 from utils.checkpoints import SeparatorSpec, build_separator  # noqa: E402
+from utils.cli import command  # noqa: E402
 from utils.config import load_config  # noqa: E402
 from utils.metrics import format_table, markdown_table  # noqa: E402
 from utils.note_separation import separate_notes  # noqa: E402
@@ -119,6 +121,7 @@ def run_one(minutes: float, config: str | None, steps: int, batch_size: int,
             "peak_rss_mb": round(peak), "growth_mb": round(peak - before)}
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     """Run each song length in a fresh process and print the table; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -148,10 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--config", args.config]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
-            print(f"error: the {minutes:g}-minute song failed: "
-                  f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''}",
-                  file=sys.stderr)
-            return 1
+            last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+            raise WorkFailed(f"the {minutes:g}-minute song failed: {last}")
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         rows[f"{minutes:g}-minute song"] = {k: v for k, v in row.items() if k != "minutes"}
     model = args.config or "fresh demo-size networks"

@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pretty_midi  # noqa: E402
 
 from data.contract import MIN_BAR_DENSITY  # noqa: E402
+from data.errors import InputError  # noqa: E402
 from data.preprocess import build, find_midi_files  # noqa: E402
-from utils.config import EXIT_CONFIG  # noqa: E402
+from utils.cli import command  # noqa: E402
 
 
 def time_build(midi_dir: Path, workers: int, repeat: int,
@@ -58,7 +59,8 @@ def time_pretty_midi(midi_dir: Path, files: list[str], repeat: int) -> tuple[flo
     return best, failed
 
 
-def main() -> int:
+@command
+def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one line per measurement."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("midi_dir", type=Path)
@@ -66,14 +68,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--min-bar-density", type=float, default=MIN_BAR_DENSITY,
                         help="bar-density threshold of the build (default: the contract's 0.01)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.midi_dir.is_dir():
-        print(f"error: {args.midi_dir} is not a folder", file=sys.stderr)
-        return EXIT_CONFIG
+        raise InputError(f"{args.midi_dir} is not a folder")
     files = find_midi_files(args.midi_dir)
     if not files:
-        print(f"error: no MIDI files under {args.midi_dir}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise InputError(f"no MIDI files under {args.midi_dir}")
     n = len(files)
     print(f"{n} MIDI files under {args.midi_dir}, best of {args.repeat}")
     pm_time, failed = time_pretty_midi(args.midi_dir, files, args.repeat)

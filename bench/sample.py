@@ -19,12 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from data.store import SPLITS, PhraseStore  # noqa: E402
 from utils.assignment import ASSIGN_MODES  # noqa: E402
-from utils.config import EXIT_CONFIG, ConfigError, load_config  # noqa: E402
+from utils.cli import command  # noqa: E402
+from utils.config import load_config  # noqa: E402
 from utils.evaluation import benchmark_steps, phrase_batches, subset_indices  # noqa: E402
 from utils.metrics import SUMMARY_KEYS, format_table, markdown_table  # noqa: E402
 from utils.separation import SAMPLERS, Separator, add_device_option  # noqa: E402
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the benchmark, print the table; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -48,19 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size is not None and args.batch_size <= 0:
         parser.error(f"--batch-size must be > 0, got {args.batch_size}")
 
-    try:
-        cfg = load_config(args.config)
-        store = PhraseStore(cfg.data_dir, args.split)
-        separator = Separator.from_config(cfg, args.device)
-        changes = {k: v for k, v in (("sampler", args.sampler), ("assign", args.assign),
-                                     ("batch_size", args.batch_size)) if v is not None}
-        separator = separator.with_settings(**changes)
-        indices = subset_indices(len(store), args.limit)
-        batches = list(phrase_batches(store, separator.batch_size, indices))
-        rows = benchmark_steps(separator, batches, args.steps, progress=args.progress)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = load_config(args.config)
+    store = PhraseStore(cfg.data_dir, args.split)
+    separator = Separator.from_config(cfg, args.device)
+    changes = {k: v for k, v in (("sampler", args.sampler), ("assign", args.assign),
+                                 ("batch_size", args.batch_size)) if v is not None}
+    separator = separator.with_settings(**changes)
+    indices = subset_indices(len(store), args.limit)
+    batches = list(phrase_batches(store, separator.batch_size, indices))
+    rows = benchmark_steps(separator, batches, args.steps, progress=args.progress)
     print(f"{len(indices)} {args.split} phrases on {separator.device}, sampler "
           f"{separator.sampler} (eta {separator.eta}), assign '{separator.assign}', "
           f"batch {separator.batch_size}, T = {separator.max_steps + 1}")

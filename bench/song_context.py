@@ -27,13 +27,15 @@ from tqdm import tqdm  # noqa: E402
 
 from data.melody import load_melody_json, melody_program_for  # noqa: E402
 from data.roll import onset_plane  # noqa: E402
-from utils.config import EXIT_CONFIG, ConfigError, load_config  # noqa: E402
+from utils.cli import command  # noqa: E402
+from utils.config import load_config  # noqa: E402
 from utils.metrics import markdown_table  # noqa: E402
 from utils.note_separation import assign_notes, note_grid  # noqa: E402
 from utils.separation import Separator, song_prob_chunks  # noqa: E402
 from utils.song_evaluation import NoteConfusion, song_truth, split_songs  # noqa: E402
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, score every setting, print the table; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -45,13 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", type=float, nargs="+", default=[2, 4, 8])
     args = parser.parse_args(argv)
     data_dir, _, split = args.data.rpartition(":")
-    try:
-        cfg = load_config(args.config)
-        separator = Separator.from_config(cfg, "cpu")
-        midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = load_config(args.config)
+    separator = Separator.from_config(cfg, "cpu")
+    midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
     names = names[: args.limit]
     table = load_melody_json(melody_json) if melody_json else {}
     settings = [(0.0, args.widths[0])] + [(w, s) for w, s in itertools.product(

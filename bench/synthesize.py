@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.mma import MmaMissing  # noqa: E402
 from data.preprocess import build  # noqa: E402
 from data.synthesize import synthesize  # noqa: E402
-from utils.config import EXIT_CONFIG  # noqa: E402
+from utils.cli import command  # noqa: E402
 
 
-def main() -> int:
+@command
+def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=100)
@@ -38,18 +38,14 @@ def main() -> int:
     parser.add_argument("--min-bar-density", type=float, default=0.005,
                         help="bar-density threshold of the build (default 0.005, as "
                              "configs/synth.json)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     gen_s = build_s = float("inf")
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             midi, dataset = Path(tmp) / "midi", Path(tmp) / "dataset"
             start = time.perf_counter()
-            try:
-                made = synthesize(midi, args.songs, seed=args.seed, workers=args.workers,
-                                  progress=False)
-            except MmaMissing as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return EXIT_CONFIG
+            made = synthesize(midi, args.songs, seed=args.seed, workers=args.workers,
+                              progress=False)
             gen_s = min(gen_s, time.perf_counter() - start)
             start = time.perf_counter()
             built = build(midi, dataset, workers=args.workers, seed=args.seed,

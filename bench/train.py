@@ -19,8 +19,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS  # noqa: E402
+from data.errors import InputError  # noqa: E402
 from utils.checkpoints import SeparatorSpec, build_separator  # noqa: E402
-from utils.config import EXIT_CONFIG, Config, ConfigError, load_config  # noqa: E402
+from utils.cli import command  # noqa: E402
+from utils.config import Config, load_config  # noqa: E402
 
 AUTOCAST = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
@@ -60,7 +62,8 @@ def phrases_per_second(cfg: Config, device: torch.device, precision: str, batch_
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def main() -> int:
+@command
+def main(argv: list[str] | None = None) -> int:
     """Measure every given configuration and print one line each."""
     parser = argparse.ArgumentParser(prog="bench/train.py", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
@@ -69,20 +72,15 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--configs", nargs="+", default=["config.json", "configs/demo.json"])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.batch_size <= 0 or args.steps <= 0 or args.warmup < 0:
-        print("error: --batch-size and --steps must be > 0, --warmup >= 0", file=sys.stderr)
-        return EXIT_CONFIG
+        raise InputError("--batch-size and --steps must be > 0, --warmup >= 0")
     device = torch.device(args.device)
     print(f"device {args.device}, precision {args.precision}, batch {args.batch_size}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, torch threads "
           f"{torch.get_num_threads()}")
     for path in args.configs:
-        try:
-            cfg = load_config(path)
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
+        cfg = load_config(path)
         rate = phrases_per_second(cfg, device, args.precision, args.batch_size,
                                   args.steps, args.warmup)
         print(f"{path}: latent_dim {cfg.latent_dim}, d_model {cfg.d_model}, "

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.errors import UserError
 from data.fileio import atomic_write, atomic_write_json, remove_temporaries, writable_dir_problem
 
 SOURCES_NAME = "SOURCES.json"
@@ -76,11 +77,11 @@ PACKAGES: tuple[Package, ...] = (
 PACKAGE_NAMES: tuple[str, ...] = tuple(p.name for p in PACKAGES)
 
 
-class WadError(ValueError):
+class WadError(UserError, ValueError):
     """A WAD file that cannot be read; the message names the file and what is wrong."""
 
 
-class CollectError(ValueError):
+class CollectError(UserError, ValueError):
     """A problem with the collection's inputs or output folder, as one line."""
 
 

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from data.errors import UserError
+
 Writer = Callable[[Path], None]  # writes the whole file at the path it is given
 TEMP_GLOB = ".*.tmp*"  # names of the temporaries below: .<target name>.<random>.tmp<suffix>
 TEMP_NAME = 48  # characters of the target's name kept in a temporary's or a claim's name
@@ -121,7 +123,7 @@ def writable_dir_problem(path: str | Path) -> str | None:
     return None
 
 
-class OutputsBusy(FileExistsError):  # noqa: N818 -- a refusal, named for what it says
+class OutputsBusy(UserError, FileExistsError):  # noqa: N818 -- a refusal, named for what it says
     """An output is claimed by another running command (:func:`claim_outputs`)."""
 
 

@@ -49,6 +49,7 @@ from data.contract import (
     STEPS_PER_BEAT,
     drum_row,
 )
+from data.errors import UserError
 from data.melody import TrackNotes, find_melody, track_with_program
 from data.roll import roll_notes
 
@@ -63,7 +64,7 @@ _DRUM_ROW = np.array([drum_row(k) if drum_row(k) is not None else -1 for k in ra
                      dtype=np.int64)
 
 
-class MidiError(Exception):
+class MidiError(UserError):
     """A file that cannot be read as MIDI music.
 
     Attributes:
@@ -77,7 +78,7 @@ class MidiError(Exception):
         super().__init__(f"{path}: {detail}")
 
 
-class SkipFile(Exception):  # noqa: N818 -- a filter outcome, not an error
+class SkipFile(UserError):  # noqa: N818 -- a filter outcome, not an error
     """A readable file that the data contract filters out.
 
     Attributes:

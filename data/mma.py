@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.errors import UserError
+
 INSTALL_HINT = "install the Debian/Ubuntu package 'mma' (sudo apt-get install mma)"
 STANDARD_LIBRARY = "stdlib"  # MMA's standard groove library, under <MMA home>/lib/
 MMA_HOMES = ("/usr/local/share/mma", "/usr/share/mma")  # where MMA itself looks (after $MMA_HOME)
@@ -31,7 +33,7 @@ DEFAULT_TIME = 4  # MMA's beats per bar before any Time command
 DEFAULT_TIMESIG = (4, 4)  # MMA's MIDI time signature before any TimeSig command
 
 
-class MmaMissing(RuntimeError):
+class MmaMissing(UserError, RuntimeError):
     """MMA is not installed (or its groove library cannot be found)."""
 
 

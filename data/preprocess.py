@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from data import contract
 from data.contract import check_option
+from data.errors import UserError
 from data.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
 from data.melody import load_melody_json, melody_program_for
 from data.midi import MidiError, SkipFile, load_song
@@ -76,7 +77,7 @@ SPLIT_FOLDER_NAMES: dict[str, tuple[str, ...]] = {
     "train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
-class BuildError(ValueError):
+class BuildError(UserError, ValueError):
     """A problem with the build's inputs, phrased as one line naming the path or key."""
 
 

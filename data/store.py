@@ -43,6 +43,7 @@ from data.contract import (
     STEPS_PER_BEAT,
     check_option,
 )
+from data.errors import UserError
 from data.fileio import atomic_write
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -53,7 +54,7 @@ MANIFEST_NAME = "manifest.json"
 REBUILD = "re-run the build"  # how every DatasetError ends
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset folder whose files disagree (an interrupted or mixed build); one line."""
 
 

@@ -44,6 +44,7 @@ import numpy as np
 import symusic
 from tqdm import tqdm
 
+from data.errors import UserError
 from data.fileio import atomic_write, atomic_write_json, remove_temporaries
 from data.harmony import progression, random_key
 from data.midi import describe_time_signatures, score_timing
@@ -74,7 +75,7 @@ MELODY_RHYTHMS = ("1 4. 90; 2.5 8 80; 3 2 85", "1 8 90 * 8", "1 4 90 * 4",
 MELODY_DIRECTIONS = ("1", "r", "1 1 -1", "r 1 r -1 2 r", "1 -1 2 -2 r", "0 1 1 -2 r r")
 
 
-class SynthError(ValueError):
+class SynthError(UserError, ValueError):
     """A problem with the run's inputs, phrased as one line naming the path or option."""
 
 

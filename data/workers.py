@@ -30,6 +30,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
+from data.errors import WorkFailed
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -37,7 +39,7 @@ IN_FLIGHT_PER_WORKER = 4  # tasks submitted ahead per worker (keeps every worker
 TERMINATE_WAIT_S = 5.0  # how long a worker may take to die of SIGTERM before SIGKILL
 
 
-class WorkerStartError(RuntimeError):
+class WorkerStartError(WorkFailed, RuntimeError):
     """Worker processes die before running any task, so no task can be blamed."""
 
 

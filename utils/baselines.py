@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from data.contract import MUSIC_INSTRUMENTS, N_MUSIC
+from data.errors import InputError
 from data.fileio import atomic_write_json
 from data.roll import note_lengths, to_bool_array
 
@@ -347,4 +348,4 @@ def load_baselines(path: str | Path) -> dict[str, Baseline]:
             out[name] = FITTED_BASELINES[name]().fit_counts(np.asarray(state["counts"]))
         return out
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: not a baselines file ({err})") from err
+        raise InputError(f"{path}: not a baselines file ({err})") from err

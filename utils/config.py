@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
+from data.errors import EXIT_USER, UserError
 from data.fileio import writable_dir_problem
 from data.preprocess import SplitBy
 from models.options import (
@@ -47,10 +48,10 @@ MAX_SEED = 2**32 - 1  # numpy and Lightning seed 32-bit generators
 
 
 # Exit status of every command for a config or input problem (one ``error:`` line).
-EXIT_CONFIG = 2
+EXIT_CONFIG = EXIT_USER
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config.json problem, phrased as one line naming the key or file."""
 
 

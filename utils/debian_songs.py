@@ -21,8 +21,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from data.debian_songs import PACKAGE_NAMES, CollectError, WadError, collect
-from utils.config import EXIT_CONFIG
+from data.debian_songs import PACKAGE_NAMES, collect
+from utils.cli import command
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -38,17 +38,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """Collect the songs; print the summary. Returns the exit code."""
     args = parse_args(argv)
-    try:
-        summary = collect(args.out, packages=args.packages)
-    except (CollectError, WadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    summary = collect(args.out, packages=args.packages)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from data.contract import MUSIC_INSTRUMENTS
+from data.errors import InputError
 from data.fileio import atomic_write_json, atomic_write_text
 from data.roll import music_and_mixture
 from data.store import PhraseStore, unpack, unpack_onsets
@@ -301,7 +302,7 @@ def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
     data_dir = cfg.data_dir if data_dir is None else data_dir
     store = PhraseStore(data_dir, split)
     if len(store) == 0:
-        raise ValueError(f"{data_dir}: the {split} split holds no phrases")
+        raise InputError(f"{data_dir}: the {split} split holds no phrases")
     separator = Separator.from_config(cfg, device)
     baselines, baseline_source = model_baselines(separator, cfg)
     indices = subset_indices(len(store), limit)

@@ -45,6 +45,7 @@ from data.contract import (
     RENDER_PROGRAM,
     STEPS_PER_BAR,
 )
+from data.errors import InputError
 from data.fileio import atomic_write_many, claim_outputs
 from data.midi import MAX_FILE_BYTES, MidiError, Timing, load_mixture, read_score
 from data.notes import (
@@ -300,6 +301,10 @@ def output_paths(midi_path: str | Path, out_dir: str | Path,
     return paths
 
 
+class OutputExists(InputError, FileExistsError):
+    """An output that exists, without ``--overwrite`` (one line, exit 2)."""
+
+
 def check_outputs(paths: dict[str, Path], overwrite: bool,
                   source: str | Path | None = None) -> None:
     """Refuse outputs that cannot or must not be written, before any work.
@@ -317,15 +322,15 @@ def check_outputs(paths: dict[str, Path], overwrite: bool,
     """
     for path in paths.values():
         if len(os.fsencode(path.name)) > NAME_MAX:
-            raise ValueError(f"output name {path.name!r} is {len(os.fsencode(path.name))} "
+            raise InputError(f"output name {path.name!r} is {len(os.fsencode(path.name))} "
                              f"bytes, over the {NAME_MAX} a file name may have; rename the "
                              "input")
         if source is not None and _same_file(path, Path(source)):
-            raise ValueError(f"output {str(path)!r} is the input file itself; choose another "
+            raise InputError(f"output {str(path)!r} is the input file itself; choose another "
                              "--out-dir")
     existing = [p for p in paths.values() if p.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
+        raise OutputExists(f"{existing[0]} exists; pass --overwrite to replace it")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -527,7 +532,8 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
                        overwrite: bool = False, sample_rate: int = 22050,
                        progress: bool = False,
                        max_song_bars: int = MAX_SONG_BARS,
-                       limits: Limits | None = None) -> SongOutputs:
+                       limits: Limits | None = None,
+                       song_context: tuple[float, float] = (0.0, 3.0)) -> SongOutputs:
     """Separate a MIDI file note by note and write MIDI, audio, a picture (and JSON).
 
     Writes (names from :func:`output_paths`): the separated MIDI, its audio (each
@@ -607,7 +613,7 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     with claim_outputs(paths.values()):
         check_outputs(paths, overwrite, midi_path)  # again: another run may have finished
         result = separate_notes(skip_silent_windows(prob_fn), mixture, notes, batch_size,
-                                device, drums_by_model, progress)
+                                device, drums_by_model, progress, song_context=song_context)
         separated, tracks = separated_midi(notes, result.instrument)
         mixture_instrument = np.where(notes.is_drum, DRUM, PIANO)
 

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.contract import MAX_SONG_BARS
-from data.preprocess import SPLIT_BY, BuildError, build
+from data.preprocess import SPLIT_BY, build
 from data.store import MANIFEST_NAME
-from utils.config import EXIT_CONFIG, ConfigError, config_from_flags
+from utils.cli import command
+from utils.config import config_from_flags
 
 # flag -> config key
 FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preprocess_workers",
@@ -61,27 +62,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command(interrupted="interrupted: the files finished so far are kept; run the same command "
+                     "again to continue")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the build from the command line; print the manifest. Returns the exit code."""
     args = parse_args(argv)
-    try:
-        cfg = config_from_flags(args, FLAG_KEYS, required=("midi_dir", "out_dir"))
-        manifest = build(cfg.midi_dir, cfg.data_dir, workers=cfg.preprocess_workers,
-                         melody_json=cfg.melody_json, seed=cfg.seed,
-                         fractions=(cfg.train_split, cfg.val_split, cfg.test_split),
-                         progress=not args.no_progress, min_bar_density=cfg.min_bar_density,
-                         split_by=cfg.split_by, max_song_bars=cfg.max_song_bars,
-                         melody_in_mixture=cfg.melody_in_mixture)
-    except (BuildError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except KeyboardInterrupt:
-        print("interrupted: the files finished so far are kept; run the same command "
-              "again to continue", file=sys.stderr)
-        return 130
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    cfg = config_from_flags(args, FLAG_KEYS, required=("midi_dir", "out_dir"))
+    manifest = build(cfg.midi_dir, cfg.data_dir, workers=cfg.preprocess_workers,
+                     melody_json=cfg.melody_json, seed=cfg.seed,
+                     fractions=(cfg.train_split, cfg.val_split, cfg.test_split),
+                     progress=not args.no_progress, min_bar_density=cfg.min_bar_density,
+                     split_by=cfg.split_by, max_song_bars=cfg.max_song_bars,
+                     melody_in_mixture=cfg.melody_in_mixture)
     shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders",
                                                          "song_sources")}
     print(json.dumps(shown, indent=2))

@@ -29,7 +29,8 @@ from utils.checkpoints import (
     process_class,
     read_checkpoint,
 )
-from utils.config import EXIT_CONFIG, Config, ConfigError, load_config
+from utils.cli import command
+from utils.config import Config, ConfigError, load_config
 
 
 def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
@@ -63,6 +64,7 @@ def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
     return written
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns the exit status (2 for a configuration problem)."""
     parser = argparse.ArgumentParser(prog="python -m utils.pretrained",
@@ -70,11 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default="config.json", help="config of the trained model")
     parser.add_argument("--out", default="pretrained", help="target folder (pretrained)")
     args = parser.parse_args(argv)
-    try:
-        written = export_model(load_config(args.config), args.out)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    written = export_model(load_config(args.config), args.out)
     total = sum(p.stat().st_size for p in written)
     for path in written:
         print(f"  {path}  ({path.stat().st_size / 1e6:.2f} MB)")

@@ -36,6 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from data.contract import INSTRUMENTS, MUSIC_INSTRUMENTS, N_INSTRUMENTS, PITCH_LOW, STEPS_PER_BAR
+from data.errors import InputError
 from data.fileio import atomic_write
 from data.roll import to_bool_array
 
@@ -641,7 +642,7 @@ def parse_bars(text: str) -> tuple[int, int]:
     except ValueError:
         first, last = 0, -1
     if not 1 <= first <= last:
-        raise ValueError(f"bars {text!r}: expected A:B with whole numbers 1 <= A <= B "
+        raise InputError(f"bars {text!r}: expected A:B with whole numbers 1 <= A <= B "
                          "(bars counted from 1, both included)")
     return first, last
 
@@ -671,5 +672,5 @@ def excerpt_steps(mixture: np.ndarray, bars: tuple[int, int] | None = None,
         bars = (first, first + n_bars - 1)
     first, last = bars
     if first > song_bars:
-        raise ValueError(f"bars {first}:{last}: the song has {song_bars} bars")
+        raise InputError(f"bars {first}:{last}: the song has {song_bars} bars")
     return (first - 1) * steps_per_bar, min(last, song_bars) * steps_per_bar

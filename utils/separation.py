@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS, PHRASE_STRIDE, check_option
+from data.errors import InputError
 from data.midi import describe_time_signatures
 from data.roll import window_starts
 from models.options import Sampler
@@ -59,12 +60,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") \
+        raise InputError(f"'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") \
             from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"'device' {str(dev)!r}: CUDA is not available on this machine")
+        raise InputError(f"'device' {str(dev)!r}: CUDA is not available on this machine")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"'device' {str(dev)!r}: MPS is not available on this machine")
+        raise InputError(f"'device' {str(dev)!r}: MPS is not available on this machine")
     return dev
 
 

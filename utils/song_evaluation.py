@@ -39,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC
+from data.errors import InputError
 from data.melody import load_melody_json, melody_program_for
 from data.midi import choose_tracks, load_song, read_score, score_timing, score_tracks
 from data.notes import SongNotes, nearest_rows, notes_from_score
@@ -303,7 +304,7 @@ def split_songs(data_dir: str | Path, split: str
         settings = manifest["settings"]
         midi_dir = Path(settings["midi_dir"])
     except (KeyError, TypeError):
-        raise ValueError(f"{path}: no 'split_songs'/'settings' for the {split} split; "
+        raise DatasetError(f"{path}: no 'split_songs'/'settings' for the {split} split; "
                          "re-run the build") from None
     return (midi_dir, songs, settings.get("melody_json"),
             bool(settings.get("melody_in_mixture", False)))
@@ -334,7 +335,7 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     if limit is not None:
         names = names[:limit]
     if not names:
-        raise ValueError(f"{data_dir}: the {split} split holds no songs")
+        raise InputError(f"{data_dir}: the {split} split holds no songs")
     table = load_melody_json(melody_json) if melody_json else {}
     missing = [midi_dir / n for n in names if not (midi_dir / n).is_file()]
     if missing:

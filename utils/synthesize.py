@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from data.mma import MmaMissing
-from data.synthesize import MANIFEST, SynthError, synthesize
-from utils.config import EXIT_CONFIG, ConfigError, config_from_flags
+from data.synthesize import MANIFEST, synthesize
+from utils.cli import command
+from utils.config import config_from_flags
 
 # flag -> config key
 FLAG_KEYS = {"out_dir": "midi_dir", "seed": "seed", "workers": "preprocess_workers"}
@@ -38,16 +38,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command(interrupted="interrupted: the songs finished so far are kept; run the same command "
+                     "again to continue")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the generator from the command line; print a summary. Returns the exit code."""
     args = parse_args(argv)
-    try:
-        cfg = config_from_flags(args, FLAG_KEYS, required=("out_dir",))
-        manifest = synthesize(cfg.midi_dir, args.songs, seed=cfg.seed,
-                              workers=cfg.preprocess_workers, progress=not args.no_progress)
-    except (MmaMissing, SynthError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = config_from_flags(args, FLAG_KEYS, required=("out_dir",))
+    manifest = synthesize(cfg.midi_dir, args.songs, seed=cfg.seed,
+                          workers=cfg.preprocess_workers, progress=not args.no_progress)
     shown = {k: v for k, v in manifest.items() if k != "songs"}
     print(json.dumps(shown, indent=2))
     print(f"full manifest (every song): {Path(cfg.midi_dir) / MANIFEST}")

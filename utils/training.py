@@ -10,8 +10,8 @@ checkpoint by ``val_loss`` (``<kind>/best-epoch=EEE-val_loss=L.LLLL.ckpt``), the
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from data.dataset import PhraseDataModule
+from data.errors import WorkFailed
 from data.store import DatasetError, check_split_files, split_paths
 from utils.baselines import save_baselines
 from utils.checkpoints import (
@@ -37,14 +38,15 @@ from utils.checkpoints import (
     read_checkpoint,
     warm_start,
 )
-from utils.config import EXIT_CONFIG, Config, ConfigError, load_config
+from utils.cli import command
+from utils.config import Config, ConfigError, load_config
 from utils.evaluation import fit_train_baselines
 from utils.lightning import DecoderModule, SeparatorModule
 
 LOG_EVERY_N_STEPS = 10
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(WorkFailed, RuntimeError):
     """The training loss became NaN or infinite."""
 
 
@@ -238,10 +240,14 @@ def train_decoder(cfg: Config, resume: bool = False,
 def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Command line of the training scripts: ``[--config PATH] [--resume]``.
 
-    Returns the exit status: 0 on success, 2 for a configuration or data problem (one
-    ``error: ...`` line on stderr; also when the data changes or vanishes mid-run), 1 for a
-    non-finite loss.
+    Returns the exit status (:mod:`utils.cli`): 0 on success, 2 for a configuration or data
+    problem (one ``error: ...`` line on stderr; also when the data changes or vanishes
+    mid-run), 1 for a non-finite loss (one line) or a bug (traceback).
     """
+    return command(partial(_train, kind, prog=prog))(argv)
+
+
+def _train(kind: str, argv: Sequence[str] | None, prog: str | None = None) -> int:
     what = {"transunet": "the TransUNet separator", "decoder": "the decoder"}[kind]
     parser = argparse.ArgumentParser(prog=prog,
                                      description=f"Train {what} (docs/method.md sections 2-4).")
@@ -252,19 +258,13 @@ def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = No
     args = parser.parse_args(argv)
     train = train_separator if kind == "transunet" else train_decoder
     try:
-        cfg = load_config(args.config)
-        best = train(cfg, resume=args.resume)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        best = train(load_config(args.config), resume=args.resume)
     except (DatasetError, FileNotFoundError) as exc:  # the data changed or vanished mid-run
+        # a DataLoader worker's error arrives with the worker's traceback in its message:
+        # keep the last line, the error itself
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        print(f"error: {lines[-1].split(': ', 1)[-1] if len(lines) > 1 else lines[0]}",
-              file=sys.stderr)
-        return EXIT_CONFIG
-    except NonFiniteLossError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise DatasetError(lines[-1].split(": ", 1)[-1] if len(lines) > 1 else lines[0]) \
+            from None
     if best is None:
         print("the separator is 'direct': it predicts the instruments itself, no decoder "
               "to train")
