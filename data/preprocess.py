@@ -33,12 +33,14 @@ build to save space; a later re-run then converts every file again.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -252,6 +254,37 @@ def source_stat(path: Path) -> list[int]:
     return [int(stat.st_size), int(stat.st_mtime_ns)]
 
 
+LOCK_NAME = ".build.lock"  # held (flock) by the build writing a folder; a dead one lets go
+
+
+@contextlib.contextmanager
+def build_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``OUT/.build.lock`` for the build's whole run, so that a second build into the
+    same folder is refused at once instead of racing it for shard numbers.
+
+    The lock is an advisory ``flock`` on the file, which the system releases when the
+    process ends however it ends, so a killed build never leaves the folder locked.
+
+    Raises:
+        BuildError: another running build holds the lock.
+    """
+    fd = os.open(out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BuildError(f"{out_dir}: another build is writing this folder (it holds "
+                         f"{LOCK_NAME}); wait for it to finish or use another --out-dir") \
+            from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def _fingerprint(melody_json: str | None, min_bar_density: float,
                  split_by: str, max_song_bars: int, melody_in_mixture: bool) -> dict[str, Any]:
     """Settings that change what a shard or split contains (a mismatch forbids resuming)."""
@@ -443,74 +476,75 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         except ValueError as exc:
             raise BuildError(str(exc)) from None
     shard_dir = _prepare_out_dir(out_dir)
-    remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
-    fingerprint = _fingerprint(None if melody_json is None else str(melody_json),
-                               min_bar_density, split_by, max_song_bars, melody_in_mixture)
-    settings_path = shard_dir / "settings.json"
-    if settings_path.exists():
-        stored = {"split_by": "song", **json.loads(settings_path.read_text())}
-        if stored != fingerprint:
-            old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
-                "re-run the build into a new folder)"
-            raise BuildError(f"{out_dir}: built with another data contract, melody JSON, "
-                             f"min_bar_density, split_by, max_song_bars or "
-                             f"melody_in_mixture{old}; use a new --out-dir or delete this one")
-    else:
-        atomic_write_json(settings_path, fingerprint)
+    with build_lock(out_dir):  # one build at a time into one folder
+        remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
+        fingerprint = _fingerprint(None if melody_json is None else str(melody_json),
+                                   min_bar_density, split_by, max_song_bars, melody_in_mixture)
+        settings_path = shard_dir / "settings.json"
+        if settings_path.exists():
+            stored = {"split_by": "song", **json.loads(settings_path.read_text())}
+            if stored != fingerprint:
+                old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
+                    "re-run the build into a new folder)"
+                raise BuildError(f"{out_dir}: built with another data contract, melody JSON, "
+                                 f"min_bar_density, split_by, max_song_bars or "
+                                 f"melody_in_mixture{old}; use a new --out-dir or delete this one")
+        else:
+            atomic_write_json(settings_path, fingerprint)
 
-    files = find_midi_files(midi_dir)
-    if split_by == "named":
-        check_named_folders(files)  # before any file is converted
-    sources = {rel: source_stat(midi_dir / rel) for rel in files}
-    done, next_index = _load_shards(shard_dir)
-    # a file is converted when it has no record yet, or changed since (size or mtime)
-    todo: list[Task] = [(str(midi_dir / rel), rel,
-                         melody_program_for(table, rel) if table else None, min_bar_density,
-                         max_song_bars, melody_in_mixture)
-                        for rel in files
-                        if rel not in done or done[rel][0].get("source") != sources[rel]]
-    writer = ShardWriter(shard_dir, next_index)
-    bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="file",
-               desc="preprocess", disable=not progress, dynamic_ncols=True)
-    new_phrases = 0
-    results = run_tasks(_process_task, todo, min(n_workers, max(len(todo), 1)),
-                        preload=["data.midi", "data.roll", "data.store"])
-    try:
-        for task, result in results:
-            if result is None:
-                result = _crashed(task)
-                tqdm.write(f"warning: {result.record['detail']}; counted as 'crashed'",
-                           file=sys.stderr)
-            writer.add(result, sources[task[1]])
-            new_phrases += len(result.packed)
-            bar.update(1)
-            bar.set_postfix(phrases=new_phrases, refresh=False)
-    finally:
-        results.close()  # stops the workers at once on Ctrl-C or an error
-        writer.flush()  # whatever finished is kept for the next run
-        bar.close()
+        files = find_midi_files(midi_dir)
+        if split_by == "named":
+            check_named_folders(files)  # before any file is converted
+        sources = {rel: source_stat(midi_dir / rel) for rel in files}
+        done, next_index = _load_shards(shard_dir)
+        # a file is converted when it has no record yet, or changed since (size or mtime)
+        todo: list[Task] = [(str(midi_dir / rel), rel,
+                             melody_program_for(table, rel) if table else None, min_bar_density,
+                             max_song_bars, melody_in_mixture)
+                            for rel in files
+                            if rel not in done or done[rel][0].get("source") != sources[rel]]
+        writer = ShardWriter(shard_dir, next_index)
+        bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="file",
+                   desc="preprocess", disable=not progress, dynamic_ncols=True)
+        new_phrases = 0
+        results = run_tasks(_process_task, todo, min(n_workers, max(len(todo), 1)),
+                            preload=["data.midi", "data.roll", "data.store"])
+        try:
+            for task, result in results:
+                if result is None:
+                    result = _crashed(task)
+                    tqdm.write(f"warning: {result.record['detail']}; counted as 'crashed'",
+                               file=sys.stderr)
+                writer.add(result, sources[task[1]])
+                new_phrases += len(result.packed)
+                bar.update(1)
+                bar.set_postfix(phrases=new_phrases, refresh=False)
+        finally:
+            results.close()  # stops the workers at once on Ctrl-C or an error
+            writer.flush()  # whatever finished is kept for the next run
+            bar.close()
 
-    done, _ = _load_shards(shard_dir)
-    records = {rel: done[rel] for rel in files}  # files removed from the folder are ignored
-    manifest = _finish(out_dir, records, seed, fracs, split_by)
-    manifest["settings"] = {
-        "midi_dir": str(midi_dir), "out_dir": str(out_dir), "workers": n_workers,
-        "melody_json": None if melody_json is None else str(melody_json), "seed": seed,
-        "fractions": {s: f for s, f in zip(SPLITS, fracs)}, "split_by": split_by,
-        "steps_per_beat": contract.STEPS_PER_BEAT, "phrase_steps": contract.PHRASE_STEPS,
-        "phrase_stride": contract.PHRASE_STRIDE,
-        "pitch_range": [contract.PITCH_LOW, contract.PITCH_HIGH],
-        "instruments": list(contract.INSTRUMENTS),
-        "min_track_notes": contract.MIN_TRACK_NOTES,
-        "min_bar_density": min_bar_density,
-        "min_melody_cells": contract.MIN_MELODY_CELLS,
-        "max_song_bars": max_song_bars,
-        "melody_in_mixture": melody_in_mixture,
-    }
-    manifest["files_this_run"] = len(todo)
-    manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
-    atomic_write_json(out_dir / MANIFEST_NAME, manifest)  # the commit marker, written last
-    return manifest
+        done, _ = _load_shards(shard_dir)
+        records = {rel: done[rel] for rel in files}  # files removed from the folder are ignored
+        manifest = _finish(out_dir, records, seed, fracs, split_by)
+        manifest["settings"] = {
+            "midi_dir": str(midi_dir), "out_dir": str(out_dir), "workers": n_workers,
+            "melody_json": None if melody_json is None else str(melody_json), "seed": seed,
+            "fractions": {s: f for s, f in zip(SPLITS, fracs)}, "split_by": split_by,
+            "steps_per_beat": contract.STEPS_PER_BEAT, "phrase_steps": contract.PHRASE_STEPS,
+            "phrase_stride": contract.PHRASE_STRIDE,
+            "pitch_range": [contract.PITCH_LOW, contract.PITCH_HIGH],
+            "instruments": list(contract.INSTRUMENTS),
+            "min_track_notes": contract.MIN_TRACK_NOTES,
+            "min_bar_density": min_bar_density,
+            "min_melody_cells": contract.MIN_MELODY_CELLS,
+            "max_song_bars": max_song_bars,
+            "melody_in_mixture": melody_in_mixture,
+        }
+        manifest["files_this_run"] = len(todo)
+        manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
+        atomic_write_json(out_dir / MANIFEST_NAME, manifest)  # the commit marker, written last
+        return manifest
 
 
 def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed: int,

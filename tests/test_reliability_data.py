@@ -142,3 +142,28 @@ def test_data_deleted_mid_training_still_gives_the_model_and_its_baselines(
     assert not out.exists() and best.is_file()
     baselines = json.loads((Path(cfg.model_dir) / "baselines.json").read_text())
     assert set(baselines) == {"most_common", "zone", "pitch_row"}
+
+
+def test_a_second_build_into_the_same_folder_is_refused_and_a_dead_one_does_not_block(
+        tmp_path: Path) -> None:
+    import fcntl
+    import subprocess
+    import sys
+
+    from data.preprocess import LOCK_NAME, BuildError
+
+    corpus = _corpus(tmp_path / "corpus")
+    out = tmp_path / "data"
+    out.mkdir()
+    kw = {"workers": 1, "progress": False, "split_by": "named", "min_bar_density": 0.0}
+    with open(out / LOCK_NAME, "w") as held:  # a build still running holds the lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BuildError, match="another build is writing this folder") as info:
+            build(corpus, out, **kw)
+        assert len(str(info.value).splitlines()) == 1
+        assert not list((out / "shards").glob("part-*"))  # nothing written meanwhile
+    # a build killed while holding the lock leaves the file, not the lock
+    code = (f"import fcntl, os; f = open({str(out / LOCK_NAME)!r}, 'w'); "
+            f"fcntl.flock(f, fcntl.LOCK_EX); os._exit(9)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    assert build(corpus, out, **kw)["files_kept"] == 5
