@@ -91,7 +91,6 @@ class GuidedDiffusion(SeparationProcess):
         if time_steps < 2:
             raise ValueError(f"time_steps must be >= 2, got {time_steps}")
         self.time_steps = time_steps
-        self.beta_schedule = beta_schedule
         self.channels = channels
         self.condition_on_mixture = condition_on_mixture
         self.onset_channel = onset_channel

@@ -145,17 +145,6 @@ class Baseline:
         self.counts: np.ndarray | None = None  # int64 [5, P]
         self.assignment: np.ndarray | None = None  # int64 [P]
 
-    def fit(self, batches: Iterable[Any]) -> Baseline:
-        """Fit on training music, streamed.
-
-        Args:
-            batches: iterable of binary music ``[B, 5, T, P]``.
-
-        Returns:
-            ``self``.
-        """
-        return self.fit_counts(pitch_counts(batches))
-
     def fit_counts(self, counts: np.ndarray) -> Baseline:
         """Fit from precomputed ``counts`` (int ``[5, P]``); returns ``self``."""
         counts = np.asarray(counts, dtype=np.int64)
@@ -273,10 +262,6 @@ class OracleBaseline:
     """
 
     name: ClassVar[str] = "oracle"
-
-    def fit(self, batches: Iterable[Any]) -> OracleBaseline:
-        """Nothing to fit (present so that every baseline is driven the same way)."""
-        return self
 
     def predict(self, mixture: Any, true: Any) -> np.ndarray:
         """Best partition answer for ``mixture`` given the true music.

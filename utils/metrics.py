@@ -51,10 +51,6 @@ METRIC_KEYS: tuple[str, ...] = (
 )
 """Every key of :meth:`MetricAccumulator.compute`, in table order."""
 
-LOWER_IS_BETTER: frozenset[str] = frozenset({"consistency", "diversity"})
-"""Metrics where smaller is better; for all others larger is better."""
-
-
 def _check_inputs(pred: Any, true: Any, mixture: Any
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Convert and shape-check ``pred [N,5,T,P]``, ``true [N,5,T,P]``, ``mixture [N,1,T,P]``."""
@@ -74,6 +70,22 @@ def _check_inputs(pred: Any, true: Any, mixture: Any
 def ratio(num: int, den: int) -> float:
     """``num / den`` with an empty denominator read as 'nothing got wrong' (1.0)."""
     return 1.0 if den == 0 else num / den
+
+
+def prf(tp: int, fp: int, fn: int, empty: float = 0.0) -> tuple[float, float, float]:
+    """Precision, recall and F1 of one class from its counts -- the one place they are
+    computed (cells here, notes in :mod:`utils.song_evaluation`).
+
+    A class neither true nor predicted scores 1.0 on all three. Otherwise an empty
+    denominator (nothing predicted, for precision; nothing true, for recall) reads
+    ``empty``: 0.0 for cells (an instrument never predicted has found none of its cells'
+    worth), 1.0 for notes ("nothing got wrong", as :func:`ratio`).
+    """
+    if tp + fp + fn == 0:
+        return 1.0, 1.0, 1.0
+    precision = tp / (tp + fp) if tp + fp else empty
+    recall = tp / (tp + fn) if tp + fn else empty
+    return precision, recall, 2 * tp / (2 * tp + fp + fn)
 
 
 def _error_rate(num: int, den: int) -> float:
@@ -165,12 +177,7 @@ class MetricAccumulator:
         out: dict[str, dict[str, float]] = {}
         for i, inst in enumerate(MUSIC_INSTRUMENTS):
             tp, fp, fn = int(self.tp[i]), int(self.fp[i]), int(self.fn[i])
-            if tp + fp + fn == 0:
-                prec = rec = f1 = 1.0
-            else:
-                prec = tp / (tp + fp) if tp + fp else 0.0
-                rec = tp / (tp + fn) if tp + fn else 0.0
-                f1 = 2 * tp / (2 * tp + fp + fn)
+            prec, rec, f1 = prf(tp, fp, fn, empty=0.0)
             out[inst] = {"precision": prec, "recall": rec, "f1": f1, "support": float(tp + fn)}
         return out
 

@@ -48,7 +48,7 @@ from data.store import MANIFEST_NAME, REBUILD, DatasetError, read_manifest
 from utils.baselines import FITTED_BASELINES, Baseline
 from utils.config import Config
 from utils.evaluation import Report, model_baselines, sampling_words
-from utils.metrics import ratio
+from utils.metrics import prf, ratio
 from utils.note_separation import N_PITCHED, separate_notes
 from utils.separation import ProbFn, Separator
 
@@ -58,7 +58,6 @@ def song_model_row(kind: str = "diffusion") -> str:
     return f"{kind} (notes)"
 
 
-SONG_MODEL_ROW = song_model_row()
 SONG_SUMMARY_KEYS: tuple[str, ...] = ("notes", "note_accuracy", "pitched_note_accuracy",
                                       "macro_f1")
 
@@ -142,8 +141,7 @@ class NoteConfusion:
         f1s = []
         for i, inst in enumerate(MUSIC_INSTRUMENTS):
             tp, n_pred, n_true = int(c[i, i]), int(c[:, i].sum()), int(c[i].sum())
-            precision, recall = ratio(tp, n_pred), ratio(tp, n_true)
-            f1 = 1.0 if n_pred + n_true == 0 else 2 * tp / (n_pred + n_true)
+            precision, recall, f1 = prf(tp, n_pred - tp, n_true - tp, empty=1.0)
             out.update({f"{inst}_precision": precision, f"{inst}_recall": recall,
                         f"{inst}_f1": f1})
             if n_pred + n_true:
@@ -198,7 +196,7 @@ def rule_predict(rule: np.ndarray, notes: SongNotes) -> np.ndarray:
 # ----------------------------------------------------------------------------------
 def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[SongTruth],
                 batch_size: int = 64, progress: bool = False,
-                model_row: str = SONG_MODEL_ROW, total: int | None = None,
+                model_row: str = "diffusion (notes)", total: int | None = None,
                 per_instrument: np.ndarray | None = None,
                 song_context: tuple[float, float] = (0.0, 3.0)) -> dict[str, dict[str, float]]:
     """Note metrics of the model and of each pitch rule over the scored notes of songs.
