@@ -65,6 +65,8 @@ from data.store import (
 )
 from data.workers import reason_summary, run_tasks
 
+MAX_SEED = 2**32 - 1  # numpy seeds 32-bit generators (the config's bound too)
+
 MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
@@ -445,106 +447,170 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     Raises:
         BuildError: missing MIDI folder, an OUT that is not a writable folder, bad
             fractions, workers, seed or limits, a melody JSON that cannot be read, an
-            unknown ``split_by``, or an OUT built with other settings -- all before any
-            file is converted.
+            unknown ``split_by``, an OUT built with other settings or being written by
+            another build -- all before any file is converted.
         KeyboardInterrupt: Ctrl-C; the workers are stopped and every file finished so
             far is kept in ``OUT/shards`` for the next run.
     """
     started = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
-    if not midi_dir.is_dir():
-        raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder")
-    fracs = _check_fractions(fractions)
-    n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    if n_workers < 1:
-        raise BuildError(f"workers must be >= 1, got {workers}")
-    if seed < 0:
-        raise BuildError(f"seed must be >= 0, got {seed}")
-    if not 0.0 <= min_bar_density < 1.0:
-        raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
-    try:
-        check_option("split_by", split_by, SPLIT_BY)
-    except ValueError as exc:
-        raise BuildError(str(exc)) from None
-    if max_song_bars < contract.BARS_PER_PHRASE:
-        raise BuildError(f"max_song_bars must be >= {contract.BARS_PER_PHRASE} (one window), "
-                         f"got {max_song_bars}")
-    table: dict[str, int] = {}
-    if melody_json is not None:
-        try:
-            table = load_melody_json(melody_json)
-        except ValueError as exc:
-            raise BuildError(str(exc)) from None
+    settings = BuildSettings.checked(midi_dir, out_dir, workers, melody_json, seed, fractions,
+                                     min_bar_density, split_by, max_song_bars,
+                                     melody_in_mixture)
     shard_dir = _prepare_out_dir(out_dir)
     with build_lock(out_dir):  # one build at a time into one folder
         remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
-        fingerprint = _fingerprint(None if melody_json is None else str(melody_json),
-                                   min_bar_density, split_by, max_song_bars, melody_in_mixture)
-        settings_path = shard_dir / "settings.json"
-        if settings_path.exists():
-            stored = {"split_by": "song", **json.loads(settings_path.read_text())}
-            if stored != fingerprint:
-                old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
-                    "re-run the build into a new folder)"
-                raise BuildError(f"{out_dir}: built with another data contract, melody JSON, "
-                                 f"min_bar_density, split_by, max_song_bars or "
-                                 f"melody_in_mixture{old}; use a new --out-dir or delete this one")
-        else:
-            atomic_write_json(settings_path, fingerprint)
-
+        _check_resumable(shard_dir, settings)
         files = find_midi_files(midi_dir)
         if split_by == "named":
             check_named_folders(files)  # before any file is converted
         sources = {rel: source_stat(midi_dir / rel) for rel in files}
-        done, next_index = _load_shards(shard_dir)
-        # a file is converted when it has no record yet, or changed since (size or mtime)
-        todo: list[Task] = [(str(midi_dir / rel), rel,
-                             melody_program_for(table, rel) if table else None, min_bar_density,
-                             max_song_bars, melody_in_mixture)
-                            for rel in files
-                            if rel not in done or done[rel][0].get("source") != sources[rel]]
-        writer = ShardWriter(shard_dir, next_index)
-        bar = tqdm(total=len(files), initial=len(files) - len(todo), unit="file",
-                   desc="preprocess", disable=not progress, dynamic_ncols=True)
-        new_phrases = 0
-        results = run_tasks(_process_task, todo, min(n_workers, max(len(todo), 1)),
-                            preload=["data.midi", "data.roll", "data.store"])
-        try:
-            for task, result in results:
-                if result is None:
-                    result = _crashed(task)
-                    tqdm.write(f"warning: {result.record['detail']}; counted as 'crashed'",
-                               file=sys.stderr)
-                writer.add(result, sources[task[1]])
-                new_phrases += len(result.packed)
-                bar.update(1)
-                bar.set_postfix(phrases=new_phrases, refresh=False)
-        finally:
-            results.close()  # stops the workers at once on Ctrl-C or an error
-            writer.flush()  # whatever finished is kept for the next run
-            bar.close()
-
+        todo = _files_to_convert(shard_dir, files, sources, settings)
+        _convert(todo, shard_dir, sources, settings.workers, len(files), progress)
         done, _ = _load_shards(shard_dir)
         records = {rel: done[rel] for rel in files}  # files removed from the folder are ignored
-        manifest = _finish(out_dir, records, seed, fracs, split_by)
-        manifest["settings"] = {
-            "midi_dir": str(midi_dir), "out_dir": str(out_dir), "workers": n_workers,
-            "melody_json": None if melody_json is None else str(melody_json), "seed": seed,
-            "fractions": {s: f for s, f in zip(SPLITS, fracs)}, "split_by": split_by,
+        manifest = _finish(out_dir, records, seed, settings.fractions, split_by)
+        manifest["settings"] = settings.record()
+        manifest["files_this_run"] = len(todo)
+        manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
+        atomic_write_json(out_dir / MANIFEST_NAME, manifest)  # the commit marker, written last
+        return manifest
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """The checked settings of one build (what :func:`build` was given)."""
+
+    midi_dir: Path
+    out_dir: Path
+    workers: int
+    melody_json: str | None
+    melody_table: dict[str, int]
+    seed: int
+    fractions: tuple[float, float, float]
+    min_bar_density: float
+    split_by: str
+    max_song_bars: int
+    melody_in_mixture: bool
+
+    @classmethod
+    def checked(cls, midi_dir: Path, out_dir: Path, workers: int | None,
+                melody_json: str | Path | None, seed: int, fractions: Sequence[float],
+                min_bar_density: float, split_by: str, max_song_bars: int,
+                melody_in_mixture: bool) -> BuildSettings:
+        """Check every argument (the config's validator checks the same bounds for config
+        keys; a direct caller of :func:`build` gets them checked here) and read the melody
+        JSON.
+
+        Raises:
+            BuildError: the first problem, in one line.
+        """
+        if not midi_dir.is_dir():
+            raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder")
+        n_workers = workers if workers is not None else (os.cpu_count() or 1)
+        if n_workers < 1:
+            raise BuildError(f"workers must be >= 1, got {workers}")
+        if not 0 <= seed <= MAX_SEED:
+            raise BuildError(f"seed must be in [0, 2**32 - 1], got {seed}")
+        if not 0.0 <= min_bar_density < 1.0:
+            raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
+        try:
+            check_option("split_by", split_by, SPLIT_BY)
+        except ValueError as exc:
+            raise BuildError(str(exc)) from None
+        if max_song_bars < contract.BARS_PER_PHRASE:
+            raise BuildError(f"max_song_bars must be >= {contract.BARS_PER_PHRASE} (one "
+                             f"window), got {max_song_bars}")
+        table: dict[str, int] = {}
+        if melody_json is not None:
+            try:
+                table = load_melody_json(melody_json)
+            except ValueError as exc:
+                raise BuildError(str(exc)) from None
+        return cls(midi_dir, out_dir, n_workers,
+                   None if melody_json is None else str(melody_json), table, seed,
+                   _check_fractions(fractions), min_bar_density, split_by, max_song_bars,
+                   melody_in_mixture)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a shard's or split's contents depend on (a mismatch forbids resuming)."""
+        return _fingerprint(self.melody_json, self.min_bar_density, self.split_by,
+                            self.max_song_bars, self.melody_in_mixture)
+
+    def record(self) -> dict[str, Any]:
+        """The manifest's ``settings``: every setting and contract constant used."""
+        return {
+            "midi_dir": str(self.midi_dir), "out_dir": str(self.out_dir),
+            "workers": self.workers, "melody_json": self.melody_json, "seed": self.seed,
+            "fractions": {s: f for s, f in zip(SPLITS, self.fractions)},
+            "split_by": self.split_by,
             "steps_per_beat": contract.STEPS_PER_BEAT, "phrase_steps": contract.PHRASE_STEPS,
             "phrase_stride": contract.PHRASE_STRIDE,
             "pitch_range": [contract.PITCH_LOW, contract.PITCH_HIGH],
             "instruments": list(contract.INSTRUMENTS),
             "min_track_notes": contract.MIN_TRACK_NOTES,
-            "min_bar_density": min_bar_density,
+            "min_bar_density": self.min_bar_density,
             "min_melody_cells": contract.MIN_MELODY_CELLS,
-            "max_song_bars": max_song_bars,
-            "melody_in_mixture": melody_in_mixture,
+            "max_song_bars": self.max_song_bars,
+            "melody_in_mixture": self.melody_in_mixture,
         }
-        manifest["files_this_run"] = len(todo)
-        manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
-        atomic_write_json(out_dir / MANIFEST_NAME, manifest)  # the commit marker, written last
-        return manifest
+
+
+def _check_resumable(shard_dir: Path, settings: BuildSettings) -> None:
+    """Record the build's fingerprint, or refuse a folder built with other settings."""
+    fingerprint = settings.fingerprint()
+    settings_path = shard_dir / "settings.json"
+    if not settings_path.exists():
+        atomic_write_json(settings_path, fingerprint)
+        return
+    stored = {"split_by": "song", **json.loads(settings_path.read_text())}
+    if stored != fingerprint:
+        old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
+            "re-run the build into a new folder)"
+        raise BuildError(f"{settings.out_dir}: built with another data contract, melody JSON, "
+                         f"min_bar_density, split_by, max_song_bars or "
+                         f"melody_in_mixture{old}; use a new --out-dir or delete this one")
+
+
+def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list[int]],
+                      settings: BuildSettings) -> list[Task]:
+    """The files with no record yet, or changed since (size or mtime), as worker tasks."""
+    done, _ = _load_shards(shard_dir)
+    table = settings.melody_table
+    return [(str(settings.midi_dir / rel), rel,
+             melody_program_for(table, rel) if table else None, settings.min_bar_density,
+             settings.max_song_bars, settings.melody_in_mixture)
+            for rel in files
+            if rel not in done or done[rel][0].get("source") != sources[rel]]
+
+
+def _convert(todo: list[Task], shard_dir: Path, sources: dict[str, list[int]], workers: int,
+             total: int, progress: bool) -> None:
+    """Convert the files of ``todo`` in worker processes into committed shards.
+
+    Whatever finished is committed even on Ctrl-C or an error, for the next run.
+    """
+    _, next_index = _load_shards(shard_dir)
+    writer = ShardWriter(shard_dir, next_index)
+    bar = tqdm(total=total, initial=total - len(todo), unit="file", desc="preprocess",
+               disable=not progress, dynamic_ncols=True)
+    new_phrases = 0
+    results = run_tasks(_process_task, todo, min(workers, max(len(todo), 1)),
+                        preload=["data.midi", "data.roll", "data.store"])
+    try:
+        for task, result in results:
+            if result is None:
+                result = _crashed(task)
+                tqdm.write(f"warning: {result.record['detail']}; counted as 'crashed'",
+                           file=sys.stderr)
+            writer.add(result, sources[task[1]])
+            new_phrases += len(result.packed)
+            bar.update(1)
+            bar.set_postfix(phrases=new_phrases, refresh=False)
+    finally:
+        results.close()  # stops the workers at once on Ctrl-C or an error
+        writer.flush()  # whatever finished is kept for the next run
+        bar.close()
 
 
 def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed: int,

@@ -22,7 +22,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
 from data.fileio import writable_dir_problem
-from data.preprocess import SplitBy
+from data.preprocess import MAX_SEED, SplitBy
 from models.options import (
     GROUPS,
     HEAD_DIM,
@@ -44,7 +44,6 @@ Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-
 # entries) and the time embedding is indexed by it; 1e9 steps would take 8 GB before the
 # first batch. 100x the paper's 1000 steps is far beyond any use.
 MAX_TIME_STEPS = 100_000
-MAX_SEED = 2**32 - 1  # numpy and Lightning seed 32-bit generators
 
 
 # Exit status of every command for a config or input problem (one ``error:`` line).
