@@ -20,22 +20,27 @@ Adding a process means one new subclass decorated with :func:`register` (and its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from models.options import SEPARATOR_KINDS
+from models.options import SEPARATOR_KINDS, BetaSchedule, DirectLoss, SeparatorKind
 from models.transunet import TransUNet
 
 Batch = dict[str, torch.Tensor]
 
 
-class NetworkSpec(Protocol):
-    """The config keys that fix a separator's shapes and meaning (``utils.checkpoints``)."""
+@dataclass(frozen=True)
+class SeparatorSpec:
+    """The config keys that fix a separator's weights' shapes or meaning.
 
-    separator: str
+    :meth:`SeparationProcess.build` builds from exactly these; a checkpoint loaded with a
+    config must agree with it on every one (dropout ``rate`` is not among them).
+    """
+
+    separator: SeparatorKind
     in_ch: int
     out_ch: int
     latent_dim: int
@@ -43,14 +48,23 @@ class NetworkSpec(Protocol):
     num_layers: int
     time_emb_dim: int
     time_steps: int
-    beta_schedule: str
+    beta_schedule: BetaSchedule
     beta_start: float
     beta_end: float
     pitch_channel: bool
     condition_on_mixture: bool
-    direct_loss: str
+    direct_loss: DirectLoss
     onset_channel: bool
     beat_channel: bool
+
+    @classmethod
+    def of(cls, cfg: object) -> SeparatorSpec:
+        """The spec of a config (any object with these attributes, e.g.
+        ``utils.config.Config``)."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
+
+
+NetworkSpec = SeparatorSpec  # what build(), network() and from_spec() read
 
 
 @dataclass(frozen=True)

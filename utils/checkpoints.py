@@ -50,10 +50,9 @@ from data.fileio import atomic_write
 from models import diffusion as _diffusion  # noqa: F401 -- registers the processes
 from models import direct as _direct  # noqa: F401
 from models.decoder import Decoder
-from models.options import BetaSchedule, DirectLoss
-from models.process import SeparationProcess, process_class
+from models.process import SeparationProcess, SeparatorSpec, process_class
 from models.transunet import TransUNet
-from utils.config import Config, ConfigError, SeparatorKind, config_from_dict
+from utils.config import Config, ConfigError, config_from_dict
 
 Kind = Literal["transunet", "decoder"]
 BASELINES_FILE = "baselines.json"
@@ -68,37 +67,6 @@ PATH_KEY: dict[str, str] = {"transunet": "transunet_model_path", "decoder": "dec
 LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": False,
                                    "condition_on_mixture": False, "direct_loss": "bce",
                                    "onset_channel": False, "beat_channel": False}
-
-
-@dataclass(frozen=True)
-class SeparatorSpec:
-    """The config keys that fix a separator's weights' shapes or meaning.
-
-    :func:`build_separator` builds from exactly these; a checkpoint loaded with a config
-    must agree with it on every one (dropout ``rate`` is not among them).
-    """
-
-    separator: SeparatorKind
-    in_ch: int
-    out_ch: int
-    latent_dim: int
-    d_model: int
-    num_layers: int
-    time_emb_dim: int
-    time_steps: int
-    beta_schedule: BetaSchedule
-    beta_start: float
-    beta_end: float
-    pitch_channel: bool
-    condition_on_mixture: bool
-    direct_loss: DirectLoss
-    onset_channel: bool
-    beat_channel: bool
-
-    @classmethod
-    def of(cls, cfg: Config) -> SeparatorSpec:
-        """The spec of a config."""
-        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
 
 SEPARATOR_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SeparatorSpec))

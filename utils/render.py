@@ -66,6 +66,24 @@ STEP_PX = 6.0  # pixels per 16th-note step in a song excerpt
 # --- audio -------------------------------------------------------------------------
 
 
+def _synthesizer(method: str) -> str:
+    """The synthesizer ``method`` gets here: ``"fluidsynth"`` or ``"sine"`` (``"auto"``
+    falls back to sine with a warning where FluidSynth is unavailable).
+
+    Raises:
+        RuntimeError: ``method="fluidsynth"`` where FluidSynth is unavailable.
+    """
+    if method == "sine":
+        return "sine"
+    missing = fluidsynth_missing()
+    if missing is None:
+        return "fluidsynth"
+    if method == "fluidsynth":
+        raise RuntimeError(f"FluidSynth synthesis unavailable: {missing}")
+    warnings.warn(f"{missing}; falling back to sine synthesis (no drums)", stacklevel=3)
+    return "sine"
+
+
 def fluidsynth_missing() -> str | None:
     """Say what FluidSynth synthesis lacks on this machine, or ``None`` when it works.
 
@@ -109,16 +127,7 @@ def synthesize(
         raise ValueError(f"method: unknown value {method!r}, allowed: {', '.join(SYNTH_METHODS)}")
     if fs <= 0:
         raise ValueError(f"fs: sample rate must be positive, got {fs}")
-    used = "sine"
-    if method != "sine":
-        missing = fluidsynth_missing()
-        if missing is None:
-            used = "fluidsynth"
-        elif method == "fluidsynth":
-            raise RuntimeError(f"FluidSynth synthesis unavailable: {missing}")
-        else:
-            warnings.warn(f"{missing}; falling back to sine synthesis (no drums)",
-                          stacklevel=2)
+    used = _synthesizer(method)
     if used == "fluidsynth" and not FLUID_RATES[0] <= fs <= FLUID_RATES[1]:
         # FluidSynth would render at another rate than the one the caller writes
         raise ValueError(f"fs: FluidSynth renders at {FLUID_RATES[0]}..{FLUID_RATES[1]} Hz, "
@@ -266,16 +275,7 @@ def render_notes(song: AudioNotes, fs: int = 22050, *,
         raise ValueError(f"fs: sample rate must be 1..{MAX_WAV_RATE}, got {fs}")
     if not max_seconds > 0:
         raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
-    used = "sine"
-    if method != "sine":
-        missing = fluidsynth_missing()
-        if missing is None:
-            used = "fluidsynth"
-        elif method == "fluidsynth":
-            raise RuntimeError(f"FluidSynth synthesis unavailable: {missing}")
-        else:
-            warnings.warn(f"{missing}; falling back to sine synthesis (no drums)",
-                          stacklevel=2)
+    used = _synthesizer(method)
     notes: list[str] = []
     rate = int(np.clip(fs, *FLUID_RATES)) if used == "fluidsynth" else fs
     song_end = float(max(np.max(song.end, initial=0.0), np.max(song.start, initial=0.0)))
