@@ -14,11 +14,13 @@ timed = @echo "== $(1): $(2)"; start=$$(date +%s); $(2) && \
 	echo "== $(1) took $$(( $$(date +%s) - start )) s"
 
 # real songs: the Slakh2100 MIDI shipped in data/corpora, the Debian game songs, the synthetic
-# corpus; each built twice, with the melody in the mixture (the shipped recipe) and without
+# corpus; each built twice, the paper's way (melody kept out of the mixture: the shipped
+# recipe, chosen by the ablation) and with the melody in the mixture (songs with their tunes,
+# what the recipes are scored on)
 CORPORA ?= runs/corpora
 SLAKH_ARCHIVE ?= data/corpora/slakh2100.tar.xz
 REAL_CONFIG ?= configs/real.json
-MELODY_OUT_CONFIG ?= configs/real_melody_out.json
+MELODY_IN_CONFIG ?= configs/real_melody_in.json
 DEBIAN_CORPUS ?= $(CORPORA)/debian
 ABLATION_STEPS ?= 250
 ABLATION_SONGS ?= 40
@@ -70,8 +72,8 @@ $(CORPORA)/slakh2100/.unpacked: $(SLAKH_ARCHIVE)
 	touch $@
 
 slakh: setup $(CORPORA)/slakh2100/.unpacked
-	$(call timed,Slakh2100 with the melody,$(PY) -m utils.preprocess --config $(REAL_CONFIG))
-	$(call timed,Slakh2100 without,$(PY) -m utils.preprocess --config $(MELODY_OUT_CONFIG))
+	$(call timed,Slakh2100,$(PY) -m utils.preprocess --config $(REAL_CONFIG))
+	$(call timed,Slakh2100 with the melody,$(PY) -m utils.preprocess --config $(MELODY_IN_CONFIG))
 
 # the songs of the Debian packages simutrans-data, freedoom, freedm (apt-get install them)
 debian: setup
@@ -89,16 +91,17 @@ real-data: slakh debian synth-data
 
 # what the network sees, trained alike and scored song by song on validation songs
 ablation: real-data
-	$(call timed,ablation,$(PY) bench/ablation.py --config $(REAL_CONFIG) \
-		--config-melody-out $(MELODY_OUT_CONFIG) --steps $(ABLATION_STEPS) \
+	$(call timed,ablation,$(PY) bench/ablation.py --config $(MELODY_IN_CONFIG) \
+		--config-melody-out $(REAL_CONFIG) --steps $(ABLATION_STEPS) \
 		--limit $(ABLATION_SONGS) --out runs/ablation)
 
-# the shipped model: the real-song recipe trained, scored song by song (Slakh2100 validation
-# songs, OpenMSX test songs), then its checkpoint, baselines and tables copied to pretrained/
+# the shipped model: the real-song recipe trained, scored song by song on songs with their
+# tunes in (Slakh2100 validation songs, OpenMSX test songs), then its checkpoint, baselines
+# and tables copied to pretrained/
 pretrained: real-data
 	$(call timed,train,$(PY) melody2music_train.py --config $(REAL_CONFIG))
 	$(call timed,Slakh2100 validation songs,$(PY) evaluate.py --config $(REAL_CONFIG) \
-		--split val --songs)
+		--split val --songs --data-dir runs/slakh/dataset_melody)
 	$(call timed,OpenMSX test songs,$(PY) evaluate.py --config $(REAL_CONFIG) --split test \
 		--songs --data-dir runs/demo/dataset_melody)
 	$(PY) -m utils.pretrained --config $(REAL_CONFIG) --out pretrained

@@ -1,7 +1,7 @@
 """Ablation, song by song: what the separator sees, trained alike, scored on whole songs.
 
-    python bench/ablation.py --config configs/real.json \
-        --config-melody-out configs/real_melody_out.json --steps 500 --decoder-steps 200 \
+    python bench/ablation.py --config configs/real_melody_in.json \
+        --config-melody-out configs/real.json --steps 250 --decoder-steps 150 \
         [--score slakh=runs/slakh/dataset_melody:val --score openmsx=runs/demo/dataset_melody:test]
         [--limit 60] [--out runs/ablation] [--only NAME ...]
 
@@ -157,11 +157,12 @@ def run_ablation(config_path: str | Path, melody_out_config: str | Path | None,
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the ablation, print the tables; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/real.json", help="base config")
-    parser.add_argument("--config-melody-out", default="configs/real_melody_out.json",
+    parser.add_argument("--config", default="configs/real_melody_in.json",
+                        help="base config (its corpora built with melody_in_mixture)")
+    parser.add_argument("--config-melody-out", default="configs/real.json",
                         help="config naming the corpora built without melody_in_mixture")
-    parser.add_argument("--steps", type=int, default=500, help="separator steps per variant")
-    parser.add_argument("--decoder-steps", type=int, default=200,
+    parser.add_argument("--steps", type=int, default=250, help="separator steps per variant")
+    parser.add_argument("--decoder-steps", type=int, default=150,
                         help="decoder steps of the diffusion row")
     parser.add_argument("--score", action="append", default=None, metavar="LABEL=DIR:SPLIT",
                         help="a song set to score (repeat; default: the Slakh2100 validation "
