@@ -93,13 +93,18 @@ def test_a_phrase_file_truncated_in_use_is_an_error_not_a_crash(tmp_path: Path) 
         store.batch(slice(0, n))
 
 
+def _two_epoch_run(tmp_path: Path):  # noqa: ANN202
+    """A built corpus and the config of a tiny two-epoch direct run on it."""
+    out = tmp_path / "data"
+    build(_corpus(tmp_path / "corpus"), out, workers=1, progress=False, split_by="named",
+          min_bar_density=0.0)
+    return out, tiny_cfg(tmp_path, data_dir=str(out), separator="direct",
+                         limit_train_batches=2, limit_val_batches=1, max_epochs=2)
+
+
 def test_training_reports_vanished_data_in_one_line(tmp_path: Path, monkeypatch,
                                                     capsys) -> None:
-    corpus = _corpus(tmp_path / "corpus")
-    out = tmp_path / "data"
-    build(corpus, out, workers=1, progress=False, split_by="named", min_bar_density=0.0)
-    cfg = tiny_cfg(tmp_path, data_dir=str(out), separator="direct", limit_train_batches=2,
-                   limit_val_batches=1, max_epochs=2)
+    out, cfg = _two_epoch_run(tmp_path)
 
     class Truncate(Callback):
         def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001
@@ -127,11 +132,7 @@ def test_training_reports_vanished_data_in_one_line(tmp_path: Path, monkeypatch,
 
 def test_data_deleted_mid_training_still_gives_the_model_and_its_baselines(
         tmp_path: Path) -> None:
-    corpus = _corpus(tmp_path / "corpus")
-    out = tmp_path / "data"
-    build(corpus, out, workers=1, progress=False, split_by="named", min_bar_density=0.0)
-    cfg = tiny_cfg(tmp_path, data_dir=str(out), separator="direct", limit_train_batches=2,
-                   limit_val_batches=1, max_epochs=2)
+    out, cfg = _two_epoch_run(tmp_path)
 
     class Delete(Callback):
         def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001
