@@ -119,11 +119,28 @@ def test_inputs_add_network_channels_and_change_the_output() -> None:
     assert not torch.allclose(beat(a, t)[..., 16:18, 30], beat(b, t)[..., 20:22, 30])
 
 
-def test_shipped_checkpoint_loads_unchanged() -> None:
-    net, process, stored = load_separator(PRETRAINED_DIR / PRETRAINED_SEPARATOR)
-    assert not stored.onset_channel and not stored.beat_channel
-    assert isinstance(net, TransUNet) and not net.beat_channel
-    assert net.stem.in_channels == 1 + int(stored.pitch_channel)
+def test_checkpoints_from_before_the_new_inputs_load_unchanged(tmp_path: Path) -> None:
+    """A checkpoint whose stored config predates onset_channel/beat_channel loads with both
+    off, into the network it was trained as; the shipped model loads with its own inputs."""
+    cfg = tiny_cfg(tmp_path, separator="direct", pitch_channel=True)
+    old_net, _ = build_separator(SeparatorSpec.of(cfg))
+    stored = cfg.to_dict()
+    for key in ("onset_channel", "beat_channel", "transpose", "train_mix", "init_from",
+                "melody_in_mixture", "song_context_weight", "song_context_width"):
+        stored.pop(key)  # keys that did not exist when it was written
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": {f"net.{k}": v for k, v in old_net.state_dict().items()},
+                "hyper_parameters": {"config": stored}}, path)
+    net, _, config = load_separator(path)
+    assert not config.onset_channel and not config.beat_channel
+    assert net.stem.in_channels == 2  # the mixture and the pitch channel, as trained
+    for name, value in old_net.state_dict().items():
+        assert torch.equal(net.state_dict()[name], value), name
+    shipped, process, shipped_cfg = load_separator(PRETRAINED_DIR / PRETRAINED_SEPARATOR)
+    assert isinstance(shipped, TransUNet) and process.kind == shipped_cfg.separator
+    assert shipped.stem.in_channels == (1 + int(shipped_cfg.pitch_channel)
+                                        + int(shipped_cfg.onset_channel)
+                                        + 4 * int(shipped_cfg.beat_channel))
 
 
 # ----------------------------------------------------------------------------- melody
