@@ -133,8 +133,8 @@ class Config:
     assign: AssignMode = "threshold"  # "threshold" (release) or "partition" (one per cell)
     threshold: float = 0.5  # decoder probability needed for a cell in "threshold" mode
     num_samples: int = 1  # diffusion: decoder probabilities averaged over K samples
-    song_context_weight: float = 0.0  # song-level second pass: weight of the song's registers
-    song_context_width: float = 3.0  # ... and their smoothing over pitch rows (semitones)
+    song_context_weight: float = 1.0  # song-level second pass: weight of the song's registers
+    song_context_width: float = 1.0  # ... and their smoothing over pitch rows (semitones)
     sample_batch_size: int = 256  # phrases separated at once
     output_dir: str = "separated"  # where separate.py writes by default
 
