@@ -22,16 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
-import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.melody import load_melody_json, melody_program_for  # noqa: E402
-from data.roll import onset_plane  # noqa: E402
 from utils.cli import command  # noqa: E402
 from utils.config import load_config  # noqa: E402
 from utils.metrics import markdown_table  # noqa: E402
-from utils.note_separation import assign_notes, note_grid  # noqa: E402
-from utils.separation import Separator, song_prob_chunks  # noqa: E402
+from utils.note_separation import assign_notes, note_probabilities  # noqa: E402
+from utils.separation import Separator  # noqa: E402
 from utils.song_evaluation import NoteConfusion, song_truth, split_songs  # noqa: E402
 
 
@@ -60,13 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         song = song_truth(midi_dir / name, name,
                           melody_program_for(table, name) if table else None, melody_in_mixture)
         scored = song.true > 0
-        acc = note_grid(song.notes, song.mixture.shape[0])
-        first, _ = song.notes.steps()
-        onsets = onset_plane(first, np.where(scored, song.notes.rows(), -1),
-                             song.mixture.shape[0]) & song.mixture
-        for begin, probs in song_prob_chunks(separator.probs, song.mixture,
-                                             separator.batch_size, onsets=onsets):
-            acc.add(begin, probs, song.mixture[begin: begin + len(probs)])
+        acc = note_probabilities(separator.probs, song.mixture, song.notes,
+                                 separator.batch_size, in_mixture=scored)
         for setting in settings:
             result = assign_notes(acc, song.notes, song_context=setting)
             confusion[setting].update(song.true[scored], result.instrument[scored])

@@ -24,9 +24,9 @@ from models.options import BetaSchedule, Sampler
 from models.process import (
     DEFAULT_SAMPLING,
     Batch,
-    NetworkSpec,
     Sampling,
     SeparationProcess,
+    SeparatorSpec,
     register,
 )
 from models.transunet import TransUNet
@@ -106,14 +106,14 @@ class GuidedDiffusion(SeparationProcess):
         self.alphas_cumprod64 = alphas_cumprod  # exact values the samplers derive from
 
     @classmethod
-    def from_spec(cls, spec: NetworkSpec) -> GuidedDiffusion:
+    def from_spec(cls, spec: SeparatorSpec) -> GuidedDiffusion:
         """The schedule and guidance of a spec (``condition_on_mixture``, ``onset_channel``)."""
         return cls(spec.time_steps, spec.beta_schedule, spec.beta_start, spec.beta_end,
                    channels=spec.in_ch, condition_on_mixture=spec.condition_on_mixture,
                    onset_channel=spec.onset_channel)
 
     @classmethod
-    def network(cls, spec: NetworkSpec, rate: float = 0.0) -> TransUNet:
+    def network(cls, spec: SeparatorSpec, rate: float = 0.0) -> TransUNet:
         """The noise-prediction network: ``x_t`` in (``in_ch`` channels), conditioned on the
         mixture and the note starts when configured."""
         return TransUNet(spec.in_ch, spec.out_ch, spec.latent_dim, spec.d_model,

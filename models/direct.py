@@ -32,9 +32,9 @@ from models.options import DirectLoss
 from models.process import (
     DEFAULT_SAMPLING,
     Batch,
-    NetworkSpec,
     Sampling,
     SeparationProcess,
+    SeparatorSpec,
     register,
 )
 from models.transunet import TransUNet
@@ -60,12 +60,12 @@ class DirectSeparation(SeparationProcess):
         self.onset_channel = onset_channel
 
     @classmethod
-    def from_spec(cls, spec: NetworkSpec) -> DirectSeparation:
+    def from_spec(cls, spec: SeparatorSpec) -> DirectSeparation:
         """The loss and inputs of a spec (``direct_loss``, ``onset_channel``)."""
         return cls(spec.direct_loss, onset_channel=spec.onset_channel)
 
     @classmethod
-    def network(cls, spec: NetworkSpec, rate: float = 0.0) -> TransUNet:
+    def network(cls, spec: SeparatorSpec, rate: float = 0.0) -> TransUNet:
         """The segmentation network: the mixture in (one channel, plus the note starts as
         conditioning), ``out_ch`` instrument logits out."""
         return TransUNet(1, spec.out_ch, spec.latent_dim, spec.d_model, spec.num_layers,

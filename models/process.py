@@ -6,7 +6,7 @@ direct separator (:class:`models.direct.DirectSeparation`). The network does not
 process holds it; callers never ask which kind they hold either -- they use this interface:
 
 * :meth:`SeparationProcess.build` makes a fresh network and its process from the network
-  keys of a config (:class:`NetworkSpec`);
+  keys of a config (:class:`SeparatorSpec`);
 * :meth:`SeparationProcess.step`: the training / validation loss of a batch, and any extra
   metric to log;
 * :meth:`SeparationProcess.probs`: instrument probabilities of every cell of a batch;
@@ -64,9 +64,6 @@ class SeparatorSpec:
         return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
 
-NetworkSpec = SeparatorSpec  # what build(), network() and from_spec() read
-
-
 @dataclass(frozen=True)
 class Sampling:
     """Separation-time choices of a process that samples (ignored by one that does not).
@@ -101,17 +98,17 @@ class SeparationProcess(nn.Module):
     monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
 
     @classmethod
-    def from_spec(cls, spec: NetworkSpec) -> SeparationProcess:
+    def from_spec(cls, spec: SeparatorSpec) -> SeparationProcess:
         """The process of a spec, without a network."""
         raise NotImplementedError
 
     @classmethod
-    def network(cls, spec: NetworkSpec, rate: float = 0.0) -> TransUNet:
+    def network(cls, spec: SeparatorSpec, rate: float = 0.0) -> TransUNet:
         """A fresh network of the shapes this process needs for ``spec``."""
         raise NotImplementedError
 
     @classmethod
-    def build(cls, spec: NetworkSpec, rate: float = 0.0) -> tuple[TransUNet, SeparationProcess]:
+    def build(cls, spec: SeparatorSpec, rate: float = 0.0) -> tuple[TransUNet, SeparationProcess]:
         """A fresh network and its process."""
         return cls.network(spec, rate), cls.from_spec(spec)
 

@@ -243,6 +243,17 @@ def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
     Returns:
         The :class:`NoteAssignment`.
     """
+    acc = note_probabilities(prob_fn, mixture, notes, batch_size, device, progress, in_mixture)
+    return assign_notes(acc, notes, drums_by_model, song_context)
+
+
+def note_probabilities(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
+                       batch_size: int = 64, device: torch.device | None = None,
+                       progress: bool = False, in_mixture: np.ndarray | None = None
+                       ) -> NoteProbAccumulator:
+    """The first pass of :func:`separate_notes`: every note's summed cell probabilities,
+    the song stitched in bounded memory, the note starts of ``in_mixture``'s notes given to
+    the model. :func:`assign_notes` decides from it (as often as wanted)."""
     mixture = np.asarray(mixture, dtype=bool)
     acc = note_grid(notes, mixture.shape[0])
     first, _ = notes.steps()
@@ -251,7 +262,7 @@ def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
     for begin, probs in song_prob_chunks(prob_fn, mixture, batch_size, device, progress,
                                          onsets):
         acc.add(begin, probs, mixture[begin: begin + len(probs)])
-    return assign_notes(acc, notes, drums_by_model, song_context)
+    return acc
 
 
 # ----------------------------------------------------------------------------------

@@ -161,10 +161,16 @@ def _resume_path(cfg: Config, kind: str, resume: bool) -> Path | None:
     return last
 
 
-def _fit(cfg: Config, kind: str, module: pl.LightningModule, max_epochs: int, resume: bool,
-         datamodule: pl.LightningDataModule | None, **overrides: Any) -> Path:
-    cfg.require_writable_dir("model_dir")  # before any work: checkpoints and logs go there
-    ckpt_path = _resume_path(cfg, kind, resume)
+def _checked_start(cfg: Config, kind: str, resume: bool) -> Path | None:
+    """Checks made before any work: ``model_dir`` can be written (checkpoints and logs go
+    there) and the resume checkpoint, if any, fits. Returns that checkpoint."""
+    cfg.require_writable_dir("model_dir")
+    return _resume_path(cfg, kind, resume)
+
+
+def _fit(cfg: Config, kind: str, module: pl.LightningModule, max_epochs: int,
+         ckpt_path: Path | None, datamodule: pl.LightningDataModule | None,
+         **overrides: Any) -> Path:
     if datamodule is None:
         datamodule = make_datamodule(cfg)
     trainer = build_trainer(cfg, kind, max_epochs, **overrides)
@@ -200,14 +206,13 @@ def train_separator(cfg: Config, resume: bool = False,
     if cfg.init_from and not (resume or cfg.resume):
         warm_start(module.net, cfg)
     baselines = None
-    cfg.require_writable_dir("model_dir")  # before any work: checkpoints and logs go there
-    _resume_path(cfg, "transunet", resume)  # a bad resume checkpoint is named first
+    ckpt_path = _checked_start(cfg, "transunet", resume)
     if rank_zero_only.rank == 0 and datamodule is None:
         # the baselines of this training data travel with the model (evaluate.py reads
         # them); fitted before training, on the data the model trains on
         check_data_dir(cfg)
         baselines = fit_train_baselines(cfg.train_mix or {cfg.data_dir: 1.0})
-    best = _fit(cfg, "transunet", module, cfg.max_epochs, resume, datamodule, **overrides)
+    best = _fit(cfg, "transunet", module, cfg.max_epochs, ckpt_path, datamodule, **overrides)
     if baselines is not None:
         save_baselines(Path(cfg.model_dir) / BASELINES_FILE, baselines)
     return best
@@ -234,7 +239,9 @@ def train_decoder(cfg: Config, resume: bool = False,
         return None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = DecoderModule(cfg, str(separator))
-    return _fit(cfg, "decoder", module, cfg.decoder_max_epochs, resume, datamodule, **overrides)
+    ckpt_path = _checked_start(cfg, "decoder", resume)
+    return _fit(cfg, "decoder", module, cfg.decoder_max_epochs, ckpt_path, datamodule,
+                **overrides)
 
 
 def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
