@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from data.contract import INSTRUMENTS, N_INSTRUMENTS  # noqa: E402
 from data.melody import load_melody_json, melody_program_for  # noqa: E402
-from data.midi import choose_tracks, read_score, score_timing, score_tracks  # noqa: E402
+from data.midi import choose_tracks, read_notes  # noqa: E402
 from data.store import SPLITS, read_manifest  # noqa: E402
 from utils.cli import command  # noqa: E402
 from utils.metrics import format_table, markdown_table  # noqa: E402
@@ -38,10 +38,10 @@ def corpus_figures(data_dir: str | Path) -> dict[str, float]:
     notes = np.zeros(N_INSTRUMENTS, dtype=np.int64)
     for split in SPLITS:
         for name in manifest["split_songs"][split]:
-            score = read_score(midi_dir / name)
-            tracks = score_tracks(score)
+            song = read_notes(midi_dir / name)
+            tracks = song.track_notes()
             program = melody_program_for(table, name) if table else None
-            chosen = choose_tracks(tracks, score_timing(score).tpq, program, joined)
+            chosen = choose_tracks(tracks, song.tpq, program, joined)
             for cls, indices in chosen.items():  # a joined melody counts in both columns
                 notes[cls] += sum(len(tracks[index]) for index in indices)
     row: dict[str, float] = {}

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))  # run from anywhere
 
 from data.contract import N_MUSIC  # noqa: E402
 from data.errors import WorkFailed  # noqa: E402
-from data.midi import load_mixture, read_score  # noqa: E402
-from data.notes import notes_from_score, separated_midi  # noqa: E402
+from data.midi import load_mixture, read_notes  # noqa: E402
+from data.notes import separated_midi  # noqa: E402
 from data.roll import window_starts  # noqa: E402
 from models.decoder import Decoder  # noqa: E402
 from utils.checkpoints import SeparatorSpec, build_separator  # noqa: E402
@@ -105,9 +105,8 @@ def run_one(minutes: float, config: str | None, steps: int, batch_size: int,
         separator.probs(warm)  # one full batch: the networks' working memory is in place
         before = peak_rss_mb()
         start = time.perf_counter()
-        score = read_score(song)
-        mixture, _, _ = load_mixture(song, score=score)
-        notes = notes_from_score(score)
+        notes = read_notes(song)
+        mixture, _, _ = load_mixture(song, notes=notes)
         result = separate_notes(separator.probs, mixture, notes, separator.batch_size,
                                 separator.device)
         midi, _ = separated_midi(notes, result.instrument)

@@ -1,6 +1,16 @@
-"""MIDI files <-> piano rolls (docs/data.md; rendering: docs/method.md section 9).
+"""MIDI files -> notes -> piano rolls (docs/data.md).
 
-Parsing uses symusic (a C++ MIDI parser, ticks kept exact); rendering uses pretty_midi.
+One reading: :func:`read_score` parses a file with symusic (a C++ MIDI parser, ticks kept
+exact) and :func:`notes_from_score` walks its tracks once into :class:`SongNotes`, every
+note of every track with its own pitch, ticks and velocity, each track's controllers and
+pitch bends, and the score's tempo map, time and key signatures (:func:`read_notes` does
+both). Everything else is derived from those notes: the timing
+(:meth:`SongNotes.timing`), the tracks that track unification chooses from
+(:meth:`SongNotes.track_notes`), the contract's song roll (:func:`load_song`) and the
+mixture of any file (:func:`load_mixture`). symusic splits a MIDI track into one track
+per channel and program, so a program change inside a track starts a new source track.
+Writing is :mod:`data.notes`.
+
 Malformed input: files that do not start with an ``MThd`` (or RIFF ``RMID``) header are
 rejected before parsing, and symusic reports corrupt or truncated data as a Python
 exception (checked by fuzzing truncated and byte-flipped files), which becomes a
@@ -26,14 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
 import symusic
 
 from data.contract import (
     DRUM,
-    DRUM_KEYS,
-    DRUM_ROW0,
-    INSTRUMENTS,
     MAX_SONG_BARS,
     MELODY,
     MIN_CLASSES,
@@ -43,15 +49,12 @@ from data.contract import (
     PITCH_HIGH,
     PITCH_LOW,
     PROGRAM_FAMILY,
-    RENDER_PROGRAM,
-    RENDER_VELOCITY,
     STEPS_PER_BAR,
     STEPS_PER_BEAT,
     drum_row,
 )
 from data.errors import UserError
-from data.melody import TrackNotes, find_melody, track_with_program
-from data.roll import roll_notes
+from data.melody import Track, TrackNotes, find_melody, track_with_program
 
 DEFAULT_QPM = 120.0  # MIDI's tempo before the first tempo event
 MAX_FILE_BYTES = 32 * 2**20  # largest MIDI file read (read_score's default limit)
@@ -142,6 +145,8 @@ class Song:
         has_melody: whether a melody track was found (channel 0 may be non-empty).
         onsets: bool ``[T, 72, 6]``, the first cell of every note of each class (two
             repeated notes and one held note differ here, not in ``roll``).
+        class_tracks: ``{class: [source tracks]}`` that track unification chose
+            (:func:`choose_tracks`; indices into :attr:`SongNotes.tracks`).
     """
 
     name: str
@@ -149,6 +154,7 @@ class Song:
     timing: Timing
     has_melody: bool
     onsets: np.ndarray | None = None
+    class_tracks: dict[int, list[int]] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -235,36 +241,148 @@ def _riff_midi(path: Path, data: bytes) -> bytes:
     raise MidiError(path, "not_midi", "RIFF MIDI file without a data chunk")
 
 
-def score_timing(score: symusic.Score) -> Timing:
-    """The :class:`Timing` of a parsed score, in time linear in the number of events.
+@dataclass
+class SourceTrack(Track):
+    """One track of the input as symusic reads it (one channel and program), besides
+    :class:`data.melody.Track`'s attributes.
 
-    Duplicate events at one tick collapse (the last tempo at a tick wins; repeated time
-    signatures are kept once, in file order). Tempo events of 0 microseconds per quarter
-    note have no meaning and are ignored, so the tempo before them stays in force; so are
-    events past 2**31 ticks (their ticks wrapped to negative values), long after any song
-    that is accepted.
+    Attributes:
+        controls: int64 ``[C, 3]`` controller events ``(tick, number, value)``.
+        bends: int64 ``[B, 2]`` pitch bends ``(tick, value)`` (value -8192..8191).
     """
-    tempos: dict[int, float] = {}
-    for tempo in score.tempos:
-        qpm = float(tempo.qpm)
-        if tempo.time >= 0 and np.isfinite(qpm) and qpm > 0:
-            tempos[int(tempo.time)] = qpm  # the last event at a tick wins
-    if 0 not in tempos:
-        # before the first valid tempo event MIDI plays at 120 bpm
-        tempos[0] = DEFAULT_QPM
-    events = ((int(ts.time), int(ts.numerator), int(ts.denominator))
-              for ts in score.time_signatures if ts.time >= 0)
-    signatures = list(dict.fromkeys(events))  # duplicates dropped, first-seen order kept
-    return Timing(tpq=int(score.ticks_per_quarter), tempos=sorted(tempos.items()),
-                  time_signatures=signatures)
+
+    controls: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+    bends: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
 
 
-def writable_meters(signatures: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """The time signatures a MIDI file can hold: at a tick >= 0, numerator and denominator
-    > 0. A corrupt file may carry others (a denominator byte out of range reads as 0, a
-    tick past 2**31 wraps negative); they mean nothing and are not written back.
-    :func:`score_timing` keeps them, so that such a file is not taken for 4/4."""
-    return [(t, n, d) for t, n, d in signatures if t >= 0 and n > 0 and d > 0]
+@dataclass
+class SongNotes:
+    """Every note of a MIDI file, flat, with what is needed to write them back.
+
+    Note arrays are int64 ``[K]`` (``is_drum`` bool ``[K]``), in track order, and within a
+    track in symusic's order; ``index`` is the note's position in its track.
+
+    Attributes:
+        tpq: ticks per quarter note.
+        track: source track of each note (index into ``tracks``).
+        index: position of each note in its track.
+        pitch: MIDI pitch (drum key on drum tracks).
+        start: note-on tick.
+        end: note-off tick (``end >= start``).
+        velocity: note-on velocity 1..127.
+        is_drum: whether the note's track is a drum track.
+        tracks: the source tracks.
+        tempos: int64 ``[M, 2]`` ``(tick, microseconds per quarter)``, as in the file
+            (less events of 0 microseconds or past 2**31 ticks, which have no meaning).
+        time_signatures: ``[(tick, numerator, denominator), ...]`` as in the file.
+        key_signatures: ``[(tick, key, tonality), ...]``: key = sharps (> 0) or flats
+            (< 0), tonality 0 major / 1 minor.
+        n_lyrics: lyric events in the file (not written back).
+        n_markers: marker events in the file (not written back).
+    """
+
+    tpq: int
+    track: np.ndarray
+    index: np.ndarray
+    pitch: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    velocity: np.ndarray
+    is_drum: np.ndarray
+    tracks: list[SourceTrack]
+    tempos: np.ndarray
+    time_signatures: list[tuple[int, int, int]]
+    key_signatures: list[tuple[int, int, int]]
+    n_lyrics: int = 0
+    n_markers: int = 0
+
+    def __len__(self) -> int:
+        return int(self.pitch.size)
+
+    def steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Grid steps of every note: ``(first, stop)`` int64 ``[K]`` (data contract)."""
+        return quantise(self.start, self.end, self.tpq / STEPS_PER_BEAT)
+
+    def rows(self) -> np.ndarray:
+        """Roll row of every note, int64 ``[K]``: 0..71, or -1 outside the roll."""
+        return pitch_rows(self.pitch, self.is_drum)
+
+    def timing(self) -> Timing:
+        """The song's :class:`Timing`, in time linear in the number of events.
+
+        Duplicate events at one tick collapse (the last tempo at a tick wins; repeated time
+        signatures are kept once, in file order). Time signatures past 2**31 ticks (their
+        ticks wrapped to negative values, long after any song that is accepted) are
+        ignored, as :func:`notes_from_score` ignores such tempos.
+        """
+        tempos = {tick: 60e6 / mspq for tick, mspq in self.tempos.tolist()}  # last wins
+        if 0 not in tempos:
+            # before the first valid tempo event MIDI plays at 120 bpm
+            tempos[0] = DEFAULT_QPM
+        # duplicates dropped, first-seen order kept
+        signatures = list(dict.fromkeys(ts for ts in self.time_signatures if ts[0] >= 0))
+        return Timing(tpq=self.tpq, tempos=sorted(tempos.items()), time_signatures=signatures)
+
+    def track_notes(self) -> list[TrackNotes]:
+        """Every source track with its notes, for track unification (:func:`choose_tracks`);
+        the tick and pitch arrays are views of the flat ones."""
+        bounds = np.searchsorted(self.track, np.arange(1, len(self.tracks)))
+        columns = (np.split(a, bounds) for a in (self.start, self.end, self.pitch))
+        return [TrackNotes(name=t.name, program=t.program, is_drum=t.is_drum, start=start,
+                           end=end, pitch=pitch)
+                for t, start, end, pitch in zip(self.tracks, *columns)]
+
+
+def notes_from_score(score: symusic.Score) -> SongNotes:
+    """The :class:`SongNotes` of a parsed score (ticks): the one walk over its tracks."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in
+                                          ("track", "index", "pitch", "start", "end",
+                                           "velocity", "is_drum")}
+    tracks: list[SourceTrack] = []
+    n_lyrics = 0
+    for t, track in enumerate(score.tracks):
+        notes = track.notes.numpy()
+        start = notes["time"].astype(np.int64)
+        n = start.size
+        parts["track"].append(np.full(n, t, dtype=np.int64))
+        parts["index"].append(np.arange(n, dtype=np.int64))
+        parts["pitch"].append(notes["pitch"].astype(np.int64))
+        parts["start"].append(start)
+        parts["end"].append(start + notes["duration"].astype(np.int64))
+        parts["velocity"].append(notes["velocity"].astype(np.int64))
+        parts["is_drum"].append(np.full(n, bool(track.is_drum)))
+        controls = track.controls.numpy()
+        bends = track.pitch_bends.numpy()
+        tracks.append(SourceTrack(
+            name=str(track.name), program=int(track.program), is_drum=bool(track.is_drum),
+            controls=np.stack([controls["time"], controls["number"], controls["value"]],
+                              axis=1).astype(np.int64).reshape(-1, 3),
+            bends=np.stack([bends["time"], bends["value"]], axis=1).astype(np.int64)
+            .reshape(-1, 2)))
+        n_lyrics += len(track.lyrics)
+    flat = {k: (np.concatenate(v) if v else np.zeros(0, dtype=bool if k == "is_drum"
+                                                     else np.int64))
+            for k, v in parts.items()}
+    tempos = score.tempos.numpy()
+    tempo_map = np.stack([tempos["time"], tempos["mspq"]], axis=1).astype(np.int64).reshape(-1, 2)
+    # 0 microseconds per quarter (invalid MIDI) or a tick past 2**31 (wrapped to a negative
+    # tick) has no meaning: dropped, so the tempo before stays in force
+    tempo_map = tempo_map[(tempo_map[:, 0] >= 0) & (tempo_map[:, 1] > 0)]
+    return SongNotes(
+        tpq=int(score.ticks_per_quarter), tracks=tracks,
+        tempos=tempo_map,
+        time_signatures=[(int(ts.time), int(ts.numerator), int(ts.denominator))
+                         for ts in score.time_signatures],
+        key_signatures=[(int(ks.time), int(ks.key), int(ks.tonality))
+                        for ks in score.key_signatures],
+        n_lyrics=n_lyrics, n_markers=len(score.markers), **flat)
+
+
+def read_notes(path: str | Path, max_bytes: int | None = MAX_FILE_BYTES,
+               max_notes: int | None = None) -> SongNotes:
+    """Read a MIDI file as its :class:`SongNotes` (:func:`read_score`, then
+    :func:`notes_from_score`; same arguments and errors as :func:`read_score`)."""
+    return notes_from_score(read_score(path, max_bytes, max_notes))
 
 
 def describe_time_signatures(signatures: list[tuple[int, int, int]], shown: int = 3) -> str:
@@ -283,19 +401,6 @@ def describe_time_signatures(signatures: list[tuple[int, int, int]], shown: int 
     if len(signatures) > shown:
         text += f", ... ({len(signatures)} events)"
     return text
-
-
-def score_tracks(score: symusic.Score) -> list[TrackNotes]:
-    """Every track of a score as :class:`TrackNotes` (int64 tick arrays)."""
-    tracks = []
-    for track in score.tracks:
-        notes = track.notes.numpy()
-        start = notes["time"].astype(np.int64)
-        tracks.append(TrackNotes(name=str(track.name), program=int(track.program),
-                                 is_drum=bool(track.is_drum), start=start,
-                                 end=start + notes["duration"].astype(np.int64),
-                                 pitch=notes["pitch"].astype(np.int64)))
-    return tracks
 
 
 # ----------------------------------------------------------------------------- gridding
@@ -388,7 +493,7 @@ def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None
     """Track unification, steps 1-5 (docs/data.md): which tracks become which class.
 
     Args:
-        tracks: every track of the file (:func:`score_tracks` order).
+        tracks: every track of the file (:meth:`SongNotes.track_notes`).
         tpq: ticks per quarter note (for the melody detector).
         melody_program: GM program of the melody track, or None to run the detector.
         melody_in_mixture: the melody track also joins the class its program names
@@ -434,11 +539,11 @@ def _track_class(track: TrackNotes) -> int | None:
 
 def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program: int | None,
            max_bars: int = MAX_SONG_BARS, melody_in_mixture: bool = False
-           ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Track unification (docs/data.md, steps 1-6) -> ``(roll, onsets, has_melody)``.
+           ) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
+    """Track unification (docs/data.md, steps 1-6) -> ``(roll, onsets, chosen)``.
 
     ``roll`` and ``onsets`` are bool ``[T, 72, 6]``: the cells each class plays, and the
-    first cell of each of its notes.
+    first cell of each of its notes; ``chosen`` is :func:`choose_tracks`' answer.
 
     Raises:
         SkipFile: "too_few_instruments", or "too_long" (checked before the roll exists).
@@ -462,11 +567,11 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
             paint_notes(plane, first, stop, rows)
             onsets[first, rows, cls] = True
         roll[..., cls] = plane
-    return roll, onsets, MELODY in chosen
+    return roll, onsets, chosen
 
 
 def load_song(path: str | Path, melody_program: int | None = None,
-              max_bars: int = MAX_SONG_BARS, score: symusic.Score | None = None,
+              max_bars: int = MAX_SONG_BARS, notes: SongNotes | None = None,
               melody_in_mixture: bool = False) -> Song:
     """Convert one MIDI file by the data contract (docs/data.md).
 
@@ -475,7 +580,7 @@ def load_song(path: str | Path, melody_program: int | None = None,
         melody_program: GM program of the melody track (from a midi-miner style JSON);
             None runs the melody detector of :mod:`data.melody`.
         max_bars: longest song accepted, in bars (module docstring).
-        score: the file already read by :func:`read_score` (not read again).
+        notes: the file already read by :func:`read_notes` (not read again).
         melody_in_mixture: the melody track also joins its program's class
             (:func:`choose_tracks`).
 
@@ -488,20 +593,19 @@ def load_song(path: str | Path, melody_program: int | None = None,
         SkipFile: filtered out -- reason "not_4_4", "too_few_instruments" or "too_long".
     """
     path = Path(path)
-    score = read_score(path) if score is None else score
-    timing = score_timing(score)
+    notes = read_notes(path) if notes is None else notes
+    timing = notes.timing()
     if not timing.is_4_4():
         found = describe_time_signatures(timing.time_signatures)
         raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
-    roll, onsets, has_melody = _unify(path, score_tracks(score), timing, melody_program,
-                                      max_bars, melody_in_mixture)
-    return Song(name=path.stem, roll=roll, timing=timing, has_melody=has_melody,
-                onsets=onsets)
+    roll, onsets, chosen = _unify(path, notes.track_notes(), timing, melody_program, max_bars,
+                                  melody_in_mixture)
+    return Song(name=path.stem, roll=roll, timing=timing, has_melody=MELODY in chosen,
+                onsets=onsets, class_tracks=chosen)
 
 
 def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
-                 score: symusic.Score | None = None
-                 ) -> tuple[np.ndarray, np.ndarray | None, Timing]:
+                 notes: SongNotes | None = None) -> tuple[np.ndarray, np.ndarray | None, Timing]:
     """Read any MIDI file as a mixture to separate.
 
     The mixture is the OR of every pitched note of every track (no note-count or program
@@ -513,7 +617,7 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
     Args:
         path: a MIDI file (any meter; one without a time signature is taken as 4/4).
         max_bars: longest song accepted, in bars (module docstring).
-        score: the file already read by :func:`read_score` (not read again).
+        notes: the file already read by :func:`read_notes` (not read again).
 
     Returns:
         ``(mixture, reference, timing)``: bool ``[T, 72]``, bool ``[T, 72, 6]`` or None
@@ -524,11 +628,11 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
             than ``max_bars`` (reason "too_long", raised before any roll is allocated).
     """
     path = Path(path)
-    score = read_score(path) if score is None else score
-    timing = score_timing(score)
+    notes = read_notes(path) if notes is None else notes
+    timing = notes.timing()
     if not timing.time_signatures:
         timing.time_signatures = [(0, 4, 4)]
-    tracks = score_tracks(score)
+    tracks = notes.track_notes()
     cells = [_track_cells(t, timing.ticks_per_step) for t in tracks]
     length = song_steps(cells)
     reason = too_long(length, max_bars)
@@ -547,76 +651,3 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
     padded = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
     padded[: reference.shape[0]] = reference[:length]
     return mixture, padded, timing
-
-
-# ----------------------------------------------------------------------------- rendering
-def _set_tempo_map(pm: pretty_midi.PrettyMIDI, timing: Timing, max_tick: int) -> None:
-    """Give a new PrettyMIDI the tempo map of ``timing`` up to ``max_tick`` (written out as
-    set_tempo events).
-
-    pretty_midi has no public API for tempo changes; its tick scales are the documented
-    internal representation it writes from. Its tick -> time table holds one float per
-    tick, so it is built only up to the last tempo change inside the song: pretty_midi
-    extends it past its end with the last tempo, which is exact.
-    """
-    tempos = [(tick, qpm) for tick, qpm in timing.tempos if tick <= max_tick]
-    pm._tick_scales = [(int(tick), 60.0 / (qpm * pm.resolution)) for tick, qpm in tempos]
-    pm._update_tick_to_time(int(tempos[-1][0]) + 1)
-
-
-def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
-                 qpm: float = 120.0) -> pretty_midi.PrettyMIDI:
-    """Render a song or phrase roll as multi-instrument MIDI (docs/method.md section 9).
-
-    One track per non-empty channel (programs flute/piano/guitar/bass/strings and a drum
-    track, velocities from the contract); each run of on-cells at one pitch is one note.
-    Drum cells below row 63 have no drum key and are not rendered.
-
-    Args:
-        roll: bool ``[T, 72, 6]`` (contract order) or ``[T, 72, 5]`` (channels 1..5).
-        timing: the song's timing; step k then starts at ``timing.step_to_seconds(k)`` and
-            the MIDI file carries the song's tempo map and time signatures. None: a
-            constant ``qpm`` in 4/4.
-        qpm: tempo used when ``timing`` is None.
-
-    Returns:
-        A ``pretty_midi.PrettyMIDI``.
-    """
-    roll = np.asarray(roll)
-    if roll.ndim != 3 or roll.shape[1] != N_PITCH or roll.shape[2] not in (N_INSTRUMENTS,
-                                                                            N_INSTRUMENTS - 1):
-        raise ValueError(f"roll must have shape [T, {N_PITCH}, 6] or [T, {N_PITCH}, 5], "
-                         f"got {list(roll.shape)}")
-    offset = N_INSTRUMENTS - roll.shape[2]  # 1 when channel 0 (melody) is absent
-    if timing is None:
-        timing = Timing(tpq=480, tempos=[(0, float(qpm))], time_signatures=[(0, 4, 4)])
-    pm = pretty_midi.PrettyMIDI(resolution=timing.tpq, initial_tempo=timing.tempos[0][1])
-    if len(timing.tempos) > 1:
-        _set_tempo_map(pm, timing, int(np.ceil(roll.shape[0] * timing.ticks_per_step)))
-    meters = writable_meters(timing.time_signatures)
-    if meters:
-        ticks = np.array([tick for tick, _, _ in meters], dtype=np.int64)
-        seconds = timing.tick_to_seconds(ticks).tolist()  # one pass for every event
-        pm.time_signature_changes.extend(pretty_midi.TimeSignature(num, den, sec)
-                                         for (_, num, den), sec in zip(meters, seconds))
-    for channel in range(roll.shape[2]):
-        cls = channel + offset
-        rows, first, stop = roll_notes(roll[:, :, channel])
-        if cls == DRUM:
-            keep = rows >= DRUM_ROW0
-            rows, first, stop = rows[keep], first[keep], stop[keep]
-            pitches = np.array(DRUM_KEYS, dtype=np.int64)[rows - DRUM_ROW0]
-        else:
-            pitches = rows + PITCH_LOW
-        if rows.size == 0:
-            continue
-        inst = pretty_midi.Instrument(program=RENDER_PROGRAM.get(cls, 0), is_drum=cls == DRUM,
-                                      name=INSTRUMENTS[cls])
-        on, off = timing.step_to_seconds(first), timing.step_to_seconds(stop)
-        velocity = RENDER_VELOCITY[cls]
-        inst.notes = [pretty_midi.Note(velocity=velocity, pitch=int(p), start=float(a),
-                                       end=float(b))
-                      for p, a, b in zip(pitches.tolist(), on.tolist(), off.tolist())]
-        inst.notes.sort(key=lambda n: (n.start, n.pitch))
-        pm.instruments.append(inst)
-    return pm

@@ -1,24 +1,22 @@
-"""A MIDI file as its list of notes, and the same notes written back by instrument.
+"""Notes written back as MIDI: a song's own notes by instrument, and rolls rendered.
 
-Reading keeps everything a note-level separation needs to give the user's music back:
-every note of every track with its own pitch, start and end tick and velocity, each
-track's controllers and pitch bends, and the score's ticks per quarter, tempo map (exact
-microseconds per quarter), time signatures and key signatures
-(:func:`notes_from_score`, from the score :func:`data.midi.read_score` parses once for the
-mixture and the notes alike). Parsing is symusic's, which splits a MIDI track into one
-track per channel and program, so a program change inside a track starts a new source
-track.
+One standard-MIDI-file encoder (:class:`_Events`, encoded with numpy, so ticks and
+channels are exactly as given and time and memory stay linear in the number of events)
+writes both kinds of file:
 
-Writing (:func:`separated_midi`, encoded with numpy, so ticks and channels are exactly as
-given and time and memory stay linear in the number of events) puts every note exactly
-once on the track of the instrument it was given, with
-the render programs of the data contract and the drum track on channel 10. MIDI pairs a
-note-off with a note-on by track, channel and pitch, so two notes of one pitch that
-overlap on one track cannot be told apart by every reader (the pretty_midi reader, for
-one, ends both at the first note-off). A note that would overlap another note of its
-pitch on its instrument's track therefore goes to an extra track of the same instrument
-on the same channel ("piano 2", ...), which keeps every note exact in any reader;
-controllers and pitch bends act on a channel, so they are written once, on the
+* :func:`separated_midi` puts every note of a :class:`data.midi.SongNotes` exactly once
+  on the track of the instrument it was given, with its own pitch, ticks and velocity,
+  the input's tempo map, time and key signatures, and its controllers and pitch bends;
+* :func:`roll_to_midi` renders a song or phrase roll (docs/method.md section 9), each run
+  of on-cells at one pitch one note, with the song's tempo map and time signatures.
+
+Both use the render programs of the data contract and put the drum track on channel 10.
+MIDI pairs a note-off with a note-on by track, channel and pitch, so two notes of one
+pitch that overlap on one track cannot be told apart by every reader (the pretty_midi
+reader, for one, ends both at the first note-off). A note that would overlap another note
+of its pitch on its instrument's track therefore goes to an extra track of the same
+instrument on the same channel ("piano 2", ...), which keeps every note exact in any
+reader; controllers and pitch bends act on a channel, so they are written once, on the
 instrument's main track.
 
 Grid: a note covers the steps of :func:`data.midi.quantise` (the data contract's
@@ -28,143 +26,35 @@ quantisation) at the row of :func:`data.midi.pitch_rows`.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import symusic
 
 from data.contract import (
     BASS,
     DRUM,
+    DRUM_KEYS,
+    DRUM_ROW0,
     GUITAR,
     INSTRUMENTS,
+    MELODY,
+    N_INSTRUMENTS,
     N_PITCH,
     PIANO,
     PITCH_HIGH,
     PITCH_LOW,
     RENDER_PROGRAM,
+    RENDER_VELOCITY,
     STEPS_PER_BEAT,
     STRING,
 )
-from data.melody import Track
-from data.midi import paint_notes, pitch_rows, quantise, writable_meters
+from data.midi import SongNotes, SourceTrack, Timing, paint_notes
+from data.roll import roll_notes
 
 # MIDI channel (0-based) of each instrument's tracks; 9 is General MIDI's drum channel 10
-OUTPUT_CHANNEL: dict[int, int] = {PIANO: 0, GUITAR: 1, BASS: 2, STRING: 3, DRUM: 9}
-
-
-@dataclass
-class SourceTrack(Track):
-    """One track of the input as symusic reads it (one channel and program), besides
-    :class:`data.melody.Track`'s attributes.
-
-    Attributes:
-        controls: int64 ``[C, 3]`` controller events ``(tick, number, value)``.
-        bends: int64 ``[B, 2]`` pitch bends ``(tick, value)`` (value -8192..8191).
-    """
-
-    controls: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
-    bends: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
-
-
-@dataclass
-class SongNotes:
-    """Every note of a MIDI file, flat, with what is needed to write them back.
-
-    Note arrays are int64 ``[K]`` (``is_drum`` bool ``[K]``), in track order, and within a
-    track in symusic's order; ``index`` is the note's position in its track.
-
-    Attributes:
-        tpq: ticks per quarter note.
-        track: source track of each note (index into ``tracks``).
-        index: position of each note in its track.
-        pitch: MIDI pitch (drum key on drum tracks).
-        start: note-on tick.
-        end: note-off tick (``end >= start``).
-        velocity: note-on velocity 1..127.
-        is_drum: whether the note's track is a drum track.
-        tracks: the source tracks.
-        tempos: int64 ``[M, 2]`` ``(tick, microseconds per quarter)``, as in the file
-            (less events of 0 microseconds or past 2**31 ticks, which have no meaning).
-        time_signatures: ``[(tick, numerator, denominator), ...]`` as in the file.
-        key_signatures: ``[(tick, key, tonality), ...]``: key = sharps (> 0) or flats
-            (< 0), tonality 0 major / 1 minor.
-        n_lyrics: lyric events in the file (not written back).
-        n_markers: marker events in the file (not written back).
-    """
-
-    tpq: int
-    track: np.ndarray
-    index: np.ndarray
-    pitch: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-    velocity: np.ndarray
-    is_drum: np.ndarray
-    tracks: list[SourceTrack]
-    tempos: np.ndarray
-    time_signatures: list[tuple[int, int, int]]
-    key_signatures: list[tuple[int, int, int]]
-    n_lyrics: int = 0
-    n_markers: int = 0
-
-    def __len__(self) -> int:
-        return int(self.pitch.size)
-
-    def steps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Grid steps of every note: ``(first, stop)`` int64 ``[K]`` (data contract)."""
-        return quantise(self.start, self.end, self.tpq / STEPS_PER_BEAT)
-
-    def rows(self) -> np.ndarray:
-        """Roll row of every note, int64 ``[K]``: 0..71, or -1 outside the roll."""
-        return pitch_rows(self.pitch, self.is_drum)
-
-
-def notes_from_score(score: symusic.Score) -> SongNotes:
-    """The :class:`SongNotes` of a parsed score (ticks)."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in
-                                          ("track", "index", "pitch", "start", "end",
-                                           "velocity", "is_drum")}
-    tracks: list[SourceTrack] = []
-    n_lyrics = 0
-    for t, track in enumerate(score.tracks):
-        notes = track.notes.numpy()
-        start = notes["time"].astype(np.int64)
-        n = start.size
-        parts["track"].append(np.full(n, t, dtype=np.int64))
-        parts["index"].append(np.arange(n, dtype=np.int64))
-        parts["pitch"].append(notes["pitch"].astype(np.int64))
-        parts["start"].append(start)
-        parts["end"].append(start + notes["duration"].astype(np.int64))
-        parts["velocity"].append(notes["velocity"].astype(np.int64))
-        parts["is_drum"].append(np.full(n, bool(track.is_drum)))
-        controls = track.controls.numpy()
-        bends = track.pitch_bends.numpy()
-        tracks.append(SourceTrack(
-            name=str(track.name), program=int(track.program), is_drum=bool(track.is_drum),
-            controls=np.stack([controls["time"], controls["number"], controls["value"]],
-                              axis=1).astype(np.int64).reshape(-1, 3),
-            bends=np.stack([bends["time"], bends["value"]], axis=1).astype(np.int64)
-            .reshape(-1, 2)))
-        n_lyrics += len(track.lyrics)
-    flat = {k: (np.concatenate(v) if v else np.zeros(0, dtype=bool if k == "is_drum"
-                                                     else np.int64))
-            for k, v in parts.items()}
-    tempos = score.tempos.numpy()
-    tempo_map = np.stack([tempos["time"], tempos["mspq"]], axis=1).astype(np.int64).reshape(-1, 2)
-    # 0 microseconds per quarter (invalid MIDI) or a tick past 2**31 has no meaning: dropped,
-    # as data.midi.score_timing ignores them, so the tempo before stays in force
-    tempo_map = tempo_map[(tempo_map[:, 0] >= 0) & (tempo_map[:, 1] > 0)]
-    return SongNotes(
-        tpq=int(score.ticks_per_quarter), tracks=tracks,
-        tempos=tempo_map,
-        time_signatures=[(int(ts.time), int(ts.numerator), int(ts.denominator))
-                         for ts in score.time_signatures],
-        key_signatures=[(int(ks.time), int(ks.key), int(ks.tonality))
-                        for ks in score.key_signatures],
-        n_lyrics=n_lyrics, n_markers=len(score.markers), **flat)
+OUTPUT_CHANNEL: dict[int, int] = {PIANO: 0, GUITAR: 1, BASS: 2, STRING: 3, MELODY: 4, DRUM: 9}
 
 
 def nearest_rows(notes: SongNotes) -> np.ndarray:
@@ -365,6 +255,15 @@ class _Events:
         return b"MTrk" + len(body).to_bytes(4, "big") + body
 
 
+def writable_meters(signatures: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The time signatures a MIDI file can hold: at a tick >= 0, numerator and denominator
+    > 0. A corrupt file may carry others (a denominator byte out of range reads as 0, a
+    tick past 2**31 wraps negative); they mean nothing and are not written back.
+    :meth:`data.midi.SongNotes.timing` keeps the former, so that such a file is not taken
+    for 4/4."""
+    return [(t, n, d) for t, n, d in signatures if t >= 0 and n > 0 and d > 0]
+
+
 def _meta_track(notes: SongNotes) -> bytes:
     """Track 0: the tempo map, time signatures and key signatures."""
     events = _Events()
@@ -414,12 +313,29 @@ def separated_midi(notes: SongNotes, instrument: np.ndarray,
                          f"got {list(instrument.shape)}")
     if len(notes) and (instrument.min() < 1 or instrument.max() > DRUM):
         raise ValueError(f"instrument classes must be 1..{DRUM}")
+    layer = note_layers(notes, instrument) if layers is None else np.asarray(layers)
+    return _encode(notes, instrument, layer)
+
+
+def _encode(notes: SongNotes, instrument: np.ndarray, layer: np.ndarray
+            ) -> tuple[EncodedMidi, list[OutputTrack]]:
+    """The file of :func:`separated_midi`: the tempo track, then one track per class
+    (contract order, melody first) and overlap layer that holds notes.
+
+    Args:
+        notes: the notes, with the tempo map, signatures and source tracks to write.
+        instrument: int64 ``[K]`` contract class of each note (0..5).
+        layer: int ``[K]`` overlap layer of each note.
+
+    Raises:
+        ValueError: ticks per quarter note outside 1..32767, a note at a negative tick,
+            or more tracks than a MIDI file can hold.
+    """
     if not 0 < notes.tpq < 2**15:
         raise ValueError(f"ticks per quarter note must be 1..32767, got {notes.tpq}")
-    layer = note_layers(notes, instrument) if layers is None else np.asarray(layers)
     plan: list[tuple[int, int, np.ndarray]] = []  # (layer, class, notes) of each track
     for lay in range(int(layer.max(initial=0)) + 1):
-        for cls in range(1, DRUM + 1):
+        for cls in range(MELODY, DRUM + 1):
             pick = np.flatnonzero((instrument == cls) & (layer == lay))
             if pick.size:
                 plan.append((lay, cls, pick))
@@ -441,6 +357,70 @@ def separated_midi(notes: SongNotes, instrument: np.ndarray,
     header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") \
         + len(chunks).to_bytes(2, "big") + notes.tpq.to_bytes(2, "big")
     return EncodedMidi(data=header + b"".join(chunks), n_tracks=len(chunks)), described
+
+
+def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
+                 qpm: float = 120.0) -> EncodedMidi:
+    """Render a song or phrase roll as multi-instrument MIDI (docs/method.md section 9).
+
+    One track per non-empty channel (programs flute/piano/guitar/bass/strings and a drum
+    track, velocities from the contract), through the encoder of :func:`separated_midi`;
+    each run of on-cells at one pitch is one note, from the tick where its first step
+    starts to the tick where its last one ends (``step * tpq / 4``, halves rounded up).
+    Drum cells below row 63 have no drum key and are not rendered.
+
+    Args:
+        roll: bool ``[T, 72, 6]`` (contract order) or ``[T, 72, 5]`` (channels 1..5).
+        timing: the song's timing; the file then has its ticks per quarter note, tempo map
+            and time signatures. None: a constant ``qpm`` in 4/4 at 480 ticks per quarter.
+        qpm: tempo used when ``timing`` is None.
+
+    Returns:
+        The encoded file (:meth:`EncodedMidi.save` writes it).
+
+    Raises:
+        ValueError: a roll of another shape.
+    """
+    roll = np.asarray(roll)
+    if roll.ndim != 3 or roll.shape[1] != N_PITCH or roll.shape[2] not in (N_INSTRUMENTS,
+                                                                            N_INSTRUMENTS - 1):
+        raise ValueError(f"roll must have shape [T, {N_PITCH}, 6] or [T, {N_PITCH}, 5], "
+                         f"got {list(roll.shape)}")
+    offset = N_INSTRUMENTS - roll.shape[2]  # 1 when channel 0 (melody) is absent
+    if timing is None:
+        timing = Timing(tpq=480, tempos=[(0, float(qpm))], time_signatures=[(0, 4, 4)])
+    classes, pitches, firsts, stops = [], [], [], []
+    for channel in range(roll.shape[2]):
+        cls = channel + offset
+        rows, first, stop = roll_notes(roll[:, :, channel])
+        if cls == DRUM:
+            keep = rows >= DRUM_ROW0
+            rows, first, stop = rows[keep], first[keep], stop[keep]
+            pitch = np.array(DRUM_KEYS, dtype=np.int64)[rows - DRUM_ROW0]
+        else:
+            pitch = rows + PITCH_LOW
+        classes.append(np.full(rows.size, cls, dtype=np.int64))
+        pitches.append(pitch.astype(np.int64))
+        firsts.append(first)
+        stops.append(stop)
+    instrument = np.concatenate(classes)
+    ticks_per_step = timing.tpq / STEPS_PER_BEAT
+    velocity = np.array([RENDER_VELOCITY[c] for c in range(N_INSTRUMENTS)], dtype=np.int64)
+    notes = SongNotes(
+        tpq=timing.tpq, track=instrument,
+        index=np.concatenate([np.arange(c.size, dtype=np.int64) for c in classes]),
+        pitch=np.concatenate(pitches),
+        start=np.floor(np.concatenate(firsts) * ticks_per_step + 0.5).astype(np.int64),
+        end=np.floor(np.concatenate(stops) * ticks_per_step + 0.5).astype(np.int64),
+        velocity=velocity[instrument], is_drum=instrument == DRUM,
+        tracks=[SourceTrack(name=INSTRUMENTS[c], program=RENDER_PROGRAM.get(c, 0),
+                            is_drum=c == DRUM) for c in range(N_INSTRUMENTS)],
+        tempos=np.array([(tick, round(60e6 / q)) for tick, q in timing.tempos],
+                        dtype=np.int64).reshape(-1, 2),
+        time_signatures=timing.time_signatures, key_signatures=[])
+    # the runs of one pitch on one channel never touch: every note is on layer 0
+    midi, _ = _encode(notes, instrument, np.zeros(len(notes), dtype=np.int64))
+    return midi
 
 
 def note_layers(notes: SongNotes, instrument: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ from tqdm import tqdm
 from data.errors import UserError
 from data.fileio import atomic_write, atomic_write_json, remove_temporaries
 from data.harmony import progression, random_key
-from data.midi import describe_time_signatures, score_timing
+from data.midi import describe_time_signatures, notes_from_score
 from data.mma import (
     Groove,
     MmaFailed,
@@ -173,7 +173,7 @@ def chart(plan: SongPlan, style_file: Path) -> str:
 def check_4_4(midi: bytes) -> None:
     """Raise :class:`data.mma.MmaFailed` (reason ``"not_4_4"``) unless the file passes the
     build's 4/4 filter (:meth:`data.midi.Timing.is_4_4`)."""
-    timing = score_timing(symusic.Score.from_midi(midi))
+    timing = notes_from_score(symusic.Score.from_midi(midi)).timing()
     if not timing.is_4_4():
         found = describe_time_signatures(timing.time_signatures)
         raise MmaFailed("not_4_4", f"needs exactly one 4/4 time signature, found {found}")

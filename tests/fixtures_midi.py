@@ -8,9 +8,6 @@ from pathlib import Path
 
 import mido
 
-from data.midi import read_score
-from data.notes import SongNotes, notes_from_score
-
 
 @dataclass
 class Track:
@@ -120,8 +117,3 @@ def add_meta_track(path: Path, events: bytes) -> Path:
     data += b"MTrk" + len(body).to_bytes(4, "big") + body
     path.write_bytes(bytes(data))
     return path
-
-
-def read_notes(path: str | Path) -> SongNotes:
-    """Every note of a MIDI file, as separate.py reads them."""
-    return notes_from_score(read_score(path))

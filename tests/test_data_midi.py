@@ -1,7 +1,9 @@
-"""data/midi.py: MIDI -> roll conversion, filters, timing, rendering, bad files."""
+"""data/midi.py: MIDI -> roll conversion, filters, timing, bad files; rolls rendered back
+(data/notes.py roll_to_midi)."""
 
 from __future__ import annotations
 
+import io
 import tracemalloc
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import mido
 import numpy as np
 import pretty_midi
 import pytest
+import symusic
 
 from data.contract import (
     BASS,
@@ -28,10 +31,10 @@ from data.midi import (
     Timing,
     load_mixture,
     load_song,
+    read_notes,
     read_score,
-    roll_to_midi,
-    score_timing,
 )
+from data.notes import EncodedMidi, roll_to_midi
 from data.roll import window_view
 from tests.fixtures_midi import (
     MAX_DELTA,
@@ -86,6 +89,11 @@ def test_hand_built_phrase_cell_by_cell(tmp_path: Path) -> None:
     assert song.timing.tpq == TPQ and song.timing.ticks_per_step == STEP
 
 
+def pretty_midi_of(midi: EncodedMidi) -> pretty_midi.PrettyMIDI:
+    """A rendered file as pretty_midi reads it (an independent reader)."""
+    return pretty_midi.PrettyMIDI(io.BytesIO(midi.data))
+
+
 def test_tempo_change_stays_on_grid(tmp_path: Path) -> None:
     tpq = 96
     beat_notes = [(b * tpq, b * tpq + tpq // 2, 60 + b % 5) for b in range(64)]
@@ -102,30 +110,33 @@ def test_tempo_change_stays_on_grid(tmp_path: Path) -> None:
     seconds = song.timing.step_to_seconds(onsets)
     np.testing.assert_allclose(seconds, [n.start for n in bass_pm.notes], atol=1e-6)
     # rendering keeps the tempo map: the same onsets in seconds, and the same roll back
-    rendered = roll_to_midi(song.roll, song.timing)
+    midi = roll_to_midi(song.roll, song.timing)
+    rendered = pretty_midi_of(midi)
     times, tempi = rendered.get_tempo_changes()
     np.testing.assert_allclose(tempi, [120.0, 90.0, 150.0], rtol=1e-4)
     bass_out = next(i for i in rendered.instruments if i.program == 33)
     np.testing.assert_allclose([n.start for n in bass_out.notes], seconds, atol=1e-6)
-    rendered.write(str(tmp_path / "tempo_out.mid"))
+    midi.save(tmp_path / "tempo_out.mid")
     again = load_song(tmp_path / "tempo_out.mid")
     np.testing.assert_array_equal(again.roll, song.roll)
 
 
 def test_round_trip_midi_roll_midi(tmp_path: Path) -> None:
     song = load_song(_hand_file(tmp_path / "hand.mid"))
-    pm = roll_to_midi(song.roll, song.timing)
+    midi = roll_to_midi(song.roll, song.timing)
+    pm = pretty_midi_of(midi)
     assert {i.name: (i.program, i.is_drum) for i in pm.instruments} == {
         "piano": (0, False), "guitar": (25, False), "bass": (33, False), "drum": (0, True)}
     assert {n.velocity for i in pm.instruments for n in i.notes} == {80}
-    pm.write(str(tmp_path / "out.mid"))
+    midi.save(tmp_path / "out.mid")
     again = load_song(tmp_path / "out.mid")
     np.testing.assert_array_equal(again.roll, song.roll)
     # a 5-channel phrase renders without a melody track, at a fixed tempo
-    pm5 = roll_to_midi(song.roll[:64, :, 1:], qpm=100.0)
+    pm5 = pretty_midi_of(roll_to_midi(song.roll[:64, :, 1:], qpm=100.0))
     assert pm5.get_tempo_changes()[1] == pytest.approx([100.0])
     piano = next(i for i in pm5.instruments if i.name == "piano")
-    assert piano.notes[0].start == 0.0 and piano.notes[0].end == pytest.approx(16 * 0.15)
+    held = next(n for n in piano.notes if n.pitch == 60)
+    assert held.start == 0.0 and held.end == pytest.approx(16 * 0.15)
 
 
 def test_melody_and_string_render_programs() -> None:
@@ -133,7 +144,7 @@ def test_melody_and_string_render_programs() -> None:
     roll[0:2, 40, MELODY] = True
     roll[2:4, 10, STRING] = True
     roll[0, 3, DRUM] = True  # below row 63: no drum key, not rendered
-    pm = roll_to_midi(roll)
+    pm = pretty_midi_of(roll_to_midi(roll))
     assert {i.name: (i.program, i.notes[0].velocity) for i in pm.instruments} == {
         "melody": (40, 80), "string": (49, 50)}
 
@@ -319,7 +330,7 @@ def test_200k_time_signatures_are_read_in_linear_time(tmp_path: Path) -> None:
         with pytest.raises(SkipFile) as info:
             load_song(path)
         mixture, _, timing = load_mixture(path)
-        pm = roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing)
+        midi = roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -327,7 +338,7 @@ def test_200k_time_signatures_are_read_in_linear_time(tmp_path: Path) -> None:
     message = str(info.value)
     assert f"({n + 1} events)" in message and len(message) < 300 and "\n" not in message
     assert len(timing.time_signatures) == n + 1  # every distinct event kept, once
-    assert len(pm.time_signature_changes) == n + 1
+    assert len(symusic.Score.from_midi(midi.data).time_signatures) == n + 1
     assert peak < 8 * PEAK_BYTES  # a few hundred bytes per event, nothing quadratic
 
 
@@ -344,7 +355,7 @@ def test_events_past_2_31_ticks_are_ignored(tmp_path: Path) -> None:
     assert min(t.time for t in read_score(path).tempos) < 0  # what symusic hands over
     mixture, _, timing = load_mixture(path)
     assert timing.tempos == [(0, 120.0)] and timing.time_signatures == [(0, 4, 4)]
-    roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing).write(str(tmp_path / "o.mid"))
+    roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing).save(tmp_path / "o.mid")
 
 
 def test_tempo_zero_and_tpq_zero(tmp_path: Path) -> None:
@@ -355,12 +366,12 @@ def test_tempo_zero_and_tpq_zero(tmp_path: Path) -> None:
                                     for m in midi.tracks[0])
     midi.save(str(path))
     assert [t.mspq for t in read_score(path).tempos] == [0]
-    timing = score_timing(read_score(path))
+    timing = read_notes(path).timing()
     assert timing.tempos == [(0, 120.0)]  # MIDI's default stays in force
     mixture, _, timing = load_mixture(path)
     seconds = timing.step_to_seconds(np.array([0, 16, mixture.shape[0]]))
     assert np.isfinite(seconds).all() and seconds[1] == pytest.approx(2.0)
-    roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing).write(str(tmp_path / "o.mid"))
+    roll_to_midi(np.repeat(mixture[:, :, None], 5, axis=2), timing).save(tmp_path / "o.mid")
 
     data = bytearray(path.read_bytes())
     data[12:14] = b"\x00\x00"  # division: 0 ticks per quarter note

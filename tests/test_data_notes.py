@@ -12,16 +12,16 @@ import pytest
 import symusic
 
 from data.contract import BASS, DRUM, PIANO, STRING
+from data.midi import notes_from_score, read_notes
 from data.notes import (
     OUTPUT_CHANNEL,
     nearest_rows,
-    notes_from_score,
     notes_roll,
     out_of_range,
     overlap_layers,
     separated_midi,
 )
-from tests.fixtures_midi import add_meta_track, dense_tracks, read_notes, write_midi
+from tests.fixtures_midi import add_meta_track, dense_tracks, write_midi
 
 
 def small_score() -> symusic.Score:

@@ -15,10 +15,8 @@ import symusic
 import torch
 
 from data.contract import BASS, DRUM, GUITAR, N_MUSIC, N_PITCH, PIANO, RENDER_PROGRAM, STRING
-from data.midi import load_mixture
-from data.notes import SongNotes, notes_from_score
+from data.midi import SongNotes, load_mixture, notes_from_score, read_notes
 from data.roll import window_starts
-from tests.fixtures_midi import read_notes
 from utils.note_separation import (
     DECIDED_BY,
     assign_notes,

@@ -12,8 +12,8 @@ import pretty_midi
 import pytest
 
 import separate
-from data.notes import SongNotes
-from tests.fixtures_midi import far_note_file, read_notes
+from data.midi import SongNotes, read_notes
+from tests.fixtures_midi import far_note_file
 from utils.config import Config
 from utils.separation import meter_warning
 

@@ -23,9 +23,8 @@ import separate
 import utils.note_separation as note_separation
 from data.contract import N_MUSIC, PIANO
 from data.fileio import CLAIM_GLOB, OutputsBusy, claim_outputs, claim_path
-from data.midi import MidiError, read_score
+from data.midi import MidiError, read_notes, read_score
 from data.notes import overlap_layers
-from tests.fixtures_midi import read_notes
 from utils.note_separation import Limits, check_outputs, output_paths, separate_midi_file
 from utils.render import AudioNotes, fluidsynth_missing, render_notes, write_wav
 

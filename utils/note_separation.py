@@ -21,7 +21,7 @@ and of the mixture, a picture of an excerpt and, optionally, a JSON of every not
 
 Arrays: ``mixture`` bool ``[T, 72]``; chunk probabilities float32 ``[n, 72, 5]``
 (instrument last, :data:`data.contract.MUSIC_INSTRUMENTS` order); per-note values are
-``[K]`` or ``[K, 5]`` in :class:`data.notes.SongNotes` order.
+``[K]`` or ``[K, 5]`` in :class:`data.midi.SongNotes` order.
 """
 
 from __future__ import annotations
@@ -47,13 +47,19 @@ from data.contract import (
 )
 from data.errors import InputError
 from data.fileio import atomic_write_many, claim_outputs
-from data.midi import MAX_FILE_BYTES, MidiError, Timing, load_mixture, read_score
+from data.midi import (
+    MAX_FILE_BYTES,
+    MidiError,
+    SongNotes,
+    Timing,
+    load_mixture,
+    notes_from_score,
+    read_score,
+)
 from data.notes import (
     OUTPUT_CHANNEL,
     OutputTrack,
-    SongNotes,
     nearest_rows,
-    notes_from_score,
     notes_roll,
     out_of_range,
     overlap_layers,
@@ -230,7 +236,7 @@ def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
             -> probabilities ``float [B, 5, 64, 72]`` (e.g.
             :meth:`utils.separation.Separator.probs`).
         mixture: bool ``[T, 72]`` the song's mixture (:func:`data.midi.load_mixture`).
-        notes: the song's notes (:func:`data.notes.notes_from_score`).
+        notes: the song's notes (:func:`data.midi.notes_from_score`).
         batch_size: windows separated at once.
         device: where the windows are put.
         drums_by_model: let the model choose for drum-channel notes too.
@@ -605,9 +611,9 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
         raise MidiError(midi_path, exc.reason, f"{str(exc)[len(exc.path) + 2:]} ({flag})") \
             from None
     notes = notes_from_score(score)
-    check_song(midi_path, notes, limits)
-    mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, score)
     del score
+    check_song(midi_path, notes, limits)
+    mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, notes)
     warnings: list[str] = []
     meter = meter_warning(midi_path, timing.time_signatures)
     if meter:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import io
 import warnings
 import wave
 from collections.abc import Iterator, Sequence
@@ -38,6 +39,7 @@ from matplotlib.patches import Patch
 from data.contract import INSTRUMENTS, MUSIC_INSTRUMENTS, N_INSTRUMENTS, PITCH_LOW, STEPS_PER_BAR
 from data.errors import InputError
 from data.fileio import atomic_write
+from data.notes import EncodedMidi
 from data.roll import to_bool_array
 
 SOUNDFONT = Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
@@ -103,12 +105,13 @@ def fluidsynth_missing() -> str | None:
 
 
 def synthesize(
-    pm: pretty_midi.PrettyMIDI, fs: int = 22050, *, method: str = "auto"
+    midi: EncodedMidi | pretty_midi.PrettyMIDI, fs: int = 22050, *, method: str = "auto"
 ) -> tuple[np.ndarray, str]:
     """Render MIDI to mono audio.
 
     Args:
-        pm: the MIDI to render.
+        midi: the MIDI to render: an encoded file (e.g. :func:`data.notes.roll_to_midi`'s)
+            or a ``pretty_midi.PrettyMIDI``.
         fs: sample rate in Hz.
         method: ``"auto"`` (FluidSynth, else sine with a warning), ``"fluidsynth"``
             (error when unavailable) or ``"sine"``.
@@ -132,6 +135,7 @@ def synthesize(
         # FluidSynth would render at another rate than the one the caller writes
         raise ValueError(f"fs: FluidSynth renders at {FLUID_RATES[0]}..{FLUID_RATES[1]} Hz, "
                          f"got {fs}")
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(midi.data)) if isinstance(midi, EncodedMidi) else midi
     has_notes = any(inst.notes for inst in pm.instruments)
     if not has_notes:
         audio = np.zeros(max(1, int(round(pm.get_end_time() * fs))), dtype=np.float32)

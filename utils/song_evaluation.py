@@ -41,8 +41,8 @@ from tqdm import tqdm
 from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC
 from data.errors import InputError
 from data.melody import load_melody_json, melody_program_for
-from data.midi import choose_tracks, load_song, read_score, score_timing, score_tracks
-from data.notes import SongNotes, nearest_rows, notes_from_score
+from data.midi import SongNotes, load_song, read_notes
+from data.notes import nearest_rows
 from data.preprocess import source_stat
 from data.store import MANIFEST_NAME, REBUILD, DatasetError, read_manifest
 from utils.baselines import FITTED_BASELINES, Baseline
@@ -98,15 +98,12 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
         data.midi.MidiError, data.midi.SkipFile: the file no longer reads as it did in the
             build.
     """
-    score = read_score(path)
-    notes = notes_from_score(score)
-    chosen = choose_tracks(score_tracks(score), score_timing(score).tpq, melody_program,
-                           melody_in_mixture)
+    notes = read_notes(path)
+    song = load_song(path, melody_program, notes=notes, melody_in_mixture=melody_in_mixture)
     true = np.full(len(notes), -1, dtype=np.int64)
-    for cls, tracks in chosen.items():
+    for cls, tracks in song.class_tracks.items():
         if cls != MELODY:
             true[np.isin(notes.track, tracks)] = cls
-    song = load_song(path, melody_program, score=score, melody_in_mixture=melody_in_mixture)
     music = song.roll[..., MELODY + 1:]  # (T, 72, 5)
     return SongTruth(name=name, notes=notes, true=true, mixture=music.any(axis=-1))
 
