@@ -59,6 +59,7 @@ from data.mma import (
     render,
     song_grooves,
 )
+from data.preprocess import MAX_SEED
 from data.workers import reason_summary
 
 MANIFEST = "synth_manifest.json"
@@ -204,6 +205,35 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
                          f"it") from None
 
 
+@dataclass(frozen=True)
+class SynthSettings:
+    """The checked settings of one run (what :func:`synthesize` was given)."""
+
+    out_dir: Path
+    songs: int
+    seed: int
+    workers: int
+
+    @classmethod
+    def checked(cls, out_dir: str | Path, songs: int, seed: int,
+                workers: int | None) -> SynthSettings:
+        """Check every argument (the config's validator checks the same bounds for the
+        config keys ``seed`` and ``preprocess_workers``; a direct caller of
+        :func:`synthesize` gets them checked here).
+
+        Raises:
+            SynthError: the first problem, in one line.
+        """
+        if songs < 1:
+            raise SynthError(f"--songs must be >= 1, got {songs}")
+        if not 0 <= seed <= MAX_SEED:
+            raise SynthError(f"--seed must be in [0, 2**32 - 1], got {seed}")
+        n_workers = workers if workers is not None else (os.cpu_count() or 1)
+        if n_workers < 1:
+            raise SynthError(f"--workers must be >= 1, got {workers}")
+        return cls(Path(out_dir), songs, seed, n_workers)
+
+
 def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int | None = None,
                progress: bool = True) -> dict[str, Any]:
     """Generate (or finish generating) a synthetic corpus.
@@ -211,7 +241,7 @@ def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int |
     Args:
         out_dir: output folder (created); re-running into it resumes.
         songs: number of songs (indices ``0 .. songs - 1``).
-        seed: corpus seed (>= 0).
+        seed: corpus seed (0 .. 2**32 - 1).
         workers: MMA processes at once (None = all cores).
         progress: show a progress bar with songs/s on stderr.
 
@@ -223,52 +253,78 @@ def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int |
         SynthError: bad arguments, or an ``out_dir`` made with other settings.
     """
     started = time.perf_counter()
-    if songs < 1:
-        raise SynthError(f"--songs must be >= 1, got {songs}")
-    if seed < 0:
-        raise SynthError(f"--seed must be >= 0, got {seed}")
-    n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    if n_workers < 1:
-        raise SynthError(f"--workers must be >= 1, got {workers}")
+    settings = SynthSettings.checked(out_dir, songs, seed, workers)
     exe = find_mma()
     library = library_dir(exe)
     grooves = song_grooves(read_grooves(library))
     if not grooves:
         raise MmaMissing(f"{library}: no 4/4 song grooves found in MMA's library")
-    settings = {"generator_version": GENERATOR_VERSION, "seed": seed,
-                "mma_version": mma_version(exe), "library": str(library),
-                "library_sha256": library_digest(library)}
-    out_dir = Path(out_dir)
-    manifest_path = out_dir / MANIFEST
-    previous = _read_manifest(manifest_path)
-    if previous is not None:
-        mismatch = [k for k in settings
-                    if k != "library" and previous.get("settings", {}).get(k) != settings[k]]
-        if mismatch:
-            raise SynthError(f"{out_dir}: made with another {', '.join(mismatch)}; "
-                             f"use a new --out-dir or delete this one")
-
+    fingerprint = {"generator_version": GENERATOR_VERSION, "seed": seed,
+                   "mma_version": mma_version(exe), "library": str(library),
+                   "library_sha256": library_digest(library)}
+    previous = _check_resumable(settings.out_dir, fingerprint)
     plans = [plan_song(seed, i, grooves) for i in range(songs)]
-    style_files = {g.style: g.path for g in grooves}
-    # songs MMA failed on in a finished run fail again (same chart, same seed): not retried
-    status: dict[int, dict[str, str]] = {}
-    if previous is not None and previous.get("finished"):
-        status = {s["index"]: {"status": s["status"], "detail": s["detail"]}
-                  for s in previous["songs"] if s["status"] != "ok" and s["index"] < songs}
+    status = _known_failures(previous, songs)
     todo = [p for p in plans
-            if p.index not in status and not (out_dir / p.path).is_file()]
+            if p.index not in status and not (settings.out_dir / p.path).is_file()]
     if previous is not None and previous.get("finished") and not todo \
             and previous["settings"].get("songs") == songs:
         return previous  # a finished folder: nothing to do
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for style_dir in (d for d in out_dir.iterdir() if d.is_dir()):
+    _start_run(settings, fingerprint)
+    status.update(_render_songs(exe, todo, {g.style: g.path for g in grooves}, settings,
+                                progress))
+    manifest = _manifest(plans, status, fingerprint, settings, grooves, len(todo), started)
+    atomic_write_json(settings.out_dir / MANIFEST, manifest)
+    return manifest
+
+
+def _check_resumable(out_dir: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest of an earlier run into ``out_dir`` (None: there was none).
+
+    Raises:
+        SynthError: it was made with another seed, generator, MMA version or library.
+    """
+    previous = _read_manifest(out_dir / MANIFEST)
+    if previous is not None:
+        mismatch = [k for k in fingerprint
+                    if k != "library" and previous.get("settings", {}).get(k) != fingerprint[k]]
+        if mismatch:
+            raise SynthError(f"{out_dir}: made with another {', '.join(mismatch)}; "
+                             f"use a new --out-dir or delete this one")
+    return previous
+
+
+def _known_failures(previous: dict[str, Any] | None, songs: int) -> dict[int, dict[str, str]]:
+    """``{index: {"status", "detail"}}`` of the songs MMA failed on in a finished run: they
+    would fail again (same chart, same seed), so they are not retried."""
+    if previous is None or not previous.get("finished"):
+        return {}
+    return {s["index"]: {"status": s["status"], "detail": s["detail"]}
+            for s in previous["songs"] if s["status"] != "ok" and s["index"] < songs}
+
+
+def _start_run(settings: SynthSettings, fingerprint: dict[str, Any]) -> None:
+    """Create the folder, clear what a killed run left, and mark the run unfinished."""
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    for style_dir in (d for d in settings.out_dir.iterdir() if d.is_dir()):
         remove_temporaries(style_dir)  # left beside its MIDI files by a killed run
-    atomic_write_json(manifest_path, {"finished": False, "settings": {**settings,
-                                                                        "songs": songs}})
-    bar = tqdm(total=songs, initial=songs - len(todo), unit="song", desc="synthesize",
-               disable=not progress, dynamic_ncols=True)
-    pool = ThreadPoolExecutor(max_workers=n_workers)
+    atomic_write_json(settings.out_dir / MANIFEST,
+                      {"finished": False, "settings": {**fingerprint, "songs": settings.songs}})
+
+
+def _render_songs(exe: str, todo: list[SongPlan], style_files: dict[str, Path],
+                  settings: SynthSettings, progress: bool) -> dict[int, dict[str, str]]:
+    """Render the songs of ``todo`` in worker threads, each written atomically as it
+    finishes (whatever finished is kept on Ctrl-C or an error).
+
+    Returns:
+        ``{index: {"status", "detail"}}`` of the songs MMA failed on.
+    """
+    failed: dict[int, dict[str, str]] = {}
+    bar = tqdm(total=settings.songs, initial=settings.songs - len(todo), unit="song",
+               desc="synthesize", disable=not progress, dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max_workers=settings.workers)
     try:
         futures = {pool.submit(_render_song, exe, p, style_files[p.style]): p for p in todo}
         for future in as_completed(futures):
@@ -276,16 +332,32 @@ def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int |
             try:
                 midi = future.result()
             except MmaFailed as exc:
-                status[plan.index] = {"status": exc.reason, "detail": str(exc)}
+                failed[plan.index] = {"status": exc.reason, "detail": str(exc)}
             else:
-                target = out_dir / plan.path
+                target = settings.out_dir / plan.path
                 target.parent.mkdir(exist_ok=True)
                 atomic_write(target, lambda tmp, data=midi: tmp.write_bytes(data))
             bar.update(1)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
+    return failed
 
+
+def _manifest(plans: list[SongPlan], status: dict[int, dict[str, str]],
+              fingerprint: dict[str, Any], settings: SynthSettings, grooves: list[Groove],
+              rendered: int, started: float) -> dict[str, Any]:
+    """The finished run's manifest: settings, counts, failures by reason, every song.
+
+    Args:
+        plans: every song's plan.
+        status: ``{index: {"status", "detail"}}`` of the songs MMA failed on.
+        fingerprint: what the songs depend on (:func:`_check_resumable`).
+        settings: the run's settings.
+        grooves: the grooves songs were drawn from.
+        rendered: songs rendered by this run.
+        started: ``time.perf_counter()`` when the run started.
+    """
     records = []
     for plan in plans:
         record = {k: v for k, v in asdict(plan).items() if k != "melody_rhythms"}
@@ -297,9 +369,9 @@ def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int |
         ((r["status"], f"{r['path']} ({r['groove']}): {r.get('detail')}") for r in records),
         ok="ok")
     ok = [r for r in records if r["status"] == "ok"]
-    manifest = {
+    return {
         "finished": True,
-        "settings": {**settings, "songs": songs, "workers": n_workers},
+        "settings": {**fingerprint, "songs": settings.songs, "workers": settings.workers},
         "songs_written": len(ok),
         "songs_failed": sum(failures.values()),
         "failures": failures,
@@ -308,9 +380,7 @@ def synthesize(out_dir: str | Path, songs: int, *, seed: int = 0, workers: int |
         "grooves_available": len(grooves),
         "grooves_used": len({r["groove"] for r in ok}),
         "melody_songs": sum(r["melody"] is not None for r in ok),
-        "songs_this_run": len(todo),
+        "songs_this_run": rendered,
         "seconds_this_run": round(time.perf_counter() - started, 3),
         "songs": records,
     }
-    atomic_write_json(manifest_path, manifest)
-    return manifest

@@ -601,7 +601,51 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     midi_path = Path(midi_path)
     paths = output_paths(midi_path, out_dir, write_json)
     check_outputs(paths, overwrite, midi_path)
-    try:  # read once: the mixture and the notes come from it
+    notes = read_song(midi_path, limits)
+    mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, notes)
+    # everything that can be refused or warned about is known before the long work
+    begin, end, cut = _picture_steps(mixture, bars)
+    first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
+    found = [meter_warning(midi_path, timing.time_signatures), cut]
+    if reference and ref_roll is None:
+        found.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument classes "
+                     "after track unification); picture without it")
+    warnings = [line for line in found if line]
+
+    paths["midi"].parent.mkdir(parents=True, exist_ok=True)
+    with claim_outputs(paths.values()):
+        check_outputs(paths, overwrite, midi_path)  # again: another run may have finished
+        result = separate_notes(skip_silent_windows(prob_fn), mixture, notes, batch_size,
+                                device, drums_by_model, progress, song_context=song_context)
+        separated, tracks = separated_midi(notes, result.instrument)
+        panels = _picture_panels(notes, result.instrument, mixture,
+                                 ref_roll if reference else None, begin, end)
+        audio = _AudioWriter(notes, timing, sample_rate, limits.max_audio_seconds)
+        writers = {
+            paths["midi"]: lambda p: separated.save(p),
+            paths["wav"]: lambda p: audio.write(p, result.instrument),
+            # the mixture as played: every pitched note on a piano, the drum channel on drums
+            paths["mixture_wav"]: lambda p: audio.write(p, np.where(notes.is_drum, DRUM, PIANO)),
+            paths["png"]: lambda p: plot_comparison(panels, p, first_bar=first_bar,
+                                                    step_px=STEP_PX),
+        }
+        if write_json:
+            writers[paths["json"]] = lambda p: write_notes_json(p, midi_path, notes, result)
+        atomic_write_many(writers)
+    warnings += [f"{midi_path}: {line}" for line in audio.remarks()]
+    return _song_outputs(paths, mixture, notes, result, tracks, (first_bar, last_bar),
+                         audio.rendered[0], warnings)
+
+
+def read_song(midi_path: Path, limits: Limits) -> SongNotes:
+    """Read a file's notes once, within ``limits``: its size and note count before any note
+    is built, then what the notes show (:func:`check_song`).
+
+    Raises:
+        data.midi.MidiError: not MIDI, truncated, or over a limit (the message names the
+            option that sets it).
+    """
+    try:
         score = read_score(midi_path, max_bytes=limits.max_file_bytes,
                            max_notes=limits.max_notes)
     except MidiError as exc:
@@ -611,67 +655,72 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
         raise MidiError(midi_path, exc.reason, f"{str(exc)[len(exc.path) + 2:]} ({flag})") \
             from None
     notes = notes_from_score(score)
-    del score
     check_song(midi_path, notes, limits)
-    mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, notes)
-    warnings: list[str] = []
-    meter = meter_warning(midi_path, timing.time_signatures)
-    if meter:
-        warnings.append(meter)
-    begin, end = excerpt_steps(mixture, bars)  # checked before the long work
-    if end - begin > MAX_PICTURE_BARS * STEPS_PER_BAR:
-        cut = begin + MAX_PICTURE_BARS * STEPS_PER_BAR
-        warnings.append(f"picture: bars {begin // STEPS_PER_BAR + 1}-{cut // STEPS_PER_BAR} "
+    return notes
+
+
+def _picture_steps(mixture: np.ndarray, bars: tuple[int, int] | None
+                   ) -> tuple[int, int, str | None]:
+    """The steps ``begin .. end - 1`` the picture shows (:func:`utils.render.excerpt_steps`),
+    at most :data:`MAX_PICTURE_BARS` bars, and a warning when they were cut.
+
+    Raises:
+        ValueError: ``bars`` starts after the song's end.
+    """
+    begin, end = excerpt_steps(mixture, bars)
+    if end - begin <= MAX_PICTURE_BARS * STEPS_PER_BAR:
+        return begin, end, None
+    cut = begin + MAX_PICTURE_BARS * STEPS_PER_BAR
+    return begin, cut, (f"picture: bars {begin // STEPS_PER_BAR + 1}-{cut // STEPS_PER_BAR} "
                         f"drawn of {begin // STEPS_PER_BAR + 1}-{end // STEPS_PER_BAR} (at "
                         f"most {MAX_PICTURE_BARS} bars)")
-        end = cut
 
-    paths["midi"].parent.mkdir(parents=True, exist_ok=True)
-    with claim_outputs(paths.values()):
-        check_outputs(paths, overwrite, midi_path)  # again: another run may have finished
-        result = separate_notes(skip_silent_windows(prob_fn), mixture, notes, batch_size,
-                                device, drums_by_model, progress, song_context=song_context)
-        separated, tracks = separated_midi(notes, result.instrument)
-        mixture_instrument = np.where(notes.is_drum, DRUM, PIANO)
 
-        first, stop = notes.steps()
-        separated_roll = notes_roll(first, stop, notes.rows(), result.instrument, begin, end)
-        panels: list[tuple[str, np.ndarray, str]] = [
-            ("separated notes", np.moveaxis(separated_roll, -1, 0), "model"),  # (5, t, 72)
-            ("input mixture", _excerpt(mixture, begin, end), "mixture"),  # (t, 72)
-        ]
-        if reference:
-            if ref_roll is None:
-                warnings.append(f"{midi_path}: no reference multitrack (fewer than 2 "
-                                "instrument classes after track unification); picture "
-                                "without it")
-            else:  # (t, 72, 6)
-                panels.append(("original multitrack", _excerpt(ref_roll, begin, end),
-                               "phrase"))
-        first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
-        rendered: list[RenderedAudio] = []
+def _picture_panels(notes: SongNotes, instrument: np.ndarray, mixture: np.ndarray,
+                    reference: np.ndarray | None, begin: int, end: int
+                    ) -> list[tuple[str, np.ndarray, str]]:
+    """The picture's panels over steps ``begin .. end - 1``: the separated notes, the input
+    mixture and, when given, the file's own multitrack ``reference`` (bool ``[T, 72, 6]``),
+    each as ``(title, roll, order)`` for :func:`utils.render.plot_comparison`."""
+    first, stop = notes.steps()
+    separated_roll = notes_roll(first, stop, notes.rows(), instrument, begin, end)
+    panels = [
+        ("separated notes", np.moveaxis(separated_roll, -1, 0), "model"),  # (5, t, 72)
+        ("input mixture", _excerpt(mixture, begin, end), "mixture"),  # (t, 72)
+    ]
+    if reference is not None:
+        panels.append(("original multitrack", _excerpt(reference, begin, end), "phrase"))
+    return panels
 
-        def write_audio(path: Path, instrument: np.ndarray) -> None:
-            # rendered here, one audio at a time, so only one is ever held in memory
-            audio = render_notes(audio_notes(notes, instrument, timing), sample_rate,
-                                 max_seconds=limits.max_audio_seconds)
-            write_wav(path, audio.audio, audio.fs)
-            rendered.append(RenderedAudio(np.zeros(0, np.float32), audio.fs, audio.method,
-                                          audio.notes))
 
-        writers = {
-            paths["midi"]: lambda p: separated.save(p),
-            paths["wav"]: lambda p: write_audio(p, result.instrument),
-            paths["mixture_wav"]: lambda p: write_audio(p, mixture_instrument),
-            paths["png"]: lambda p: plot_comparison(panels, p, first_bar=first_bar,
-                                                    step_px=STEP_PX),
-        }
-        if write_json:
-            writers[paths["json"]] = lambda p: write_notes_json(p, midi_path, notes, result)
-        atomic_write_many(writers)
-    for line in dict.fromkeys(n for audio in rendered for n in audio.notes):
-        warnings.append(f"{midi_path}: {line}")
+@dataclass
+class _AudioWriter:
+    """Writes a song's audio files one at a time, so only one audio is ever held in memory,
+    and keeps how each was made (its samples dropped)."""
 
+    notes: SongNotes
+    timing: Timing
+    sample_rate: int
+    max_seconds: float
+    rendered: list[RenderedAudio] = field(default_factory=list)
+
+    def write(self, path: Path, instrument: np.ndarray) -> None:
+        """Render the notes, each on ``instrument``'s channel and program, into ``path``."""
+        audio = render_notes(audio_notes(self.notes, instrument, self.timing),
+                             self.sample_rate, max_seconds=self.max_seconds)
+        write_wav(path, audio.audio, audio.fs)
+        self.rendered.append(RenderedAudio(np.zeros(0, np.float32), audio.fs, audio.method,
+                                           audio.notes))
+
+    def remarks(self) -> list[str]:
+        """What the renderings said (cuts, another rate), each line once."""
+        return list(dict.fromkeys(n for audio in self.rendered for n in audio.notes))
+
+
+def _song_outputs(paths: dict[str, Path], mixture: np.ndarray, notes: SongNotes,
+                  result: NoteAssignment, tracks: list[OutputTrack], excerpt: tuple[int, int],
+                  audio: RenderedAudio, warnings: list[str]) -> SongOutputs:
+    """What a separation wrote, kept and dropped, counted (:class:`SongOutputs`)."""
     used = {s for t in tracks for s in t.sources}
     dropped = sum(len(t.controls) + len(t.bends) for i, t in enumerate(notes.tracks)
                   if i not in used)
@@ -681,5 +730,4 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
         per_instrument=result.counts(), n_out_of_range=int(out_of_range(notes).sum()),
         n_drum_channel=int((result.decided_by == DRUM_CHANNEL).sum()), tracks=tracks,
         n_controls_dropped=int(dropped), n_lyrics=notes.n_lyrics, n_markers=notes.n_markers,
-        excerpt=(first_bar, last_bar), synth=rendered[0].method, sample_rate=rendered[0].fs,
-        warnings=warnings)
+        excerpt=excerpt, synth=audio.method, sample_rate=audio.fs, warnings=warnings)
