@@ -13,17 +13,66 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+import numpy as np  # noqa: E402
 
 from data.store import SPLITS, PhraseStore  # noqa: E402
 from utils.assignment import ASSIGN_MODES  # noqa: E402
 from utils.cli import command  # noqa: E402
 from utils.config import load_config  # noqa: E402
-from utils.evaluation import benchmark_steps, phrase_batches, subset_indices  # noqa: E402
+from utils.evaluation import (  # noqa: E402
+    model_row,
+    phrase_batches,
+    score_systems,
+    subset_indices,
+)
 from utils.metrics import SUMMARY_KEYS, format_table, markdown_table  # noqa: E402
 from utils.separation import SAMPLERS, Separator, add_device_option  # noqa: E402
+
+
+def benchmark_steps(separator: Separator,
+                    batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                    steps: Iterable[int], progress: bool = False
+                    ) -> dict[str, dict[str, float]]:
+    """Separate the same phrases with several step counts; speed and metrics side by side.
+
+    Each run gets a fresh generator seeded like ``separator`` (same starting noise), and
+    one small untimed warm-up batch runs first so one-time costs (CUDA context, kernel
+    selection) do not count against the first row.
+
+    Args:
+        separator: the loaded separator (its sampler, eta and assignment are kept).
+        batches: ``(music, mixture, onsets)`` as
+            :func:`utils.evaluation.phrase_batches` yields them, in memory.
+        steps: requested step counts; each is clamped to ``T - 1`` of the checkpoint.
+        progress: show a progress bar per run.
+
+    Returns:
+        ``{"<steps> steps": {"steps", "phrases_per_s", "ms_per_phrase", <metrics>}}`` in
+        the order given (a repeated effective step count is run once).
+    """
+    total = sum(len(music) for music, *_ in batches)
+    if total == 0:
+        raise ValueError("benchmark_steps: no phrases to separate")
+    warm = separator.with_settings(steps=1)
+    warm.separate_phrases(batches[0][1][:1])
+    rows: dict[str, dict[str, float]] = {}
+    for requested in steps:
+        run = separator.with_settings(steps=requested)
+        label = f"{run.steps} steps"
+        if label in rows:
+            continue
+        metrics, seconds = score_systems(run, {}, batches, total, progress=progress,
+                                         oracle=False)
+        rate = total / seconds if seconds > 0 else float("inf")
+        rows[label] = {"steps": float(run.steps), "phrases_per_s": rate,
+                       "ms_per_phrase": 1000.0 * seconds / total,
+                       **metrics[model_row(run.assign, run.kind)]}
+    return rows
 
 
 @command

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import evaluate
+from bench.sample import benchmark_steps
 from data.contract import N_MUSIC, N_PITCH, PHRASE_SHAPE, PHRASE_STEPS
 from data.store import PhraseStore, pack, write_split
 from models.decoder import Decoder
@@ -21,7 +22,6 @@ from utils.config import Config
 from utils.evaluation import (
     ORACLE_NAME,
     Evaluation,
-    benchmark_steps,
     model_row,
     phrase_batches,
     score_systems,
