@@ -3,7 +3,7 @@
     python melody2music_decoder.py [--config config.json] [--resume]
 
 The separator is the checkpoint named by ``transunet_model_path``, else the newest in
-``model_dir/transunet/``. Checkpoints go to ``model_dir/decoder/``, logs to
+``model_dir/separator/``. Checkpoints go to ``model_dir/decoder/``, logs to
 ``model_dir/logs/decoder/``.
 """
 

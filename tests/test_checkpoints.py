@@ -76,11 +76,11 @@ def test_decoder_and_config_disagreeing_is_refused(tmp_path: Path) -> None:
 def test_resume_checkpoint_must_be_a_full_one_of_its_kind(tmp_path: Path) -> None:
     path = _save_separator(tmp_path / "last.ckpt", _tiny().to_dict())
     with pytest.raises(ConfigError, match="cannot resume from it .*optimizer_states"):
-        check_resume_checkpoint(path, _tiny(), "transunet")
+        check_resume_checkpoint(path, _tiny(), "separator")
     full = {**torch.load(path, weights_only=True), "optimizer_states": [],
             "lr_schedulers": [], "loops": {}, "epoch": 0, "global_step": 1}
     torch.save(full, path)
-    check_resume_checkpoint(path, _tiny(), "transunet")
+    check_resume_checkpoint(path, _tiny(), "separator")
     with pytest.raises(ConfigError, match="not a decoder checkpoint"):
         check_resume_checkpoint(path, _tiny(), "decoder")
 
@@ -96,21 +96,21 @@ def test_a_truncated_newest_checkpoint_is_skipped_with_one_warning(
     best-epoch=000: every reader takes epoch 0, saying in one line what it skipped."""
     cfg = load_config(ROOT / "configs" / "tiny.json",
                       overrides={"model_dir": str(tmp_path / "ckpt")})
-    folder = tmp_path / "ckpt" / "transunet"
+    folder = tmp_path / "ckpt" / "separator"
     folder.mkdir(parents=True)
     good = _whole(folder / "best-epoch=000-val_loss=0.5000.ckpt", 0)
     broken = _whole(folder / "best-epoch=001-val_loss=0.4000.ckpt", 1)
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])  # truncated
     os.utime(good, (1, 1))
     assert checkpoint_problem(good) is None and checkpoint_problem(broken) is not None
-    assert find_checkpoint(cfg, "transunet") == good
+    assert find_checkpoint(cfg, "separator") == good
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("warning: skipped 1 unreadable transunet")
+    assert len(err) == 1 and err[0].startswith("warning: skipped 1 unreadable separator")
     assert broken.name in err[0] and str(good) in err[0]
     assert model_paths(cfg).separator == good  # what separate.py and evaluate.py use
     good.write_bytes(b"")  # nothing whole left: one error line, not a crash
-    with pytest.raises(ConfigError, match="no readable transunet checkpoint"):
-        find_checkpoint(cfg, "transunet")
+    with pytest.raises(ConfigError, match="no readable separator checkpoint"):
+        find_checkpoint(cfg, "separator")
 
 
 def test_checkpoints_are_written_atomically(tmp_path: Path,
@@ -119,10 +119,10 @@ def test_checkpoints_are_written_atomically(tmp_path: Path,
     leaves the previous file whole and no partial file under any checkpoint name."""
     cfg = load_config(ROOT / "configs" / "tiny.json",
                       overrides={"model_dir": str(tmp_path / "ckpt")})
-    trainer = build_trainer(cfg, "transunet", max_epochs=1)
+    trainer = build_trainer(cfg, "separator", max_epochs=1)
     io = trainer.strategy.checkpoint_io
     assert type(io).__name__ == "AtomicCheckpointIO"
-    target = tmp_path / "ckpt" / "transunet" / "best-epoch=001-val_loss=0.4000.ckpt"
+    target = tmp_path / "ckpt" / "separator" / "best-epoch=001-val_loss=0.4000.ckpt"
     io.save_checkpoint({"state_dict": {}, "epoch": 0}, target)
     assert torch.load(target, weights_only=True)["epoch"] == 0
     real_save = torch.save

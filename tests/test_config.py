@@ -104,18 +104,18 @@ def test_release_gpus_key_means_gpu_accelerator(tmp_path: Path) -> None:
 
 def test_find_checkpoint_rule(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, model_dir=str(tmp_path / "ckpt")))
-    with pytest.raises(ConfigError, match="no transunet checkpoint .* train first"):
-        find_checkpoint(cfg, "transunet")
-    folder = tmp_path / "ckpt" / "transunet"
+    with pytest.raises(ConfigError, match="no separator checkpoint .* train first"):
+        find_checkpoint(cfg, "separator")
+    folder = tmp_path / "ckpt" / "separator"
     folder.mkdir(parents=True)
     old = folder / "best-epoch=000-val_loss=0.5.ckpt"
     new = folder / "best-epoch=003-val_loss=0.7.ckpt"
     for path in (old, new, folder / "last.ckpt"):
         torch.save({"state_dict": {}}, path)  # whole files (find_checkpoint skips broken ones)
     os.utime(old, (1, 1))
-    assert find_checkpoint(cfg, "transunet") == new  # newest best, never last
+    assert find_checkpoint(cfg, "separator") == new  # newest best, never last
     named = load_config(write(tmp_path, transunet_model_path=str(old)))
-    assert find_checkpoint(named, "transunet") == old
+    assert find_checkpoint(named, "separator") == old
     missing = load_config(write(tmp_path, decoder_model_path=str(tmp_path / "nope.ckpt")))
     with pytest.raises(ConfigError, match="'decoder_model_path' = .*nope.ckpt.* does not exist"):
         find_checkpoint(missing, "decoder")
@@ -131,7 +131,7 @@ def test_scripts_report_config_errors_in_one_line(tmp_path: Path, script: str) -
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    key = "'data_dir'" if script == "melody2music_train.py" else "no transunet checkpoint"
+    key = "'data_dir'" if script == "melody2music_train.py" else "no separator checkpoint"
     assert key in lines[0]
 
 
@@ -156,7 +156,7 @@ def test_require_writable_dir_without_permission(tmp_path: Path) -> None:
 
 
 COMMANDS = {  # every command's main(argv) -> exit status
-    "melody2music_train.py": lambda argv: main_for("transunet", argv),
+    "melody2music_train.py": lambda argv: main_for("separator", argv),
     "melody2music_decoder.py": lambda argv: main_for("decoder", argv),
     "evaluate.py": evaluate.main,
     "separate.py": lambda argv: separate.main(["song.mid", *argv]),

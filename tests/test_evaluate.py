@@ -237,7 +237,7 @@ def test_shipped_model_is_used_when_none_is_trained(
     from utils.checkpoints import export_checkpoint, find_checkpoint
 
     shipped = tmp_path / "pretrained"
-    export_checkpoint(find_checkpoint(tiny_run, "transunet"), shipped / "separator.ckpt")
+    export_checkpoint(find_checkpoint(tiny_run, "separator"), shipped / "separator.ckpt")
     export_checkpoint(find_checkpoint(tiny_run, "decoder"), shipped / "decoder.ckpt")
     (shipped / "baselines.json").write_text(
         (Path(tiny_run.model_dir) / "baselines.json").read_text())
@@ -283,7 +283,7 @@ def test_ablation_trains_each_variant_alike_and_scores_songs(
     from utils.checkpoints import find_checkpoint, load_separator
 
     cfg = tiny_config.replace(model_dir=str(tmp_path / "abl" / "onsets___beat___transposition"))
-    net, _, stored = load_separator(find_checkpoint(cfg, "transunet"))
+    net, _, stored = load_separator(find_checkpoint(cfg, "separator"))
     assert stored.onset_channel and stored.beat_channel and stored.transpose == [-5, 6]
     assert stored.separator == "direct" and net.stem.in_channels == 1 + 1 + 1 + 4
     with pytest.raises(ValueError, match="config-melody-out"):

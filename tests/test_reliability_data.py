@@ -125,7 +125,7 @@ def test_training_reports_vanished_data_in_one_line(tmp_path: Path, monkeypatch,
                            f"than its header says; re-run the build")
 
     monkeypatch.setattr(training, "train_separator", failing)
-    assert training.main_for("transunet", ["--config", str(path)]) == 2
+    assert training.main_for("separator", ["--config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {out}/train.phrases.npy")
 

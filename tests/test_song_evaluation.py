@@ -139,7 +139,7 @@ def test_evaluate_songs_command(tiny_run: Config, tmp_path: Path,
     model_dir = tmp_path / "models"
     cfg_path.write_text(json.dumps({**tiny_run.to_dict(), "model_dir": str(model_dir),
                                     "transunet_model_path": str(next(
-                                        (Path(tiny_run.model_dir) / "transunet").glob("*.ckpt"))),
+                                        (Path(tiny_run.model_dir) / "separator").glob("*.ckpt"))),
                                     "decoder_model_path": str(next(
                                         (Path(tiny_run.model_dir) / "decoder").glob("*.ckpt")))}))
     code = evaluate.main(["--config", str(cfg_path), "--songs", "--limit", "1",

@@ -80,9 +80,9 @@ def test_train_separator_and_decoder_write_checkpoints(tmp_path: Path) -> None:
     cfg = tiny_cfg(tmp_path, limit_train_batches=2, limit_val_batches=1)
     data = SyntheticPhrases(synthetic_phrases(8), batch_size=4)
     best = train_separator(cfg, datamodule=data, **QUIET)
-    assert best.parent == checkpoint_dir(cfg, "transunet") and best.name.startswith("best-")
+    assert best.parent == checkpoint_dir(cfg, "separator") and best.name.startswith("best-")
     assert (best.parent / LAST_NAME).is_file()
-    assert find_checkpoint(cfg, "transunet") == best
+    assert find_checkpoint(cfg, "separator") == best
     ckpt = torch.load(best, weights_only=True)
     assert ckpt["hyper_parameters"]["config"] == cfg.to_dict()
     net, diffusion, config = load_separator(best, cfg=cfg)
@@ -101,7 +101,7 @@ def test_train_separator_and_decoder_write_checkpoints(tmp_path: Path) -> None:
     assert best.read_bytes() == separator_bytes
 
     # CSV logs hold train/val loss and the learning rate
-    metrics = next((Path(cfg.model_dir) / "logs" / "transunet").glob("version_*/metrics.csv"))
+    metrics = next((Path(cfg.model_dir) / "logs" / "separator").glob("version_*/metrics.csv"))
     header = next(csv.reader(metrics.open()))
     assert {"train_loss", "val_loss"} <= set(header)
     assert any(h.startswith("lr-") for h in header)
@@ -111,7 +111,7 @@ def test_resume_continues_epoch_count(tmp_path: Path) -> None:
     data = SyntheticPhrases(synthetic_phrases(4), batch_size=4)
     cfg = tiny_cfg(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1)
     train_separator(cfg, datamodule=data, **QUIET)
-    last = checkpoint_dir(cfg, "transunet") / LAST_NAME
+    last = checkpoint_dir(cfg, "separator") / LAST_NAME
     first = torch.load(last, weights_only=True)
     assert first["epoch"] == 0 and first["global_step"] == 1
 
@@ -120,6 +120,34 @@ def test_resume_continues_epoch_count(tmp_path: Path) -> None:
     second = torch.load(last, weights_only=True)
     assert second["epoch"] == 2 and second["global_step"] == 3
     assert len(second["lr_schedulers"]) == 1 and len(second["optimizer_states"]) == 1
+
+
+# the run below is moved into the former folder after it was written, so Lightning sees
+# another folder than the one it saved in; a run trained there does not
+@pytest.mark.filterwarnings("ignore:The dirpath has changed")
+def test_a_run_in_the_former_folder_is_found_and_resumed_there(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model_dir trained when the separator's folder was called ``transunet``: its
+    checkpoints are found and resumed where they are, with one warning line, until
+    ``model_dir/separator/`` holds a checkpoint."""
+    data = SyntheticPhrases(synthetic_phrases(4), batch_size=4)
+    cfg = tiny_cfg(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1)
+    best = train_separator(cfg, datamodule=data, **QUIET)
+    folder = best.parent
+    former = folder.rename(folder.with_name("transunet"))
+    capsys.readouterr()
+    assert find_checkpoint(cfg, "separator") == former / best.name
+    cfg2 = tiny_cfg(tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=1)
+    train_separator(cfg2, resume=True, datamodule=data, **QUIET)
+    assert torch.load(former / LAST_NAME, weights_only=True)["epoch"] == 1
+    assert not folder.exists()  # the resumed run stayed in its folder
+    warnings = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("warning:")]
+    assert len(warnings) == 1 and str(former) in warnings[0]
+    assert "now called 'separator'" in warnings[0]
+    folder.mkdir()
+    (folder / best.name).write_bytes((former / best.name).read_bytes())
+    assert find_checkpoint(cfg, "separator") == folder / best.name
 
 
 def test_resume_without_last_checkpoint_is_a_config_error(tmp_path: Path) -> None:
@@ -147,7 +175,7 @@ def test_resume_reads_last_checkpoint_weights_only(tmp_path: Path,
     data = SyntheticPhrases(synthetic_phrases(4), batch_size=4)
     cfg = tiny_cfg(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1)
     train_separator(cfg, datamodule=data, **QUIET)
-    last = checkpoint_dir(cfg, "transunet") / LAST_NAME
+    last = checkpoint_dir(cfg, "separator") / LAST_NAME
     genuine = torch.load(last, weights_only=True)
     marker = tmp_path / "code-ran"
     torch.save({**genuine, "callbacks": _OpensAFile(marker)}, last)
@@ -170,7 +198,7 @@ def test_resume_reads_last_checkpoint_weights_only(tmp_path: Path,
                 "other network": "trained with 'latent_dim' = 64"}
     for label, content in broken.items():
         last.write_bytes(content)
-        assert main_for("transunet", ["--config", str(config), "--resume"]) == 2
+        assert main_for("separator", ["--config", str(config), "--resume"]) == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and str(last) in lines[0], (label, lines)
         assert expected[label] in lines[0], (label, lines[0])
@@ -225,7 +253,7 @@ def test_separator_module_keeps_the_typed_config_and_stores_it_as_json(tmp_path:
 
 
 def test_tiny_run_fixture_trains_both_models(tiny_run: Config) -> None:
-    sep = find_checkpoint(tiny_run, "transunet")
+    sep = find_checkpoint(tiny_run, "separator")
     dec = find_checkpoint(tiny_run, "decoder")
     net, diffusion, config = load_separator(sep, cfg=tiny_run)
     assert config.to_dict() == tiny_run.to_dict()
@@ -243,5 +271,5 @@ def test_last_checkpoint_follows_every_epoch_when_the_best_stops_improving(
     data = SyntheticPhrases(synthetic_phrases(4), batch_size=4)
     best = train_separator(cfg, datamodule=data, **QUIET)
     assert "epoch=000-val_accuracy" in best.name
-    last = torch.load(checkpoint_dir(cfg, "transunet") / LAST_NAME, weights_only=True)
+    last = torch.load(checkpoint_dir(cfg, "separator") / LAST_NAME, weights_only=True)
     assert last["epoch"] == 2

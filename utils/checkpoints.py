@@ -2,11 +2,11 @@
 
 Layout under ``model_dir`` (written by :mod:`utils.training`)::
 
-    model_dir/transunet/best-epoch=EEE-val_loss=L.LLLL.ckpt   best separator by val_loss
-    model_dir/transunet/last.ckpt                             end of the latest epoch
+    model_dir/separator/best-epoch=EEE-val_loss=L.LLLL.ckpt   best separator by val_loss
+    model_dir/separator/last.ckpt                             end of the latest epoch
     model_dir/decoder/best-epoch=EEE-val_loss=L.LLLL.ckpt     best decoder by val_loss
     model_dir/decoder/last.ckpt
-    model_dir/logs/{transunet,decoder}/version_N/             TensorBoard and CSV logs
+    model_dir/logs/{separator,decoder}/version_N/             TensorBoard and CSV logs
 
 Every checkpoint is a Lightning checkpoint whose ``hyper_parameters["config"]`` is the
 resolved config the run was trained with, as plain JSON types (so that it loads
@@ -54,14 +54,14 @@ from models.process import SeparationProcess, SeparatorSpec, process_class
 from models.transunet import TransUNet
 from utils.config import Config, ConfigError, config_from_dict
 
-Kind = Literal["transunet", "decoder"]
+Kind = Literal["separator", "decoder"]
 BASELINES_FILE = "baselines.json"
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 PRETRAINED_SEPARATOR = "separator.ckpt"
 PRETRAINED_DECODER = "decoder.ckpt"
 BEST_PREFIX = "best"
 LAST_NAME = "last.ckpt"
-PATH_KEY: dict[str, str] = {"transunet": "transunet_model_path", "decoder": "decoder_model_path"}
+PATH_KEY: dict[str, str] = {"separator": "transunet_model_path", "decoder": "decoder_model_path"}
 # Values of keys added after the first checkpoints were written: a stored config without
 # them was trained with these (the paper's process).
 LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": False,
@@ -71,22 +71,44 @@ LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": Fa
 
 SEPARATOR_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SeparatorSpec))
 DECODER_KEYS: tuple[str, ...] = ("in_ch", "decoder_dim")  # the decoder's shapes
-KIND_KEYS: dict[str, tuple[str, ...]] = {"transunet": SEPARATOR_KEYS, "decoder": DECODER_KEYS}
+KIND_KEYS: dict[str, tuple[str, ...]] = {"separator": SEPARATOR_KEYS, "decoder": DECODER_KEYS}
 # Prefix of each kind's weights in a Lightning state dict (the module attribute names).
-STATE_PREFIX: dict[str, str] = {"transunet": "net.", "decoder": "decoder."}
+STATE_PREFIX: dict[str, str] = {"separator": "net.", "decoder": "decoder."}
+# The separator's folder took the config's name for it; it was named after its network
+# before, and model_dirs trained then are still read from there (checkpoint_dir).
+FORMER_DIR: dict[str, str] = {"separator": "transunet"}
+_warned: set[Path] = set()  # former folders already named in a warning
 # What Lightning needs to continue a run (weights alone cannot be resumed).
 RESUME_KEYS = ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch",
                "global_step")
 
 
 def checkpoint_dir(cfg: Config, kind: str) -> Path:
-    """``model_dir/<kind>``: the folder holding one kind's checkpoints."""
+    """``model_dir/<kind>``: the folder holding one kind's checkpoints.
+
+    A ``model_dir`` whose checkpoints of ``kind`` are still in the folder's former name
+    (:data:`FORMER_DIR`) and none in ``model_dir/<kind>`` is used from there -- found,
+    resumed and trained on alike, so that a run stays in one folder -- with one warning
+    line per process.
+    """
     check_option("kind", kind, get_args(Kind))
-    return Path(cfg.model_dir) / kind
+    folder = Path(cfg.model_dir) / kind
+    former = folder.with_name(FORMER_DIR.get(kind, kind))
+    if former == folder or _holds_checkpoint(folder) or not _holds_checkpoint(former):
+        return folder
+    if former not in _warned:
+        _warned.add(former)
+        print(f"warning: {former}: the {kind} checkpoint folder is now called '{kind}'; "
+              f"using this one (rename it to {folder})", file=sys.stderr)
+    return former
+
+
+def _holds_checkpoint(folder: Path) -> bool:
+    return any(folder.glob("*.ckpt"))
 
 
 def find_checkpoint(cfg: Config, kind: str) -> Path:
-    """The checkpoint a script uses for ``kind`` (``"transunet"`` or ``"decoder"``).
+    """The checkpoint a script uses for ``kind`` (``"separator"`` or ``"decoder"``).
 
     Raises:
         ConfigError: the configured file is missing, or ``model_dir`` holds none.
@@ -101,7 +123,7 @@ def find_checkpoint(cfg: Config, kind: str) -> Path:
         return path
     folder = checkpoint_dir(cfg, kind)
     found = sorted(folder.glob(f"{BEST_PREFIX}*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name))
-    script = "melody2music_train.py" if kind == "transunet" else "melody2music_decoder.py"
+    script = "melody2music_train.py" if kind == "separator" else "melody2music_decoder.py"
     if not found:
         raise ConfigError(f"{cfg._source}: no {kind} checkpoint in {str(folder)!r} and "
                           f"'{key}' is empty; train first (python {script} --config "
@@ -206,7 +228,7 @@ def model_paths(cfg: Config, pretrained_dir: Path | None = None) -> ModelPaths:
     pretrained_dir = PRETRAINED_DIR if pretrained_dir is None else pretrained_dir
     named = bool(cfg.transunet_model_path)
     try:
-        separator = find_checkpoint(cfg, "transunet")
+        separator = find_checkpoint(cfg, "separator")
     except ConfigError:
         shipped = pretrained_dir / PRETRAINED_SEPARATOR
         if named or not shipped.is_file():
@@ -215,7 +237,7 @@ def model_paths(cfg: Config, pretrained_dir: Path | None = None) -> ModelPaths:
         return ModelPaths(shipped, decoder if decoder.is_file() else None, pretrained_dir, True)
     folder = separator.parent
     if not (folder / BASELINES_FILE).is_file():
-        folder = folder.parent  # model_dir/transunet/best-*.ckpt -> model_dir
+        folder = folder.parent  # model_dir/separator/best-*.ckpt -> model_dir
     return ModelPaths(separator, None, folder, False)
 
 
@@ -327,7 +349,7 @@ def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
     """Load a separator checkpoint (network in eval mode, process, stored config).
 
     Args:
-        path: a ``transunet`` checkpoint.
+        path: a ``separator`` checkpoint.
         map_location: device for the weights.
         cfg: when given, the checkpoint must match its network and schedule keys.
 
@@ -338,7 +360,7 @@ def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
     config = checkpoint_config(ckpt, path)
     _check_against(config, cfg, SEPARATOR_KEYS, path)
     net, process = build_separator(SeparatorSpec.of(config), config.rate)
-    _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["transunet"]), path)
+    _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["separator"]), path)
     process.to(map_location)
     return net.to(map_location).eval(), process, config
 
@@ -393,6 +415,6 @@ def warm_start(net: torch.nn.Module, cfg: Config) -> None:
         ckpt = read_checkpoint(path)
         stored = checkpoint_config(ckpt, path)
         _check_against(stored, cfg, SEPARATOR_KEYS, path)
-        _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["transunet"]), path)
+        _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["separator"]), path)
     except ConfigError as exc:
         raise ConfigError(f"{cfg._source}: 'init_from': {exc}") from None

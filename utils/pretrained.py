@@ -39,7 +39,7 @@ def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
     Raises:
         ConfigError: no trained model, or no baselines saved with it.
     """
-    separator = find_checkpoint(cfg, "transunet")
+    separator = find_checkpoint(cfg, "separator")
     baselines = Path(cfg.model_dir) / BASELINES_FILE
     if not baselines.is_file():
         raise ConfigError(f"{cfg._source}: no {BASELINES_FILE} in 'model_dir' = "

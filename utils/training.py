@@ -102,7 +102,7 @@ def best_metric(cfg: Config, kind: str) -> tuple[str, str]:
     """``(metric, mode)`` that picks the best checkpoint of a run: for the separator, what
     its process names (:attr:`models.process.SeparationProcess.monitor`: ``val_loss`` as
     the paper, ``val_accuracy`` for the direct separator); ``val_loss`` for the decoder."""
-    if kind == "transunet":
+    if kind == "separator":
         return process_class(cfg.separator).monitor
     return "val_loss", "min"
 
@@ -113,7 +113,7 @@ def build_trainer(cfg: Config, kind: str, max_epochs: int,
 
     Args:
         cfg: the typed configuration (hardware, limits, clipping).
-        kind: ``"transunet"`` or ``"decoder"``.
+        kind: ``"separator"`` or ``"decoder"``.
         max_epochs: epochs to train in total (a resumed run continues up to it).
         callbacks: extra callbacks.
         overrides: Trainer keyword arguments that replace the config's.
@@ -137,7 +137,8 @@ def build_trainer(cfg: Config, kind: str, max_epochs: int,
         "limit_train_batches": limit,
         "limit_val_batches": cfg.limit_val_batches,
         "gradient_clip_val": cfg.gradient_clip_val,
-        "logger": [TensorBoardLogger(logs, name=kind), CSVLogger(logs, name=kind)],
+        # logs beside the run's checkpoints: under their folder's name
+        "logger": [TensorBoardLogger(logs, name=folder.name), CSVLogger(logs, name=folder.name)],
         "callbacks": [best, last, LearningRateMonitor(logging_interval="epoch"),
                       NonFiniteLossStop(), *callbacks],
         "plugins": [atomic_checkpoint_io()],  # a checkpoint is whole or absent
@@ -190,7 +191,7 @@ def train_separator(cfg: Config, resume: bool = False,
 
     Args:
         cfg: the typed configuration.
-        resume: continue from ``model_dir/transunet/last.ckpt`` (also ``cfg.resume``).
+        resume: continue from ``model_dir/separator/last.ckpt`` (also ``cfg.resume``).
             Otherwise a run with ``init_from`` starts from that checkpoint's weights.
         datamodule: batches to train on; default: the phrases of ``cfg.data_dir`` (its
             ``train_mix`` for training).
@@ -206,13 +207,13 @@ def train_separator(cfg: Config, resume: bool = False,
     if cfg.init_from and not (resume or cfg.resume):
         warm_start(module.net, cfg)
     baselines = None
-    ckpt_path = _checked_start(cfg, "transunet", resume)
+    ckpt_path = _checked_start(cfg, "separator", resume)
     if rank_zero_only.rank == 0 and datamodule is None:
         # the baselines of this training data travel with the model (evaluate.py reads
         # them); fitted before training, on the data the model trains on
         check_data_dir(cfg)
         baselines = fit_train_baselines(cfg.train_mix or {cfg.data_dir: 1.0})
-    best = _fit(cfg, "transunet", module, cfg.max_epochs, ckpt_path, datamodule, **overrides)
+    best = _fit(cfg, "separator", module, cfg.max_epochs, ckpt_path, datamodule, **overrides)
     if baselines is not None:
         save_baselines(Path(cfg.model_dir) / BASELINES_FILE, baselines)
     return best
@@ -233,7 +234,7 @@ def train_decoder(cfg: Config, resume: bool = False,
         ConfigError: no separator checkpoint, one that does not match the config,
             missing data or resume checkpoint.
     """
-    separator = find_checkpoint(cfg, "transunet")
+    separator = find_checkpoint(cfg, "separator")
     stored = checkpoint_config(read_checkpoint(separator), separator)
     if not process_class(stored.separator).needs_decoder:
         return None
@@ -255,7 +256,7 @@ def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = No
 
 
 def _train(kind: str, argv: Sequence[str] | None, prog: str | None = None) -> int:
-    what = {"transunet": "the TransUNet separator", "decoder": "the decoder"}[kind]
+    what = {"separator": "the TransUNet separator", "decoder": "the decoder"}[kind]
     parser = argparse.ArgumentParser(prog=prog,
                                      description=f"Train {what} (docs/method.md sections 2-4).")
     parser.add_argument("--config", default="config.json",
@@ -263,7 +264,7 @@ def _train(kind: str, argv: Sequence[str] | None, prog: str | None = None) -> in
     parser.add_argument("--resume", action="store_true",
                         help=f"continue from model_dir/{kind}/{LAST_NAME}")
     args = parser.parse_args(argv)
-    train = train_separator if kind == "transunet" else train_decoder
+    train = train_separator if kind == "separator" else train_decoder
     try:
         best = train(load_config(args.config), resume=args.resume)
     except (DatasetError, FileNotFoundError) as exc:  # the data changed or vanished mid-run
