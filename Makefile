@@ -95,11 +95,12 @@ ablation: real-data
 		--config-melody-out $(REAL_CONFIG) --steps $(ABLATION_STEPS) \
 		--limit $(ABLATION_SONGS) --out runs/ablation)
 
-# the shipped model: the real-song recipe trained, scored song by song on songs with their
-# tunes in (Slakh2100 validation songs, OpenMSX test songs), then its checkpoint, baselines
-# and tables copied to pretrained/
+# the shipped model: the real-song recipe trained (the separator, then the learned song pass
+# on its first pass), scored song by song on songs with their tunes in (Slakh2100 validation
+# songs, OpenMSX test songs), then its checkpoints, baselines and tables copied to pretrained/
 pretrained: real-data
 	$(call timed,train,$(PY) melody2music_train.py --config $(REAL_CONFIG))
+	$(call timed,song pass,$(PY) -m utils.song_pass_training --config $(REAL_CONFIG))
 	$(call timed,Slakh2100 validation songs,$(PY) evaluate.py --config $(REAL_CONFIG) \
 		--split val --songs --data-dir runs/slakh/dataset_melody)
 	$(call timed,OpenMSX test songs,$(PY) evaluate.py --config $(REAL_CONFIG) --split test \

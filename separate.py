@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         device=separator.device, reference=args.reference, bars=bars,
         write_json=args.json, drums_by_model=args.drums_by_model,
         overwrite=args.overwrite, sample_rate=args.sample_rate,
-        progress=not args.no_progress, limits=limits, song_context=separator.song_context)
+        progress=not args.no_progress, limits=limits, song_context=separator.song_context,
+        song_pass=separator.song_pass)
     for line in result.warnings:
         print(f"warning: {one_line(line)}", file=sys.stderr)
     print(f"model: {one_line(separator.describe())}")

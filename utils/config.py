@@ -111,6 +111,9 @@ class Config:
     transpose: list[int] = field(default_factory=lambda: [0, 0])  # random semitones lo..hi
     train_mix: dict[str, float] | None = None  # {dataset folder: share of each epoch's phrases}
     init_from: str = ""  # separator checkpoint whose weights start a fresh run ("" = random)
+    song_pass_data: list[str] = field(default_factory=list)  # its songs ([] = data_dir)
+    song_pass_steps: int = 1500  # learned song pass: training steps (batches of songs)
+    song_pass_velocity: bool = False  # learned song pass: read the notes' velocities
 
     # --- hardware (Lightning 2.x) ------------------------------------------------------
     accelerator: Accelerator = "auto"  # "cpu", "gpu", ...
@@ -135,6 +138,7 @@ class Config:
     num_samples: int = 1  # diffusion: decoder probabilities averaged over K samples
     song_context_weight: float = 1.0  # song-level second pass: weight of the song's registers
     song_context_width: float = 1.0  # ... and their smoothing over pitch rows (semitones)
+    song_pass: bool = True  # use the model's learned song pass when it has one (replaces the above)
     sample_batch_size: int = 256  # phrases separated at once
     output_dir: str = "separated"  # where separate.py writes by default
 
@@ -147,7 +151,7 @@ class Config:
         positive = ("in_ch", "out_ch", "latent_dim", "d_model", "num_layers", "time_emb_dim",
                     "time_steps", "batch_size", "max_epochs", "decoder_max_epochs",
                     "num_nodes", "sampling_steps", "sample_batch_size", "decoder_dim",
-                    "num_samples")
+                    "num_samples", "song_pass_steps")
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{src}: '{key}' must be > 0, got {getattr(self, key)!r}")

@@ -125,7 +125,9 @@ def sampling_words(settings: dict[str, Any]) -> str:
     """How a report's model separated, in words (from :meth:`Separator.settings`)."""
     words = str(settings.get("sampling", settings.get("separator")))
     context = settings.get("song_context") or (0.0, 0.0)
-    if context[0] > 0:
+    if settings.get("song_pass"):
+        words += f", learned song pass ({settings['song_pass']})"
+    elif context[0] > 0:
         words += (f", song-level second pass (weight {context[0]:g}, width "
                   f"{context[1]:g} semitones)")
     return words

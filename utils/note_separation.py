@@ -78,6 +78,7 @@ from utils.render import (
 )
 from utils.separation import ProbFn, meter_warning, song_prob_chunks
 from utils.song_context import apply_song_context
+from utils.song_pass import SongPass
 
 N_PITCHED = DRUM - 1  # piano, guitar, bass, string: the choices of a pitched note
 DECIDED_BY: tuple[str, ...] = ("model", "nearest_row", "drum_channel")
@@ -157,9 +158,27 @@ class NoteAssignment:
         return dict(zip(MUSIC_INSTRUMENTS, per.tolist()))
 
 
+def first_pass_probs(acc: NoteProbAccumulator, notes: SongNotes) -> np.ndarray:
+    """Each note's mean cell probabilities: float64 ``[K, 5]``.
+
+    A pitched note with no sounding cell (outside the covered rows, with nothing at its
+    nearest row then) takes that row's average over the song; a drum-channel note without
+    a cell reads NaN.
+    """
+    probs = np.full((len(notes), N_MUSIC), np.nan, dtype=np.float64)
+    has = acc.cells > 0
+    probs[has] = acc.sums[has] / acc.cells[has, None]
+    for i in np.flatnonzero(~notes.is_drum & ~has).tolist():  # silent row: song average
+        fallback = acc.row_average(int(acc.rows[i]))
+        probs[i] = 0.0 if fallback is None else fallback
+    return probs
+
+
 def assign_notes(acc: NoteProbAccumulator, notes: SongNotes,
                  drums_by_model: bool = False,
-                 song_context: tuple[float, float] = (0.0, 3.0)) -> NoteAssignment:
+                 song_context: tuple[float, float] = (0.0, 3.0),
+                 song_pass: SongPass | None = None,
+                 in_mixture: np.ndarray | None = None) -> NoteAssignment:
     """Decide each note's instrument from accumulated probabilities (module docstring).
 
     Args:
@@ -167,22 +186,29 @@ def assign_notes(acc: NoteProbAccumulator, notes: SongNotes,
             :func:`note_grid` of the same ``notes``.
         notes: the song's notes.
         drums_by_model: let the model choose the instrument of drum-channel notes too.
-        song_context: ``(weight, width)`` of the song-level second pass over the pitched
-            notes (:mod:`utils.song_context`; weight 0 = off).
+        song_context: ``(weight, width)`` of the fixed song-level second pass over the
+            pitched notes (:mod:`utils.song_context`; weight 0 = off); not used when a
+            ``song_pass`` is given.
+        song_pass: the learned song pass (:mod:`utils.song_pass`), which then decides the
+            pitched notes of the mixture again.
+        in_mixture: bool ``[K]`` the notes that make up the mixture (what the song pass
+            reads); None = every note.
 
     Returns:
         The :class:`NoteAssignment`.
     """
     k = len(notes)
-    probs = np.full((k, N_MUSIC), np.nan, dtype=np.float64)
+    probs = first_pass_probs(acc, notes)
     has = acc.cells > 0
-    probs[has] = acc.sums[has] / acc.cells[has, None]
     pitched = ~notes.is_drum
-    for i in np.flatnonzero(pitched & ~has).tolist():  # a silent nearest row: song average
-        fallback = acc.row_average(int(acc.rows[i]))
-        probs[i] = 0.0 if fallback is None else fallback
-    pitched_rows = np.where(pitched, acc.rows, -1)
-    probs = apply_song_context(probs, pitched_rows, acc.row_sums, *song_context)
+    if song_pass is not None:
+        chosen = pitched if in_mixture is None else pitched & np.asarray(in_mixture, bool)
+        first, stop = notes.steps()
+        probs = song_pass.apply(probs, acc.rows, first, stop, notes.velocity, chosen,
+                                acc.row_sums)
+    else:
+        probs = apply_song_context(probs, np.where(pitched, acc.rows, -1), acc.row_sums,
+                                   *song_context)
     instrument = np.full(k, DRUM, dtype=np.int64)
     instrument[pitched] = np.argmax(probs[pitched, :N_PITCHED], axis=1) + 1
     by_model = notes.is_drum & has & drums_by_model
@@ -228,7 +254,8 @@ def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
                    batch_size: int = 64, device: torch.device | None = None,
                    drums_by_model: bool = False, progress: bool = False,
                    in_mixture: np.ndarray | None = None,
-                   song_context: tuple[float, float] = (0.0, 3.0)) -> NoteAssignment:
+                   song_context: tuple[float, float] = (0.0, 3.0),
+                   song_pass: SongPass | None = None) -> NoteAssignment:
     """Separate a song note by note (module docstring), in bounded memory.
 
     Args:
@@ -243,14 +270,15 @@ def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
         progress: show a progress bar in windows/s.
         in_mixture: bool ``[K]``, the notes that make up ``mixture`` (their starts are the
             mixture's note starts); None = every note.
-        song_context: ``(weight, width)`` of the song-level second pass
+        song_context: ``(weight, width)`` of the fixed song-level second pass
             (:func:`assign_notes`).
+        song_pass: the learned song pass, used instead of ``song_context`` when given.
 
     Returns:
         The :class:`NoteAssignment`.
     """
     acc = note_probabilities(prob_fn, mixture, notes, batch_size, device, progress, in_mixture)
-    return assign_notes(acc, notes, drums_by_model, song_context)
+    return assign_notes(acc, notes, drums_by_model, song_context, song_pass, in_mixture)
 
 
 def note_probabilities(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
@@ -550,7 +578,8 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
                        progress: bool = False,
                        max_song_bars: int = MAX_SONG_BARS,
                        limits: Limits | None = None,
-                       song_context: tuple[float, float] = (0.0, 3.0)) -> SongOutputs:
+                       song_context: tuple[float, float] = (0.0, 3.0),
+                       song_pass: SongPass | None = None) -> SongOutputs:
     """Separate a MIDI file note by note and write MIDI, audio, a picture (and JSON).
 
     Writes (names from :func:`output_paths`): the separated MIDI, its audio (each
@@ -586,6 +615,7 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
         max_song_bars: longest song accepted, in bars (checked before any roll exists);
             used when ``limits`` is None.
         limits: every limit (:class:`Limits`); None: the defaults, with ``max_song_bars``.
+        song_context, song_pass: the song-level second pass (:func:`assign_notes`).
 
     Returns:
         The :class:`SongOutputs`.
@@ -616,7 +646,8 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     with claim_outputs(paths.values()):
         check_outputs(paths, overwrite, midi_path)  # again: another run may have finished
         result = separate_notes(skip_silent_windows(prob_fn), mixture, notes, batch_size,
-                                device, drums_by_model, progress, song_context=song_context)
+                                device, drums_by_model, progress, song_context=song_context,
+                                song_pass=song_pass)
         separated, tracks = separated_midi(notes, result.instrument)
         panels = _picture_panels(notes, result.instrument, mixture,
                                  ref_roll if reference else None, begin, end)

@@ -4,7 +4,8 @@
 
 Takes the separator (and, for a diffusion separator, the decoder) that the config names
 or the newest in its ``model_dir``, strips the optimiser state, and writes them with the
-baselines saved beside them (fitted on the model's own training data) and the
+baselines saved beside them (fitted on the model's own training data), the learned song
+pass trained on that separator (``song_pass.ckpt``, if ``model_dir`` holds one) and the
 evaluation tables found in ``model_dir``. Scripts that separate fall back to this folder
 when no model is configured or trained (:func:`utils.checkpoints.model_paths`).
 """
@@ -26,11 +27,13 @@ from utils.checkpoints import (
     export_checkpoint,
     export_loaded,
     find_checkpoint,
+    load_separator,
     process_class,
     read_checkpoint,
 )
 from utils.cli import command
 from utils.config import Config, ConfigError, load_config
+from utils.song_pass import SONG_PASS_FILE, matching_song_pass
 
 
 def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
@@ -53,8 +56,14 @@ def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
         written.append(export_checkpoint(find_checkpoint(cfg, "decoder"), stale))
     elif stale.exists():
         stale.unlink()  # a decoder of an earlier model does not belong to this one
-    copies = {out / source.name: source
-              for source in [baselines, *sorted(Path(cfg.model_dir).glob("evaluation_*"))]}
+    sources = [baselines, *sorted(Path(cfg.model_dir).glob("evaluation_*"))]
+    song_pass = Path(cfg.model_dir) / SONG_PASS_FILE
+    if song_pass.is_file() and matching_song_pass([song_pass],
+                                                  load_separator(separator)[0]):
+        sources.append(song_pass)
+    elif (out / SONG_PASS_FILE).exists():
+        (out / SONG_PASS_FILE).unlink()  # trained on an earlier separator
+    copies = {out / source.name: source for source in sources}
     atomic_write_many({target: partial(shutil.copyfile, source)
                        for target, source in copies.items()})
     for old in out.glob("evaluation_*"):  # tables of an earlier model do not describe this one

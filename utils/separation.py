@@ -41,6 +41,7 @@ from utils.checkpoints import (
     model_paths,
 )
 from utils.config import Config
+from utils.song_pass import SONG_PASS_FILE, SongPass, matching_song_pass
 
 # Maps model inputs float32 [B, 1, 64, 72] (the mixture) or [B, 2, 64, 72] (the mixture and
 # its note starts) to instrument probabilities float32 [B, 5, 64, 72].
@@ -186,8 +187,10 @@ class Separator:
         batch_size: phrases/windows sampled at once.
         seed: seeds the sampling noise (one generator per Separator).
         num_samples: probabilities averaged over this many samples (a process that samples).
-        song_context: ``(weight, width)`` of the song-level second pass over whole songs'
-            notes (:mod:`utils.song_context`; weight 0 = off).
+        song_context: ``(weight, width)`` of the fixed song-level second pass over whole
+            songs' notes (:mod:`utils.song_context`; weight 0 = off).
+        song_pass: the learned song pass trained on this separator's first pass
+            (:mod:`utils.song_pass`), used instead of ``song_context`` when present.
         source: which model this is, in words (printed by the scripts).
         folder: the folder of the model's files (its saved baselines live there).
     """
@@ -205,6 +208,7 @@ class Separator:
     seed: int = 0
     num_samples: int = 1
     song_context: tuple[float, float] = (0.0, 3.0)
+    song_pass: SongPass | None = None
     source: str = "model given in code"
     folder: Path | None = None
     generator: torch.Generator = field(init=False, repr=False)
@@ -225,6 +229,8 @@ class Separator:
         if self.decoder is not None:
             self.decoder.to(self.device).eval()
         self.process.to(self.device)
+        if self.song_pass is not None:
+            self.song_pass.to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
 
@@ -245,7 +251,9 @@ class Separator:
 
     def describe(self) -> str:
         """The model and its sampling settings in one line."""
-        return f"{self.source} ({self.process.describe(self.sampling)}, assign '{self.assign}')"
+        second = f", {self.song_pass.describe()}" if self.song_pass is not None else ""
+        return (f"{self.source} ({self.process.describe(self.sampling)}, assign "
+                f"'{self.assign}'{second})")
 
     def settings(self) -> dict[str, object]:
         """The model and its sampling settings, as evaluation reports record them."""
@@ -254,6 +262,7 @@ class Separator:
                 "steps": self.steps, "eta": self.eta, "num_samples": self.num_samples,
                 "assign": self.assign, "threshold": self.threshold,
                 "song_context": list(self.song_context),
+                "song_pass": None if self.song_pass is None else self.song_pass.source,
                 "device": str(self.device), "seed": self.seed}
 
     def baselines_path(self) -> Path | None:
@@ -293,12 +302,17 @@ class Separator:
             decoder_path = paths.decoder if paths.decoder is not None else \
                 find_checkpoint(cfg, "decoder")
             decoder = load_decoder(decoder_path, map_location=dev, cfg=check)
+        song_pass = None
+        if cfg.song_pass:  # trained with this config, or shipped beside the separator
+            folders = [Path(cfg.model_dir)] + ([paths.folder] if paths.folder else [])
+            song_pass = matching_song_pass([f / SONG_PASS_FILE for f in folders], model, dev)
         return cls(model=model, process=process, decoder=decoder, device=dev,
                    sampler=cfg.sampler, steps=cfg.sampling_steps, eta=cfg.eta,
                    assign=cfg.assign, threshold=cfg.threshold,
                    batch_size=cfg.sample_batch_size, seed=cfg.seed,
                    num_samples=cfg.num_samples,
                    song_context=(cfg.song_context_weight, cfg.song_context_width),
+                   song_pass=song_pass,
                    source=paths.describe(),
                    folder=paths.folder)
 
@@ -310,7 +324,7 @@ class Separator:
         clone = copy.copy(self)
         for key, value in changes.items():
             if key not in ("sampler", "steps", "eta", "assign", "threshold", "batch_size",
-                           "seed", "num_samples", "song_context"):
+                           "seed", "num_samples", "song_context", "song_pass"):
                 raise ValueError(f"unknown sampling setting {key!r}")
             setattr(clone, key, value)
         clone.__post_init__()

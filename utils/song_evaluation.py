@@ -51,6 +51,7 @@ from utils.evaluation import Report, model_baselines, sampling_words
 from utils.metrics import prf, ratio
 from utils.note_separation import N_PITCHED, separate_notes
 from utils.separation import ProbFn, Separator
+from utils.song_pass import SongPass
 
 
 def song_model_row(kind: str = "diffusion") -> str:
@@ -195,7 +196,8 @@ def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[S
                 batch_size: int = 64, progress: bool = False,
                 model_row: str = "diffusion (notes)", total: int | None = None,
                 per_instrument: np.ndarray | None = None,
-                song_context: tuple[float, float] = (0.0, 3.0)) -> dict[str, dict[str, float]]:
+                song_context: tuple[float, float] = (0.0, 3.0),
+                song_pass: SongPass | None = None) -> dict[str, dict[str, float]]:
     """Note metrics of the model and of each pitch rule over the scored notes of songs.
 
     Songs are read one at a time (``songs`` may be a generator), so memory does not grow
@@ -211,7 +213,8 @@ def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[S
         total: the number of songs, for the progress bar.
         per_instrument: int64 ``[5]``, if given, counts the scored notes of each true
             instrument (added in place).
-        song_context: ``(weight, width)`` of the model's song-level second pass.
+        song_context: ``(weight, width)`` of the model's fixed song-level second pass.
+        song_pass: the model's learned song pass (used instead of ``song_context``).
 
     Returns:
         ``{system: metrics}``, the model first.
@@ -221,7 +224,8 @@ def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[S
                      dynamic_ncols=True):
         scored = song.true > 0
         result = separate_notes(prob_fn, song.mixture, song.notes, batch_size,
-                                in_mixture=scored, song_context=song_context)
+                                in_mixture=scored, song_context=song_context,
+                                song_pass=song_pass)
         confusion[model_row].update(song.true[scored], result.instrument[scored])
         for name, rule in rules.items():
             confusion[name].update(song.true[scored], rule_predict(rule, song.notes)[scored])
@@ -351,7 +355,7 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     per = np.zeros(N_MUSIC, dtype=np.int64)
     rows = score_songs(separator.probs, rules, songs, separator.batch_size, progress,
                        song_model_row(separator.kind), total=len(names), per_instrument=per,
-                       song_context=separator.song_context)
+                       song_context=separator.song_context, song_pass=separator.song_pass)
     settings = {**separator.settings(), "baselines": baseline_source,
                 "data_dir": str(data_dir), "midi_dir": str(midi_dir),
                 "melody_in_mixture": melody_in_mixture}

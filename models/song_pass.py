@@ -1,0 +1,129 @@
+"""The learned song pass: a dilated convolution network over a song's pitched notes.
+
+The separator sees 4 bars at a time; an instrument keeps its register, rhythm and role for
+the whole song. After the first pass has given every pitched note its instrument
+probabilities ``p`` (the separator's stitched window probabilities averaged over the note's
+cells), this network reads the song's pitched notes as one sequence -- sorted by start
+step, then by pitch row -- and corrects them:
+
+    x_k      = [E_pitch(row_k), E_beat(step_k mod 16), c_k, log p_k]
+    h^0      = W x                                     (width channels per note)
+    h^(l+1)  = h^l + Conv_l(GELU(LayerNorm(h^l)))       (kernel 3, dilation 1, 2, 4, ... 32,
+                                                         twice: ~250 notes each way)
+    g        = mean_k h^L_k                             (the song's summary)
+    logits_k = V [h^L_k, g] + log p_k                   (4 pitched instruments)
+
+``c_k`` are per-note numbers read from the mixture (:data:`N_CONTINUOUS` of them, built by
+:func:`utils.song_pass.note_features`): the note's duration, how many notes start with it,
+whether it is the lowest or the highest of those, its velocity (when the model uses
+velocities) and the song's register prior at its row (:mod:`utils.song_context`). The
+first pass's log probabilities are added to the output, so the network learns what to
+change. It plays the part of Arranger's note-sequence model (Dong et al., ISMIR 2021, a
+BiLSTM over pitch, beat position and duration), given the separator's probabilities as
+well; convolutions instead of a recurrent network because a song of thousands of notes
+then trains in parallel on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data.contract import DRUM, N_PITCH, STEPS_PER_BAR
+
+N_PITCHED = DRUM - 1  # piano, guitar, bass, string
+N_CONTINUOUS = 9
+"""Per-note numbers besides pitch and beat: log duration, log simultaneous starts, lowest,
+highest, velocity / 127 (0 when unused), log register prior of the 4 pitched instruments."""
+
+
+@dataclass(frozen=True)
+class SongPassSpec:
+    """The song pass network's settings, stored with its weights.
+
+    Attributes:
+        width: channels per note.
+        levels: dilations ``1, 2, ..., 2**(levels-1)`` in each stack.
+        stacks: how many times the dilation ladder repeats.
+        velocity: whether the network reads the notes' velocities.
+    """
+
+    width: int = 96
+    levels: int = 6
+    stacks: int = 2
+    velocity: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("width", "levels", "stacks"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"song pass '{key}' must be > 0, got {getattr(self, key)}")
+
+    def to_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+
+class _Block(nn.Module):
+    """One residual dilated convolution over the note axis.
+
+    Normalised note by note (over channels), so a song's notes never see the padding of a
+    batch: padding stays 0 and a song reads the same alone or padded.
+    """
+
+    def __init__(self, width: int, dilation: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.conv = nn.Conv1d(width, width, kernel_size=3, dilation=dilation, padding=dilation)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        normed = self.norm(h.transpose(1, 2)).transpose(1, 2)
+        return h + self.conv(F.gelu(normed) * mask) * mask
+
+
+class SongPassNet(nn.Module):
+    """The network of the module docstring.
+
+    Args:
+        spec: its settings.
+    """
+
+    def __init__(self, spec: SongPassSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.pitch = nn.Embedding(N_PITCH, 16)
+        self.beat = nn.Embedding(STEPS_PER_BAR, 8)
+        self.inp = nn.Linear(16 + 8 + N_CONTINUOUS + N_PITCHED, spec.width)
+        self.blocks = nn.ModuleList(_Block(spec.width, 2 ** level)
+                                    for _ in range(spec.stacks) for level in range(spec.levels))
+        self.out = nn.Linear(2 * spec.width, N_PITCHED)
+
+    def forward(self, rows: torch.Tensor, beat: torch.Tensor, numbers: torch.Tensor,
+                log_probs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of the pitched instruments of every note.
+
+        Args:
+            rows: int64 ``[B, K]`` pitch rows 0..71.
+            beat: int64 ``[B, K]`` start step within its bar, 0..15.
+            numbers: float32 ``[B, K, N_CONTINUOUS]``.
+            log_probs: float32 ``[B, K, 4]`` the first pass's log probabilities.
+            lengths: int64 ``[B]`` notes of each song (the rest is padding, which no note
+                reads); None = all ``K``.
+
+        Returns:
+            float32 ``[B, K, 4]``.
+        """
+        b, k = rows.shape
+        if lengths is None:
+            mask = torch.ones(b, 1, k, device=rows.device)
+        else:
+            mask = (torch.arange(k, device=rows.device)[None] < lengths.to(rows.device)[:, None])
+            mask = mask[:, None].float()  # (B, 1, K)
+        x = torch.cat([self.pitch(rows), self.beat(beat), numbers, log_probs], dim=-1)
+        h = self.inp(x).transpose(1, 2) * mask  # (B, width, K)
+        for block in self.blocks:
+            h = block(h, mask)
+        song = (h.sum(dim=2, keepdim=True) / mask.sum(dim=2, keepdim=True).clamp(min=1.0))
+        h = torch.cat([h, song.expand_as(h)], dim=1).transpose(1, 2)  # (B, K, 2 * width)
+        return self.out(h) + log_probs

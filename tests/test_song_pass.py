@@ -1,0 +1,193 @@
+"""The learned song pass: its note features, its network, applying it, training it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+from models.song_pass import N_CONTINUOUS, SongPassNet, SongPassSpec
+from utils import checkpoints
+from utils.checkpoints import BASELINES_FILE, find_checkpoint
+from utils.config import Config, ConfigError, load_config
+from utils.pretrained import export_model
+from utils.separation import Separator
+from utils.song_context import song_prior
+from utils.song_pass import (
+    LOG_FLOOR,
+    PRIOR_WIDTH,
+    SONG_PASS_FILE,
+    SongPass,
+    load_song_pass,
+    network_digest,
+    note_features,
+)
+from utils.song_pass_training import main as train_main
+
+TINY = SongPassSpec(width=16, levels=2, stacks=1)
+
+
+def _song() -> dict[str, np.ndarray]:
+    """Five notes: a chord of three at step 16, a note at step 2 and a drum note."""
+    return {
+        "probs": np.array([[0.6, 0.2, 0.1, 0.1, 0.0],   # note 0
+                           [0.1, 0.1, 0.7, 0.1, 0.0],   # note 1
+                           [0.2, 0.2, 0.2, 0.2, 0.2],   # note 2: drum channel
+                           [np.nan] * 5,                # note 3
+                           [0.0, 0.5, 0.0, 0.5, 0.0]]),  # note 4
+        "rows": np.array([40, 10, 65, 30, 20]),
+        "first": np.array([16, 16, 16, 2, 16]),
+        "stop": np.array([20, 32, 17, 3, 18]),
+        "velocity": np.array([100, 64, 127, 1, 90]),
+        "chosen": np.array([True, True, False, True, True]),
+        "row_sums": np.zeros((72, 5)),
+    }
+
+
+def test_note_features_cell_by_cell() -> None:
+    song = _song()
+    song["row_sums"][10, 2] = 5.0  # bass plays row 10 in this song
+    f = note_features(**song, use_velocity=True)
+    # sorted by start step, then row; the drum note is not chosen
+    assert f.order.tolist() == [3, 1, 4, 0]
+    assert f.rows.tolist() == [30, 10, 20, 40]
+    assert f.beat.tolist() == [2, 0, 0, 0]
+    n = f.numbers
+    assert n.shape == (4, N_CONTINUOUS)
+    np.testing.assert_allclose(n[:, 0], np.log1p([1, 16, 2, 4]))  # duration in steps
+    np.testing.assert_allclose(n[:, 1], np.log1p([1, 3, 3, 3]))  # notes starting together
+    assert n[:, 2].tolist() == [1, 1, 0, 0]  # lowest of its start
+    assert n[:, 3].tolist() == [1, 0, 0, 1]  # highest of its start
+    np.testing.assert_allclose(n[:, 4], np.array([1, 64, 90, 100]) / 127.0, rtol=1e-6)
+    prior = song_prior(song["row_sums"], PRIOR_WIDTH)
+    np.testing.assert_allclose(n[:, 5:], np.log(prior[[30, 10, 20, 40]] + LOG_FLOOR), rtol=1e-5)
+    assert prior[10].argmax() == 2  # row 10 leans to bass
+    # first-pass log probabilities over the 4 pitched instruments; NaN reads uniform
+    expected = np.array([[0.25] * 4, [0.1, 0.1, 0.7, 0.1], [0.0, 0.5, 0.0, 0.5],
+                         [0.6, 0.2, 0.1, 0.1]])
+    np.testing.assert_allclose(f.log_probs, np.log(expected + LOG_FLOOR), rtol=1e-5)
+    without = note_features(**song, use_velocity=False)
+    assert (without.numbers[:, 4] == 0).all()
+
+
+def test_network_reads_a_song_alike_alone_or_padded() -> None:
+    torch.manual_seed(0)
+    net = SongPassNet(TINY).eval()
+    k = 30
+    rows, beat = torch.randint(0, 72, (1, k)), torch.randint(0, 16, (1, k))
+    numbers, log_probs = torch.randn(1, k, N_CONTINUOUS), torch.randn(1, k, 4)
+
+    def pad(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, torch.full((1, 7, *x.shape[2:]), 3, dtype=x.dtype)], dim=1)
+
+    alone = net(rows, beat, numbers, log_probs)
+    padded = net(pad(rows), pad(beat), pad(numbers), pad(log_probs), torch.tensor([k]))
+    torch.testing.assert_close(padded[:, :k], alone)
+
+
+def test_apply_changes_only_the_chosen_pitched_notes() -> None:
+    torch.manual_seed(0)
+    song = _song()
+    out = SongPass(SongPassNet(TINY).eval()).apply(**song)
+    probs = song["probs"]
+    for i in (2,):  # not chosen: as given
+        np.testing.assert_array_equal(out[i], probs[i])
+    np.testing.assert_array_equal(out[:, 4], probs[:, 4])  # the drum column stays
+    for i in (0, 1, 4):  # the pitched part keeps its total
+        assert out[i, :4].sum() == pytest.approx(probs[i, :4].sum())
+        assert not np.allclose(out[i, :4], probs[i, :4])
+    assert out[3, :4].sum() == pytest.approx(1.0)  # a note without probabilities gets some
+
+
+def test_a_bad_song_pass_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / SONG_PASS_FILE
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match=f"{bad}: not a readable song pass checkpoint"):
+        load_song_pass(bad)
+    torch.save({"state_dict": {}}, bad)
+    with pytest.raises(ConfigError, match=f"{bad}: not a song pass checkpoint"):
+        load_song_pass(bad)
+
+
+@pytest.fixture(scope="module")
+def song_pass_run(tiny_run: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny separator with a song pass trained for a few steps on two demo songs."""
+    folder = tmp_path_factory.mktemp("song_pass")
+    separator = find_checkpoint(tiny_run, "separator")
+    decoder = find_checkpoint(tiny_run, "decoder")
+    config = folder / "cfg.json"
+    config.write_text(json.dumps({**tiny_run.to_dict(), "model_dir": str(folder / "models"),
+                                  "transunet_model_path": str(separator),
+                                  "decoder_model_path": str(decoder),
+                                  "song_pass_steps": 3}))
+    assert train_main(["--config", str(config), "--limit", "2", "--no-progress"]) == 0
+    return config
+
+
+def test_trained_song_pass_is_used_for_its_separator(song_pass_run: Path) -> None:
+    cfg = load_config(song_pass_run)
+    path = Path(cfg.model_dir) / SONG_PASS_FILE
+    record = load_song_pass(path).trained
+    assert record["steps"] == 3 and record["train_songs"] <= 2 and record["seed"] == cfg.seed
+    separator = Separator.from_config(cfg, "cpu")
+    assert separator.song_pass is not None
+    assert record["separator_digest"] == network_digest(separator.model)
+    assert "learned song pass" in separator.describe()
+    off = Separator.from_config(load_config(song_pass_run, overrides={"song_pass": False}), "cpu")
+    assert off.song_pass is None
+    # scored song by song with it, and the report says so
+    assert evaluate.main(["--config", str(song_pass_run), "--songs", "--limit", "1",
+                          "--no-progress"]) == 0
+    report = json.loads((Path(cfg.model_dir) / "evaluation_test_songs.json").read_text())
+    assert report["settings"]["song_pass"] == str(path)
+    assert "learned song pass" in (Path(cfg.model_dir) / "evaluation_test_songs.md").read_text()
+
+
+def test_song_pass_of_another_separator_is_not_used(song_pass_run: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = load_config(song_pass_run)
+    path = Path(cfg.model_dir) / SONG_PASS_FILE
+    state = torch.load(path, weights_only=True)
+    state["trained"]["separator_digest"] = "0" * 16
+    other = Path(cfg.model_dir) / "other"
+    other.mkdir()
+    torch.save(state, other / SONG_PASS_FILE)
+    moved = load_config(song_pass_run, overrides={"model_dir": str(other)})
+    separator = Separator.from_config(moved, "cpu")
+    assert separator.song_pass is None
+    err = capsys.readouterr().err
+    assert f"warning: {other / SONG_PASS_FILE} was trained on another separator" in err
+
+
+def test_song_pass_keys_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"song_pass_steps": 0}))
+    with pytest.raises(ConfigError, match="'song_pass_steps' must be > 0"):
+        load_config(path)
+    path.write_text(json.dumps({"song_pass_data": "runs/slakh/dataset"}))
+    with pytest.raises(ConfigError, match="'song_pass_data' must be list"):
+        load_config(path)
+
+
+
+
+def test_export_ships_the_song_pass_with_its_separator(
+        song_pass_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(song_pass_run)
+    trained_in = Path(cfg.transunet_model_path).parents[1]  # the tiny run's model_dir
+    shutil.copyfile(trained_in / BASELINES_FILE, Path(cfg.model_dir) / BASELINES_FILE)
+    out = tmp_path / "shipped"
+    assert out / SONG_PASS_FILE in export_model(cfg, out)
+    # a user with no model of their own separates with the shipped one and its song pass
+    monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", out)
+    fresh = load_config(song_pass_run, overrides={"model_dir": str(tmp_path / "none"),
+                                                  "transunet_model_path": "",
+                                                  "decoder_model_path": ""})
+    separator = Separator.from_config(fresh, "cpu")
+    assert separator.song_pass is not None
+    assert separator.song_pass.source == str(out / SONG_PASS_FILE)

@@ -1,0 +1,235 @@
+"""The learned song pass at separation time: note features, loading, applying.
+
+After the first pass (:func:`utils.note_separation.note_probabilities`), a trained
+:class:`models.song_pass.SongPassNet` reads the song's pitched notes in time order and
+gives each its pitched instrument probabilities again (docs/method.md, "The song pass").
+Its weights live in ``song_pass.ckpt`` beside the separator's baselines (the model
+folder, or ``pretrained/``); :mod:`utils.song_pass_training` trains it.
+
+The features of a note come from the mixture and the first pass only -- never from the
+input file's tracks or programs, which a mixture does not have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from data.contract import N_PITCH, STEPS_PER_BAR
+from models.song_pass import N_CONTINUOUS, N_PITCHED, SongPassNet, SongPassSpec
+from utils.config import ConfigError
+from utils.song_context import song_prior
+
+SONG_PASS_FILE = "song_pass.ckpt"
+PRIOR_WIDTH = 1.0
+"""Smoothing (semitones) of the register prior fed to the network (the width the fixed
+second pass was chosen with, :mod:`utils.song_context`)."""
+LOG_FLOOR = 1e-4  # probabilities are floored before the log: a 0 would be -inf
+
+
+@dataclass
+class SongNoteFeatures:
+    """The network's inputs for the pitched notes of one song, in sequence order.
+
+    Attributes:
+        order: int64 ``[n]`` index of each sequence position into the song's notes.
+        rows: int64 ``[n]`` pitch row 0..71.
+        beat: int64 ``[n]`` start step within its bar, 0..15.
+        numbers: float32 ``[n, N_CONTINUOUS]`` (:data:`models.song_pass.N_CONTINUOUS`).
+        log_probs: float32 ``[n, 4]`` the first pass's log probabilities (renormalised
+            over the 4 pitched instruments).
+    """
+
+    order: np.ndarray
+    rows: np.ndarray
+    beat: np.ndarray
+    numbers: np.ndarray
+    log_probs: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.order.size)
+
+
+def note_features(probs: np.ndarray, rows: np.ndarray, first: np.ndarray, stop: np.ndarray,
+                  velocity: np.ndarray, chosen: np.ndarray, row_sums: np.ndarray,
+                  use_velocity: bool) -> SongNoteFeatures:
+    """The song pass's inputs for the ``chosen`` notes of a song.
+
+    Args:
+        probs: float ``[K, >=4]`` first-pass probabilities (pitched instruments first; NaN
+            reads as uniform).
+        rows: int ``[K]`` the row each note is read at (-1: none; such notes are left out).
+        first, stop: int ``[K]`` grid steps of each note (stop exclusive).
+        velocity: int ``[K]`` note-on velocities 1..127.
+        chosen: bool ``[K]`` the notes the pass decides (pitched notes of the mixture).
+        row_sums: float ``[72, 5]`` the song's first-pass probability sums per row
+            (:attr:`utils.note_separation.NoteProbAccumulator.row_sums`).
+        use_velocity: fill the velocity number (else 0).
+
+    Returns:
+        The :class:`SongNoteFeatures`, sorted by start step, then row.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    idx = np.flatnonzero(np.asarray(chosen, dtype=bool) & (rows >= 0))
+    first = np.asarray(first, dtype=np.int64)[idx]
+    row = rows[idx]
+    sort = np.lexsort((row, first))
+    idx, first, row = idx[sort], first[sort], row[sort]
+    length = np.maximum(np.asarray(stop, dtype=np.int64)[idx] - first, 1)
+    p = np.nan_to_num(np.asarray(probs, dtype=np.float64)[idx, :N_PITCHED], nan=1.0)
+    p = np.clip(p, 0.0, None)
+    total = p.sum(axis=1, keepdims=True)
+    p = np.where(total > 0, p / np.maximum(total, 1e-12), 1.0 / N_PITCHED)
+    numbers = np.zeros((idx.size, N_CONTINUOUS), dtype=np.float32)
+    if idx.size:
+        _, group, starts = np.unique(first, return_inverse=True, return_counts=True)
+        lowest = np.full(starts.size, N_PITCH, dtype=np.int64)
+        highest = np.full(starts.size, -1, dtype=np.int64)
+        np.minimum.at(lowest, group, row)
+        np.maximum.at(highest, group, row)
+        numbers[:, 0] = np.log1p(length)
+        numbers[:, 1] = np.log1p(starts[group])
+        numbers[:, 2] = row == lowest[group]
+        numbers[:, 3] = row == highest[group]
+        if use_velocity:
+            numbers[:, 4] = np.asarray(velocity, dtype=np.float64)[idx] / 127.0
+        numbers[:, 5:] = np.log(song_prior(row_sums, PRIOR_WIDTH)[row] + LOG_FLOOR)
+    return SongNoteFeatures(order=idx, rows=row, beat=first % STEPS_PER_BAR,
+                            numbers=numbers, log_probs=np.log(p + LOG_FLOOR).astype(np.float32))
+
+
+@dataclass
+class SongPass:
+    """A trained song pass network, ready to correct songs.
+
+    Attributes:
+        net: the network, in eval mode.
+        source: where it was read from, in words.
+        trained: what its checkpoint says of its training (steps, data, scores).
+    """
+
+    net: SongPassNet
+    source: str = "song pass given in code"
+    trained: dict[str, Any] | None = None
+
+    @property
+    def spec(self) -> SongPassSpec:
+        return self.net.spec
+
+    def describe(self) -> str:
+        return f"learned song pass ({self.source})"
+
+    @torch.inference_mode()
+    def pitched_probs(self, feats: SongNoteFeatures) -> np.ndarray:
+        """float64 ``[n, 4]`` the network's probabilities for the notes of ``feats``."""
+        if len(feats) == 0:
+            return np.zeros((0, N_PITCHED))
+        device = next(self.net.parameters()).device
+        logits = self.net(torch.from_numpy(feats.rows)[None].to(device),
+                          torch.from_numpy(feats.beat)[None].to(device),
+                          torch.from_numpy(feats.numbers)[None].to(device),
+                          torch.from_numpy(feats.log_probs)[None].to(device))[0]
+        return torch.softmax(logits.double(), dim=-1).cpu().numpy()
+
+    def apply(self, probs: np.ndarray, rows: np.ndarray, first: np.ndarray, stop: np.ndarray,
+              velocity: np.ndarray, chosen: np.ndarray, row_sums: np.ndarray) -> np.ndarray:
+        """The first pass's note probabilities with the chosen notes' pitched part replaced.
+
+        Args: as :func:`note_features` (``probs`` float ``[K, 5]``).
+
+        Returns:
+            float64 ``[K, 5]``: for every chosen note with a row, the network's pitched
+            probabilities scaled to what the first pass's 4 summed to (so the drum column
+            keeps its meaning); every other entry as given.
+        """
+        out = np.array(probs, dtype=np.float64, copy=True)
+        feats = note_features(out, rows, first, stop, velocity, chosen, row_sums,
+                              self.spec.velocity)
+        if len(feats) == 0:
+            return out
+        total = np.nan_to_num(out[feats.order, :N_PITCHED], nan=0.0).sum(axis=1, keepdims=True)
+        total = np.where(total > 0, total, 1.0)
+        out[feats.order, :N_PITCHED] = self.pitched_probs(feats) * total
+        return out
+
+    def to(self, device: torch.device) -> SongPass:
+        self.net.to(device)
+        return self
+
+
+def network_digest(model: torch.nn.Module) -> str:
+    """A digest of a network's weights: which separator a song pass was trained on.
+
+    Exporting a checkpoint (:mod:`utils.pretrained`) keeps the weights, so the digest of
+    the shipped separator is that of the trained one.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def matching_song_pass(paths: list[Path], separator: torch.nn.Module,
+                       map_location: str | torch.device = "cpu") -> SongPass | None:
+    """The first song pass of ``paths`` that exists and was trained on ``separator``.
+
+    A song pass learnt one separator's probabilities; a file trained on another (a
+    retrained separator) is passed over, and when none matches, one ``warning:`` line on
+    stderr says how to retrain it and separation falls back to the fixed second pass.
+
+    Raises:
+        utils.config.ConfigError: a file exists but is not a song pass checkpoint.
+    """
+    digest = None
+    stale = []
+    for path in dict.fromkeys(paths):  # in order, each once
+        if not path.is_file():
+            continue
+        song_pass = load_song_pass(path, map_location)
+        digest = network_digest(separator) if digest is None else digest
+        if (song_pass.trained or {}).get("separator_digest") == digest:
+            return song_pass
+        stale.append(path)
+    if stale:
+        print(f"warning: {stale[0]} was trained on another separator and is not used; "
+              "retrain it with python -m utils.song_pass_training", file=sys.stderr)
+    return None
+
+
+def song_pass_state(net: SongPassNet, trained: dict[str, Any]) -> dict[str, Any]:
+    """What ``song_pass.ckpt`` holds: the settings, the weights and the training record."""
+    return {"song_pass": net.spec.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "trained": trained}
+
+
+def load_song_pass(path: str | Path, map_location: str | torch.device = "cpu") -> SongPass:
+    """Read a ``song_pass.ckpt``.
+
+    Raises:
+        utils.config.ConfigError: unreadable, or not a song pass checkpoint (the file is
+            named).
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: song pass checkpoint not found") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one error line
+        raise ConfigError(f"{path}: not a readable song pass checkpoint "
+                          f"({type(exc).__name__})") from None
+    try:
+        net = SongPassNet(SongPassSpec(**state["song_pass"]))
+        net.load_state_dict(state["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{path}: not a song pass checkpoint "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    net.eval()
+    return SongPass(net=net, source=str(path), trained=state.get("trained"))

@@ -1,0 +1,325 @@
+"""Train the learned song pass on top of a trained separator.
+
+    python -m utils.song_pass_training --config configs/real.json
+
+1. The separator the config names (or the newest in ``model_dir``) runs its first pass over
+   every train song of the datasets ``song_pass_data`` lists (default: ``data_dir``) and
+   over the validation songs of the first of them, exactly as the song-level evaluation
+   separates songs (:mod:`utils.song_evaluation`); each song's notes keep their first-pass
+   probabilities and their true instruments. The first passes are cached in
+   ``model_dir/song_pass/`` under a key of the separator's and the datasets' files, so a
+   second run with other steps does not separate the songs again.
+2. :class:`models.song_pass.SongPassNet` trains on crops of ``CROP_NOTES`` notes of
+   ``BATCH_SONGS`` train songs per step (cross-entropy over the pitched notes, AdamW,
+   one-cycle learning rate), ``song_pass_steps`` steps, seeded by ``seed``.
+3. Every ``EVAL_EVERY`` steps it decides the validation songs' pitched notes whole; the
+   step with the best pitched note accuracy is kept and written atomically to
+   ``model_dir/song_pass.ckpt`` with what it scored against the first pass alone.
+
+Separation then uses it wherever the separator's folder holds it (config key ``song_pass``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from data.errors import InputError
+from data.fileio import atomic_write
+from data.melody import load_melody_json, melody_program_for
+from data.store import MANIFEST_NAME
+from models.song_pass import N_PITCHED, SongPassNet, SongPassSpec
+from utils.cli import command
+from utils.config import Config, load_config
+from utils.note_separation import first_pass_probs, note_probabilities
+from utils.separation import Separator, add_device_option
+from utils.song_evaluation import song_truth, split_songs
+from utils.song_pass import (
+    SONG_PASS_FILE,
+    SongNoteFeatures,
+    network_digest,
+    note_features,
+    song_pass_state,
+)
+
+BATCH_SONGS = 8
+CROP_NOTES = 512
+EVAL_EVERY = 250
+LEARNING_RATE = 2e-3
+WEIGHT_DECAY = 0.01
+CACHE_DIR = "song_pass"
+IGNORE = -100  # target of padding
+
+
+@dataclass
+class FirstPassSong:
+    """One song's notes after the first pass, with their true instruments.
+
+    Attributes:
+        probs: float32 ``[K, 5]`` first-pass probabilities (:func:`first_pass_probs`).
+        rows, first, stop, velocity: int64 ``[K]`` as :func:`utils.song_pass.note_features`.
+        chosen: bool ``[K]`` the song's pitched, scored notes.
+        row_sums: float32 ``[72, 5]`` the song's probability sums per row.
+        target: int64 ``[K]`` true class 1..5, -1 where not scored.
+    """
+
+    probs: np.ndarray
+    rows: np.ndarray
+    first: np.ndarray
+    stop: np.ndarray
+    velocity: np.ndarray
+    chosen: np.ndarray
+    row_sums: np.ndarray
+    target: np.ndarray
+
+    def features(self, use_velocity: bool) -> tuple[SongNoteFeatures, np.ndarray]:
+        """The network's inputs and int64 targets 0..3 of the chosen notes, in order."""
+        feats = note_features(self.probs, self.rows, self.first, self.stop, self.velocity,
+                              self.chosen, self.row_sums, use_velocity)
+        return feats, self.target[feats.order] - 1
+
+
+FIELDS = ("probs", "rows", "first", "stop", "velocity", "chosen", "row_sums", "target")
+
+
+def first_pass_song(separator: Separator, path: Path, name: str,
+                    melody_program: int | None, melody_in_mixture: bool) -> FirstPassSong:
+    """Separate one song of a built split as the song-level evaluation does."""
+    song = song_truth(path, name, melody_program, melody_in_mixture)
+    scored = song.true > 0
+    acc = note_probabilities(separator.probs, song.mixture, song.notes, separator.batch_size,
+                             in_mixture=scored)
+    first, stop = song.notes.steps()
+    return FirstPassSong(probs=first_pass_probs(acc, song.notes).astype(np.float32),
+                         rows=acc.rows, first=first, stop=stop,
+                         velocity=song.notes.velocity.astype(np.int64),
+                         chosen=scored & ~song.notes.is_drum,
+                         row_sums=acc.row_sums.astype(np.float32), target=song.true)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Path,
+                     progress: bool = True, limit: int | None = None) -> list[FirstPassSong]:
+    """The first pass over every song of a split, read from or written to ``cache``.
+
+    The cache file's name holds a digest of the separator's checkpoint and the dataset's
+    manifest, so a retrained separator or a rebuilt dataset is separated again. ``limit``
+    keeps the split's first songs only.
+
+    Raises:
+        utils.config.ConfigError, data.errors.InputError: no manifest, no songs.
+    """
+    midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
+    names = names[:limit]
+    if not names:
+        raise InputError(f"{data_dir}: the {split} split holds no songs (song_pass_data)")
+    key = hashlib.sha256(json.dumps([separator.source, _file_digest(Path(separator.source))
+                                     if Path(separator.source).is_file() else "",
+                                     _file_digest(Path(data_dir) / MANIFEST_NAME), split,
+                                     limit])
+                         .encode()).hexdigest()[:16]
+    path = cache / f"first_pass_{Path(data_dir).name}_{split}_{key}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            counts = z["counts"]
+            cuts = np.concatenate([[0], np.cumsum(counts)])
+            return [FirstPassSong(**{f: z[f][i] if f == "row_sums" else
+                                     z[f][cuts[i]:cuts[i + 1]] for f in FIELDS})
+                    for i in range(len(counts))]
+    table = load_melody_json(melody_json) if melody_json else {}
+    songs = [first_pass_song(separator, midi_dir / n, n,
+                             melody_program_for(table, n) if table else None,
+                             melody_in_mixture)
+             for n in tqdm(names, unit="song", desc=f"first pass {Path(data_dir).name} {split}",
+                           disable=not progress, dynamic_ncols=True)]
+    arrays: dict[str, np.ndarray] = {
+        f: (np.stack([getattr(s, f) for s in songs]) if f == "row_sums" else
+            np.concatenate([getattr(s, f) for s in songs])) for f in FIELDS}
+    arrays["counts"] = np.array([s.probs.shape[0] for s in songs], dtype=np.int64)
+    cache.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+    return songs
+
+
+@dataclass
+class Sequences:
+    """Songs ready for the network: features and targets, one entry per song."""
+
+    feats: list[SongNoteFeatures]
+    targets: list[np.ndarray]
+
+    @classmethod
+    def of(cls, songs: list[FirstPassSong], use_velocity: bool) -> Sequences:
+        pairs = [s.features(use_velocity) for s in songs]
+        keep = [(f, t) for f, t in pairs if len(f)]
+        return cls([f for f, _ in keep], [t for _, t in keep])
+
+    def __len__(self) -> int:
+        return len(self.feats)
+
+    def batch(self, pick: Sequence[int], crop: int | None = None,
+              rng: np.random.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """``(rows, beat, numbers, log_probs, lengths, targets)`` of the picked songs, padded;
+        each song cut to a random ``crop`` notes when longer (``rng`` draws where)."""
+        parts = []
+        for i in pick:
+            f, t = self.feats[i], self.targets[i]
+            lo, hi = 0, len(t)
+            if crop is not None and hi > crop:
+                assert rng is not None
+                lo = int(rng.integers(0, hi - crop + 1))
+                hi = lo + crop
+            parts.append((f.rows[lo:hi], f.beat[lo:hi], f.numbers[lo:hi], f.log_probs[lo:hi],
+                          t[lo:hi]))
+        width = max(len(p[0]) for p in parts)
+
+        def pad(j: int, fill: float | int) -> torch.Tensor:
+            first = parts[0][j]
+            out = np.full((len(parts), width, *first.shape[1:]), fill, dtype=first.dtype)
+            for b, p in enumerate(parts):
+                out[b, :len(p[j])] = p[j]
+            return torch.from_numpy(out)
+
+        lengths = torch.tensor([len(p[0]) for p in parts], dtype=torch.int64)
+        return pad(0, 0), pad(1, 0), pad(2, 0.0), pad(3, 0.0), lengths, pad(4, IGNORE)
+
+
+@torch.inference_mode()
+def pitched_accuracy(net: SongPassNet | None, seqs: Sequences) -> float:
+    """Pitched note accuracy over whole songs (``net`` None: the first pass alone)."""
+    right = total = 0
+    for i in range(len(seqs)):
+        f, t = seqs.feats[i], seqs.targets[i]
+        if net is None:
+            pred = f.log_probs.argmax(axis=1)
+        else:
+            rows, beat, numbers, log_probs, _, _ = seqs.batch([i])
+            pred = net(rows, beat, numbers, log_probs)[0].argmax(dim=1).numpy()
+        right += int((pred == t).sum())
+        total += t.size
+    return right / max(total, 1)
+
+
+def train_network(train: Sequences, val: Sequences, spec: SongPassSpec, steps: int, seed: int,
+                  progress: bool = True) -> tuple[SongPassNet, dict[str, Any]]:
+    """Train a song pass network; returns the best step's network and its record."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = SongPassNet(spec)
+    opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LEARNING_RATE, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    first_pass = pitched_accuracy(None, val)
+    best = {"step": 0, "val_pitched_note_accuracy": first_pass, "state": None}
+    history = []
+    bar = tqdm(range(1, steps + 1), unit="step", desc="song pass", disable=not progress,
+               dynamic_ncols=True)
+    for step in bar:
+        net.train()
+        *inputs, lengths, target = train.batch(rng.integers(0, len(train), BATCH_SONGS),
+                                               CROP_NOTES, rng)
+        logits = net(*inputs, lengths)
+        loss = loss_fn(logits.reshape(-1, N_PITCHED), target.reshape(-1))
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"non-finite song pass loss at step {step}")
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        schedule.step()
+        if step % EVAL_EVERY == 0 or step == steps:
+            net.eval()
+            acc = pitched_accuracy(net, val)
+            history.append({"step": step, "loss": round(loss.item(), 4),
+                            "val_pitched_note_accuracy": round(acc, 4)})
+            bar.write(f"step {step}: loss {loss.item():.4f}, validation pitched note "
+                      f"accuracy {acc:.4f} (first pass {first_pass:.4f})")
+            if acc > best["val_pitched_note_accuracy"]:
+                best = {"step": step, "val_pitched_note_accuracy": acc,
+                        "state": copy.deepcopy(net.state_dict())}
+    if best["state"] is not None:
+        net.load_state_dict(best["state"])
+    net.eval()
+    record = {"steps": steps, "best_step": best["step"],
+              "val_pitched_note_accuracy": round(best["val_pitched_note_accuracy"], 4),
+              "first_pass_val_pitched_note_accuracy": round(first_pass, 4),
+              "history": history}
+    return net, record
+
+
+def train_song_pass(cfg: Config, device: str | None = None, progress: bool = True,
+                    limit: int | None = None) -> tuple[Path, dict[str, Any]]:
+    """Steps 1-3 of the module docstring; returns the checkpoint written and its record.
+
+    ``limit`` keeps the first songs of each split only (a quick try).
+
+    Raises:
+        utils.config.ConfigError: no trained separator; data.errors.InputError: a dataset
+            without songs in the split needed.
+    """
+    started = time.perf_counter()
+    cfg.require_writable_dir("model_dir")
+    separator = Separator.from_config(cfg, device).with_settings(song_context=(0.0, 1.0),
+                                                                   song_pass=None)
+    data_dirs = list(cfg.song_pass_data) or [cfg.data_dir]
+    cache = Path(cfg.model_dir) / CACHE_DIR
+    train_songs = [s for d in data_dirs
+                   for s in first_pass_split(separator, d, "train", cache, progress, limit)]
+    val_songs = first_pass_split(separator, data_dirs[0], "val", cache, progress, limit)
+    spec = SongPassSpec(velocity=cfg.song_pass_velocity)
+    train = Sequences.of(train_songs, spec.velocity)
+    val = Sequences.of(val_songs, spec.velocity)
+    if not len(train) or not len(val):
+        raise InputError(f"{cfg._source}: 'song_pass_data' gives no pitched notes to train or "
+                         f"validate the song pass on ({', '.join(data_dirs)})")
+    net, record = train_network(train, val, spec, cfg.song_pass_steps, cfg.seed, progress)
+    record.update({"separator": separator.source,
+                   "separator_digest": network_digest(separator.model), "data": data_dirs,
+                   "validation": f"{data_dirs[0]} val", "seed": cfg.seed,
+                   "train_songs": len(train), "val_songs": len(val),
+                   "seconds": round(time.perf_counter() - started, 1)})
+    path = Path(cfg.model_dir) / SONG_PASS_FILE
+    atomic_write(path, lambda f: torch.save(song_pass_state(net, record), f))
+    return path, record
+
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m utils.song_pass_training",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="config.json", help="config of the trained separator")
+    add_device_option(parser)
+    parser.add_argument("--limit", type=int, default=None,
+                        help="the first N songs of each split only (a quick try)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit <= 0:
+        parser.error(f"--limit must be > 0, got {args.limit}")
+    path, record = train_song_pass(load_config(args.config), args.device,
+                                   progress=not args.no_progress, limit=args.limit)
+    print(f"wrote {path}: validation pitched note accuracy "
+          f"{record['val_pitched_note_accuracy']:.4f} at step {record['best_step']} "
+          f"(first pass alone {record['first_pass_val_pitched_note_accuracy']:.4f}), "
+          f"{record['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
