@@ -22,11 +22,13 @@ from utils.song_pass import (
     LOG_FLOOR,
     PRIOR_WIDTH,
     SONG_PASS_FILE,
+    VELOCITY,
     SongPass,
     load_song_pass,
     network_digest,
     note_features,
 )
+from utils.song_pass_training import IGNORE, FirstPassSong, Sequences
 from utils.song_pass_training import main as train_main
 
 TINY = SongPassSpec(width=16, levels=2, stacks=1)
@@ -191,3 +193,24 @@ def test_export_ships_the_song_pass_with_its_separator(
     separator = Separator.from_config(fresh, "cpu")
     assert separator.song_pass is not None
     assert separator.song_pass.source == str(out / SONG_PASS_FILE)
+
+
+def test_training_batches_rescale_velocities_per_instrument() -> None:
+    song = _song()
+    first_pass = FirstPassSong(probs=song["probs"].astype(np.float32), rows=song["rows"],
+                               first=song["first"], stop=song["stop"],
+                               velocity=np.array([50, 60, 127, 40, 80]),
+                               chosen=song["chosen"], row_sums=song["row_sums"],
+                               target=np.array([1, 3, 5, 1, 5]))
+    seqs = Sequences.of([first_pass], use_velocity=True)
+    # order: notes 3, 1, 4, 0; note 4 is on a pitched track scored as drums: left out
+    assert seqs.targets[0].tolist() == [0, 2, IGNORE, 0]
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        numbers = seqs.batch([0], rng=rng, velocity_scale=(0.5, 1.5))[2][0, :, VELOCITY]
+        velocity = numbers.numpy() * 127
+        assert ((velocity >= 1) & (velocity <= 127)).all()
+        # both piano notes (40 and 50) scaled by one factor, up to rounding
+        assert velocity[0] / 40 == pytest.approx(velocity[3] / 50, abs=0.03)
+    plain = seqs.batch([0])[2][0, :, VELOCITY].numpy() * 127
+    np.testing.assert_allclose(plain, [40, 60, 80, 50], rtol=1e-6)

@@ -31,6 +31,8 @@ PRIOR_WIDTH = 1.0
 """Smoothing (semitones) of the register prior fed to the network (the width the fixed
 second pass was chosen with, :mod:`utils.song_context`)."""
 LOG_FLOOR = 1e-4  # probabilities are floored before the log: a 0 would be -inf
+VELOCITY = 4
+"""Column of ``SongNoteFeatures.numbers`` that holds velocity / 127 (0 when unused)."""
 
 
 @dataclass
@@ -98,7 +100,7 @@ def note_features(probs: np.ndarray, rows: np.ndarray, first: np.ndarray, stop: 
         numbers[:, 2] = row == lowest[group]
         numbers[:, 3] = row == highest[group]
         if use_velocity:
-            numbers[:, 4] = np.asarray(velocity, dtype=np.float64)[idx] / 127.0
+            numbers[:, VELOCITY] = np.asarray(velocity, dtype=np.float64)[idx] / 127.0
         numbers[:, 5:] = np.log(song_prior(row_sums, PRIOR_WIDTH)[row] + LOG_FLOOR)
     return SongNoteFeatures(order=idx, rows=row, beat=first % STEPS_PER_BAR,
                             numbers=numbers, log_probs=np.log(p + LOG_FLOOR).astype(np.float32))

@@ -49,6 +49,7 @@ from utils.separation import Separator, add_device_option
 from utils.song_evaluation import song_truth, split_songs
 from utils.song_pass import (
     SONG_PASS_FILE,
+    VELOCITY,
     SongNoteFeatures,
     network_digest,
     note_features,
@@ -60,6 +61,7 @@ CROP_NOTES = 512
 EVAL_EVERY = 250
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 0.01
+VELOCITY_SCALE = (0.6, 1.4)  # per instrument and song, in training
 CACHE_DIR = "song_pass"
 IGNORE = -100  # target of padding
 
@@ -86,10 +88,13 @@ class FirstPassSong:
     target: np.ndarray
 
     def features(self, use_velocity: bool) -> tuple[SongNoteFeatures, np.ndarray]:
-        """The network's inputs and int64 targets 0..3 of the chosen notes, in order."""
+        """The network's inputs and int64 targets 0..3 of the chosen notes, in order (a
+        note whose true class is not a pitched instrument: :data:`IGNORE`, as the pitched
+        note accuracy leaves it out)."""
         feats = note_features(self.probs, self.rows, self.first, self.stop, self.velocity,
                               self.chosen, self.row_sums, use_velocity)
-        return feats, self.target[feats.order] - 1
+        target = self.target[feats.order] - 1
+        return feats, np.where((target >= 0) & (target < N_PITCHED), target, IGNORE)
 
 
 FIELDS = ("probs", "rows", "first", "stop", "velocity", "chosen", "row_sums", "target")
@@ -174,9 +179,15 @@ class Sequences:
         return len(self.feats)
 
     def batch(self, pick: Sequence[int], crop: int | None = None,
-              rng: np.random.Generator | None = None) -> tuple[torch.Tensor, ...]:
-        """``(rows, beat, numbers, log_probs, lengths, targets)`` of the picked songs, padded;
-        each song cut to a random ``crop`` notes when longer (``rng`` draws where)."""
+              rng: np.random.Generator | None = None,
+              velocity_scale: tuple[float, float] | None = None) -> tuple[torch.Tensor, ...]:
+        """``(rows, beat, numbers, log_probs, lengths, targets)`` of the picked songs, padded.
+
+        Each song is cut to a random ``crop`` notes when longer; with ``velocity_scale``
+        ``(lo, hi)`` the velocities of each instrument of each song are multiplied by one
+        factor drawn from ``U(lo, hi)`` (clipped to 1..127), so the network cannot learn one
+        corpus's mixing habits. ``rng`` draws both.
+        """
         parts = []
         for i in pick:
             f, t = self.feats[i], self.targets[i]
@@ -185,7 +196,15 @@ class Sequences:
                 assert rng is not None
                 lo = int(rng.integers(0, hi - crop + 1))
                 hi = lo + crop
-            parts.append((f.rows[lo:hi], f.beat[lo:hi], f.numbers[lo:hi], f.log_probs[lo:hi],
+            numbers = f.numbers[lo:hi]
+            if velocity_scale is not None:
+                assert rng is not None
+                factor = rng.uniform(*velocity_scale, size=N_PITCHED + 1)  # last: ignored
+                scale = factor[np.where(t[lo:hi] == IGNORE, N_PITCHED, t[lo:hi])]
+                numbers = numbers.copy()
+                velocity = numbers[:, VELOCITY] * 127.0 * scale
+                numbers[:, VELOCITY] = np.clip(np.rint(velocity), 1, 127) / 127.0
+            parts.append((f.rows[lo:hi], f.beat[lo:hi], numbers, f.log_probs[lo:hi],
                           t[lo:hi]))
         width = max(len(p[0]) for p in parts)
 
@@ -211,8 +230,9 @@ def pitched_accuracy(net: SongPassNet | None, seqs: Sequences) -> float:
         else:
             rows, beat, numbers, log_probs, _, _ = seqs.batch([i])
             pred = net(rows, beat, numbers, log_probs)[0].argmax(dim=1).numpy()
-        right += int((pred == t).sum())
-        total += t.size
+        scored = t != IGNORE
+        right += int((pred[scored] == t[scored]).sum())
+        total += int(scored.sum())
     return right / max(total, 1)
 
 
@@ -232,8 +252,9 @@ def train_network(train: Sequences, val: Sequences, spec: SongPassSpec, steps: i
                dynamic_ncols=True)
     for step in bar:
         net.train()
-        *inputs, lengths, target = train.batch(rng.integers(0, len(train), BATCH_SONGS),
-                                               CROP_NOTES, rng)
+        *inputs, lengths, target = train.batch(
+            rng.integers(0, len(train), BATCH_SONGS), CROP_NOTES, rng,
+            VELOCITY_SCALE if spec.velocity else None)
         logits = net(*inputs, lengths)
         loss = loss_fn(logits.reshape(-1, N_PITCHED), target.reshape(-1))
         if not torch.isfinite(loss):
