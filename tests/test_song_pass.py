@@ -214,3 +214,18 @@ def test_training_batches_rescale_velocities_per_instrument() -> None:
         assert velocity[0] / 40 == pytest.approx(velocity[3] / 50, abs=0.03)
     plain = seqs.batch([0])[2][0, :, VELOCITY].numpy() * 127
     np.testing.assert_allclose(plain, [40, 60, 80, 50], rtol=1e-6)
+
+
+def test_a_second_run_reads_the_cached_first_pass_and_trains_alike(song_pass_run: Path) -> None:
+    cfg = load_config(song_pass_run)
+    cached = sorted((Path(cfg.model_dir) / "song_pass").glob("first_pass_*.npz"))
+    assert len(cached) == 2  # the train and the validation songs
+    before = torch.load(Path(cfg.model_dir) / SONG_PASS_FILE, weights_only=True)
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    assert train_main(["--config", str(song_pass_run), "--limit", "2", "--no-progress"]) == 0
+    after = torch.load(Path(cfg.model_dir) / SONG_PASS_FILE, weights_only=True)
+    assert [p.stat().st_mtime_ns for p in cached] == stamps  # read, not written again
+    assert before["trained"]["val_pitched_note_accuracy"] == \
+        after["trained"]["val_pitched_note_accuracy"]
+    for key, value in before["state_dict"].items():
+        torch.testing.assert_close(after["state_dict"][key], value)

@@ -141,12 +141,12 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
                          .encode()).hexdigest()[:16]
     path = cache / f"first_pass_{Path(data_dir).name}_{split}_{key}.npz"
     if path.is_file():
-        with np.load(path) as z:
-            counts = z["counts"]
-            cuts = np.concatenate([[0], np.cumsum(counts)])
-            return [FirstPassSong(**{f: z[f][i] if f == "row_sums" else
-                                     z[f][cuts[i]:cuts[i + 1]] for f in FIELDS})
-                    for i in range(len(counts))]
+        with np.load(path) as z:  # each z[key] reads its array again: read each once
+            stored = {key: z[key] for key in (*FIELDS, "counts")}
+        cuts = np.concatenate([[0], np.cumsum(stored["counts"])])
+        return [FirstPassSong(**{f: stored[f][i] if f == "row_sums" else
+                                 stored[f][cuts[i]:cuts[i + 1]] for f in FIELDS})
+                for i in range(len(stored["counts"]))]
     table = load_melody_json(melody_json) if melody_json else {}
     songs = [first_pass_song(separator, midi_dir / n, n,
                              melody_program_for(table, n) if table else None,
