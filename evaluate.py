@@ -7,7 +7,8 @@ Uses the checkpoints named in the config (``transunet_model_path``,
 ``decoder_model_path``), else the newest ones in ``model_dir``, else the shipped model in
 ``pretrained/``; prints the metrics table and writes ``evaluation_<split>.json`` and
 ``.md`` into ``model_dir``. ``--data-dir`` scores another built dataset (cross-corpus:
-``evaluation_<name>_<split>.*``); the baselines are those saved with the model, fitted on
+``evaluation_<parent>_<name>_<split>.*``, e.g. ``evaluation_slakh_dataset_melody_val_songs``
+for ``runs/slakh/dataset_melody``); the baselines are those saved with the model, fitted on
 its own training data. With ``--songs`` it separates each song of the split whole and
 scores every original note of the song's unified tracks (note accuracy, per-instrument
 P/R/F1 over notes, baselines at note level), written as ``evaluation_<split>_songs.*``.
@@ -27,6 +28,14 @@ from utils.config import load_config
 from utils.evaluation import evaluate_split, write_evaluation
 from utils.separation import add_device_option
 from utils.song_evaluation import evaluate_songs
+
+
+def dataset_tag(data_dir: str | Path) -> str:
+    """How the tables of another dataset are named: its folder and the folder above it, so
+    the builds of several corpora (``runs/slakh/dataset``, ``runs/demo/dataset``) do not
+    overwrite each other's tables."""
+    path = Path(data_dir).resolve()
+    return f"{path.parent.name}_{path.name}" if path.parent.name else path.name
 
 
 @command
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{evaluation.n_phrases} {args.split} phrases of {settings['data_dir']}, "
               f"{evaluation.phrases_per_s:.2f} phrases/s on {settings['device']}")
     print(evaluation.table())
-    tag = "" if args.data_dir is None else Path(args.data_dir).resolve().name
+    tag = "" if args.data_dir is None else dataset_tag(args.data_dir)
     json_path, md_path = write_evaluation(evaluation, cfg.model_dir, tag)
     print(f"wrote {json_path} and {md_path}")
     return 0

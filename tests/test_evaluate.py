@@ -223,8 +223,8 @@ def test_cross_corpus_evaluation_uses_the_models_saved_baselines(
                           "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0, out
-    data = json.loads((Path(tiny_run.model_dir) / "evaluation_other_corpus_test.json")
-                      .read_text())
+    tag = f"{tmp_path.name}_other_corpus"  # the folder and the one above it
+    data = json.loads((Path(tiny_run.model_dir) / f"evaluation_{tag}_test.json").read_text())
     assert data["settings"]["baselines"] == str(saved)
     assert data["settings"]["data_dir"] == str(other)
     assert "zone" in data["rows"] and data["n_phrases"] <= 4
