@@ -115,16 +115,21 @@ def first_pass_song(separator: Separator, path: Path, name: str,
                          row_sums=acc.row_sums.astype(np.float32), target=song.true)
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def first_pass_key(separator: Separator, data_dir: str, split: str, limit: int | None) -> str:
+    """What a cached first pass depends on: the separator's weights and sampling, the
+    dataset's manifest, the split and the song limit (16 hex digits)."""
+    manifest = hashlib.sha256((Path(data_dir) / MANIFEST_NAME).read_bytes()).hexdigest()
+    parts = [network_digest(separator.model), separator.process.describe(separator.sampling),
+             manifest, split, limit]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Path,
                      progress: bool = True, limit: int | None = None) -> list[FirstPassSong]:
     """The first pass over every song of a split, read from or written to ``cache``.
 
-    The cache file's name holds a digest of the separator's checkpoint and the dataset's
-    manifest, so a retrained separator or a rebuilt dataset is separated again. ``limit``
+    The cache file's name holds :func:`first_pass_key`, so a retrained separator (other
+    weights, wherever its file lies) or a rebuilt dataset is separated again. ``limit``
     keeps the split's first songs only.
 
     Raises:
@@ -134,15 +139,12 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     names = names[:limit]
     if not names:
         raise InputError(f"{data_dir}: the {split} split holds no songs (song_pass_data)")
-    key = hashlib.sha256(json.dumps([separator.source, _file_digest(Path(separator.source))
-                                     if Path(separator.source).is_file() else "",
-                                     _file_digest(Path(data_dir) / MANIFEST_NAME), split,
-                                     limit])
-                         .encode()).hexdigest()[:16]
-    path = cache / f"first_pass_{Path(data_dir).name}_{split}_{key}.npz"
+    key = first_pass_key(separator, data_dir, split, limit)
+    folder = Path(data_dir).resolve()
+    path = cache / f"first_pass_{folder.parent.name}_{folder.name}_{split}_{key}.npz"
     if path.is_file():
         with np.load(path) as z:  # each z[key] reads its array again: read each once
-            stored = {key: z[key] for key in (*FIELDS, "counts")}
+            stored = {name: z[name] for name in (*FIELDS, "counts")}
         cuts = np.concatenate([[0], np.cumsum(stored["counts"])])
         return [FirstPassSong(**{f: stored[f][i] if f == "row_sums" else
                                  stored[f][cuts[i]:cuts[i + 1]] for f in FIELDS})
