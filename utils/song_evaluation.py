@@ -309,6 +309,21 @@ def split_songs(data_dir: str | Path, split: str
             bool(settings.get("melody_in_mixture", False)))
 
 
+def check_unchanged(data_dir: str | Path, midi_dir: Path, names: list[str]) -> None:
+    """Refuse songs whose file changed since the build (its size or modification time).
+
+    Raises:
+        data.store.DatasetError: naming the first changed file and how many changed.
+    """
+    sources = read_manifest(data_dir).get("song_sources") or {}
+    changed = [n for n in names if n in sources and sources[n] is not None
+               and source_stat(midi_dir / n) != sources[n]]
+    if changed:
+        raise DatasetError(f"{midi_dir / changed[0]}: changed since the build of {data_dir} "
+                           f"(size or modification time; {len(changed)} song(s)); "
+                           f"{REBUILD}")
+
+
 def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
                    device: str | None = None, progress: bool = True,
                    data_dir: str | Path | None = None) -> SongEvaluation:
@@ -343,13 +358,7 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     separator = Separator.from_config(cfg, device)
     baselines, baseline_source = model_baselines(separator, cfg)
     rules = {name: pitched_rule(b) for name, b in baselines.items()}
-    sources = read_manifest(data_dir).get("song_sources") or {}
-    changed = [n for n in names if n in sources and sources[n] is not None
-               and source_stat(midi_dir / n) != sources[n]]
-    if changed:
-        raise DatasetError(f"{midi_dir / changed[0]}: changed since the build of {data_dir} "
-                           f"(size or modification time; {len(changed)} song(s)); "
-                           f"{REBUILD}")
+    check_unchanged(data_dir, midi_dir, names)
     songs = (song_truth(midi_dir / n, n, melody_program_for(table, n) if table else None,
                         melody_in_mixture) for n in names)  # read one at a time
     per = np.zeros(N_MUSIC, dtype=np.int64)

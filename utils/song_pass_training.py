@@ -46,7 +46,7 @@ from utils.cli import command
 from utils.config import Config, load_config
 from utils.note_separation import first_pass_probs, note_probabilities
 from utils.separation import Separator, add_device_option
-from utils.song_evaluation import song_truth, split_songs
+from utils.song_evaluation import check_unchanged, song_truth, split_songs
 from utils.song_pass import (
     SONG_PASS_FILE,
     VELOCITY,
@@ -139,6 +139,7 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     names = names[:limit]
     if not names:
         raise InputError(f"{data_dir}: the {split} split holds no songs (song_pass_data)")
+    check_unchanged(data_dir, midi_dir, names)  # a changed song would also be a stale cache
     key = first_pass_key(separator, data_dir, split, limit)
     folder = Path(data_dir).resolve()
     path = cache / f"first_pass_{folder.parent.name}_{folder.name}_{split}_{key}.npz"
