@@ -62,6 +62,7 @@ class Piano:
     batch_size = 64
     device = torch.device("cpu")
     song_context = (0.0, 3.0)  # no song-level second pass
+    song_pass = None
 
     def __init__(self) -> None:
         self.windows = 0
