@@ -30,7 +30,7 @@ Metrics over notes, from one confusion matrix (true x predicted, five instrument
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -324,6 +324,50 @@ def check_unchanged(data_dir: str | Path, midi_dir: Path, names: list[str]) -> N
                            f"{REBUILD}")
 
 
+@dataclass
+class SplitSongs:
+    """The songs of a built split, checked, to be read one at a time with their truth.
+
+    Attributes:
+        midi_dir: the MIDI folder the build read.
+        names: the songs (paths relative to ``midi_dir``), the first ``limit`` of the split.
+        melody_in_mixture: the build's contract option.
+        melody_table: the build's melody JSON, read (empty: none, the detector decides).
+    """
+
+    midi_dir: Path
+    names: list[str]
+    melody_in_mixture: bool
+    melody_table: dict = field(default_factory=dict)
+
+    @classmethod
+    def checked(cls, data_dir: str | Path, split: str, limit: int | None = None) -> SplitSongs:
+        """The split's songs, refused up front when there are none, one is missing or one
+        changed since the build.
+
+        Raises:
+            data.errors.InputError: no song; FileNotFoundError: no manifest or a song file
+            missing; data.store.DatasetError: a song changed since the build.
+        """
+        midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
+        names = names[:limit]
+        if not names:
+            raise InputError(f"{data_dir}: the {split} split holds no songs")
+        missing = [midi_dir / n for n in names if not (midi_dir / n).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{missing[0]}: song of the {split} split not found (the "
+                                    "manifest's midi_dir)")
+        check_unchanged(data_dir, midi_dir, names)
+        table = load_melody_json(melody_json) if melody_json else {}
+        return cls(midi_dir, names, melody_in_mixture, table)
+
+    def truths(self) -> Iterator[SongTruth]:
+        """Each song with its truth (:func:`song_truth`), read when asked for."""
+        for n in self.names:
+            program = melody_program_for(self.melody_table, n) if self.melody_table else None
+            yield song_truth(self.midi_dir / n, n, program, self.melody_in_mixture)
+
+
 def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
                    device: str | None = None, progress: bool = True,
                    data_dir: str | Path | None = None) -> SongEvaluation:
@@ -345,29 +389,18 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     """
     started = time.perf_counter()
     data_dir = cfg.data_dir if data_dir is None else data_dir
-    midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
-    if limit is not None:
-        names = names[:limit]
-    if not names:
-        raise InputError(f"{data_dir}: the {split} split holds no songs")
-    table = load_melody_json(melody_json) if melody_json else {}
-    missing = [midi_dir / n for n in names if not (midi_dir / n).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{missing[0]}: song of the {split} split not found (the "
-                                "manifest's midi_dir)")
+    songs = SplitSongs.checked(data_dir, split, limit)
     separator = Separator.from_config(cfg, device)
     baselines, baseline_source = model_baselines(separator, cfg)
     rules = {name: pitched_rule(b) for name, b in baselines.items()}
-    check_unchanged(data_dir, midi_dir, names)
-    songs = (song_truth(midi_dir / n, n, melody_program_for(table, n) if table else None,
-                        melody_in_mixture) for n in names)  # read one at a time
     per = np.zeros(N_MUSIC, dtype=np.int64)
-    rows = score_songs(separator.probs, rules, songs, separator.batch_size, progress,
-                       song_model_row(separator.kind), total=len(names), per_instrument=per,
-                       song_context=separator.song_context, song_pass=separator.song_pass)
+    rows = score_songs(separator.probs, rules, songs.truths(), separator.batch_size, progress,
+                       song_model_row(separator.kind), total=len(songs.names),
+                       per_instrument=per, song_context=separator.song_context,
+                       song_pass=separator.song_pass)
     settings = {**separator.settings(), "baselines": baseline_source,
-                "data_dir": str(data_dir), "midi_dir": str(midi_dir),
-                "melody_in_mixture": melody_in_mixture}
-    return SongEvaluation(split=split, songs=names, rows=rows,
+                "data_dir": str(data_dir), "midi_dir": str(songs.midi_dir),
+                "melody_in_mixture": songs.melody_in_mixture}
+    return SongEvaluation(split=split, songs=songs.names, rows=rows,
                           notes_by_instrument=dict(zip(MUSIC_INSTRUMENTS, per.tolist())),
                           seconds=time.perf_counter() - started, settings=settings)

@@ -39,14 +39,13 @@ from tqdm import tqdm
 
 from data.errors import InputError
 from data.fileio import atomic_write
-from data.melody import load_melody_json, melody_program_for
 from data.store import MANIFEST_NAME
 from models.song_pass import N_PITCHED, SongPassNet, SongPassSpec
 from utils.cli import command
 from utils.config import Config, load_config
 from utils.note_separation import first_pass_probs, note_probabilities
 from utils.separation import Separator, add_device_option
-from utils.song_evaluation import check_unchanged, song_truth, split_songs
+from utils.song_evaluation import SongTruth, SplitSongs
 from utils.song_pass import (
     SONG_PASS_FILE,
     VELOCITY,
@@ -100,10 +99,8 @@ class FirstPassSong:
 FIELDS = ("probs", "rows", "first", "stop", "velocity", "chosen", "row_sums", "target")
 
 
-def first_pass_song(separator: Separator, path: Path, name: str,
-                    melody_program: int | None, melody_in_mixture: bool) -> FirstPassSong:
+def first_pass_song(separator: Separator, song: SongTruth) -> FirstPassSong:
     """Separate one song of a built split as the song-level evaluation does."""
-    song = song_truth(path, name, melody_program, melody_in_mixture)
     scored = song.true > 0
     acc = note_probabilities(separator.probs, song.mixture, song.notes, separator.batch_size,
                              in_mixture=scored)
@@ -135,11 +132,7 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     Raises:
         utils.config.ConfigError, data.errors.InputError: no manifest, no songs.
     """
-    midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
-    names = names[:limit]
-    if not names:
-        raise InputError(f"{data_dir}: the {split} split holds no songs (song_pass_data)")
-    check_unchanged(data_dir, midi_dir, names)  # a changed song would also be a stale cache
+    split_songs = SplitSongs.checked(data_dir, split, limit)  # changed songs: a stale cache
     key = first_pass_key(separator, data_dir, split, limit)
     folder = Path(data_dir).resolve()
     path = cache / f"first_pass_{folder.parent.name}_{folder.name}_{split}_{key}.npz"
@@ -150,12 +143,10 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
         return [FirstPassSong(**{f: stored[f][i] if f == "row_sums" else
                                  stored[f][cuts[i]:cuts[i + 1]] for f in FIELDS})
                 for i in range(len(stored["counts"]))]
-    table = load_melody_json(melody_json) if melody_json else {}
-    songs = [first_pass_song(separator, midi_dir / n, n,
-                             melody_program_for(table, n) if table else None,
-                             melody_in_mixture)
-             for n in tqdm(names, unit="song", desc=f"first pass {Path(data_dir).name} {split}",
-                           disable=not progress, dynamic_ncols=True)]
+    songs = [first_pass_song(separator, truth)
+             for truth in tqdm(split_songs.truths(), total=len(split_songs.names), unit="song",
+                               desc=f"first pass {folder.parent.name}/{folder.name} {split}",
+                               disable=not progress, dynamic_ncols=True)]
     arrays: dict[str, np.ndarray] = {
         f: (np.stack([getattr(s, f) for s in songs]) if f == "row_sums" else
             np.concatenate([getattr(s, f) for s in songs])) for f in FIELDS}
