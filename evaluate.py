@@ -13,7 +13,7 @@ its own training data. With ``--songs`` it separates each song of the split whol
 scores every original note of the song's unified tracks (note accuracy, per-instrument
 P/R/F1 over notes, baselines at note level), written as ``evaluation_<split>_songs.*``.
 Exit status 2 for a config or input problem (one ``error:`` line, found before any phrase
-is separated; :mod:`utils.cli`).
+is separated; :mod:`utils.core.cli`).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import sys
 from pathlib import Path
 
 from data.store import SPLITS
-from utils.cli import command
-from utils.config import load_config
-from utils.evaluation import evaluate_split, write_evaluation
-from utils.separation import add_device_option
-from utils.song_evaluation import evaluate_songs
+from utils.core.cli import command
+from utils.core.config import load_config
+from utils.evaluation.phrases import evaluate_split, write_evaluation
+from utils.evaluation.songs import evaluate_songs
+from utils.separation.separator import add_device_option
 
 
 def dataset_tag(data_dir: str | Path) -> str:

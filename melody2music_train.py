@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from utils.training import main_for
+from utils.training.runs import main_for
 
 
 def main(argv: list[str] | None = None) -> int:

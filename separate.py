@@ -36,9 +36,10 @@ import torch
 from data.errors import InputError, one_line
 from data.fileio import writable_dir_problem
 from data.midi import MAX_FILE_BYTES
-from utils.cli import command
-from utils.config import load_config
-from utils.note_separation import (
+from utils.core.cli import command
+from utils.core.config import load_config
+from utils.rendering.audio import MAX_AUDIO_SECONDS, parse_bars
+from utils.separation.notes import (
     MAX_NOTES,
     MAX_OVERLAP,
     Limits,
@@ -46,8 +47,7 @@ from utils.note_separation import (
     output_paths,
     separate_midi_file,
 )
-from utils.render import MAX_AUDIO_SECONDS, parse_bars
-from utils.separation import Separator, add_device_option
+from utils.separation.separator import Separator, add_device_option
 
 SAMPLE_RATES = (8000, 192000)  # --sample-rate accepted, in Hz
 DEVICES = "auto, cpu, cuda, cuda:N or mps"

@@ -11,7 +11,7 @@ trains its separator for ``--steps`` batches of the config's batch size, on the 
 ``--decoder-steps``. The variant that keeps the melody out of the mixture takes its data
 keys (``data_dir``, ``train_mix``) from ``--config-melody-out``: the same corpora built
 without ``melody_in_mixture``. Each trained variant then separates the songs of every
-``--score`` target whole and is scored note by note (:mod:`utils.song_evaluation`:
+``--score`` target whole and is scored note by note (:mod:`utils.evaluation.songs`:
 note accuracy, pitched note accuracy, macro F1 and per-instrument F1), beside the
 baselines fitted on its own training mix. Validation data only: the score targets are
 validation splits, or the test split of a corpus that no variant trains on.
@@ -33,13 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from data.errors import InputError  # noqa: E402
 from data.fileio import atomic_write_json  # noqa: E402
-from utils.checkpoints import LEGACY_DEFAULTS, process_class  # noqa: E402
-from utils.cli import command  # noqa: E402
-from utils.config import Config, load_config  # noqa: E402
-from utils.evaluation import F1_KEYS  # noqa: E402
-from utils.metrics import markdown_table  # noqa: E402
-from utils.song_evaluation import evaluate_songs, song_model_row  # noqa: E402
-from utils.training import train_decoder, train_separator  # noqa: E402
+from utils.core.checkpoints import LEGACY_DEFAULTS, process_class  # noqa: E402
+from utils.core.cli import command  # noqa: E402
+from utils.core.config import Config, load_config  # noqa: E402
+from utils.evaluation.metrics import markdown_table  # noqa: E402
+from utils.evaluation.phrases import F1_KEYS  # noqa: E402
+from utils.evaluation.songs import evaluate_songs, song_model_row  # noqa: E402
+from utils.training.runs import train_decoder, train_separator  # noqa: E402
 
 # what a variant leaves unstated takes these: the shipped formulation before this ablation
 # (direct, BCE, pitch channel), no new input, no transposition

@@ -24,8 +24,8 @@ from data.contract import INSTRUMENTS, N_INSTRUMENTS  # noqa: E402
 from data.melody import load_melody_json, melody_program_for  # noqa: E402
 from data.midi import choose_tracks, read_notes  # noqa: E402
 from data.store import SPLITS, read_manifest  # noqa: E402
-from utils.cli import command  # noqa: E402
-from utils.metrics import format_table, markdown_table  # noqa: E402
+from utils.core.cli import command  # noqa: E402
+from utils.evaluation.metrics import format_table, markdown_table  # noqa: E402
 
 
 def corpus_figures(data_dir: str | Path) -> dict[str, float]:

@@ -41,12 +41,12 @@ from data.midi import load_mixture, read_notes  # noqa: E402
 from data.notes import separated_midi  # noqa: E402
 from data.roll import window_starts  # noqa: E402
 from models.decoder import Decoder  # noqa: E402
-from utils.checkpoints import SeparatorSpec, build_separator  # noqa: E402
-from utils.cli import command  # noqa: E402
-from utils.config import load_config  # noqa: E402
-from utils.metrics import format_table, markdown_table  # noqa: E402
-from utils.note_separation import separate_notes  # noqa: E402
-from utils.separation import Separator  # noqa: E402
+from utils.core.checkpoints import SeparatorSpec, build_separator  # noqa: E402
+from utils.core.cli import command  # noqa: E402
+from utils.core.config import load_config  # noqa: E402
+from utils.evaluation.metrics import format_table, markdown_table  # noqa: E402
+from utils.separation.notes import separate_notes  # noqa: E402
+from utils.separation.separator import Separator  # noqa: E402
 
 QPM = 120.0
 TPQ = 480

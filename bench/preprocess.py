@@ -26,7 +26,7 @@ import pretty_midi  # noqa: E402
 from data.contract import MIN_BAR_DENSITY  # noqa: E402
 from data.errors import InputError  # noqa: E402
 from data.preprocess import build, find_midi_files  # noqa: E402
-from utils.cli import command  # noqa: E402
+from utils.core.cli import command  # noqa: E402
 
 
 def time_build(midi_dir: Path, workers: int, repeat: int,

@@ -21,17 +21,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 import numpy as np  # noqa: E402
 
 from data.store import SPLITS, PhraseStore  # noqa: E402
-from utils.assignment import ASSIGN_MODES  # noqa: E402
-from utils.cli import command  # noqa: E402
-from utils.config import load_config  # noqa: E402
-from utils.evaluation import (  # noqa: E402
+from utils.core.cli import command  # noqa: E402
+from utils.core.config import load_config  # noqa: E402
+from utils.evaluation.metrics import SUMMARY_KEYS, format_table, markdown_table  # noqa: E402
+from utils.evaluation.phrases import (  # noqa: E402
     model_row,
     phrase_batches,
     score_systems,
     subset_indices,
 )
-from utils.metrics import SUMMARY_KEYS, format_table, markdown_table  # noqa: E402
-from utils.separation import SAMPLERS, Separator, add_device_option  # noqa: E402
+from utils.separation.assignment import ASSIGN_MODES  # noqa: E402
+from utils.separation.separator import SAMPLERS, Separator, add_device_option  # noqa: E402
 
 
 def benchmark_steps(separator: Separator,
@@ -47,7 +47,7 @@ def benchmark_steps(separator: Separator,
     Args:
         separator: the loaded separator (its sampler, eta and assignment are kept).
         batches: ``(music, mixture, onsets)`` as
-            :func:`utils.evaluation.phrase_batches` yields them, in memory.
+            :func:`utils.evaluation.phrases.phrase_batches` yields them, in memory.
         steps: requested step counts; each is clamped to ``T - 1`` of the checkpoint.
         progress: show a progress bar per run.
 

@@ -6,7 +6,7 @@
 
 Separates each song of the split once with the config's model (the network's stitched
 probabilities, averaged over each note's cells), then decides every note again under each
-``(weight, width)`` of the second pass (:mod:`utils.song_context`) and scores the notes
+``(weight, width)`` of the second pass (:mod:`utils.separation.register_prior`) and scores the notes
 like ``evaluate.py --songs``. Prints pitched note accuracy, note accuracy and macro F1 for
 every setting; the first row (weight 0) is the first pass alone. Choose on a validation
 split only.
@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from tqdm import tqdm  # noqa: E402
 
 from data.melody import load_melody_json, melody_program_for  # noqa: E402
-from utils.cli import command  # noqa: E402
-from utils.config import load_config  # noqa: E402
-from utils.metrics import markdown_table  # noqa: E402
-from utils.note_separation import assign_notes, note_probabilities  # noqa: E402
-from utils.separation import Separator  # noqa: E402
-from utils.song_evaluation import NoteConfusion, song_truth, split_songs  # noqa: E402
+from utils.core.cli import command  # noqa: E402
+from utils.core.config import load_config  # noqa: E402
+from utils.evaluation.metrics import markdown_table  # noqa: E402
+from utils.evaluation.songs import NoteConfusion, song_truth, split_songs  # noqa: E402
+from utils.separation.notes import assign_notes, note_probabilities  # noqa: E402
+from utils.separation.separator import Separator  # noqa: E402
 
 
 @command

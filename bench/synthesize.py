@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.preprocess import build  # noqa: E402
 from data.synthesize import synthesize  # noqa: E402
-from utils.cli import command  # noqa: E402
+from utils.core.cli import command  # noqa: E402
 
 
 @command

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS  # noqa: E402
 from data.errors import InputError  # noqa: E402
-from utils.checkpoints import SeparatorSpec, build_separator  # noqa: E402
-from utils.cli import command  # noqa: E402
-from utils.config import Config, load_config  # noqa: E402
+from utils.core.checkpoints import SeparatorSpec, build_separator  # noqa: E402
+from utils.core.cli import command  # noqa: E402
+from utils.core.config import Config, load_config  # noqa: E402
 
 AUTOCAST = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 

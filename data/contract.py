@@ -81,7 +81,7 @@ def check_option(name: str, value: str, allowed: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``allowed``, else raise ValueError naming the option.
 
     Every option's allowed values live beside the code that reads it, as a ``Literal``
-    type (``models.diffusion.Sampler``, ``utils.assignment.AssignMode``, ...);
+    type (``models.diffusion.Sampler``, ``utils.separation.assignment.AssignMode``, ...);
     ``allowed`` is ``typing.get_args`` of it, and the config validator reads the same type.
     """
     if value not in allowed:

@@ -1,6 +1,6 @@
 """The errors a command reports as one line, and the exit status of each.
 
-Every command's ``main`` goes through :func:`utils.cli.command`, the one place that prints
+Every command's ``main`` goes through :func:`utils.core.cli.command`, the one place that prints
 ``error:`` lines:
 
 * :class:`UserError` -- a problem with what the user gave (config, flags, input files,

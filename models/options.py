@@ -1,6 +1,6 @@
 """The options and fixed shapes of the networks and processes, without importing torch.
 
-The config validator (:mod:`utils.config`) reads these, and so does every command that
+The config validator (:mod:`utils.core.config`) reads these, and so does every command that
 loads a config -- including the dataset build, whose worker processes must not pay for
 importing torch. Each option's allowed values are a ``Literal`` type here, and
 ``typing.get_args`` of it is what :func:`data.contract.check_option` checks against.

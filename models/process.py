@@ -60,7 +60,7 @@ class SeparatorSpec:
     @classmethod
     def of(cls, cfg: object) -> SeparatorSpec:
         """The spec of a config (any object with these attributes, e.g.
-        ``utils.config.Config``)."""
+        ``utils.core.config.Config``)."""
         return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
 

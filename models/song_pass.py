@@ -14,9 +14,10 @@ step, then by pitch row -- and corrects them:
     logits_k = V [h^L_k, g] + log p_k                   (4 pitched instruments)
 
 ``c_k`` are per-note numbers read from the mixture (:data:`N_CONTINUOUS` of them, built by
-:func:`utils.song_pass.note_features`): the note's duration, how many notes start with it,
-whether it is the lowest or the highest of those, its velocity (when the model uses
-velocities) and the song's register prior at its row (:mod:`utils.song_context`). The
+:func:`utils.separation.song_pass.note_features`): the note's duration, how many notes
+start with it, whether it is the lowest or the highest of those, its velocity (when the
+model uses velocities) and the song's register prior at its row
+(:mod:`utils.separation.register_prior`). The
 first pass's log probabilities are added to the output, so the network learns what to
 change. It plays the part of Arranger's note-sequence model (Dong et al., ISMIR 2021, a
 BiLSTM over pitch, beat position and duration), given the separator's probabilities as

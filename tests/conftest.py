@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.config import Config, load_config
+from utils.core.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "data" / "demo" / "openmsx"
@@ -41,7 +41,7 @@ def tiny_dataset(tiny_config: Config) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_config: Config, tiny_dataset: Path) -> Config:
     """A tiny separator and decoder trained briefly on the demo phrases (CPU, seconds)."""
-    from utils.training import train_decoder, train_separator
+    from utils.training.runs import train_decoder, train_separator
 
     train_separator(tiny_config)
     train_decoder(tiny_config)

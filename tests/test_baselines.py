@@ -11,7 +11,7 @@ import torch
 from data.contract import BASS, GUITAR, PIANO, STRING
 from data.roll import note_lengths
 from tests.test_metrics import compute_metrics
-from utils.baselines import (
+from utils.evaluation.baselines import (
     MostCommonBaseline,
     OracleBaseline,
     PitchRowBaseline,

@@ -1,4 +1,4 @@
-"""utils/checkpoints.py: what a checkpoint must be before it is trusted."""
+"""utils/core/checkpoints.py: what a checkpoint must be before it is trusted."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.decoder import Decoder
-from utils.checkpoints import (
+from utils.core.checkpoints import (
     SeparatorSpec,
     build_separator,
     check_resume_checkpoint,
@@ -20,8 +20,8 @@ from utils.checkpoints import (
     load_separator,
     model_paths,
 )
-from utils.config import Config, ConfigError, load_config
-from utils.training import build_trainer
+from utils.core.config import Config, ConfigError, load_config
+from utils.training.runs import build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

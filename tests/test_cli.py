@@ -1,4 +1,4 @@
-"""utils/cli.py: one exit-status rule for every command -- user errors 2 (one line), work
+"""utils/core/cli.py: one exit-status rule for every command -- user errors 2 (one line), work
 failures 1 (one line), Ctrl-C 130, bugs 1 with their traceback."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from data.errors import InputError, UserError, WorkFailed, one_line
-from utils.cli import command
+from utils.core.cli import command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,9 +66,9 @@ def test_the_project_errors_are_user_errors() -> None:
     from data.preprocess import BuildError
     from data.store import DatasetError
     from data.synthesize import SynthError
-    from utils.config import ConfigError
-    from utils.note_separation import OutputExists
-    from utils.training import NonFiniteLossError
+    from utils.core.config import ConfigError
+    from utils.separation.notes import OutputExists
+    from utils.training.runs import NonFiniteLossError
 
     for cls in (ConfigError, DatasetError, BuildError, SynthError, WadError, CollectError,
                 OutputsBusy, MmaMissing, MidiError, SkipFile, OutputExists, InputError):

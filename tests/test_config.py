@@ -15,9 +15,9 @@ import torch
 import evaluate
 import separate
 from utils import preprocess, synthesize
-from utils.checkpoints import find_checkpoint
-from utils.config import EXIT_CONFIG, Config, ConfigError, config_from_flags, load_config
-from utils.training import main_for
+from utils.core.checkpoints import find_checkpoint
+from utils.core.config import EXIT_CONFIG, Config, ConfigError, config_from_flags, load_config
+from utils.training.runs import main_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

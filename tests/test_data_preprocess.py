@@ -20,8 +20,8 @@ from data.dataset import PhraseDataset
 from data.store import PhraseStore, pack, unpack, unpack_onsets
 from tests import fixtures_workers
 from tests.fixtures_midi import Track, dense_tracks, far_note_file, write_midi
-from utils.config import ConfigError, load_config
-from utils.training import check_data_dir
+from utils.core.config import ConfigError, load_config
+from utils.training.runs import check_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import torch
 from torch.multiprocessing.spawn import ProcessExitedException
 
 from tests.test_train import SyntheticPhrases, synthetic_phrases, tiny_cfg
-from utils.lightning import SeparatorModule
+from utils.training.lightning import SeparatorModule
 
 GLOBAL_BATCH = 4
 STEPS = 3

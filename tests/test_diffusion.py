@@ -10,7 +10,7 @@ from models.decoder import Decoder
 from models.diffusion import DDIMSampler, DDPMSampler, GuidedDiffusion, extract
 from models.process import Sampling
 from models.transunet import TransUNet
-from utils.assignment import assign_instruments
+from utils.separation.assignment import assign_instruments
 
 
 class ScaledInput(nn.Module):

@@ -1,4 +1,4 @@
-"""Tests of utils/evaluation.py and evaluate.py."""
+"""Tests of utils/evaluation/phrases.py and evaluate.py."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from data.store import PhraseStore, pack, write_split
 from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion
 from models.transunet import TransUNet
-from utils.baselines import fit_baselines
-from utils.config import Config
-from utils.evaluation import (
+from utils.core.config import Config
+from utils.evaluation.baselines import fit_baselines
+from utils.evaluation.metrics import METRIC_KEYS
+from utils.evaluation.phrases import (
     ORACLE_NAME,
     Evaluation,
     model_row,
@@ -28,8 +29,7 @@ from utils.evaluation import (
     subset_indices,
     write_evaluation,
 )
-from utils.metrics import METRIC_KEYS
-from utils.separation import Separator
+from utils.separation.separator import Separator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,7 @@ def test_evaluate_script_without_checkpoint(tiny_dataset: Path, tiny_config: Con
                                             monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    import utils.checkpoints as checkpoints
+    import utils.core.checkpoints as checkpoints
 
     monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", tmp_path / "no_shipped_model")
     cfg_path = write_config(tiny_config, tmp_path / "cfg.json",
@@ -233,8 +233,8 @@ def test_cross_corpus_evaluation_uses_the_models_saved_baselines(
 def test_shipped_model_is_used_when_none_is_trained(
         tiny_run: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    import utils.checkpoints as checkpoints
-    from utils.checkpoints import export_checkpoint, find_checkpoint
+    import utils.core.checkpoints as checkpoints
+    from utils.core.checkpoints import export_checkpoint, find_checkpoint
 
     shipped = tmp_path / "pretrained"
     export_checkpoint(find_checkpoint(tiny_run, "separator"), shipped / "separator.ckpt")
@@ -280,7 +280,7 @@ def test_ablation_trains_each_variant_alike_and_scores_songs(
     # each variant trained its own separator with its own inputs; one decoder (diffusion)
     assert sum("training '" in line for line in lines) == 3
     assert sum("its decoder" in line for line in lines) == 1
-    from utils.checkpoints import find_checkpoint, load_separator
+    from utils.core.checkpoints import find_checkpoint, load_separator
 
     cfg = tiny_config.replace(model_dir=str(tmp_path / "abl" / "onsets___beat___transposition"))
     net, _, stored = load_separator(find_checkpoint(cfg, "separator"))
@@ -293,8 +293,8 @@ def test_ablation_trains_each_variant_alike_and_scores_songs(
 
 def test_the_shipped_model_loads_and_separates(tmp_path: Path) -> None:
     """pretrained/ holds a model a fresh clone can use without training anything."""
-    from utils.checkpoints import PRETRAINED_DIR
-    from utils.config import load_config
+    from utils.core.checkpoints import PRETRAINED_DIR
+    from utils.core.config import load_config
 
     cfg = load_config(ROOT / "config.json", overrides={"model_dir": str(tmp_path / "none"),
                                                         "accelerator": "cpu"})

@@ -20,15 +20,15 @@ from models.inputs import run_onsets
 from models.transunet import TransUNet, beat_planes
 from tests.fixtures_midi import Track, write_midi
 from tests.test_train import QUIET, tiny_cfg
-from utils.checkpoints import (
+from utils.core.checkpoints import (
     PRETRAINED_DIR,
     PRETRAINED_SEPARATOR,
     SeparatorSpec,
     build_separator,
     load_separator,
 )
-from utils.config import ConfigError
-from utils.training import train_separator
+from utils.core.config import ConfigError
+from utils.training.runs import train_separator
 
 TPQ = 480
 STEP = TPQ // 4  # one 16th-note step in ticks

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from data.contract import BASS, DRUM, GUITAR, PIANO, STRING
-from utils.metrics import (
+from utils.evaluation.metrics import (
     METRIC_KEYS,
     MetricAccumulator,
     format_table,

@@ -13,15 +13,15 @@ from models.direct import DirectSeparation
 from models.process import Sampling
 from models.transunet import TransUNet
 from tests.test_train import QUIET, SyntheticPhrases, synthetic_phrases, tiny_cfg
-from utils.checkpoints import (
+from utils.core.checkpoints import (
     SeparatorSpec,
     build_separator,
     checkpoint_config,
     export_checkpoint,
     load_separator,
 )
-from utils.config import ConfigError
-from utils.training import train_decoder, train_separator
+from utils.core.config import ConfigError
+from utils.training.runs import train_decoder, train_separator
 
 
 class RowLogits(torch.nn.Module):

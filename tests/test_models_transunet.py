@@ -12,9 +12,9 @@ import torch
 from models.attention import RelativeSelfAttention, skew
 from models.decoder import Decoder
 from models.transunet import TransUNet, sinusoidal_embedding
-from utils.checkpoints import load_decoder, load_separator
-from utils.config import ConfigError, load_config
-from utils.lightning import SeparatorModule
+from utils.core.checkpoints import load_decoder, load_separator
+from utils.core.config import ConfigError, load_config
+from utils.training.lightning import SeparatorModule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def test_decoder_shapes() -> None:
 
 RELOAD = """
 import sys, torch
-from utils.checkpoints import load_separator, load_decoder
+from utils.core.checkpoints import load_separator, load_decoder
 net, diffusion, _ = load_separator(sys.argv[1])
 x = torch.load(sys.argv[3])
 with torch.inference_mode():

@@ -1,4 +1,4 @@
-"""utils/note_separation.py: one instrument per input note, and the exact separated file."""
+"""utils/separation/notes.py: one instrument per input note, and the exact separated file."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from data.contract import BASS, DRUM, GUITAR, N_MUSIC, N_PITCH, PIANO, RENDER_PROGRAM, STRING
 from data.midi import SongNotes, load_mixture, notes_from_score, read_notes
 from data.roll import window_starts
-from utils.note_separation import (
+from utils.separation.notes import (
     DECIDED_BY,
     assign_notes,
     note_grid,
@@ -25,7 +25,7 @@ from utils.note_separation import (
     separate_midi_file,
     separate_notes,
 )
-from utils.separation import song_prob_chunks
+from utils.separation.separator import song_prob_chunks
 
 TPQ = 480
 

@@ -14,7 +14,7 @@ from models.direct import DirectSeparation
 from models.options import SeparatorKind
 from models.process import PROCESSES, Sampling, SeparationProcess, process_class, register
 from tests.test_train import tiny_cfg
-from utils.checkpoints import SeparatorSpec, build_separator
+from utils.core.checkpoints import SeparatorSpec, build_separator
 
 ROOT = Path(__file__).resolve().parent.parent
 

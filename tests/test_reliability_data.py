@@ -14,8 +14,8 @@ from data.preprocess import build
 from data.store import DatasetError, PhraseStore
 from tests.fixtures_midi import Track, write_midi
 from tests.test_train import QUIET, tiny_cfg
-from utils import training
-from utils.song_evaluation import evaluate_songs
+from utils.evaluation.songs import evaluate_songs
+from utils.training import runs as training
 
 TPQ = 480
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from matplotlib.colors import to_rgb
 
-import utils.render as render
+import utils.rendering.audio as render
 from data.contract import PITCH_LOW
-from utils.render import (
+from utils.rendering.audio import (
     COLORS,
     excerpt_steps,
     fluidsynth_missing,

@@ -1,4 +1,4 @@
-"""Tests of separate.py (and utils.note_separation.separate_midi_file) on small MIDI files."""
+"""Tests of separate.py (and utils.separation.notes.separate_midi_file) on small MIDI files."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 import separate
 from data.midi import SongNotes, read_notes
 from tests.fixtures_midi import far_note_file
-from utils.config import Config
-from utils.separation import meter_warning
+from utils.core.config import Config
+from utils.separation.separator import meter_warning
 
 ROOT = Path(__file__).resolve().parents[1]
 

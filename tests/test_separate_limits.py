@@ -20,13 +20,13 @@ import symusic
 import torch
 
 import separate
-import utils.note_separation as note_separation
+import utils.separation.notes as note_separation
 from data.contract import N_MUSIC, PIANO
 from data.fileio import CLAIM_GLOB, OutputsBusy, claim_outputs, claim_path
 from data.midi import MidiError, read_notes, read_score
 from data.notes import overlap_layers
-from utils.note_separation import Limits, check_outputs, output_paths, separate_midi_file
-from utils.render import AudioNotes, fluidsynth_missing, render_notes, write_wav
+from utils.rendering.audio import AudioNotes, fluidsynth_missing, render_notes, write_wav
+from utils.separation.notes import Limits, check_outputs, output_paths, separate_midi_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tiny.json"

@@ -1,4 +1,4 @@
-"""Tests of utils/separation.py: stitching song windows, the Separator."""
+"""Tests of utils/separation/separator.py: stitching song windows, the Separator."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS
 from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion
 from models.transunet import TransUNet
-from utils.separation import Separator, resolve_device, song_prob_chunks
+from utils.separation.separator import Separator, resolve_device, song_prob_chunks
 
 
 def random_mixture(n_steps: int, seed: int = 0, density: float = 0.1) -> np.ndarray:

@@ -1,11 +1,11 @@
-"""utils/song_context.py: the song-level second pass over pitched notes."""
+"""utils/separation/register_prior.py: the song-level second pass over pitched notes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from utils.song_context import apply_song_context, song_prior
+from utils.separation.register_prior import apply_song_context, song_prior
 
 
 def test_prior_is_a_smoothed_per_row_distribution() -> None:

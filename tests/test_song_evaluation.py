@@ -1,4 +1,4 @@
-"""utils/song_evaluation.py and ``evaluate.py --songs``: note metrics over whole songs."""
+"""utils/evaluation/songs.py and ``evaluate.py --songs``: note metrics over whole songs."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import torch
 import evaluate
 from data.contract import BASS, DRUM, GUITAR, N_MUSIC, PHRASE_SHAPE, PIANO, STRING
 from data.store import pack, write_split
-from utils.baselines import FITTED_BASELINES
-from utils.config import Config
-from utils.evaluation import fit_train_baselines
-from utils.song_evaluation import (
+from utils.core.config import Config
+from utils.evaluation.baselines import FITTED_BASELINES
+from utils.evaluation.phrases import fit_train_baselines
+from utils.evaluation.songs import (
     NoteConfusion,
     pitched_rule,
     score_songs,

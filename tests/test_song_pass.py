@@ -12,13 +12,13 @@ import torch
 
 import evaluate
 from models.song_pass import N_CONTINUOUS, SongPassNet, SongPassSpec
-from utils import checkpoints
-from utils.checkpoints import BASELINES_FILE, find_checkpoint
-from utils.config import Config, ConfigError, load_config
+from utils.core import checkpoints as checkpoints
+from utils.core.checkpoints import BASELINES_FILE, find_checkpoint
+from utils.core.config import Config, ConfigError, load_config
 from utils.pretrained import export_model
-from utils.separation import Separator
-from utils.song_context import song_prior
-from utils.song_pass import (
+from utils.separation.register_prior import song_prior
+from utils.separation.separator import Separator
+from utils.separation.song_pass import (
     LOG_FLOOR,
     PRIOR_WIDTH,
     SONG_PASS_FILE,

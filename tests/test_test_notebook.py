@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.notebooks import execute_notebook
-from utils.config import Config
+from utils.core.config import Config
 
 
 def test_test_notebook_runs(tiny_run: Config, tmp_path: Path,

@@ -14,10 +14,10 @@ from torch.utils.data import DataLoader, Dataset
 from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS
 from models.diffusion import GuidedDiffusion
 from models.transunet import TransUNet
-from utils.checkpoints import LAST_NAME, checkpoint_dir, find_checkpoint, load_separator
-from utils.config import Config, ConfigError, load_config
-from utils.lightning import SeparatorModule
-from utils.training import NonFiniteLossError, main_for, train_decoder, train_separator
+from utils.core.checkpoints import LAST_NAME, checkpoint_dir, find_checkpoint, load_separator
+from utils.core.config import Config, ConfigError, load_config
+from utils.training.lightning import SeparatorModule
+from utils.training.runs import NonFiniteLossError, main_for, train_decoder, train_separator
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.json"

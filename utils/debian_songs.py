@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from data.debian_songs import PACKAGE_NAMES, collect
-from utils.cli import command
+from utils.core.cli import command
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``mel
 ``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
 ``min_bar_density``, ``max_song_bars`` and ``melody_in_mixture`` are read from the config;
 flags given explicitly replace them and are validated like config keys. Without
-``--config`` the defaults of :class:`utils.config.Config` apply and ``--midi-dir`` and
+``--config`` the defaults of :class:`utils.core.config.Config` apply and ``--midi-dir`` and
 ``--out-dir`` are required.
 Exit status: 0 done, 2 a config or input problem (one ``error:`` line, nothing written),
 1 a failure while writing, 130 interrupted (Ctrl-C; finished files are kept).
@@ -26,8 +26,8 @@ from pathlib import Path
 from data.contract import MAX_SONG_BARS
 from data.preprocess import SPLIT_BY, build
 from data.store import MANIFEST_NAME
-from utils.cli import command
-from utils.config import config_from_flags
+from utils.core.cli import command
+from utils.core.config import config_from_flags
 
 # flag -> config key
 FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preprocess_workers",

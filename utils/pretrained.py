@@ -7,7 +7,7 @@ or the newest in its ``model_dir``, strips the optimiser state, and writes them 
 baselines saved beside them (fitted on the model's own training data), the learned song
 pass trained on that separator (``song_pass.ckpt``, if ``model_dir`` holds one) and the
 evaluation tables found in ``model_dir``. Scripts that separate fall back to this folder
-when no model is configured or trained (:func:`utils.checkpoints.model_paths`).
+when no model is configured or trained (:func:`utils.core.checkpoints.model_paths`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from data.fileio import atomic_write_many
-from utils.checkpoints import (
+from utils.core.checkpoints import (
     BASELINES_FILE,
     PRETRAINED_DECODER,
     PRETRAINED_SEPARATOR,
@@ -31,9 +31,9 @@ from utils.checkpoints import (
     process_class,
     read_checkpoint,
 )
-from utils.cli import command
-from utils.config import Config, ConfigError, load_config
-from utils.song_pass import SONG_PASS_FILE, matching_song_pass
+from utils.core.cli import command
+from utils.core.config import Config, ConfigError, load_config
+from utils.separation.song_pass import SONG_PASS_FILE, matching_song_pass
 
 
 def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:

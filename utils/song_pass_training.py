@@ -5,7 +5,7 @@
 1. The separator the config names (or the newest in ``model_dir``) runs its first pass over
    every train song of the datasets ``song_pass_data`` lists (default: ``data_dir``) and
    over the validation songs of the first of them, exactly as the song-level evaluation
-   separates songs (:mod:`utils.song_evaluation`); each song's notes keep their first-pass
+   separates songs (:mod:`utils.evaluation.songs`); each song's notes keep their first-pass
    probabilities and their true instruments. The first passes are cached in
    ``model_dir/song_pass/`` under a key of the separator's and the datasets' files, so a
    second run with other steps does not separate the songs again.
@@ -41,12 +41,12 @@ from data.errors import InputError
 from data.fileio import atomic_write
 from data.store import MANIFEST_NAME
 from models.song_pass import N_PITCHED, SongPassNet, SongPassSpec
-from utils.cli import command
-from utils.config import Config, load_config
-from utils.note_separation import first_pass_probs, note_probabilities
-from utils.separation import Separator, add_device_option
-from utils.song_evaluation import SongTruth, SplitSongs
-from utils.song_pass import (
+from utils.core.cli import command
+from utils.core.config import Config, load_config
+from utils.evaluation.songs import SongTruth, SplitSongs
+from utils.separation.notes import first_pass_probs, note_probabilities
+from utils.separation.separator import Separator, add_device_option
+from utils.separation.song_pass import (
     SONG_PASS_FILE,
     VELOCITY,
     SongNoteFeatures,
@@ -71,7 +71,7 @@ class FirstPassSong:
 
     Attributes:
         probs: float32 ``[K, 5]`` first-pass probabilities (:func:`first_pass_probs`).
-        rows, first, stop, velocity: int64 ``[K]`` as :func:`utils.song_pass.note_features`.
+        rows, first, stop, velocity: int64 ``[K]`` as ``song_pass.note_features``.
         chosen: bool ``[K]`` the song's pitched, scored notes.
         row_sums: float32 ``[72, 5]`` the song's probability sums per row.
         target: int64 ``[K]`` true class 1..5, -1 where not scored.
@@ -130,7 +130,7 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     keeps the split's first songs only.
 
     Raises:
-        utils.config.ConfigError, data.errors.InputError: no manifest, no songs.
+        utils.core.config.ConfigError, data.errors.InputError: no manifest, no songs.
     """
     split_songs = SplitSongs.checked(data_dir, split, limit)  # changed songs: a stale cache
     key = first_pass_key(separator, data_dir, split, limit)
@@ -285,7 +285,7 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
     ``limit`` keeps the first songs of each split only (a quick try).
 
     Raises:
-        utils.config.ConfigError: no trained separator; data.errors.InputError: a dataset
+        utils.core.config.ConfigError: no trained separator; data.errors.InputError: a dataset
             without songs in the split needed.
     """
     started = time.perf_counter()

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.synthesize import MANIFEST, synthesize
-from utils.cli import command
-from utils.config import config_from_flags
+from utils.core.cli import command
+from utils.core.config import config_from_flags
 
 # flag -> config key
 FLAG_KEYS = {"out_dir": "midi_dir", "seed": "seed", "workers": "preprocess_workers"}

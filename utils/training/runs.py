@@ -1,6 +1,6 @@
 """Training runs of the separator and the decoder: every Trainer is built here.
 
-A run writes into ``model_dir`` (see :mod:`utils.checkpoints` for the layout): the best
+A run writes into ``model_dir`` (see :mod:`utils.core.checkpoints` for the layout): the best
 checkpoint by ``val_loss`` (``<kind>/best-epoch=EEE-val_loss=L.LLLL.ckpt``), the last one
 (``<kind>/last.ckpt``, used by ``resume``), TensorBoard and CSV logs under
 ``logs/<kind>/``. A non-finite training loss stops the run before its backward pass with
@@ -24,8 +24,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from data.dataset import PhraseDataModule
 from data.errors import WorkFailed
 from data.store import DatasetError, check_split_files, split_paths
-from utils.baselines import save_baselines
-from utils.checkpoints import (
+from utils.core.checkpoints import (
     BASELINES_FILE,
     BEST_PREFIX,
     LAST_NAME,
@@ -38,10 +37,11 @@ from utils.checkpoints import (
     read_checkpoint,
     warm_start,
 )
-from utils.cli import command
-from utils.config import Config, ConfigError, load_config
-from utils.evaluation import fit_train_baselines
-from utils.lightning import DecoderModule, SeparatorModule
+from utils.core.cli import command
+from utils.core.config import Config, ConfigError, load_config
+from utils.evaluation.baselines import save_baselines
+from utils.evaluation.phrases import fit_train_baselines
+from utils.training.lightning import DecoderModule, SeparatorModule
 
 LOG_EVERY_N_STEPS = 10
 
@@ -248,7 +248,7 @@ def train_decoder(cfg: Config, resume: bool = False,
 def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Command line of the training scripts: ``[--config PATH] [--resume]``.
 
-    Returns the exit status (:mod:`utils.cli`): 0 on success, 2 for a configuration or data
+    Returns the exit status (:mod:`utils.core.cli`): 0 on success, 2 for a configuration or data
     problem (one ``error: ...`` line on stderr; also when the data changes or vanishes
     mid-run), 1 for a non-finite loss (one line) or a bug (traceback).
     """

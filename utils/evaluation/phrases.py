@@ -2,7 +2,7 @@
 
 The separator samples every phrase of the split (or an evenly spread subset of
 ``limit`` phrases); the baselines are fitted on the train split and predict the same
-phrases; every system goes through one :class:`utils.metrics.MetricAccumulator`. The
+phrases; every system goes through one :class:`utils.evaluation.metrics.MetricAccumulator`. The
 result is printed as a table and written as ``evaluation_<split>.json`` and
 ``evaluation_<split>.md`` in the config's ``model_dir``, next to the checkpoints.
 
@@ -28,17 +28,17 @@ from data.errors import InputError
 from data.fileio import atomic_write_json, atomic_write_text
 from data.roll import music_and_mixture
 from data.store import PhraseStore, unpack, unpack_onsets
-from utils.assignment import ASSIGN_MODES, assign_instruments
-from utils.baselines import (
+from utils.core.config import Config
+from utils.evaluation.baselines import (
     FITTED_BASELINES,
     Baseline,
     OracleBaseline,
     load_baselines,
     pitch_counts,
 )
-from utils.config import Config
-from utils.metrics import SUMMARY_KEYS, MetricAccumulator, format_table, markdown_table
-from utils.separation import Separator
+from utils.evaluation.metrics import SUMMARY_KEYS, MetricAccumulator, format_table, markdown_table
+from utils.separation.assignment import ASSIGN_MODES, assign_instruments
+from utils.separation.separator import Separator
 
 ORACLE_NAME = "oracle (partition)"
 F1_KEYS: tuple[str, ...] = tuple(f"{inst}_f1" for inst in MUSIC_INSTRUMENTS)
@@ -93,7 +93,7 @@ def phrase_batches(store: PhraseStore, batch_size: int,
 
 def fit_train_baselines(data: str | Path | dict[str, float],
                         batch_size: int = 1024) -> dict[str, Baseline]:
-    """The baselines of :mod:`utils.baselines`, fitted in one pass over training music.
+    """The baselines of :mod:`utils.evaluation.baselines`, fitted in one pass over training music.
 
     Args:
         data: a dataset folder (its train split), or ``{folder: weight}`` -- the training
@@ -184,7 +184,7 @@ class Evaluation(Report):
         split: "train", "val" or "test".
         n_phrases: phrases evaluated.
         rows: ``{system: {metric: value}}``, the model first (keys of
-            :data:`utils.metrics.METRIC_KEYS`).
+            :data:`utils.evaluation.metrics.METRIC_KEYS`).
         phrases_per_s: separated phrases per second of the model (sampling only).
         seconds: wall-clock seconds the model spent sampling.
         settings: sampler settings, device and checkpoints used.
@@ -298,7 +298,7 @@ def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
         The :class:`Evaluation` (not yet written; see :func:`write_evaluation`).
 
     Raises:
-        utils.config.ConfigError: no checkpoint; FileNotFoundError: split not built;
+        utils.core.config.ConfigError: no checkpoint; FileNotFoundError: split not built;
         ValueError: empty split.
     """
     data_dir = cfg.data_dir if data_dir is None else data_dir
@@ -324,7 +324,7 @@ def write_evaluation(evaluation: Report, out_dir: str | Path,
 
     Args:
         evaluation: a phrase (:func:`evaluate_split`) or song
-            (:func:`utils.song_evaluation.evaluate_songs`) evaluation; the song one
+            (:func:`utils.evaluation.songs.evaluate_songs`) evaluation; the song one
             has the suffix ``_songs``.
         out_dir: target folder (created).
         tag: names the scored dataset when it is not the config's own (cross-corpus).

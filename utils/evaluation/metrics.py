@@ -74,7 +74,7 @@ def ratio(num: int, den: int) -> float:
 
 def prf(tp: int, fp: int, fn: int, empty: float = 0.0) -> tuple[float, float, float]:
     """Precision, recall and F1 of one class from its counts -- the one place they are
-    computed (cells here, notes in :mod:`utils.song_evaluation`).
+    computed (cells here, notes in :mod:`utils.evaluation.songs`).
 
     A class neither true nor predicted scores 1.0 on all three. Otherwise an empty
     denominator (nothing predicted, for precision; nothing true, for recall) reads

@@ -17,7 +17,7 @@ from typing import get_args
 import torch
 
 from data.contract import check_option
-from utils.config import AssignMode
+from utils.core.config import AssignMode
 
 ASSIGN_MODES: tuple[str, ...] = get_args(AssignMode)
 

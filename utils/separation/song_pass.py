@@ -1,6 +1,6 @@
 """The learned song pass at separation time: note features, loading, applying.
 
-After the first pass (:func:`utils.note_separation.note_probabilities`), a trained
+After the first pass (:func:`utils.separation.notes.note_probabilities`), a trained
 :class:`models.song_pass.SongPassNet` reads the song's pitched notes in time order and
 gives each its pitched instrument probabilities again (docs/method.md, "The song pass").
 Its weights live in ``song_pass.ckpt`` beside the separator's baselines (the model
@@ -23,13 +23,13 @@ import torch
 
 from data.contract import N_PITCH, STEPS_PER_BAR
 from models.song_pass import N_CONTINUOUS, N_PITCHED, SongPassNet, SongPassSpec
-from utils.config import ConfigError
-from utils.song_context import song_prior
+from utils.core.config import ConfigError
+from utils.separation.register_prior import song_prior
 
 SONG_PASS_FILE = "song_pass.ckpt"
 PRIOR_WIDTH = 1.0
 """Smoothing (semitones) of the register prior fed to the network (the width the fixed
-second pass was chosen with, :mod:`utils.song_context`)."""
+second pass was chosen with, :mod:`utils.separation.register_prior`)."""
 LOG_FLOOR = 1e-4  # probabilities are floored before the log: a 0 would be -inf
 VELOCITY = 4
 """Column of ``SongNoteFeatures.numbers`` that holds velocity / 127 (0 when unused)."""
@@ -71,7 +71,7 @@ def note_features(probs: np.ndarray, rows: np.ndarray, first: np.ndarray, stop: 
         velocity: int ``[K]`` note-on velocities 1..127.
         chosen: bool ``[K]`` the notes the pass decides (pitched notes of the mixture).
         row_sums: float ``[72, 5]`` the song's first-pass probability sums per row
-            (:attr:`utils.note_separation.NoteProbAccumulator.row_sums`).
+            (:attr:`utils.separation.notes.NoteProbAccumulator.row_sums`).
         use_velocity: fill the velocity number (else 0).
 
     Returns:
@@ -187,7 +187,7 @@ def matching_song_pass(paths: list[Path], separator: torch.nn.Module,
     stderr says how to retrain it and separation falls back to the fixed second pass.
 
     Raises:
-        utils.config.ConfigError: a file exists but is not a song pass checkpoint.
+        utils.core.config.ConfigError: a file exists but is not a song pass checkpoint.
     """
     digest = None
     stale = []
@@ -216,7 +216,7 @@ def load_song_pass(path: str | Path, map_location: str | torch.device = "cpu") -
     """Read a ``song_pass.ckpt``.
 
     Raises:
-        utils.config.ConfigError: unreadable, or not a song pass checkpoint (the file is
+        utils.core.config.ConfigError: unreadable, or not a song pass checkpoint (the file is
             named).
     """
     path = Path(path)

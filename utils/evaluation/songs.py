@@ -1,6 +1,6 @@
 """Song-level evaluation over the original notes (the metric of note-level instrumentation work).
 
-Each song of a split is separated whole (windows stitched, :mod:`utils.note_separation`)
+Each song of a split is separated whole (windows stitched, :mod:`utils.separation.notes`)
 and every original note of the song's unified tracks is scored (track unification of
 the data contract, :func:`data.midi.choose_tracks`): its true instrument is the class of
 its track. Not scored: the notes of tracks that track unification drops, and the melody
@@ -12,7 +12,7 @@ their note starts.
 Every system decides per note with the same rules: drum-channel notes stay drums, a
 pitched note picks one of piano, guitar, bass and strings. The model averages its
 stitched probabilities over the note's cells; the fitted baselines (most-common, zone,
-pitch-row of :mod:`utils.baselines`, fitted on the train split) are pitch rules, refitted
+pitch-row of :mod:`utils.evaluation.baselines`, fitted on the train split) are pitch rules, refitted
 here on the train split's pitched instruments only, so a pitched note never lands in a
 drum zone; a row the refitted zone still gives to drums takes the nearest pitched row's
 instrument.
@@ -24,7 +24,8 @@ Metrics over notes, from one confusion matrix (true x predicted, five instrument
   notes are right by rule, so this is the part the systems decide);
 * ``<inst>_precision / _recall / _f1`` over notes, and ``macro_f1`` over the
   instruments that occur. An empty denominator reads 1.0 (nothing got wrong): unlike the
-  cell metrics of :mod:`utils.metrics`, precision of an instrument never predicted is 1.0.
+  cell metrics of :mod:`utils.evaluation.metrics`, precision of an instrument never
+  predicted is 1.0.
 """
 
 from __future__ import annotations
@@ -45,13 +46,13 @@ from data.midi import SongNotes, load_song, read_notes
 from data.notes import nearest_rows
 from data.preprocess import source_stat
 from data.store import MANIFEST_NAME, REBUILD, DatasetError, read_manifest
-from utils.baselines import FITTED_BASELINES, Baseline
-from utils.config import Config
-from utils.evaluation import Report, model_baselines, sampling_words
-from utils.metrics import prf, ratio
-from utils.note_separation import N_PITCHED, separate_notes
-from utils.separation import ProbFn, Separator
-from utils.song_pass import SongPass
+from utils.core.config import Config
+from utils.evaluation.baselines import FITTED_BASELINES, Baseline
+from utils.evaluation.metrics import prf, ratio
+from utils.evaluation.phrases import Report, model_baselines, sampling_words
+from utils.separation.notes import N_PITCHED, separate_notes
+from utils.separation.separator import ProbFn, Separator
+from utils.separation.song_pass import SongPass
 
 
 def song_model_row(kind: str = "diffusion") -> str:
@@ -377,14 +378,14 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
         cfg: the typed config (``data_dir``, checkpoints, sampling keys).
         data_dir: the built dataset whose songs are scored (default: the config's); the
             baselines are those saved with the model (see
-            :func:`utils.evaluation.model_baselines`).
+            :func:`utils.evaluation.phrases.model_baselines`).
         split: "train", "val" or "test".
         limit: evaluate at most this many songs (the first ones of the split).
         device: sampling device; None = the config's ``accelerator``.
         progress: show a progress bar in songs.
 
     Raises:
-        utils.config.ConfigError: no checkpoint; FileNotFoundError: no manifest or a song
+        utils.core.config.ConfigError: no checkpoint; FileNotFoundError: no manifest or a song
         file missing; ValueError: no song in the split.
     """
     started = time.perf_counter()

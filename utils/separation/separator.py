@@ -7,7 +7,7 @@ A whole song of any length is cut into 64-step windows by the one windowing rule
 end); the windows are separated in batches and the per-window instrument probabilities
 are averaged over all windows that cover a cell (:func:`song_prob_chunks`, which yields
 the averaged probabilities chunk by chunk, so memory does not grow with the song).
-Note-level separation of MIDI files builds on it (:mod:`utils.note_separation`).
+Note-level separation of MIDI files builds on it (:mod:`utils.separation.notes`).
 
 Axis orders: song mixture ``bool [T, 72]``; song result ``bool [T, 72, 5]`` (instrument
 last, as the storage rolls of ``data/``); model tensors ``float32 [B, C, 64, 72]``.
@@ -32,16 +32,16 @@ from data.midi import describe_time_signatures
 from data.roll import window_starts
 from models.options import Sampler
 from models.process import Sampling, SeparationProcess
-from utils.assignment import ASSIGN_MODES, assign_instruments
-from utils.checkpoints import (
+from utils.core.checkpoints import (
     BASELINES_FILE,
     find_checkpoint,
     load_decoder,
     load_separator,
     model_paths,
 )
-from utils.config import Config
-from utils.song_pass import SONG_PASS_FILE, SongPass, matching_song_pass
+from utils.core.config import Config
+from utils.separation.assignment import ASSIGN_MODES, assign_instruments
+from utils.separation.song_pass import SONG_PASS_FILE, SongPass, matching_song_pass
 
 # Maps model inputs float32 [B, 1, 64, 72] (the mixture) or [B, 2, 64, 72] (the mixture and
 # its note starts) to instrument probabilities float32 [B, 5, 64, 72].
@@ -77,7 +77,7 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 
 def config_device(cfg: Config) -> torch.device:
-    """The sampling device a config asks for (:meth:`utils.config.Config.hardware`).
+    """The sampling device a config asks for (:meth:`utils.core.config.Config.hardware`).
 
     ``"cpu"`` -> CPU, ``"gpu"``/``"cuda"`` -> CUDA, ``"mps"`` -> MPS, ``"auto"`` -> CUDA if
     available, else CPU.
@@ -188,9 +188,9 @@ class Separator:
         seed: seeds the sampling noise (one generator per Separator).
         num_samples: probabilities averaged over this many samples (a process that samples).
         song_context: ``(weight, width)`` of the fixed song-level second pass over whole
-            songs' notes (:mod:`utils.song_context`; weight 0 = off).
+            songs' notes (:mod:`utils.separation.register_prior`; weight 0 = off).
         song_pass: the learned song pass trained on this separator's first pass
-            (:mod:`utils.song_pass`), used instead of ``song_context`` when present.
+            (:mod:`utils.separation.song_pass`), used instead of ``song_context`` when present.
         source: which model this is, in words (printed by the scripts).
         folder: the folder of the model's files (its saved baselines live there).
     """
@@ -289,7 +289,7 @@ class Separator:
                 the config's ``accelerator`` (:func:`config_device`).
 
         Raises:
-            utils.config.ConfigError: no checkpoint found and no shipped model, an
+            utils.core.config.ConfigError: no checkpoint found and no shipped model, an
                 unreadable one, or one whose network or schedule keys differ from ``cfg``
                 (the key is named).
         """

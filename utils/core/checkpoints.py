@@ -1,6 +1,6 @@
 """Where checkpoints live, which one a script uses, and loading them into plain modules.
 
-Layout under ``model_dir`` (written by :mod:`utils.training`)::
+Layout under ``model_dir`` (written by :mod:`utils.training.runs`)::
 
     model_dir/separator/best-epoch=EEE-val_loss=L.LLLL.ckpt   best separator by val_loss
     model_dir/separator/last.ckpt                             end of the latest epoch
@@ -11,7 +11,7 @@ Layout under ``model_dir`` (written by :mod:`utils.training`)::
 Every checkpoint is a Lightning checkpoint whose ``hyper_parameters["config"]`` is the
 resolved config the run was trained with, as plain JSON types (so that it loads
 weights-only); :func:`checkpoint_config` reads it back as a typed, validated
-:class:`utils.config.Config`.
+:class:`utils.core.config.Config`.
 
     model_dir/baselines.json                                  baselines fitted on the
                                                               separator's training data
@@ -52,11 +52,11 @@ from models import direct as _direct  # noqa: F401
 from models.decoder import Decoder
 from models.process import SeparationProcess, SeparatorSpec, process_class
 from models.transunet import TransUNet
-from utils.config import Config, ConfigError, config_from_dict
+from utils.core.config import Config, ConfigError, config_from_dict
 
 Kind = Literal["separator", "decoder"]
 BASELINES_FILE = "baselines.json"
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
 PRETRAINED_SEPARATOR = "separator.ckpt"
 PRETRAINED_DECODER = "decoder.ckpt"
 BEST_PREFIX = "best"

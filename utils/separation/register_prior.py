@@ -3,7 +3,7 @@
 A 4-bar window sees little of a song, while an instrument keeps its register for minutes.
 After the first pass (the network's stitched probabilities, averaged over each note's
 cells), the song's own statistics are known: how much probability each instrument got at
-each pitch row over the whole song (:attr:`utils.note_separation.NoteProbAccumulator.row_sums`).
+each pitch row over the whole song (:attr:`utils.separation.notes.NoteProbAccumulator.row_sums`).
 Smoothed over neighbouring rows, they make a per-song prior of "who plays here"; each
 pitched note's probabilities are multiplied by that prior at its row, raised to a weight:
 

@@ -1,6 +1,6 @@
 """Thin LightningModules: the separator (guided DDPM loss, or direct) and the decoder (BCE).
 
-The training runs of :mod:`utils.training` fit these.
+The training runs of :mod:`utils.training.runs` fit these.
 
 Batches are dicts ``{"music": float [B, 5, T, P], "mixture": float [B, 1, T, P],
 "onsets": float [B, 1, T, P], ...}`` (``onsets``, the mixture's note starts, may be absent:
@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from models.decoder import Decoder
 from models.diffusion import draw_noise
-from utils.checkpoints import SeparatorSpec, build_separator, load_process
-from utils.config import Config
+from utils.core.checkpoints import SeparatorSpec, build_separator, load_process
+from utils.core.config import Config
 
 Batch = dict[str, torch.Tensor]
 

@@ -1,7 +1,7 @@
 """Note-level separation: the input's own notes back, each given one instrument.
 
 The song's mixture is separated window by window and the per-cell instrument
-probabilities are stitched (:func:`utils.separation.song_prob_chunks`). Each input note
+probabilities are stitched (:func:`utils.separation.separator.song_prob_chunks`). Each input note
 then gets exactly one instrument from the cells it covers -- its quantised steps at its
 pitch row, one cell for a note shorter than a step (the data contract's quantisation):
 
@@ -66,7 +66,7 @@ from data.notes import (
     separated_midi,
 )
 from data.roll import onset_plane, window_starts
-from utils.render import (
+from utils.rendering.audio import (
     MAX_AUDIO_SECONDS,
     STEP_PX,
     AudioNotes,
@@ -76,9 +76,9 @@ from utils.render import (
     render_notes,
     write_wav,
 )
-from utils.separation import ProbFn, meter_warning, song_prob_chunks
-from utils.song_context import apply_song_context
-from utils.song_pass import SongPass
+from utils.separation.register_prior import apply_song_context
+from utils.separation.separator import ProbFn, meter_warning, song_prob_chunks
+from utils.separation.song_pass import SongPass
 
 N_PITCHED = DRUM - 1  # piano, guitar, bass, string: the choices of a pitched note
 DECIDED_BY: tuple[str, ...] = ("model", "nearest_row", "drum_channel")
@@ -187,9 +187,9 @@ def assign_notes(acc: NoteProbAccumulator, notes: SongNotes,
         notes: the song's notes.
         drums_by_model: let the model choose the instrument of drum-channel notes too.
         song_context: ``(weight, width)`` of the fixed song-level second pass over the
-            pitched notes (:mod:`utils.song_context`; weight 0 = off); not used when a
+            pitched notes (:mod:`utils.separation.register_prior`; weight 0 = off); not used when a
             ``song_pass`` is given.
-        song_pass: the learned song pass (:mod:`utils.song_pass`), which then decides the
+        song_pass: the learned song pass (:mod:`utils.separation.song_pass`), which then decides the
             pitched notes of the mixture again.
         in_mixture: bool ``[K]`` the notes that make up the mixture (what the song pass
             reads); None = every note.
@@ -261,7 +261,7 @@ def separate_notes(prob_fn: ProbFn, mixture: np.ndarray, notes: SongNotes,
     Args:
         prob_fn: model inputs ``float32 [B, 2, 64, 72]`` (the mixture and its note starts)
             -> probabilities ``float [B, 5, 64, 72]`` (e.g.
-            :meth:`utils.separation.Separator.probs`).
+            :meth:`utils.separation.separator.Separator.probs`).
         mixture: bool ``[T, 72]`` the song's mixture (:func:`data.midi.load_mixture`).
         notes: the song's notes (:func:`data.midi.notes_from_score`).
         batch_size: windows separated at once.
@@ -505,7 +505,7 @@ def write_notes_json(path: Path, midi_path: str | Path, notes: SongNotes,
 
 
 def audio_notes(notes: SongNotes, instrument: np.ndarray, timing: Timing) -> AudioNotes:
-    """The notes as :func:`utils.render.render_notes` plays them: each on its instrument's
+    """The notes as :func:`utils.rendering.audio.render_notes` plays them: each on its instrument's
     channel and program, in seconds by the file's tempo map, with the controllers and
     pitch bends of every source track of an instrument's notes on its channel once (as
     :func:`data.notes.separated_midi` writes them), however many tracks hold its notes."""
@@ -692,7 +692,7 @@ def read_song(midi_path: Path, limits: Limits) -> SongNotes:
 
 def _picture_steps(mixture: np.ndarray, bars: tuple[int, int] | None
                    ) -> tuple[int, int, str | None]:
-    """The steps ``begin .. end - 1`` the picture shows (:func:`utils.render.excerpt_steps`),
+    """The steps ``begin .. end - 1`` the picture shows (``excerpt_steps``),
     at most :data:`MAX_PICTURE_BARS` bars, and a warning when they were cut.
 
     Raises:
@@ -712,7 +712,7 @@ def _picture_panels(notes: SongNotes, instrument: np.ndarray, mixture: np.ndarra
                     ) -> list[tuple[str, np.ndarray, str]]:
     """The picture's panels over steps ``begin .. end - 1``: the separated notes, the input
     mixture and, when given, the file's own multitrack ``reference`` (bool ``[T, 72, 6]``),
-    each as ``(title, roll, order)`` for :func:`utils.render.plot_comparison`."""
+    each as ``(title, roll, order)`` for :func:`utils.rendering.audio.plot_comparison`."""
     first, stop = notes.steps()
     separated_roll = notes_roll(first, stop, notes.rows(), instrument, begin, end)
     panels = [

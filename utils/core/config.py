@@ -35,7 +35,7 @@ from models.options import (
 
 # The allowed values of the networks' options live in models.options (torch-free, so that
 # reading a config never imports torch); these are read by utils/ and the trainer set-up.
-AssignMode = Literal["threshold", "partition"]  # see utils.assignment
+AssignMode = Literal["threshold", "partition"]  # see utils.separation.assignment
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]

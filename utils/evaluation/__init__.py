@@ -1,0 +1,1 @@
+"""Scoring a separator: metrics, fitted baselines, phrase-level and song-level evaluation."""

@@ -1,0 +1,1 @@
+"""Listening and looking: MIDI -> audio and WAV files (``audio``), piano-roll pictures."""

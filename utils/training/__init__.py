@@ -1,0 +1,1 @@
+"""Training: the thin Lightning modules and the runs that fit them."""
