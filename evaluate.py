@@ -27,7 +27,7 @@ from utils.core.cli import command
 from utils.core.config import load_config
 from utils.evaluation.phrases import evaluate_split, write_evaluation
 from utils.evaluation.songs import evaluate_songs
-from utils.separation.separator import add_device_option
+from utils.separation.devices import add_device_option
 
 
 def dataset_tag(data_dir: str | Path) -> str:

@@ -31,54 +31,29 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from data.errors import InputError, one_line
 from data.fileio import writable_dir_problem
 from data.midi import MAX_FILE_BYTES
 from utils.core.cli import command
 from utils.core.config import load_config
-from utils.rendering.audio import MAX_AUDIO_SECONDS, parse_bars
-from utils.separation.notes import (
+from utils.rendering.audio import MAX_AUDIO_SECONDS
+from utils.rendering.pictures import parse_bars
+from utils.separation.devices import add_device_option, device_problem
+from utils.separation.file_outputs import check_outputs, output_paths
+from utils.separation.midi_files import (
     MAX_NOTES,
     MAX_OVERLAP,
+    FileOptions,
     Limits,
-    check_outputs,
-    output_paths,
     separate_midi_file,
 )
-from utils.separation.separator import Separator, add_device_option
+from utils.separation.separator import Separator
 
 SAMPLE_RATES = (8000, 192000)  # --sample-rate accepted, in Hz
-DEVICES = "auto, cpu, cuda, cuda:N or mps"
 
 
-def device_problem(name: str | None) -> str | None:
-    """Why ``--device`` cannot be used here, or None (checked before anything is loaded)."""
-    if name is None or name == "auto":
-        return None
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        return f"--device {name!r} is not a device name ({DEVICES})"
-    if dev.type not in ("cpu", "cuda", "mps"):
-        return f"--device {name!r}: separation runs on {DEVICES}, not {dev.type!r}"
-    if dev.type == "cpu" and dev.index not in (None, 0):
-        return f"--device {name!r}: the CPU is one device; use 'cpu'"
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            return f"--device {name!r}: CUDA is not available on this machine"
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            return (f"--device {name!r}: this machine has {torch.cuda.device_count()} CUDA "
-                    "device(s)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        return f"--device {name!r}: MPS is not available on this machine"
-    return None
-
-
-@command
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, separate the file, print where the outputs are."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="MIDI file to separate")
     parser.add_argument("-o", "--out-dir", default=None,
@@ -115,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="most notes of one pitch sounding at once; each needs a track "
                              f"of its own in the separated file (default {MAX_OVERLAP:,})")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+@command
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, separate the file, print where the outputs are."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not SAMPLE_RATES[0] <= args.sample_rate <= SAMPLE_RATES[1]:
         parser.error(f"--sample-rate must be {SAMPLE_RATES[0]}..{SAMPLE_RATES[1]} Hz, got "
@@ -151,13 +133,11 @@ def main(argv: list[str] | None = None) -> int:
                     max_notes=args.max_notes, max_overlap=args.max_overlap,
                     max_audio_seconds=args.max_audio_seconds)
     separator = Separator.from_config(cfg, args.device)
-    result = separate_midi_file(
-        separator.probs, args.input, out_dir, batch_size=separator.batch_size,
-        device=separator.device, reference=args.reference, bars=bars,
-        write_json=args.json, drums_by_model=args.drums_by_model,
-        overwrite=args.overwrite, sample_rate=args.sample_rate,
-        progress=not args.no_progress, limits=limits, song_context=separator.song_context,
-        song_pass=separator.song_pass)
+    options = FileOptions(reference=args.reference, bars=bars, write_json=args.json,
+                          drums_by_model=args.drums_by_model, overwrite=args.overwrite,
+                          sample_rate=args.sample_rate, progress=not args.no_progress,
+                          limits=limits)
+    result = separate_midi_file(separator, args.input, out_dir, options)
     for line in result.warnings:
         print(f"warning: {one_line(line)}", file=sys.stderr)
     print(f"model: {one_line(separator.describe())}")

@@ -21,23 +21,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 import numpy as np  # noqa: E402
 
 from data.contract import INSTRUMENTS, N_INSTRUMENTS  # noqa: E402
+from data.manifest import Manifest  # noqa: E402
 from data.melody import load_melody_json, melody_program_for  # noqa: E402
 from data.midi import choose_tracks, read_notes  # noqa: E402
-from data.store import SPLITS, read_manifest  # noqa: E402
+from data.store import SPLITS  # noqa: E402
 from utils.core.cli import command  # noqa: E402
 from utils.evaluation.metrics import format_table, markdown_table  # noqa: E402
 
 
 def corpus_figures(data_dir: str | Path) -> dict[str, float]:
     """Songs and phrases per split and notes per instrument of one built dataset."""
-    manifest = read_manifest(data_dir)
-    settings = manifest["settings"]
-    midi_dir = Path(settings["midi_dir"])
-    joined = bool(settings.get("melody_in_mixture", False))
-    table = load_melody_json(settings["melody_json"]) if settings.get("melody_json") else {}
+    manifest = Manifest.read(data_dir)
+    midi_dir, joined = manifest.midi_dir, manifest.melody_in_mixture
+    table = load_melody_json(manifest.melody_json) if manifest.melody_json else {}
     notes = np.zeros(N_INSTRUMENTS, dtype=np.int64)
     for split in SPLITS:
-        for name in manifest["split_songs"][split]:
+        for name in manifest.songs_of(split):
             song = read_notes(midi_dir / name)
             tracks = song.track_notes()
             program = melody_program_for(table, name) if table else None
@@ -46,8 +45,8 @@ def corpus_figures(data_dir: str | Path) -> dict[str, float]:
                 notes[cls] += sum(len(tracks[index]) for index in indices)
     row: dict[str, float] = {}
     for split in SPLITS:
-        row[f"{split} songs"] = manifest["songs"][split]
-        row[f"{split} phrases"] = manifest["phrases"][split]
+        row[f"{split} songs"] = manifest.count("songs", split)
+        row[f"{split} phrases"] = manifest.count("phrases", split)
     for cls, name in enumerate(INSTRUMENTS):
         row[f"{name} notes"] = int(notes[cls])
     return row

@@ -45,7 +45,7 @@ from utils.core.checkpoints import SeparatorSpec, build_separator  # noqa: E402
 from utils.core.cli import command  # noqa: E402
 from utils.core.config import load_config  # noqa: E402
 from utils.evaluation.metrics import format_table, markdown_table  # noqa: E402
-from utils.separation.notes import separate_notes  # noqa: E402
+from utils.separation.first_pass import MixtureSong  # noqa: E402
 from utils.separation.separator import Separator  # noqa: E402
 
 QPM = 120.0
@@ -107,8 +107,7 @@ def run_one(minutes: float, config: str | None, steps: int, batch_size: int,
         start = time.perf_counter()
         notes = read_notes(song)
         mixture, _, _ = load_mixture(song, notes=notes)
-        result = separate_notes(separator.probs, mixture, notes, separator.batch_size,
-                                separator.device)
+        result = separator.separate_notes(MixtureSong(notes, mixture))
         midi, _ = separated_midi(notes, result.instrument)
         midi.save(str(Path(tmp) / "long.separated.mid"))
         seconds = time.perf_counter() - start

@@ -31,7 +31,8 @@ from utils.evaluation.phrases import (  # noqa: E402
     subset_indices,
 )
 from utils.separation.assignment import ASSIGN_MODES  # noqa: E402
-from utils.separation.separator import SAMPLERS, Separator, add_device_option  # noqa: E402
+from utils.separation.devices import add_device_option  # noqa: E402
+from utils.separation.separator import SAMPLERS, Separator  # noqa: E402
 
 
 def benchmark_steps(separator: Separator,

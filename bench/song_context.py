@@ -24,12 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from tqdm import tqdm  # noqa: E402
 
-from data.melody import load_melody_json, melody_program_for  # noqa: E402
 from utils.core.cli import command  # noqa: E402
 from utils.core.config import load_config  # noqa: E402
 from utils.evaluation.metrics import markdown_table  # noqa: E402
-from utils.evaluation.songs import NoteConfusion, song_truth, split_songs  # noqa: E402
-from utils.separation.notes import assign_notes, note_probabilities  # noqa: E402
+from utils.evaluation.songs import NoteConfusion, SplitSongs  # noqa: E402
+from utils.separation.first_pass import MixtureSong, note_probabilities  # noqa: E402
+from utils.separation.notes import assign_notes  # noqa: E402
+from utils.separation.register_prior import RegisterPrior  # noqa: E402
 from utils.separation.separator import Separator  # noqa: E402
 
 
@@ -47,25 +48,21 @@ def main(argv: list[str] | None = None) -> int:
     data_dir, _, split = args.data.rpartition(":")
     cfg = load_config(args.config)
     separator = Separator.from_config(cfg, "cpu")
-    midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
-    names = names[: args.limit]
-    table = load_melody_json(melody_json) if melody_json else {}
+    songs = SplitSongs.checked(data_dir, split, args.limit)
     settings = [(0.0, args.widths[0])] + [(w, s) for w, s in itertools.product(
         args.weights, args.widths) if w > 0]
     confusion = {setting: NoteConfusion() for setting in settings}
     start = time.perf_counter()
-    for name in tqdm(names, unit="song", desc="songs"):
-        song = song_truth(midi_dir / name, name,
-                          melody_program_for(table, name) if table else None, melody_in_mixture)
+    for song in tqdm(songs.truths(), total=len(songs.names), unit="song", desc="songs"):
         scored = song.true > 0
-        acc = note_probabilities(separator.probs, song.mixture, song.notes,
-                                 separator.batch_size, in_mixture=scored)
+        mixture_song = MixtureSong(song.notes, song.mixture, scored)
+        acc = note_probabilities(separator.probs, mixture_song, separator.batch_size)
         for setting in settings:
-            result = assign_notes(acc, song.notes, song_context=setting)
+            result = assign_notes(acc, mixture_song, RegisterPrior(*setting))
             confusion[setting].update(song.true[scored], result.instrument[scored])
     rows = {("first pass" if w == 0 else f"weight {w:g}, width {s:g}"): c.compute()
             for (w, s), c in confusion.items()}
-    print(f"\n{len(names)} {split} songs of {data_dir}, {separator.describe()}, "
+    print(f"\n{len(songs.names)} {split} songs of {data_dir}, {separator.describe()}, "
           f"{time.perf_counter() - start:.0f} s\n")
     print(markdown_table(rows, ("pitched_note_accuracy", "note_accuracy", "macro_f1")))
     return 0

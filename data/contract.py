@@ -29,6 +29,7 @@ N_INSTRUMENTS = len(INSTRUMENTS)  # 6
 MELODY, PIANO, GUITAR, BASS, STRING, DRUM = range(N_INSTRUMENTS)
 MUSIC_INSTRUMENTS: tuple[str, ...] = INSTRUMENTS[1:]  # what the model separates
 N_MUSIC = len(MUSIC_INSTRUMENTS)  # 5
+N_PITCHED = DRUM - 1  # 4: piano, guitar, bass, string, the choices of a pitched note
 
 PHRASE_SHAPE = (PHRASE_STEPS, N_PITCH, N_INSTRUMENTS)  # (64, 72, 6)
 PHRASE_CELLS = PHRASE_STEPS * N_PITCH * N_INSTRUMENTS  # 27,648

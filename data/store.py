@@ -24,7 +24,6 @@ match -- and otherwise raises :class:`DatasetError`, one line ending "re-run the
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,31 +32,17 @@ from typing import Any
 import numpy as np
 
 from data.contract import (
-    INSTRUMENTS,
     PHRASE_CELLS,
     PHRASE_SHAPE,
-    PHRASE_STEPS,
-    PHRASE_STRIDE,
-    PITCH_HIGH,
-    PITCH_LOW,
-    STEPS_PER_BEAT,
     check_option,
 )
-from data.errors import UserError
 from data.fileio import atomic_write
+from data.manifest import MANIFEST_NAME, REBUILD, DatasetError, Manifest
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 PLANES = 2  # on-cells, onsets
 PLANE_BYTES = PHRASE_CELLS // 8  # 3,456 bytes per plane
 PACKED_BYTES = PLANES * PLANE_BYTES  # 6,912 bytes per phrase
-MANIFEST_NAME = "manifest.json"
-REBUILD = "re-run the build"  # how every DatasetError ends
-
-
-class DatasetError(UserError, ValueError):
-    """A dataset folder whose files disagree (an interrupted or mixed build); one line."""
-
-
 def check_split(split: str) -> str:
     """Validate a split name (one of :data:`SPLITS`)."""
     return check_option("split", split, SPLITS)
@@ -156,52 +141,11 @@ def _open(path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: unreadable ({text}); {REBUILD}") from None
 
 
-def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    """The manifest of a finished build.
-
-    Raises:
-        DatasetError: no manifest (the build never finished, or was interrupted while it
-            wrote the split files), or one that is not a JSON object.
-    """
-    path = Path(out_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise DatasetError(f"{out_dir}: no {MANIFEST_NAME}, the build did not finish; "
-                           f"{REBUILD}")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
-        raise DatasetError(f"{path}: unreadable ({type(exc).__name__}); {REBUILD}") from None
-    if not isinstance(manifest, dict):
-        raise DatasetError(f"{path}: not a manifest (no JSON object); {REBUILD}")
-    return manifest
-
-
-# manifest["settings"] keys that must equal the contract this code reads phrases with
-CONTRACT_SETTINGS: dict[str, Any] = {
-    "steps_per_beat": STEPS_PER_BEAT, "phrase_steps": PHRASE_STEPS,
-    "phrase_stride": PHRASE_STRIDE, "pitch_range": [PITCH_LOW, PITCH_HIGH],
-    "instruments": list(INSTRUMENTS)}
-
-
-def contract_mismatch(manifest: dict[str, Any]) -> str | None:
-    """How a build's recorded contract differs from this code's, or None.
-
-    A manifest without recorded settings (written by hand) is not checked.
-    """
-    settings = manifest.get("settings")
-    if not isinstance(settings, dict):
-        return None
-    for key, expected in CONTRACT_SETTINGS.items():
-        if key in settings and settings[key] != expected:
-            return f"{key} {settings[key]!r}, this code reads {expected!r}"
-    return None
-
-
 def check_split_files(out_dir: str | Path, split: str) -> None:
     """Refuse a split whose files disagree with each other or with the manifest.
 
     Checks: the manifest exists and records the contract this code reads
-    (:data:`CONTRACT_SETTINGS`); ``<split>.phrases.npy`` is uint8 ``[N, 3456]``;
+    (:meth:`data.manifest.Manifest.read`); ``<split>.phrases.npy`` is uint8 ``[N, 3456]``;
     ``<split>.song_ids.npy`` is integer ``[N]`` with ids in ``0..S-1``; ``N`` is the
     manifest's ``phrases[split]`` and ``S`` = ``songs[split]`` = the length of
     ``split_songs[split]``. Reads only the file headers, the song ids and the manifest.
@@ -213,21 +157,13 @@ def check_split_files(out_dir: str | Path, split: str) -> None:
     out_dir = Path(out_dir)
     phrases_path, ids_path = split_paths(out_dir, split)
     packed, ids = _open(phrases_path), _open(ids_path)
-    manifest = read_manifest(out_dir)
-    try:
-        n_phrases = int(manifest["phrases"][split])
-        n_songs = int(manifest["songs"][split])
-        songs = manifest["split_songs"][split]
-    except (KeyError, TypeError, ValueError):
-        raise DatasetError(f"{out_dir}: {MANIFEST_NAME} has no phrase and song counts for "
-                           f"the {split} split; {REBUILD}") from None
+    manifest = Manifest.read(out_dir)  # the contract is checked there
+    n_phrases = manifest.count("phrases", split)
+    n_songs = manifest.count("songs", split)
+    songs = manifest.data.get("split_songs", {}).get(split)
 
     def refuse(why: str) -> DatasetError:
         return DatasetError(f"{out_dir}: {why}; {REBUILD}")
-
-    mismatch = contract_mismatch(manifest)
-    if mismatch:
-        raise refuse(f"built with another data contract ({mismatch})")
 
     if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != PACKED_BYTES:
         older = " (built before onsets were stored)" if packed.ndim == 2 and \
@@ -302,7 +238,7 @@ class PhraseStore:
     @property
     def songs(self) -> list[str]:
         """Song names (MIDI paths relative to the MIDI folder) of this split."""
-        return read_manifest(self.out_dir)["split_songs"][self.split]
+        return Manifest.read(self.out_dir).songs_of(self.split)
 
     def __len__(self) -> int:
         self._open_rows()

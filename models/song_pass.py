@@ -33,9 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.contract import DRUM, N_PITCH, STEPS_PER_BAR
+from data.contract import N_PITCH, N_PITCHED, STEPS_PER_BAR
 
-N_PITCHED = DRUM - 1  # piano, guitar, bass, string
 N_CONTINUOUS = 9
 """Per-note numbers besides pitch and beat: log duration, log simultaneous starts, lowest,
 highest, velocity / 127 (0 when unused), log register prior of the 4 pitched instruments."""

@@ -1,9 +1,10 @@
 """Shared, session-scoped fixtures: a phrase set built from the demo corpus and a tiny
-trained separator + decoder. Built once per test session and reused by every test that
-needs real data or real checkpoints."""
+trained separator + decoder (and a song pass trained on it). Built once per test session
+and reused by every test that needs real data or real checkpoints."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,21 @@ def tiny_run(tiny_config: Config, tiny_dataset: Path) -> Config:
     train_separator(tiny_config)
     train_decoder(tiny_config)
     return tiny_config
+
+
+@pytest.fixture(scope="session")
+def song_pass_run(tiny_run: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny separator with a song pass trained for a few steps on two demo songs."""
+    folder = tmp_path_factory.mktemp("song_pass")
+    from utils import song_pass_training
+    from utils.core.checkpoints import find_checkpoint
+
+    separator = find_checkpoint(tiny_run, "separator")
+    decoder = find_checkpoint(tiny_run, "decoder")
+    config = folder / "cfg.json"
+    config.write_text(json.dumps({**tiny_run.to_dict(), "model_dir": str(folder / "models"),
+                                  "transunet_model_path": str(separator),
+                                  "decoder_model_path": str(decoder),
+                                  "song_pass_steps": 3}))
+    assert song_pass_training.main(["--config", str(config), "--limit", "2", "--no-progress"]) == 0
+    return config

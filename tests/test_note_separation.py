@@ -17,15 +17,11 @@ import torch
 from data.contract import BASS, DRUM, GUITAR, N_MUSIC, N_PITCH, PIANO, RENDER_PROGRAM, STRING
 from data.midi import SongNotes, load_mixture, notes_from_score, read_notes
 from data.roll import window_starts
-from utils.separation.notes import (
-    DECIDED_BY,
-    assign_notes,
-    note_grid,
-    output_paths,
-    separate_midi_file,
-    separate_notes,
-)
-from utils.separation.separator import song_prob_chunks
+from tests.fixtures_separation import separate_file
+from utils.separation.file_outputs import output_paths
+from utils.separation.first_pass import MixtureSong, note_grid
+from utils.separation.notes import DECIDED_BY, assign_notes, separate_notes
+from utils.separation.windows import song_prob_chunks
 
 TPQ = 480
 
@@ -94,8 +90,8 @@ def note_tuples(notes: SongNotes) -> list[tuple[int, int, int, int]]:
                          ids=["random0", "random1", "drum_everywhere", "silent"])
 def test_every_input_note_comes_back_once(prob_fn, tmp_path: Path) -> None:
     song = expressive_song(tmp_path / "song.mid")
-    out = separate_midi_file(prob_fn, song, tmp_path / "out", batch_size=2,
-                             sample_rate=8000, reference=True)
+    out = separate_file(prob_fn, song, tmp_path / "out", batch_size=2,
+                        sample_rate=8000, reference=True)
     original = read_notes(song)
     separated = read_notes(out.paths["midi"])
     assert note_tuples(separated) == note_tuples(original)  # drums included
@@ -118,7 +114,7 @@ def test_every_input_note_comes_back_once(prob_fn, tmp_path: Path) -> None:
 
 def test_separated_file_loads_in_pretty_midi_mido_and_symusic(tmp_path: Path) -> None:
     song = expressive_song(tmp_path / "song.mid")
-    out = separate_midi_file(random_probs(3), song, tmp_path / "out", sample_rate=8000)
+    out = separate_file(random_probs(3), song, tmp_path / "out", sample_rate=8000)
     data = out.paths["midi"].read_bytes()
     original = read_notes(song)
     want = note_tuples(original)
@@ -176,7 +172,7 @@ def test_a_note_takes_the_mean_over_its_cells_across_chunks() -> None:
     mixture[2:7, 10] = True
     acc = note_grid(notes, t)
     feed(acc, probs, mixture, cut=3)  # the first note spans both chunks
-    result = assign_notes(acc, notes)
+    result = assign_notes(acc, MixtureSong(notes, mixture))
     assert result.instrument.tolist() == [BASS, GUITAR]
     np.testing.assert_allclose(result.probs[0, [PIANO - 1, BASS - 1]], [0.35, 0.55], atol=1e-6)
     assert [DECIDED_BY[d] for d in result.decided_by] == ["model", "model"]
@@ -201,12 +197,12 @@ def test_short_notes_out_of_range_notes_and_drums() -> None:
     probs[0, 63] = [0.9, 0.0, 0.0, 0.0, 0.1]  # the model thinks the kick is a piano
     acc = note_grid(notes, t)
     feed(acc, probs, mixture, cut=1)
-    result = assign_notes(acc, notes)
+    result = assign_notes(acc, MixtureSong(notes, mixture))
     assert result.instrument.tolist() == [GUITAR, BASS, PIANO, DRUM, DRUM]
     assert [DECIDED_BY[d] for d in result.decided_by] == [
         "model", "nearest_row", "nearest_row", "drum_channel", "drum_channel"]
     assert np.isnan(result.probs[4]).all()  # no cell for the unkept drum key
-    by_model = assign_notes(acc, notes, drums_by_model=True)
+    by_model = assign_notes(acc, MixtureSong(notes, mixture), drums_by_model=True)
     assert by_model.instrument.tolist() == [GUITAR, BASS, PIANO, PIANO, DRUM]
     assert DECIDED_BY[by_model.decided_by[3]] == "model"
 
@@ -244,8 +240,8 @@ def test_separate_notes_matches_direct_accumulation(tmp_path: Path) -> None:
     song = expressive_song(tmp_path / "song.mid")
     mixture, _, _ = load_mixture(song)
     notes = read_notes(song)
-    a = separate_notes(random_probs(9), mixture, notes, batch_size=1)
-    b = separate_notes(random_probs(9), mixture, notes, batch_size=64)
+    a = separate_notes(random_probs(9), MixtureSong(notes, mixture), batch_size=1)
+    b = separate_notes(random_probs(9), MixtureSong(notes, mixture), batch_size=64)
     np.testing.assert_array_equal(a.instrument, b.instrument)
     np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
 
@@ -253,8 +249,8 @@ def test_separate_notes_matches_direct_accumulation(tmp_path: Path) -> None:
 def test_json_bars_and_overwrite(tmp_path: Path) -> None:
     song = expressive_song(tmp_path / "song.mid")
     out_dir = tmp_path / "out"
-    out = separate_midi_file(random_probs(2), song, out_dir, write_json=True, bars=(2, 3),
-                             sample_rate=8000)
+    out = separate_file(random_probs(2), song, out_dir, write_json=True, bars=(2, 3),
+                        sample_rate=8000)
     assert out.excerpt == (2, 3)
     assert set(out.paths) == {"midi", "wav", "mixture_wav", "png", "json"}
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
@@ -273,13 +269,13 @@ def test_json_bars_and_overwrite(tmp_path: Path) -> None:
                if original.is_drum[original.track == n["track"]].all())
     before = {p.name: p.stat().st_mtime_ns for p in out_dir.iterdir()}
     with pytest.raises(FileExistsError, match="overwrite"):
-        separate_midi_file(random_probs(2), song, out_dir, write_json=True)
+        separate_file(random_probs(2), song, out_dir, write_json=True)
     assert {p.name: p.stat().st_mtime_ns for p in out_dir.iterdir()} == before
-    again = separate_midi_file(random_probs(4), song, out_dir, overwrite=True,
-                               sample_rate=8000)
+    again = separate_file(random_probs(4), song, out_dir, overwrite=True,
+                          sample_rate=8000)
     assert again.excerpt == (1, 6)  # the default: 16 bars from the first that holds notes
     with pytest.raises(ValueError, match="bars 9:9"):
-        separate_midi_file(random_probs(2), song, tmp_path / "other", bars=(9, 9))
+        separate_file(random_probs(2), song, tmp_path / "other", bars=(9, 9))
     assert not (tmp_path / "other").exists()
 
 
@@ -309,7 +305,7 @@ def test_stitching_memory_is_flat_in_song_length() -> None:
 def test_progress_bar_in_windows_per_second(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     song = expressive_song(tmp_path / "song.mid")
-    separate_midi_file(random_probs(0), song, tmp_path / "out", sample_rate=8000,
-                       progress=True)
+    separate_file(random_probs(0), song, tmp_path / "out", sample_rate=8000,
+                  progress=True)
     err = capsys.readouterr().err
     assert "separating" in err and "window/s" in err

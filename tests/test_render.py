@@ -13,16 +13,8 @@ from matplotlib.colors import to_rgb
 
 import utils.rendering.audio as render
 from data.contract import PITCH_LOW
-from utils.rendering.audio import (
-    COLORS,
-    excerpt_steps,
-    fluidsynth_missing,
-    parse_bars,
-    plot_comparison,
-    roll_image,
-    synthesize,
-    write_wav,
-)
+from utils.rendering.audio import fluidsynth_missing, midi_to_audio, write_wav
+from utils.rendering.pictures import COLORS, excerpt_steps, parse_bars, plot_comparison, roll_image
 
 FS = 8000
 
@@ -43,7 +35,7 @@ def _rms(audio: np.ndarray) -> float:
 
 
 def test_sine_synthesis(short_midi):
-    audio, used = synthesize(short_midi, FS, method="sine")
+    audio, used = midi_to_audio(short_midi, FS, method="sine")
     assert used == "sine" and audio.dtype == np.float32 and audio.ndim == 1
     assert audio.size >= int(0.5 * FS)
     assert _rms(audio) > 1e-2 and np.abs(audio).max() == pytest.approx(0.9)
@@ -51,26 +43,26 @@ def test_sine_synthesis(short_midi):
 
 @pytest.mark.skipif(fluidsynth_missing() is not None, reason="FluidSynth not installed")
 def test_fluidsynth_synthesis(short_midi):
-    audio, used = synthesize(short_midi, FS, method="fluidsynth")
+    audio, used = midi_to_audio(short_midi, FS, method="fluidsynth")
     assert used == "fluidsynth" and audio.dtype == np.float32
     assert _rms(audio) > 1e-2
-    auto, used_auto = synthesize(short_midi, FS)
+    auto, used_auto = midi_to_audio(short_midi, FS)
     assert used_auto == "fluidsynth" and auto.shape == audio.shape
 
 
 def test_auto_falls_back_to_sine_with_a_warning(short_midi, monkeypatch):
     monkeypatch.setattr(render, "fluidsynth_missing", lambda: "libfluidsynth3 not found")
     with pytest.warns(UserWarning, match="libfluidsynth3 not found"):
-        audio, used = synthesize(short_midi, FS)
+        audio, used = midi_to_audio(short_midi, FS)
     assert used == "sine" and _rms(audio) > 1e-2
     with pytest.raises(RuntimeError, match="libfluidsynth3 not found"):
-        synthesize(short_midi, FS, method="fluidsynth")
+        midi_to_audio(short_midi, FS, method="fluidsynth")
 
 
 def test_synthesize_options_and_empty_midi():
     with pytest.raises(ValueError, match="method"):
-        synthesize(pretty_midi.PrettyMIDI(), FS, method="organ")
-    audio, _ = synthesize(pretty_midi.PrettyMIDI(), FS, method="sine")
+        midi_to_audio(pretty_midi.PrettyMIDI(), FS, method="organ")
+    audio, _ = midi_to_audio(pretty_midi.PrettyMIDI(), FS, method="sine")
     assert audio.size >= 1 and not audio.any()
 
 
@@ -130,7 +122,7 @@ def test_missing_binding_is_detected_and_named(short_midi, monkeypatch):
     monkeypatch.setitem(sys.modules, "fluidsynth", None)  # makes `import fluidsynth` fail
     assert "pyfluidsynth" in fluidsynth_missing()
     with pytest.warns(UserWarning, match="pyfluidsynth"):
-        _, used = synthesize(short_midi, FS)
+        _, used = midi_to_audio(short_midi, FS)
     assert used == "sine"
 
 

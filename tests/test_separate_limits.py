@@ -20,13 +20,18 @@ import symusic
 import torch
 
 import separate
-import utils.separation.notes as note_separation
+import utils.separation.file_outputs as file_outputs
+import utils.separation.midi_files as midi_files
 from data.contract import N_MUSIC, PIANO
 from data.fileio import CLAIM_GLOB, OutputsBusy, claim_outputs, claim_path
 from data.midi import MidiError, read_notes, read_score
 from data.notes import overlap_layers
+from tests.fixtures_separation import separate_file
 from utils.rendering.audio import AudioNotes, fluidsynth_missing, render_notes, write_wav
-from utils.separation.notes import Limits, check_outputs, output_paths, separate_midi_file
+from utils.separation.file_outputs import check_outputs, output_paths
+from utils.separation.first_pass import MixtureSong
+from utils.separation.midi_files import Limits
+from utils.separation.notes import NoteAssignment, NoteSeparator
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tiny.json"
@@ -57,15 +62,14 @@ def midi_file(path: Path, notes: list[tuple[int, int, int]], *, tpq: int = 480,
 
 
 class Piano:
-    """A separator that says "piano" everywhere, counting the windows it is shown."""
-
-    batch_size = 64
-    device = torch.device("cpu")
-    song_context = (0.0, 3.0)  # no song-level second pass
-    song_pass = None
+    """A separator that says "piano" everywhere, counting the windows it is shown (no
+    song-level second pass)."""
 
     def __init__(self) -> None:
         self.windows = 0
+
+    def separate_notes(self, song: MixtureSong, **options: bool) -> NoteAssignment:
+        return NoteSeparator(self.probs).separate_notes(song, **options)
 
     def probs(self, batch: torch.Tensor) -> torch.Tensor:
         self.windows += batch.shape[0]
@@ -134,8 +138,8 @@ def test_far_note_file_costs_its_notes_not_its_length(tmp_path: Path) -> None:
                      tempo=0xFFFFFF)
     assert song.stat().st_size < 400
     model = Piano()
-    out = separate_midi_file(model.probs, song, tmp_path / "out", sample_rate=FS,
-                             bars=(1, 1999), limits=Limits(max_audio_seconds=2.0))
+    out = separate_file(model.probs, song, tmp_path / "out", sample_rate=FS,
+                        bars=(1, 1999), limits=Limits(max_audio_seconds=2.0))
     assert model.windows <= 2 * 64  # the batches holding the two notes' windows
     for key in ("wav", "mixture_wav"):
         assert wav_info(out.paths[key]) == (FS, 2 * FS)
@@ -189,8 +193,8 @@ def test_overlapping_layers_render_once_and_controllers_are_copied_once(
         renders.append(audio_notes)
         return render_notes(audio_notes, *args, **kwargs)
 
-    monkeypatch.setattr(note_separation, "render_notes", counting)
-    out = separate_midi_file(Piano().probs, song, tmp_path / "out", sample_rate=FS)
+    monkeypatch.setattr(file_outputs, "render_notes", counting)
+    out = separate_file(Piano().probs, song, tmp_path / "out", sample_rate=FS)
     assert len(renders) == 2  # the separated audio and the mixture, one pass each
     assert all(set(r.channel.tolist()) == {0} and r.control_time.size == 2000 for r in renders)
     assert len(out.tracks) == 300 and [t.n_controls for t in out.tracks] == [2000] + [0] * 299
@@ -207,7 +211,7 @@ def test_deeper_overlaps_than_the_limit_are_refused_before_the_work(tmp_path: Pa
     song = midi_file(tmp_path / "deep.mid", [(i, i + 1000, 60) for i in range(50)])
     model = Piano()
     with pytest.raises(MidiError, match="50 notes of one pitch sound at once.*--max-overlap"):
-        separate_midi_file(model.probs, song, tmp_path / "out", limits=Limits(max_overlap=20))
+        separate_file(model.probs, song, tmp_path / "out", limits=Limits(max_overlap=20))
     assert model.windows == 0 and not (tmp_path / "out").exists()
 
 
@@ -220,8 +224,8 @@ def test_song_past_pretty_midis_tick_check_is_separated(tmp_path: Path) -> None:
                      tpq=tpq)
     with pytest.raises(ValueError, match="likely corrupt"):
         pretty_midi.PrettyMIDI(str(song))  # what the audio used to go through
-    out = separate_midi_file(Piano().probs, song, tmp_path / "out", sample_rate=FS,
-                             limits=Limits(max_audio_seconds=3.0))
+    out = separate_file(Piano().probs, song, tmp_path / "out", sample_rate=FS,
+                        limits=Limits(max_audio_seconds=3.0))
     assert all(p.is_file() for p in out.paths.values())
     assert note_tuples(out.paths["midi"]) == note_tuples(song)
     assert wav_info(out.paths["wav"]) == (FS, 3 * FS)
@@ -236,9 +240,9 @@ def test_note_count_is_checked_before_any_array_of_the_song(
     def never(*args: object) -> None:
         raise AssertionError("the notes were built")
 
-    monkeypatch.setattr(note_separation, "notes_from_score", never)
+    monkeypatch.setattr(midi_files, "notes_from_score", never)
     with pytest.raises(MidiError, match="3,000 notes, over the limit of 1,000") as exc:
-        separate_midi_file(Piano().probs, song, tmp_path / "out", limits=Limits(max_notes=1000))
+        separate_file(Piano().probs, song, tmp_path / "out", limits=Limits(max_notes=1000))
     assert exc.value.reason == "too_many_notes"
     code, stdout, err = run_cli([str(song), "-o", str(tmp_path / "cli"), "--max-notes", "1000"],
                                 capsys)
@@ -318,7 +322,7 @@ def test_a_second_run_into_the_same_outputs_is_refused(
     paths = output_paths(song, out)
     with claim_outputs(paths.values()):  # a first run, still working
         with pytest.raises(OutputsBusy, match="being written by another run"):
-            separate_midi_file(Piano().probs, song, out, sample_rate=FS)
+            separate_file(Piano().probs, song, out, sample_rate=FS)
         code, _, err = run_cli([str(song), "-o", str(out), "--sample-rate", str(FS)], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1
         assert "being written by another run" in err
@@ -337,9 +341,9 @@ def test_a_failed_run_leaves_no_output_temporary_or_claim(
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(note_separation, "plot_comparison", disk_full)
+    monkeypatch.setattr(midi_files, "plot_comparison", disk_full)
     with pytest.raises(OSError, match="No space"):
-        separate_midi_file(Piano().probs, song, tmp_path / "out", sample_rate=FS)
+        separate_file(Piano().probs, song, tmp_path / "out", sample_rate=FS)
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -357,7 +361,7 @@ def test_sample_rate_out_of_range_is_refused_up_front(
 
 def test_wav_header_says_the_rate_rendered(tmp_path: Path) -> None:
     song = midi_file(tmp_path / "song.mid", [(0, 480, 60), (480, 960, 64)])
-    out = separate_midi_file(Piano().probs, song, tmp_path / "out", sample_rate=192_000)
+    out = separate_file(Piano().probs, song, tmp_path / "out", sample_rate=192_000)
     rate, frames = wav_info(out.paths["wav"])
     assert rate == out.sample_rate and frames == pytest.approx(2.0 * rate, abs=2)  # 1 s + tail
     if fluidsynth_missing() is None:  # FluidSynth renders at most 96 kHz: said, not hidden
@@ -370,12 +374,12 @@ def test_wav_header_says_the_rate_rendered(tmp_path: Path) -> None:
 # --- minor ------------------------------------------------------------------------------
 def test_long_input_names_fit_and_overlong_ones_are_refused_first(tmp_path: Path) -> None:
     song = midi_file(tmp_path / ("n" * 230 + ".mid"), [(0, 480, 60)])
-    out = separate_midi_file(Piano().probs, song, tmp_path / "out", sample_rate=FS)
+    out = separate_file(Piano().probs, song, tmp_path / "out", sample_rate=FS)
     assert all(p.is_file() for p in out.paths.values())
     longer = midi_file(tmp_path / ("n" * 245 + ".mid"), [(0, 480, 60)])
     model = Piano()
     with pytest.raises(ValueError, match="over the 255 a file name may have"):
-        separate_midi_file(model.probs, longer, tmp_path / "other")
+        separate_file(model.probs, longer, tmp_path / "other")
     assert model.windows == 0 and not (tmp_path / "other").exists()
 
 

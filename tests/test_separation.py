@@ -10,7 +10,9 @@ from data.contract import N_MUSIC, N_PITCH, PHRASE_STEPS
 from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion
 from models.transunet import TransUNet
-from utils.separation.separator import Separator, resolve_device, song_prob_chunks
+from utils.separation.devices import resolve_device
+from utils.separation.separator import Separator
+from utils.separation.windows import song_prob_chunks
 
 
 def random_mixture(n_steps: int, seed: int = 0, density: float = 0.1) -> np.ndarray:

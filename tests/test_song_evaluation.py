@@ -22,8 +22,8 @@ from utils.evaluation.songs import (
     score_songs,
     song_model_row,
     song_truth,
-    split_songs,
 )
+from utils.separation.notes import NoteSeparator
 
 TPQ = 480
 
@@ -82,7 +82,7 @@ def test_song_scores_against_a_hand_count(tmp_path: Path) -> None:
     train_split(tmp_path)
     rules = {name: pitched_rule(b) for name, b in fit_train_baselines(tmp_path).items()}
     song = song_truth(counted_song(tmp_path / "song.mid"), "song.mid")
-    rows = score_songs(low_is_bass, rules, [song], batch_size=4)
+    rows = score_songs(NoteSeparator(low_is_bass, batch_size=4), rules, [song])
     assert list(rows) == [song_model_row(), "most_common", "zone", "pitch_row"]
     model = rows[song_model_row()]
     # piano at 72 (row 48) right; piano at 50 (row 26) -> bass, wrong; bass and drums right
@@ -120,17 +120,6 @@ def test_pitched_rule_never_gives_drums() -> None:
 def test_confusion_metrics_with_nothing_to_count() -> None:
     empty = NoteConfusion().compute()
     assert empty["notes"] == 0 and empty["note_accuracy"] == 1.0 and empty["macro_f1"] == 1.0
-
-
-def test_split_songs_reads_the_manifest(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="manifest"):
-        split_songs(tmp_path, "test")
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"split_songs": {"test": ["a/b.mid"]}, "settings": {"midi_dir": "x", "melody_json": None}}))
-    assert split_songs(tmp_path, "test") == (Path("x"), ["a/b.mid"], None, False)
-    (tmp_path / "manifest.json").write_text("{}")
-    with pytest.raises(ValueError, match="re-run the build"):
-        split_songs(tmp_path, "test")
 
 
 def test_evaluate_songs_command(tiny_run: Config, tmp_path: Path,

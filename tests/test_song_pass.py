@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,11 @@ import torch
 import evaluate
 from models.song_pass import N_CONTINUOUS, SongPassNet, SongPassSpec
 from utils.core import checkpoints as checkpoints
-from utils.core.checkpoints import BASELINES_FILE, find_checkpoint
-from utils.core.config import Config, ConfigError, load_config
+from utils.core.checkpoints import BASELINES_FILE
+from utils.core.config import ConfigError, load_config
 from utils.pretrained import export_model
-from utils.separation.register_prior import song_prior
+from utils.separation.first_pass import FirstPass
+from utils.separation.register_prior import RegisterPrior, song_prior
 from utils.separation.separator import Separator
 from utils.separation.song_pass import (
     LOG_FLOOR,
@@ -28,15 +30,15 @@ from utils.separation.song_pass import (
     network_digest,
     note_features,
 )
-from utils.song_pass_training import IGNORE, FirstPassSong, Sequences
+from utils.song_pass_training import IGNORE, Sequences, TrainingSong
 from utils.song_pass_training import main as train_main
 
 TINY = SongPassSpec(width=16, levels=2, stacks=1)
 
 
-def _song() -> dict[str, np.ndarray]:
+def _song() -> FirstPass:
     """Five notes: a chord of three at step 16, a note at step 2 and a drum note."""
-    return {
+    return FirstPass(**{
         "probs": np.array([[0.6, 0.2, 0.1, 0.1, 0.0],   # note 0
                            [0.1, 0.1, 0.7, 0.1, 0.0],   # note 1
                            [0.2, 0.2, 0.2, 0.2, 0.2],   # note 2: drum channel
@@ -46,15 +48,16 @@ def _song() -> dict[str, np.ndarray]:
         "first": np.array([16, 16, 16, 2, 16]),
         "stop": np.array([20, 32, 17, 3, 18]),
         "velocity": np.array([100, 64, 127, 1, 90]),
+        "pitched": np.array([True, True, False, True, True]),
         "chosen": np.array([True, True, False, True, True]),
         "row_sums": np.zeros((72, 5)),
-    }
+    })
 
 
 def test_note_features_cell_by_cell() -> None:
     song = _song()
-    song["row_sums"][10, 2] = 5.0  # bass plays row 10 in this song
-    f = note_features(**song, use_velocity=True)
+    song.row_sums[10, 2] = 5.0  # bass plays row 10 in this song
+    f = note_features(song, use_velocity=True)
     # sorted by start step, then row; the drum note is not chosen
     assert f.order.tolist() == [3, 1, 4, 0]
     assert f.rows.tolist() == [30, 10, 20, 40]
@@ -66,14 +69,14 @@ def test_note_features_cell_by_cell() -> None:
     assert n[:, 2].tolist() == [1, 1, 0, 0]  # lowest of its start
     assert n[:, 3].tolist() == [1, 0, 0, 1]  # highest of its start
     np.testing.assert_allclose(n[:, 4], np.array([1, 64, 90, 100]) / 127.0, rtol=1e-6)
-    prior = song_prior(song["row_sums"], PRIOR_WIDTH)
+    prior = song_prior(song.row_sums, PRIOR_WIDTH)
     np.testing.assert_allclose(n[:, 5:], np.log(prior[[30, 10, 20, 40]] + LOG_FLOOR), rtol=1e-5)
     assert prior[10].argmax() == 2  # row 10 leans to bass
     # first-pass log probabilities over the 4 pitched instruments; NaN reads uniform
     expected = np.array([[0.25] * 4, [0.1, 0.1, 0.7, 0.1], [0.0, 0.5, 0.0, 0.5],
                          [0.6, 0.2, 0.1, 0.1]])
     np.testing.assert_allclose(f.log_probs, np.log(expected + LOG_FLOOR), rtol=1e-5)
-    without = note_features(**song, use_velocity=False)
+    without = note_features(song, use_velocity=False)
     assert (without.numbers[:, 4] == 0).all()
 
 
@@ -95,8 +98,8 @@ def test_network_reads_a_song_alike_alone_or_padded() -> None:
 def test_apply_changes_only_the_chosen_pitched_notes() -> None:
     torch.manual_seed(0)
     song = _song()
-    out = SongPass(SongPassNet(TINY).eval()).apply(**song)
-    probs = song["probs"]
+    out = SongPass(SongPassNet(TINY).eval()).decide(song)
+    probs = song.probs
     for i in (2,):  # not chosen: as given
         np.testing.assert_array_equal(out[i], probs[i])
     np.testing.assert_array_equal(out[:, 4], probs[:, 4])  # the drum column stays
@@ -116,32 +119,17 @@ def test_a_bad_song_pass_file_is_one_line(tmp_path: Path) -> None:
         load_song_pass(bad)
 
 
-@pytest.fixture(scope="module")
-def song_pass_run(tiny_run: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny separator with a song pass trained for a few steps on two demo songs."""
-    folder = tmp_path_factory.mktemp("song_pass")
-    separator = find_checkpoint(tiny_run, "separator")
-    decoder = find_checkpoint(tiny_run, "decoder")
-    config = folder / "cfg.json"
-    config.write_text(json.dumps({**tiny_run.to_dict(), "model_dir": str(folder / "models"),
-                                  "transunet_model_path": str(separator),
-                                  "decoder_model_path": str(decoder),
-                                  "song_pass_steps": 3}))
-    assert train_main(["--config", str(config), "--limit", "2", "--no-progress"]) == 0
-    return config
-
-
 def test_trained_song_pass_is_used_for_its_separator(song_pass_run: Path) -> None:
     cfg = load_config(song_pass_run)
     path = Path(cfg.model_dir) / SONG_PASS_FILE
     record = load_song_pass(path).trained
     assert record["steps"] == 3 and record["train_songs"] <= 2 and record["seed"] == cfg.seed
     separator = Separator.from_config(cfg, "cpu")
-    assert separator.song_pass is not None
+    assert isinstance(separator.second_pass, SongPass)
     assert record["separator_digest"] == network_digest(separator.model)
     assert "learned song pass" in separator.describe()
     off = Separator.from_config(load_config(song_pass_run, overrides={"song_pass": False}), "cpu")
-    assert off.song_pass is None
+    assert isinstance(off.second_pass, RegisterPrior)
     # scored song by song with it, and the report says so
     assert evaluate.main(["--config", str(song_pass_run), "--songs", "--limit", "1",
                           "--no-progress"]) == 0
@@ -161,7 +149,7 @@ def test_song_pass_of_another_separator_is_not_used(song_pass_run: Path,
     torch.save(state, other / SONG_PASS_FILE)
     moved = load_config(song_pass_run, overrides={"model_dir": str(other)})
     separator = Separator.from_config(moved, "cpu")
-    assert separator.song_pass is None
+    assert not isinstance(separator.second_pass, SongPass)
     err = capsys.readouterr().err
     assert f"warning: {other / SONG_PASS_FILE} was trained on another separator" in err
 
@@ -191,17 +179,15 @@ def test_export_ships_the_song_pass_with_its_separator(
                                                   "transunet_model_path": "",
                                                   "decoder_model_path": ""})
     separator = Separator.from_config(fresh, "cpu")
-    assert separator.song_pass is not None
-    assert separator.song_pass.source == str(out / SONG_PASS_FILE)
+    assert isinstance(separator.second_pass, SongPass)
+    assert separator.second_pass.source == str(out / SONG_PASS_FILE)
 
 
 def test_training_batches_rescale_velocities_per_instrument() -> None:
     song = _song()
-    first_pass = FirstPassSong(probs=song["probs"].astype(np.float32), rows=song["rows"],
-                               first=song["first"], stop=song["stop"],
-                               velocity=np.array([50, 60, 127, 40, 80]),
-                               chosen=song["chosen"], row_sums=song["row_sums"],
-                               target=np.array([1, 3, 5, 1, 5]))
+    first_pass = TrainingSong(replace(song, probs=song.probs.astype(np.float32),
+                                      velocity=np.array([50, 60, 127, 40, 80])),
+                              target=np.array([1, 3, 5, 1, 5]))
     seqs = Sequences.of([first_pass], use_velocity=True)
     # order: notes 3, 1, 4, 0; note 4 is on a pitched track scored as drums: left out
     assert seqs.targets[0].tolist() == [0, 2, IGNORE, 0]

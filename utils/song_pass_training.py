@@ -28,7 +28,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from data.contract import N_PITCHED
 from data.errors import InputError
 from data.fileio import atomic_write
-from data.store import MANIFEST_NAME
-from models.song_pass import N_PITCHED, SongPassNet, SongPassSpec
+from data.manifest import Manifest
+from models.song_pass import SongPassNet, SongPassSpec
 from utils.core.cli import command
 from utils.core.config import Config, load_config
 from utils.evaluation.songs import SongTruth, SplitSongs
-from utils.separation.notes import first_pass_probs, note_probabilities
-from utils.separation.separator import Separator, add_device_option
+from utils.separation.devices import add_device_option
+from utils.separation.first_pass import FirstPass, MixtureSong, note_probabilities
+from utils.separation.separator import Separator
 from utils.separation.song_pass import (
     SONG_PASS_FILE,
     VELOCITY,
@@ -66,63 +68,52 @@ IGNORE = -100  # target of padding
 
 
 @dataclass
-class FirstPassSong:
-    """One song's notes after the first pass, with their true instruments.
+class TrainingSong:
+    """One song's first pass, with its notes' true instruments.
 
     Attributes:
-        probs: float32 ``[K, 5]`` first-pass probabilities (:func:`first_pass_probs`).
-        rows, first, stop, velocity: int64 ``[K]`` as ``song_pass.note_features``.
-        chosen: bool ``[K]`` the song's pitched, scored notes.
-        row_sums: float32 ``[72, 5]`` the song's probability sums per row.
+        first_pass: the song's first pass (:class:`utils.separation.first_pass.FirstPass`),
+            its probabilities and row sums float32 (as cached); ``chosen`` are the song's
+            pitched, scored notes.
         target: int64 ``[K]`` true class 1..5, -1 where not scored.
     """
 
-    probs: np.ndarray
-    rows: np.ndarray
-    first: np.ndarray
-    stop: np.ndarray
-    velocity: np.ndarray
-    chosen: np.ndarray
-    row_sums: np.ndarray
+    first_pass: FirstPass
     target: np.ndarray
 
     def features(self, use_velocity: bool) -> tuple[SongNoteFeatures, np.ndarray]:
         """The network's inputs and int64 targets 0..3 of the chosen notes, in order (a
         note whose true class is not a pitched instrument: :data:`IGNORE`, as the pitched
         note accuracy leaves it out)."""
-        feats = note_features(self.probs, self.rows, self.first, self.stop, self.velocity,
-                              self.chosen, self.row_sums, use_velocity)
+        feats = note_features(self.first_pass, use_velocity)
         target = self.target[feats.order] - 1
         return feats, np.where((target >= 0) & (target < N_PITCHED), target, IGNORE)
 
 
-FIELDS = ("probs", "rows", "first", "stop", "velocity", "chosen", "row_sums", "target")
+FIRST_PASS_FIELDS = tuple(f.name for f in fields(FirstPass))
+CACHE_FORMAT = 2  # 2: the first pass as FirstPass records it (with ``pitched``)
 
 
-def first_pass_song(separator: Separator, song: SongTruth) -> FirstPassSong:
-    """Separate one song of a built split as the song-level evaluation does."""
-    scored = song.true > 0
-    acc = note_probabilities(separator.probs, song.mixture, song.notes, separator.batch_size,
-                             in_mixture=scored)
-    first, stop = song.notes.steps()
-    return FirstPassSong(probs=first_pass_probs(acc, song.notes).astype(np.float32),
-                         rows=acc.rows, first=first, stop=stop,
-                         velocity=song.notes.velocity.astype(np.int64),
-                         chosen=scored & ~song.notes.is_drum,
-                         row_sums=acc.row_sums.astype(np.float32), target=song.true)
+def first_pass_song(separator: Separator, song: SongTruth) -> TrainingSong:
+    """Separate one song of a built split as the song-level evaluation does (first pass)."""
+    scored = MixtureSong(song.notes, song.mixture, in_mixture=song.true > 0)
+    first_pass = FirstPass.of(note_probabilities(separator.probs, scored,
+                                                 separator.batch_size), scored)
+    compact = replace(first_pass, probs=first_pass.probs.astype(np.float32),
+                      row_sums=first_pass.row_sums.astype(np.float32))
+    return TrainingSong(compact, target=song.true)
 
 
 def first_pass_key(separator: Separator, data_dir: str, split: str, limit: int | None) -> str:
     """What a cached first pass depends on: the separator's weights and sampling, the
     dataset's manifest, the split and the song limit (16 hex digits)."""
-    manifest = hashlib.sha256((Path(data_dir) / MANIFEST_NAME).read_bytes()).hexdigest()
     parts = [network_digest(separator.model), separator.process.describe(separator.sampling),
-             manifest, split, limit]
+             Manifest.read(data_dir).digest(), split, limit, CACHE_FORMAT]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Path,
-                     progress: bool = True, limit: int | None = None) -> list[FirstPassSong]:
+                     progress: bool = True, limit: int | None = None) -> list[TrainingSong]:
     """The first pass over every song of a split, read from or written to ``cache``.
 
     The cache file's name holds :func:`first_pass_key`, so a retrained separator (other
@@ -132,25 +123,30 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     Raises:
         utils.core.config.ConfigError, data.errors.InputError: no manifest, no songs.
     """
-    split_songs = SplitSongs.checked(data_dir, split, limit)  # changed songs: a stale cache
+    songs_of_split = SplitSongs.checked(data_dir, split, limit)  # changed: a stale cache
     key = first_pass_key(separator, data_dir, split, limit)
     folder = Path(data_dir).resolve()
     path = cache / f"first_pass_{folder.parent.name}_{folder.name}_{split}_{key}.npz"
     if path.is_file():
         with np.load(path) as z:  # each z[key] reads its array again: read each once
-            stored = {name: z[name] for name in (*FIELDS, "counts")}
+            stored = {name: z[name] for name in (*FIRST_PASS_FIELDS, "target", "counts")}
         cuts = np.concatenate([[0], np.cumsum(stored["counts"])])
-        return [FirstPassSong(**{f: stored[f][i] if f == "row_sums" else
-                                 stored[f][cuts[i]:cuts[i + 1]] for f in FIELDS})
+        return [TrainingSong(FirstPass(**{f: stored[f][i] if f == "row_sums" else
+                                          stored[f][cuts[i]:cuts[i + 1]]
+                                          for f in FIRST_PASS_FIELDS}),
+                             target=stored["target"][cuts[i]:cuts[i + 1]])
                 for i in range(len(stored["counts"]))]
     songs = [first_pass_song(separator, truth)
-             for truth in tqdm(split_songs.truths(), total=len(split_songs.names), unit="song",
+             for truth in tqdm(songs_of_split.truths(), total=len(songs_of_split.names),
+                               unit="song",
                                desc=f"first pass {folder.parent.name}/{folder.name} {split}",
                                disable=not progress, dynamic_ncols=True)]
     arrays: dict[str, np.ndarray] = {
-        f: (np.stack([getattr(s, f) for s in songs]) if f == "row_sums" else
-            np.concatenate([getattr(s, f) for s in songs])) for f in FIELDS}
-    arrays["counts"] = np.array([s.probs.shape[0] for s in songs], dtype=np.int64)
+        f: (np.stack([getattr(s.first_pass, f) for s in songs]) if f == "row_sums" else
+            np.concatenate([getattr(s.first_pass, f) for s in songs]))
+        for f in FIRST_PASS_FIELDS}
+    arrays["target"] = np.concatenate([s.target for s in songs])
+    arrays["counts"] = np.array([s.target.shape[0] for s in songs], dtype=np.int64)
     cache.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: np.savez(f, **arrays))
     return songs
@@ -164,7 +160,7 @@ class Sequences:
     targets: list[np.ndarray]
 
     @classmethod
-    def of(cls, songs: list[FirstPassSong], use_velocity: bool) -> Sequences:
+    def of(cls, songs: list[TrainingSong], use_velocity: bool) -> Sequences:
         pairs = [s.features(use_velocity) for s in songs]
         keep = [(f, t) for f, t in pairs if len(f)]
         return cls([f for f, _ in keep], [t for _, t in keep])
@@ -290,8 +286,7 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
     """
     started = time.perf_counter()
     cfg.require_writable_dir("model_dir")
-    separator = Separator.from_config(cfg, device).with_settings(song_context=(0.0, 1.0),
-                                                                   song_pass=None)
+    separator = Separator.from_config(cfg, device)  # its first pass only
     data_dirs = list(cfg.song_pass_data) or [cfg.data_dir]
     cache = Path(cfg.model_dir) / CACHE_DIR
     train_songs = [s for d in data_dirs

@@ -39,20 +39,20 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm import tqdm
 
-from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC
+from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC, N_PITCHED
 from data.errors import InputError
+from data.manifest import REBUILD, DatasetError, Manifest
 from data.melody import load_melody_json, melody_program_for
 from data.midi import SongNotes, load_song, read_notes
 from data.notes import nearest_rows
 from data.preprocess import source_stat
-from data.store import MANIFEST_NAME, REBUILD, DatasetError, read_manifest
 from utils.core.config import Config
 from utils.evaluation.baselines import FITTED_BASELINES, Baseline
 from utils.evaluation.metrics import prf, ratio
 from utils.evaluation.phrases import Report, model_baselines, sampling_words
-from utils.separation.notes import N_PITCHED, separate_notes
-from utils.separation.separator import ProbFn, Separator
-from utils.separation.song_pass import SongPass
+from utils.separation.first_pass import MixtureSong
+from utils.separation.notes import SongSeparator
+from utils.separation.separator import Separator
 
 
 def song_model_row(kind: str = "diffusion") -> str:
@@ -193,29 +193,26 @@ def rule_predict(rule: np.ndarray, notes: SongNotes) -> np.ndarray:
 # ----------------------------------------------------------------------------------
 # Scoring songs
 # ----------------------------------------------------------------------------------
-def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[SongTruth],
-                batch_size: int = 64, progress: bool = False,
+def score_songs(separator: SongSeparator, rules: dict[str, np.ndarray],
+                songs: Iterable[SongTruth], *, progress: bool = False,
                 model_row: str = "diffusion (notes)", total: int | None = None,
-                per_instrument: np.ndarray | None = None,
-                song_context: tuple[float, float] = (0.0, 3.0),
-                song_pass: SongPass | None = None) -> dict[str, dict[str, float]]:
+                per_instrument: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Note metrics of the model and of each pitch rule over the scored notes of songs.
 
     Songs are read one at a time (``songs`` may be a generator), so memory does not grow
     with the number of songs.
 
     Args:
-        prob_fn: the model's window-probability function.
+        separator: separates a song note by note, its second pass included (a
+            :class:`utils.separation.separator.Separator`, or a
+            :class:`utils.separation.notes.NoteSeparator`).
         rules: ``{baseline name: pitch rule}`` (:func:`pitched_rule`).
         songs: the songs with their truth.
-        batch_size: windows separated at once.
         progress: show a progress bar in songs.
         model_row: the model's row name.
         total: the number of songs, for the progress bar.
         per_instrument: int64 ``[5]``, if given, counts the scored notes of each true
             instrument (added in place).
-        song_context: ``(weight, width)`` of the model's fixed song-level second pass.
-        song_pass: the model's learned song pass (used instead of ``song_context``).
 
     Returns:
         ``{system: metrics}``, the model first.
@@ -224,9 +221,7 @@ def score_songs(prob_fn: ProbFn, rules: dict[str, np.ndarray], songs: Iterable[S
     for song in tqdm(songs, unit="song", desc="songs", disable=not progress, total=total,
                      dynamic_ncols=True):
         scored = song.true > 0
-        result = separate_notes(prob_fn, song.mixture, song.notes, batch_size,
-                                in_mixture=scored, song_context=song_context,
-                                song_pass=song_pass)
+        result = separator.separate_notes(MixtureSong(song.notes, song.mixture, scored))
         confusion[model_row].update(song.true[scored], result.instrument[scored])
         for name, rule in rules.items():
             confusion[name].update(song.true[scored], rule_predict(rule, song.notes)[scored])
@@ -282,47 +277,19 @@ class SongEvaluation(Report):
         return ["Songs: " + ", ".join(self.songs), ""]
 
 
-def split_songs(data_dir: str | Path, split: str
-                ) -> tuple[Path, list[str], str | None, bool]:
-    """The songs of a built split, read from its ``manifest.json``.
-
-    Returns:
-        ``(midi_dir, songs, melody_json, melody_in_mixture)``: the MIDI folder the build
-        read, the split's songs relative to it, the melody JSON the build used (None if
-        none) and whether the build put the melody in the mixture.
-
-    Raises:
-        FileNotFoundError: no manifest; ValueError: a manifest without the split's songs.
-    """
-    path = Path(data_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest; build the dataset first "
-                                "(python -m utils.preprocess)")
-    manifest = read_manifest(data_dir)
-    try:
-        songs = list(manifest["split_songs"][split])
-        settings = manifest["settings"]
-        midi_dir = Path(settings["midi_dir"])
-    except (KeyError, TypeError):
-        raise DatasetError(f"{path}: no 'split_songs'/'settings' for the {split} split; "
-                         "re-run the build") from None
-    return (midi_dir, songs, settings.get("melody_json"),
-            bool(settings.get("melody_in_mixture", False)))
-
-
-def check_unchanged(data_dir: str | Path, midi_dir: Path, names: list[str]) -> None:
+def check_unchanged(manifest: Manifest, names: list[str]) -> None:
     """Refuse songs whose file changed since the build (its size or modification time).
 
     Raises:
-        data.store.DatasetError: naming the first changed file and how many changed.
+        data.manifest.DatasetError: naming the first changed file and how many changed.
     """
-    sources = read_manifest(data_dir).get("song_sources") or {}
+    sources, midi_dir = manifest.song_sources, manifest.midi_dir
     changed = [n for n in names if n in sources and sources[n] is not None
                and source_stat(midi_dir / n) != sources[n]]
     if changed:
-        raise DatasetError(f"{midi_dir / changed[0]}: changed since the build of {data_dir} "
-                           f"(size or modification time; {len(changed)} song(s)); "
-                           f"{REBUILD}")
+        raise DatasetError(f"{midi_dir / changed[0]}: changed since the build of "
+                           f"{manifest.folder} (size or modification time; {len(changed)} "
+                           f"song(s)); {REBUILD}")
 
 
 @dataclass
@@ -330,12 +297,14 @@ class SplitSongs:
     """The songs of a built split, checked, to be read one at a time with their truth.
 
     Attributes:
-        midi_dir: the MIDI folder the build read.
+        manifest: the build's manifest (its contract checked).
+        midi_dir: the MIDI folder the build read (:attr:`data.manifest.Manifest.midi_dir`).
         names: the songs (paths relative to ``midi_dir``), the first ``limit`` of the split.
         melody_in_mixture: the build's contract option.
         melody_table: the build's melody JSON, read (empty: none, the detector decides).
     """
 
+    manifest: Manifest
     midi_dir: Path
     names: list[str]
     melody_in_mixture: bool
@@ -347,20 +316,22 @@ class SplitSongs:
         changed since the build.
 
         Raises:
-            data.errors.InputError: no song; FileNotFoundError: no manifest or a song file
-            missing; data.store.DatasetError: a song changed since the build.
+            data.errors.InputError: no song; FileNotFoundError: a song file missing;
+            data.manifest.DatasetError: no manifest, one built with another data contract,
+            or a song changed since the build.
         """
-        midi_dir, names, melody_json, melody_in_mixture = split_songs(data_dir, split)
-        names = names[:limit]
+        manifest = Manifest.read(data_dir)
+        midi_dir, names = manifest.midi_dir, manifest.songs_of(split)[:limit]
         if not names:
             raise InputError(f"{data_dir}: the {split} split holds no songs")
         missing = [midi_dir / n for n in names if not (midi_dir / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{missing[0]}: song of the {split} split not found (the "
                                     "manifest's midi_dir)")
-        check_unchanged(data_dir, midi_dir, names)
+        check_unchanged(manifest, names)
+        melody_json = manifest.melody_json
         table = load_melody_json(melody_json) if melody_json else {}
-        return cls(midi_dir, names, melody_in_mixture, table)
+        return cls(manifest, midi_dir, names, manifest.melody_in_mixture, table)
 
     def truths(self) -> Iterator[SongTruth]:
         """Each song with its truth (:func:`song_truth`), read when asked for."""
@@ -395,12 +366,12 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     baselines, baseline_source = model_baselines(separator, cfg)
     rules = {name: pitched_rule(b) for name, b in baselines.items()}
     per = np.zeros(N_MUSIC, dtype=np.int64)
-    rows = score_songs(separator.probs, rules, songs.truths(), separator.batch_size, progress,
-                       song_model_row(separator.kind), total=len(songs.names),
-                       per_instrument=per, song_context=separator.song_context,
-                       song_pass=separator.song_pass)
+    rows = score_songs(separator, rules, songs.truths(), progress=progress,
+                       model_row=song_model_row(separator.kind), total=len(songs.names),
+                       per_instrument=per)
     settings = {**separator.settings(), "baselines": baseline_source,
-                "data_dir": str(data_dir), "midi_dir": str(songs.midi_dir),
+                "data_dir": str(data_dir),
+                "midi_dir": str(Path(songs.manifest.midi_dir_as_built)),
                 "melody_in_mixture": songs.melody_in_mixture}
     return SongEvaluation(split=split, songs=songs.names, rows=rows,
                           notes_by_instrument=dict(zip(MUSIC_INSTRUMENTS, per.tolist())),

@@ -18,11 +18,14 @@ user; the weight and width are chosen on validation songs (``bench/song_context.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import torch
 
-from data.contract import DRUM, N_PITCH
+from data.contract import N_PITCH, N_PITCHED
+from utils.separation.first_pass import FirstPass
 
-N_PITCHED = DRUM - 1  # piano, guitar, bass, string
 EPS = 1e-6
 
 
@@ -74,3 +77,48 @@ def apply_song_context(probs: np.ndarray, rows: np.ndarray, row_sums: np.ndarray
     total = first.sum(axis=1, keepdims=True)
     out[has, :N_PITCHED] = weighed / np.maximum(weighed.sum(axis=1, keepdims=True), EPS) * total
     return out
+
+
+@dataclass(frozen=True)
+class RegisterPrior:
+    """The fixed second pass: each pitched note weighed by its song's register prior.
+
+    Attributes:
+        weight: the prior's exponent (> 0; a weight of 0 is :class:`NoSecondPass`).
+        width: the prior's smoothing over rows, in semitones (> 0).
+    """
+
+    weight: float
+    width: float
+
+    def decide(self, first_pass: FirstPass) -> np.ndarray:
+        """float64 ``[K, 5]``: the pitched notes' probabilities weighed by the prior
+        (:func:`apply_song_context`); drum-channel notes as the first pass left them."""
+        return apply_song_context(first_pass.probs,
+                                  np.where(first_pass.pitched, first_pass.rows, -1),
+                                  first_pass.row_sums, self.weight, self.width)
+
+    def describe(self) -> str | None:
+        return None
+
+    def settings(self) -> dict[str, object]:
+        """What reports record of the second pass."""
+        return {"song_context": [self.weight, self.width], "song_pass": None}
+
+    def to(self, device: torch.device) -> RegisterPrior:
+        return self
+
+
+@dataclass(frozen=True)
+class NoSecondPass(RegisterPrior):
+    """No second pass: the first pass decides (the register prior at weight 0).
+
+    ``width`` is only recorded: reports name the width the config sets.
+    """
+
+    weight: float = 0.0
+    width: float = 1.0
+
+    def decide(self, first_pass: FirstPass) -> np.ndarray:
+        """float64 ``[K, 5]``: the first pass's probabilities, unchanged."""
+        return np.array(first_pass.probs, dtype=np.float64, copy=True)

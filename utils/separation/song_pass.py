@@ -1,6 +1,6 @@
 """The learned song pass at separation time: note features, loading, applying.
 
-After the first pass (:func:`utils.separation.notes.note_probabilities`), a trained
+After the first pass (:class:`utils.separation.first_pass.FirstPass`), a trained
 :class:`models.song_pass.SongPassNet` reads the song's pitched notes in time order and
 gives each its pitched instrument probabilities again (docs/method.md, "The song pass").
 Its weights live in ``song_pass.ckpt`` beside the separator's baselines (the model
@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from data.contract import N_PITCH, STEPS_PER_BAR
-from models.song_pass import N_CONTINUOUS, N_PITCHED, SongPassNet, SongPassSpec
+from data.contract import N_PITCH, N_PITCHED, STEPS_PER_BAR
+from models.song_pass import N_CONTINUOUS, SongPassNet, SongPassSpec
 from utils.core.config import ConfigError
+from utils.separation.first_pass import FirstPass
 from utils.separation.register_prior import song_prior
 
 SONG_PASS_FILE = "song_pass.ckpt"
@@ -58,25 +59,22 @@ class SongNoteFeatures:
         return int(self.order.size)
 
 
-def note_features(probs: np.ndarray, rows: np.ndarray, first: np.ndarray, stop: np.ndarray,
-                  velocity: np.ndarray, chosen: np.ndarray, row_sums: np.ndarray,
-                  use_velocity: bool) -> SongNoteFeatures:
-    """The song pass's inputs for the ``chosen`` notes of a song.
+def note_features(first_pass: FirstPass, use_velocity: bool) -> SongNoteFeatures:
+    """The song pass's inputs for the chosen notes of a song's first pass.
 
     Args:
-        probs: float ``[K, >=4]`` first-pass probabilities (pitched instruments first; NaN
-            reads as uniform).
-        rows: int ``[K]`` the row each note is read at (-1: none; such notes are left out).
-        first, stop: int ``[K]`` grid steps of each note (stop exclusive).
-        velocity: int ``[K]`` note-on velocities 1..127.
-        chosen: bool ``[K]`` the notes the pass decides (pitched notes of the mixture).
-        row_sums: float ``[72, 5]`` the song's first-pass probability sums per row
-            (:attr:`utils.separation.notes.NoteProbAccumulator.row_sums`).
+        first_pass: the song's first pass (:class:`utils.separation.first_pass.FirstPass`):
+            its probabilities (pitched instruments first; NaN reads as uniform), rows (-1:
+            none; such notes are left out), steps, velocities, the notes the pass decides
+            (``chosen``) and the song's probability sums per row.
         use_velocity: fill the velocity number (else 0).
 
     Returns:
         The :class:`SongNoteFeatures`, sorted by start step, then row.
     """
+    probs, rows, first, stop = (first_pass.probs, first_pass.rows, first_pass.first,
+                                first_pass.stop)
+    velocity, chosen, row_sums = first_pass.velocity, first_pass.chosen, first_pass.row_sums
     rows = np.asarray(rows, dtype=np.int64)
     idx = np.flatnonzero(np.asarray(chosen, dtype=bool) & (rows >= 0))
     first = np.asarray(first, dtype=np.int64)[idx]
@@ -114,11 +112,14 @@ class SongPass:
         net: the network, in eval mode.
         source: where it was read from, in words.
         trained: what its checkpoint says of its training (steps, data, scores).
+        register_prior: ``(weight, width)`` of the fixed second pass the config sets,
+            which this one replaces (reports record it).
     """
 
     net: SongPassNet
     source: str = "song pass given in code"
     trained: dict[str, Any] | None = None
+    register_prior: tuple[float, float] = (0.0, 1.0)
 
     @property
     def spec(self) -> SongPassSpec:
@@ -139,26 +140,27 @@ class SongPass:
                           torch.from_numpy(feats.log_probs)[None].to(device))[0]
         return torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
-    def apply(self, probs: np.ndarray, rows: np.ndarray, first: np.ndarray, stop: np.ndarray,
-              velocity: np.ndarray, chosen: np.ndarray, row_sums: np.ndarray) -> np.ndarray:
+    def decide(self, first_pass: FirstPass) -> np.ndarray:
         """The first pass's note probabilities with the chosen notes' pitched part replaced.
-
-        Args: as :func:`note_features` (``probs`` float ``[K, 5]``).
 
         Returns:
             float64 ``[K, 5]``: for every chosen note with a row, the network's pitched
             probabilities scaled to what the first pass's 4 summed to (so the drum column
             keeps its meaning); every other entry as given.
         """
-        out = np.array(probs, dtype=np.float64, copy=True)
-        feats = note_features(out, rows, first, stop, velocity, chosen, row_sums,
-                              self.spec.velocity)
+        out = np.array(first_pass.probs, dtype=np.float64, copy=True)
+        feats = note_features(replace(first_pass, probs=out), self.spec.velocity)
         if len(feats) == 0:
             return out
         total = np.nan_to_num(out[feats.order, :N_PITCHED], nan=0.0).sum(axis=1, keepdims=True)
         total = np.where(total > 0, total, 1.0)
         out[feats.order, :N_PITCHED] = self.pitched_probs(feats) * total
         return out
+
+    def settings(self) -> dict[str, object]:
+        """What reports record of the second pass: the register prior the config sets
+        (which this pass replaces) and this pass's file."""
+        return {"song_context": list(self.register_prior), "song_pass": self.source}
 
     def to(self, device: torch.device) -> SongPass:
         self.net.to(device)
