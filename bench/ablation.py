@@ -92,10 +92,25 @@ def parse_target(text: str) -> tuple[str, str, str]:
     return label, data_dir, split
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How long each variant trains.
+
+    Attributes:
+        steps: separator training steps per variant (batch size from the config).
+        decoder_steps: training steps of the diffusion row's decoder.
+        val_batches: validation batches per variant (one epoch, one checkpoint).
+    """
+
+    steps: int
+    decoder_steps: int
+    val_batches: int = 20
+
+
 def run_ablation(config_path: str | Path, melody_out_config: str | Path | None,
-                 out_dir: str | Path, steps: int, decoder_steps: int,
+                 out_dir: str | Path, budget: Budget,
                  targets: Sequence[tuple[str, str, str]], limit: int | None,
-                 variants: Sequence[Variant] = VARIANTS, val_batches: int = 20,
+                 variants: Sequence[Variant] = VARIANTS,
                  log: Callable[[str], Any] = print) -> dict[str, dict[str, dict[str, float]]]:
     """Train and score every variant; return ``{target label: {row: {metric: value}}}``.
 
@@ -103,12 +118,10 @@ def run_ablation(config_path: str | Path, melody_out_config: str | Path | None,
         config_path: the base config (data, network size, optimiser, sampling).
         melody_out_config: the config whose data keys the ``melody_out`` variants use.
         out_dir: each variant's checkpoints go to ``out_dir/<variant>``.
-        steps: separator training steps per variant (batch size from the config).
-        decoder_steps: training steps of the diffusion row's decoder.
+        budget: the training steps of each variant (:class:`Budget`).
         targets: ``(label, data_dir, split)`` of each song set scored.
         limit: songs scored per target (the first of each split); None = all.
         variants: the rows.
-        val_batches: validation batches per variant (one epoch, one checkpoint).
         log: where progress lines go.
 
     Returns:
@@ -116,6 +129,7 @@ def run_ablation(config_path: str | Path, melody_out_config: str | Path | None,
         variant's training mix (each variant's own baselines are fitted on the same mix).
     """
     out = Path(out_dir)
+    steps, decoder_steps, val_batches = budget.steps, budget.decoder_steps, budget.val_batches
     common = {"max_epochs": 1, "limit_train_batches": steps, "limit_val_batches": val_batches,
               "decoder_max_epochs": 1, "transunet_model_path": "", "decoder_model_path": "",
               "init_from": ""}
@@ -183,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         variants = tuple(v for v in VARIANTS if v.name in args.only)
     targets = [parse_target(t) for t in (args.score or (
         "slakh=runs/slakh/dataset_melody:val", "openmsx=runs/demo/dataset_melody:test"))]
-    tables = run_ablation(args.config, args.config_melody_out, args.out, args.steps,
-                          args.decoder_steps, targets, args.limit, variants)
+    tables = run_ablation(args.config, args.config_melody_out, args.out,
+                          Budget(args.steps, args.decoder_steps), targets, args.limit, variants)
     for label, data_dir, split in targets:
         print(f"\n{label} ({data_dir}, {split} split, "
               f"{'all' if args.limit is None else f'first {args.limit}'} songs): "

@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 from data.contract import INSTRUMENTS, N_INSTRUMENTS  # noqa: E402
 from data.manifest import Manifest  # noqa: E402
 from data.melody import load_melody_json, melody_program_for  # noqa: E402
-from data.midi import choose_tracks, read_notes  # noqa: E402
+from data.midi import read_notes  # noqa: E402
+from data.song_roll import choose_tracks  # noqa: E402
 from data.store import SPLITS  # noqa: E402
 from utils.core.cli import command  # noqa: E402
 from utils.evaluation.metrics import format_table, markdown_table  # noqa: E402

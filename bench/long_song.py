@@ -37,9 +37,10 @@ sys.path.insert(0, str(ROOT))  # run from anywhere
 
 from data.contract import N_MUSIC  # noqa: E402
 from data.errors import WorkFailed  # noqa: E402
-from data.midi import load_mixture, read_notes  # noqa: E402
+from data.midi import read_notes  # noqa: E402
 from data.notes import separated_midi  # noqa: E402
 from data.roll import window_starts  # noqa: E402
+from data.song_roll import load_mixture  # noqa: E402
 from models.decoder import Decoder  # noqa: E402
 from utils.core.checkpoints import SeparatorSpec, build_separator  # noqa: E402
 from utils.core.cli import command  # noqa: E402

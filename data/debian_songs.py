@@ -273,6 +273,29 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
+def _found_files(chosen: list[Package], roots: dict[str, str | Path]
+                 ) -> dict[str, list[Path]]:
+    """``{package: its song files}`` of every chosen package (:func:`package_files`).
+
+    Raises:
+        CollectError: roots given for an unknown package.
+        PackageMissing: a chosen package's files are not there.
+    """
+    unknown_roots = [name for name in roots if name not in PACKAGE_NAMES]
+    if unknown_roots:
+        raise CollectError(f"roots given for unknown package(s) {', '.join(unknown_roots)}")
+    found: dict[str, list[Path]] = {}
+    missing = []
+    for package in chosen:
+        files, problem = package_files(package, roots.get(package.name))
+        if problem:
+            missing.append((package.name, problem))
+        found[package.name] = files
+    if missing:
+        raise PackageMissing(missing)
+    return found
+
+
 def collect(out_dir: str | Path, packages: Sequence[str] | None = None,
             roots: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
     """Collect the songs of the packages into ``out_dir`` (see the module docstring).
@@ -299,19 +322,7 @@ def collect(out_dir: str | Path, packages: Sequence[str] | None = None,
     """
     out_dir = Path(out_dir)
     chosen = _requested(packages)
-    roots = dict(roots or {})
-    unknown_roots = [name for name in roots if name not in PACKAGE_NAMES]
-    if unknown_roots:
-        raise CollectError(f"roots given for unknown package(s) {', '.join(unknown_roots)}")
-    found: dict[str, list[Path]] = {}
-    missing = []
-    for package in chosen:
-        files, problem = package_files(package, roots.get(package.name))
-        if problem:
-            missing.append((package.name, problem))
-        found[package.name] = files
-    if missing:
-        raise PackageMissing(missing)
+    found = _found_files(chosen, dict(roots or {}))
     problem = writable_dir_problem(out_dir)
     if problem:
         raise CollectError(f"out {str(out_dir)!r} is not a writable folder ({problem})")

@@ -43,34 +43,17 @@ from data.contract import (
     N_INSTRUMENTS,
     N_PITCH,
     PIANO,
-    PITCH_HIGH,
     PITCH_LOW,
     RENDER_PROGRAM,
     RENDER_VELOCITY,
     STEPS_PER_BEAT,
     STRING,
 )
-from data.midi import SongNotes, SourceTrack, Timing, paint_notes
+from data.midi import SongNotes, SourceTrack, Timing
 from data.roll import roll_notes
 
 # MIDI channel (0-based) of each instrument's tracks; 9 is General MIDI's drum channel 10
 OUTPUT_CHANNEL: dict[int, int] = {PIANO: 0, GUITAR: 1, BASS: 2, STRING: 3, MELODY: 4, DRUM: 9}
-
-
-def nearest_rows(notes: SongNotes) -> np.ndarray:
-    """Row of every pitched note, clamped into the roll: pitches below 24 -> row 0,
-    above 95 -> row 71. Drum notes keep :meth:`SongNotes.rows` (-1 for unkept keys).
-
-    Returns:
-        int64 ``[K]``.
-    """
-    clamped = np.clip(notes.pitch, PITCH_LOW, PITCH_HIGH) - PITCH_LOW
-    return np.where(notes.is_drum, notes.rows(), clamped)
-
-
-def out_of_range(notes: SongNotes) -> np.ndarray:
-    """bool ``[K]``: pitched notes outside MIDI 24..95 (the rows the model covers)."""
-    return ~notes.is_drum & ((notes.pitch < PITCH_LOW) | (notes.pitch > PITCH_HIGH))
 
 
 # ----------------------------------------------------------------------------- writing
@@ -475,27 +458,3 @@ def _vlq(value: int) -> bytes:
         out.append(0x80 | (value & 0x7F))
         value >>= 7
     return bytes(reversed(out))
-
-
-def notes_roll(first: np.ndarray, stop: np.ndarray, rows: np.ndarray, instrument: np.ndarray,
-               begin: int, end: int) -> np.ndarray:
-    """Paint notes into a roll of the steps ``begin .. end - 1`` (for pictures).
-
-    Args:
-        first, stop: int ``[K]`` grid steps of each note (stop exclusive).
-        rows: int ``[K]`` row of each note; notes with row -1 are left out.
-        instrument: int ``[K]`` contract class of each note (1..5).
-        begin, end: the excerpt's steps.
-
-    Returns:
-        bool ``[end - begin, 72, 5]`` (instrument channels 1..5 of the contract).
-    """
-    roll = np.zeros((max(end - begin, 0), N_PITCH, DRUM), dtype=bool)
-    inside = (rows >= 0) & (first < end) & (stop > begin)
-    a = np.clip(first, begin, end) - begin  # clipped into the excerpt
-    b = np.clip(stop, begin, end) - begin
-    for cls in range(1, DRUM + 1):
-        mine = inside & (instrument == cls)
-        plane = roll[..., cls - 1]  # a view: painted in place
-        paint_notes(plane, a[mine], b[mine], rows[mine])
-    return roll

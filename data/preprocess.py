@@ -5,7 +5,7 @@ Its command line is ``python -m utils.preprocess`` (:mod:`utils.preprocess`).
 How the build works:
 
 1. every ``.mid``/``.midi`` file under DIR (any case, recursive) is converted by
-   :func:`data.midi.load_song`, cut into 4-bar windows and filtered
+   :func:`data.song_roll.load_song`, cut into 4-bar windows and filtered
    (:mod:`data.roll`), in worker processes (all cores by default, :mod:`data.workers`).
    Every step of a file runs under one guard: a file that fails is recorded with its
    reason and never stops the build; a file whose worker process dies (killed out of
@@ -35,26 +35,33 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from data import contract
-from data.contract import check_option
-from data.errors import UserError
+from data.build_plan import (
+    BuildError,
+    BuildOptions,
+    BuildSettings,
+    check_named_folders,
+    shuffle_songs,
+    split_folders,
+    split_named,
+)
 from data.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
-from data.melody import load_melody_json, melody_program_for
-from data.midi import MidiError, SkipFile, load_song
+from data.melody import melody_program_for
+from data.midi import MidiError, SkipFile
 from data.roll import keep_phrases, window_view
+from data.song_roll import load_song
 from data.store import (
     MANIFEST_NAME,
     PACKED_BYTES,
@@ -65,26 +72,10 @@ from data.store import (
 )
 from data.workers import reason_summary, run_tasks
 
-MAX_SEED = 2**32 - 1  # numpy seeds 32-bit generators (the config's bound too)
-
 MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
 SHARD_GLOB = "part-*.json"
-# what decides a song's split (config key split_by): a seeded shuffle of songs, of whole
-# first-level folders, or the split the first-level folder names (published splits)
-SplitBy = Literal["song", "folder", "named"]
-SPLIT_BY: tuple[str, ...] = get_args(SplitBy)
-TOP_LEVEL = "."  # the folder name given to files directly in the MIDI folder
-# split_by="named": the first-level folder names each split may have (any case)
-SPLIT_FOLDER_NAMES: dict[str, tuple[str, ...]] = {
-    "train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
-
-
-class BuildError(UserError, ValueError):
-    """A problem with the build's inputs, phrased as one line naming the path or key."""
-
-
 @dataclass
 class FileResult:
     """What one worker returns for one MIDI file.
@@ -133,7 +124,7 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         min_bar_density: the bar-density filter's threshold (docs/data.md: 0.01).
         max_song_bars: longest song converted, in bars; longer ones are ``too_long``.
         melody_in_mixture: the melody track also joins its program's class
-            (:func:`data.midi.choose_tracks`).
+            (:func:`data.song_roll.choose_tracks`).
 
     Returns:
         A :class:`FileResult`.
@@ -287,114 +278,6 @@ def build_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _fingerprint(melody_json: str | None, min_bar_density: float,
-                 split_by: str, max_song_bars: int, melody_in_mixture: bool) -> dict[str, Any]:
-    """Settings that change what a shard or split contains (a mismatch forbids resuming)."""
-    constants = {k: v for k, v in vars(contract).items()
-                 if k.isupper() and isinstance(v, (int, float, str, tuple))}
-    digest = None
-    if melody_json is not None:
-        digest = hashlib.sha256(Path(melody_json).read_bytes()).hexdigest()
-    return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
-            "melody_json_sha256": digest, "min_bar_density": min_bar_density,
-            "split_by": split_by, "max_song_bars": max_song_bars,
-            "melody_in_mixture": melody_in_mixture, "packed_bytes": PACKED_BYTES}
-
-
-# ----------------------------------------------------------------------------- splits
-def split_songs(songs: Sequence[str], seed: int,
-                fractions: tuple[float, float, float]) -> dict[str, list[str]]:
-    """Assign songs to train/val/test by a seeded permutation of their sorted names.
-
-    Counts: ``round(n * fraction)`` for val and test, the rest in train; every split with
-    a non-zero fraction gets at least one song when there are enough songs for all of them.
-
-    Returns:
-        ``{split: sorted song names}``.
-    """
-    ordered = sorted(songs)
-    n = len(ordered)
-    perm = np.random.default_rng(seed).permutation(n)
-    wanted = [f > 0 for f in fractions]
-    counts = [0, int(round(n * fractions[1])), int(round(n * fractions[2]))]
-    if n >= sum(wanted):
-        counts = [max(c, 1) if w and i else c for i, (c, w) in enumerate(zip(counts, wanted))]
-    counts[1] = min(counts[1], n)
-    counts[2] = min(counts[2], n - counts[1])
-    counts[0] = n - counts[1] - counts[2]
-    if wanted[0] and counts[0] == 0 and n >= sum(wanted):
-        big = 1 if counts[1] >= counts[2] else 2
-        counts[big] -= 1
-        counts[0] += 1
-    bounds = np.cumsum([0] + counts)
-    return {split: sorted(ordered[i] for i in perm[bounds[k]: bounds[k + 1]])
-            for k, split in enumerate(SPLITS)}
-
-
-def song_folder(rel_path: str) -> str:
-    """First-level folder of a song's relative POSIX path (``"."`` for a top-level file)."""
-    parts = rel_path.split("/")
-    return parts[0] if len(parts) > 1 else TOP_LEVEL
-
-
-def split_folders(songs: Sequence[str], seed: int, fractions: tuple[float, float, float]
-                  ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Assign whole first-level folders to train/val/test; every song follows its folder.
-
-    The folders holding the songs are split exactly like songs in :func:`split_songs` (a
-    seeded permutation of their sorted names, cut by the fractions, at least one folder per
-    split with a non-zero fraction when there are enough folders).
-
-    Returns:
-        ``({split: sorted song names}, {split: sorted folder names})``.
-    """
-    folders = split_songs(sorted({song_folder(s) for s in songs}), seed, fractions)
-    side = {folder: split for split, names in folders.items() for folder in names}
-    by_split: dict[str, list[str]] = {split: [] for split in SPLITS}
-    for song in sorted(songs):
-        by_split[side[song_folder(song)]].append(song)
-    return by_split, folders
-
-
-def named_split(folder: str) -> str | None:
-    """The split a first-level folder's name names (``train``; ``val``/``valid``/
-    ``validation``; ``test``; any case), or None."""
-    lowered = folder.lower()
-    return next((split for split, names in SPLIT_FOLDER_NAMES.items() if lowered in names),
-                None)
-
-
-def check_named_folders(songs: Sequence[str]) -> None:
-    """Raise :class:`BuildError` listing the first-level folders that name no split."""
-    other = sorted({song_folder(s) for s in songs if named_split(song_folder(s)) is None})
-    if other:
-        allowed = ", ".join(n for names in SPLIT_FOLDER_NAMES.values() for n in names)
-        raise BuildError(f"split_by 'named' needs every song in a folder named {allowed}; "
-                         f"found {', '.join(repr(o) for o in other)}")
-
-
-def split_named(songs: Sequence[str]) -> dict[str, list[str]]:
-    """Every song goes to the split its first-level folder names (published splits).
-
-    Raises:
-        BuildError: a song outside a folder that names a split (:func:`check_named_folders`).
-    """
-    check_named_folders(songs)
-    by_split: dict[str, list[str]] = {split: [] for split in SPLITS}
-    for song in sorted(songs):
-        by_split[named_split(song_folder(song))].append(song)
-    return by_split
-
-
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
-    if len(fractions) != 3 or any(not 0.0 <= f <= 1.0 for f in fractions):
-        raise BuildError(f"fractions must be three values in [0, 1] (train, val, test), "
-                         f"got {tuple(fractions)}")
-    if abs(sum(fractions) - 1.0) > 1e-6:
-        raise BuildError(f"fractions must add up to 1, got {tuple(fractions)}")
-    return (float(fractions[0]), float(fractions[1]), float(fractions[2]))
-
-
 # ----------------------------------------------------------------------------- build
 def _prepare_out_dir(out_dir: Path) -> Path:
     """Check that ``out_dir`` can be written, create it and its ``shards`` folder.
@@ -413,33 +296,17 @@ def _prepare_out_dir(out_dir: Path) -> Path:
 
 
 def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = None,
-          melody_json: str | Path | None = None, seed: int = 0,
-          fractions: Sequence[float] = (0.9, 0.05, 0.05), progress: bool = True,
-          min_bar_density: float = contract.MIN_BAR_DENSITY,
-          split_by: SplitBy = "song",
-          max_song_bars: int = contract.MAX_SONG_BARS,
-          melody_in_mixture: bool = False) -> dict[str, Any]:
+          progress: bool = True, **options: Any) -> dict[str, Any]:
     """Build (or finish building) the phrase dataset of a MIDI folder.
 
     Args:
         midi_dir: folder searched recursively for ``.mid``/``.midi`` files.
         out_dir: dataset folder (created); re-running into it resumes.
         workers: processes (None = all cores; 1 = no pool).
-        melody_json: optional midi-miner style ``{file: {"melody": program}}``.
-        seed: seeds the song split.
-        fractions: (train, val, test) fractions of the kept songs.
         progress: show a progress bar with files/s on stderr.
-        min_bar_density: fraction of each bar's cells that must be on for a window to be
-            kept (docs/data.md: 0.01; a sparse corpus such as the demo one may need less).
-        split_by: "song" (songs are shuffled into the splits), "folder" (whole
-            first-level folders of ``midi_dir`` are, e.g. one folder per style) or
-            "named" (the first-level folder names the split: ``train``, ``val`` /
-            ``valid`` / ``validation``, ``test``; the fractions and seed are not used).
-        max_song_bars: longest song converted, in bars; longer files are counted as
-            ``too_long`` without being converted.
-        melody_in_mixture: the melody track also joins the class its program names, so
-            the tune is part of the mixture (:func:`data.midi.choose_tracks`); off = the
-            paper's contract.
+        options: the fields of :class:`data.build_plan.BuildOptions` (``melody_json``,
+            ``seed``, ``fractions``, ``min_bar_density``, ``split_by``, ``max_song_bars``,
+            ``melody_in_mixture``), by name.
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -454,106 +321,26 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     """
     started = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
-    settings = BuildSettings.checked(midi_dir, out_dir, workers, melody_json, seed, fractions,
-                                     min_bar_density, split_by, max_song_bars,
-                                     melody_in_mixture)
+    settings = BuildSettings.checked(midi_dir, out_dir, workers, BuildOptions(**options))
     shard_dir = _prepare_out_dir(out_dir)
     with build_lock(out_dir):  # one build at a time into one folder
         remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
         _check_resumable(shard_dir, settings)
         files = find_midi_files(midi_dir)
-        if split_by == "named":
+        if settings.split_by == "named":
             check_named_folders(files)  # before any file is converted
         sources = {rel: source_stat(midi_dir / rel) for rel in files}
         todo = _files_to_convert(shard_dir, files, sources, settings)
         _convert(todo, shard_dir, sources, settings.workers, len(files), progress)
         done, _ = _load_shards(shard_dir)
         records = {rel: done[rel] for rel in files}  # files removed from the folder are ignored
-        manifest = _finish(out_dir, records, seed, settings.fractions, split_by)
+        manifest = _finish(out_dir, records, settings.seed, settings.fractions,
+                           settings.split_by)
         manifest["settings"] = settings.record()
         manifest["files_this_run"] = len(todo)
         manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
         atomic_write_json(out_dir / MANIFEST_NAME, manifest)  # the commit marker, written last
         return manifest
-
-
-@dataclass(frozen=True)
-class BuildSettings:
-    """The checked settings of one build (what :func:`build` was given)."""
-
-    midi_dir: Path
-    out_dir: Path
-    workers: int
-    melody_json: str | None
-    melody_table: dict[str, int]
-    seed: int
-    fractions: tuple[float, float, float]
-    min_bar_density: float
-    split_by: str
-    max_song_bars: int
-    melody_in_mixture: bool
-
-    @classmethod
-    def checked(cls, midi_dir: Path, out_dir: Path, workers: int | None,
-                melody_json: str | Path | None, seed: int, fractions: Sequence[float],
-                min_bar_density: float, split_by: str, max_song_bars: int,
-                melody_in_mixture: bool) -> BuildSettings:
-        """Check every argument (the config's validator checks the same bounds for config
-        keys; a direct caller of :func:`build` gets them checked here) and read the melody
-        JSON.
-
-        Raises:
-            BuildError: the first problem, in one line.
-        """
-        if not midi_dir.is_dir():
-            raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder")
-        n_workers = workers if workers is not None else (os.cpu_count() or 1)
-        if n_workers < 1:
-            raise BuildError(f"workers must be >= 1, got {workers}")
-        if not 0 <= seed <= MAX_SEED:
-            raise BuildError(f"seed must be in [0, 2**32 - 1], got {seed}")
-        if not 0.0 <= min_bar_density < 1.0:
-            raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
-        try:
-            check_option("split_by", split_by, SPLIT_BY)
-        except ValueError as exc:
-            raise BuildError(str(exc)) from None
-        if max_song_bars < contract.BARS_PER_PHRASE:
-            raise BuildError(f"max_song_bars must be >= {contract.BARS_PER_PHRASE} (one "
-                             f"window), got {max_song_bars}")
-        table: dict[str, int] = {}
-        if melody_json is not None:
-            try:
-                table = load_melody_json(melody_json)
-            except ValueError as exc:
-                raise BuildError(str(exc)) from None
-        return cls(midi_dir, out_dir, n_workers,
-                   None if melody_json is None else str(melody_json), table, seed,
-                   _check_fractions(fractions), min_bar_density, split_by, max_song_bars,
-                   melody_in_mixture)
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What a shard's or split's contents depend on (a mismatch forbids resuming)."""
-        return _fingerprint(self.melody_json, self.min_bar_density, self.split_by,
-                            self.max_song_bars, self.melody_in_mixture)
-
-    def record(self) -> dict[str, Any]:
-        """The manifest's ``settings``: every setting and contract constant used."""
-        return {
-            "midi_dir": str(self.midi_dir), "out_dir": str(self.out_dir),
-            "workers": self.workers, "melody_json": self.melody_json, "seed": self.seed,
-            "fractions": {s: f for s, f in zip(SPLITS, self.fractions)},
-            "split_by": self.split_by,
-            "steps_per_beat": contract.STEPS_PER_BEAT, "phrase_steps": contract.PHRASE_STEPS,
-            "phrase_stride": contract.PHRASE_STRIDE,
-            "pitch_range": [contract.PITCH_LOW, contract.PITCH_HIGH],
-            "instruments": list(contract.INSTRUMENTS),
-            "min_track_notes": contract.MIN_TRACK_NOTES,
-            "min_bar_density": self.min_bar_density,
-            "min_melody_cells": contract.MIN_MELODY_CELLS,
-            "max_song_bars": self.max_song_bars,
-            "melody_in_mixture": self.melody_in_mixture,
-        }
 
 
 def _check_resumable(shard_dir: Path, settings: BuildSettings) -> None:
@@ -628,7 +415,7 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
     elif split_by == "named":
         splits = split_named(kept)
     else:
-        splits = split_songs(kept, seed, fractions)
+        splits = shuffle_songs(kept, seed, fractions)
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
     phrases: dict[str, int] = {}
     for split in SPLITS:

@@ -44,6 +44,7 @@ import numpy as np
 import symusic
 from tqdm import tqdm
 
+from data.build_plan import MAX_SEED
 from data.errors import UserError
 from data.fileio import atomic_write, atomic_write_json, remove_temporaries
 from data.harmony import progression, random_key
@@ -59,7 +60,6 @@ from data.mma import (
     render,
     song_grooves,
 )
-from data.preprocess import MAX_SEED
 from data.workers import reason_summary
 
 MANIFEST = "synth_manifest.json"

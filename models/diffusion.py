@@ -29,7 +29,7 @@ from models.process import (
     SeparatorSpec,
     register,
 )
-from models.transunet import TransUNet
+from models.transunet import InputPlanes, TransUNet
 
 
 def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
@@ -117,9 +117,10 @@ class GuidedDiffusion(SeparationProcess):
         """The noise-prediction network: ``x_t`` in (``in_ch`` channels), conditioned on the
         mixture and the note starts when configured."""
         return TransUNet(spec.in_ch, spec.out_ch, spec.latent_dim, spec.d_model,
-                         spec.num_layers, spec.time_emb_dim, rate,
-                         cond_ch=int(spec.condition_on_mixture) + int(spec.onset_channel),
-                         pitch_channel=spec.pitch_channel, beat_channel=spec.beat_channel)
+                         spec.num_layers, spec.time_emb_dim, rate, InputPlanes(
+                             cond_ch=int(spec.condition_on_mixture) + int(spec.onset_channel),
+                             pitch_channel=spec.pitch_channel,
+                             beat_channel=spec.beat_channel))
 
     def step(self, model: nn.Module, batch: Batch, stage: str, batch_idx: int = 0,
              seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

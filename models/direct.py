@@ -37,7 +37,7 @@ from models.process import (
     SeparatorSpec,
     register,
 )
-from models.transunet import TransUNet
+from models.transunet import InputPlanes, TransUNet
 
 
 @register
@@ -69,8 +69,9 @@ class DirectSeparation(SeparationProcess):
         """The segmentation network: the mixture in (one channel, plus the note starts as
         conditioning), ``out_ch`` instrument logits out."""
         return TransUNet(1, spec.out_ch, spec.latent_dim, spec.d_model, spec.num_layers,
-                         spec.time_emb_dim, rate, cond_ch=int(spec.onset_channel),
-                         pitch_channel=spec.pitch_channel, beat_channel=spec.beat_channel)
+                         spec.time_emb_dim, rate, InputPlanes(
+                             cond_ch=int(spec.onset_channel), pitch_channel=spec.pitch_channel,
+                             beat_channel=spec.beat_channel))
 
     def step(self, model: nn.Module, batch: Batch, stage: str, batch_idx: int = 0,
              seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

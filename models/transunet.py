@@ -9,6 +9,7 @@ Transformer at the bottleneck. The network knows nothing of the diffusion schedu
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -129,6 +130,25 @@ def beat_planes(steps: int, pitches: int, device: torch.device | None = None,
     return planes[:, :, None].expand(BEAT_PLANES, steps, pitches)
 
 
+@dataclass(frozen=True)
+class InputPlanes:
+    """What the network reads beside ``x_t``.
+
+    Attributes:
+        cond_ch: channels of an optional conditioning input concatenated to ``x`` (0 =
+            none, the paper; 1 = the mixture given as an extra channel).
+        pitch_channel: append a fixed absolute-pitch coordinate channel (-1 at the lowest
+            row, +1 at the highest) to the input, so the network knows where it is on the
+            pitch axis (convolutions and relative attention alone do not).
+        beat_channel: append four fixed channels giving each step's position in its bar
+            and in its beat (:func:`beat_planes`); windows start on a bar line.
+    """
+
+    cond_ch: int = 0
+    pitch_channel: bool = False
+    beat_channel: bool = False
+
+
 class TransUNet(nn.Module):
     """U-Net with a relative-attention Transformer bottleneck (docs/method.md section 2).
 
@@ -140,19 +160,16 @@ class TransUNet(nn.Module):
         num_layers: Transformer encoder layers.
         time_emb_dim: sinusoidal time-embedding size (even).
         rate: dropout rate.
-        cond_ch: channels of an optional conditioning input concatenated to ``x`` (0 = none,
-            the paper; 1 = the mixture given as an extra channel).
-        pitch_channel: append a fixed absolute-pitch coordinate channel (-1 at the lowest
-            row, +1 at the highest) to the input, so the network knows where it is on the
-            pitch axis (convolutions and relative attention alone do not).
-        beat_channel: append four fixed channels giving each step's position in its bar
-            and in its beat (:func:`beat_planes`); windows start on a bar line.
+        planes: the inputs beside ``x_t`` (:class:`InputPlanes`; default none).
     """
 
     def __init__(self, in_ch: int, out_ch: int, latent_dim: int, d_model: int, num_layers: int,
-                 time_emb_dim: int, rate: float = 0.0, cond_ch: int = 0,
-                 pitch_channel: bool = False, beat_channel: bool = False) -> None:
+                 time_emb_dim: int, rate: float = 0.0, planes: InputPlanes | None = None
+                 ) -> None:
         super().__init__()
+        planes = InputPlanes() if planes is None else planes
+        cond_ch, pitch_channel, beat_channel = (planes.cond_ch, planes.pitch_channel,
+                                                planes.beat_channel)
         if latent_dim % LATENT_MULTIPLE:
             raise ValueError(f"latent_dim must be a multiple of {LATENT_MULTIPLE}, "
                              f"got {latent_dim}")

@@ -59,11 +59,11 @@ def test_the_rule(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_the_project_errors_are_user_errors() -> None:
+    from data.build_plan import BuildError
     from data.debian_songs import CollectError, WadError
     from data.fileio import OutputsBusy
     from data.midi import MidiError, SkipFile
     from data.mma import MmaMissing
-    from data.preprocess import BuildError
     from data.store import DatasetError
     from data.synthesize import SynthError
     from utils.core.config import ConfigError

@@ -22,7 +22,8 @@ from data.debian_songs import (
     collect,
     read_wad,
 )
-from data.midi import load_mixture, load_song, read_score
+from data.midi import read_score
+from data.song_roll import load_mixture, load_song
 from tests.fixtures_midi import add_meta_track, dense_tracks, write_midi
 from utils.debian_songs import main
 

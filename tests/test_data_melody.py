@@ -17,7 +17,7 @@ from data.melody import (
     melody_program_for,
     monophony,
 )
-from data.midi import load_song
+from data.song_roll import load_song
 from tests.fixtures_midi import Track, write_midi
 
 TPQ = 480

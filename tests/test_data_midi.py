@@ -25,17 +25,10 @@ from data.contract import (
     STEPS_PER_BEAT,
     STRING,
 )
-from data.midi import (
-    MidiError,
-    SkipFile,
-    Timing,
-    load_mixture,
-    load_song,
-    read_notes,
-    read_score,
-)
+from data.midi import MidiError, SkipFile, Timing, read_notes, read_score
 from data.notes import EncodedMidi, roll_to_midi
 from data.roll import window_view
+from data.song_roll import load_mixture, load_song
 from tests.fixtures_midi import (
     MAX_DELTA,
     Track,

@@ -13,14 +13,8 @@ import symusic
 
 from data.contract import BASS, DRUM, PIANO, STRING
 from data.midi import notes_from_score, read_notes
-from data.notes import (
-    OUTPUT_CHANNEL,
-    nearest_rows,
-    notes_roll,
-    out_of_range,
-    overlap_layers,
-    separated_midi,
-)
+from data.notes import OUTPUT_CHANNEL, overlap_layers, separated_midi
+from data.song_roll import nearest_rows, notes_roll, out_of_range
 from tests.fixtures_midi import add_meta_track, dense_tracks, write_midi
 
 

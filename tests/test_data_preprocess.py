@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import data.build_plan as plan
 import data.preprocess as pre
 import utils.preprocess as cli
 from data import DatasetError, read_phrases
@@ -85,15 +86,15 @@ def test_build_manifest_and_by_song_split(corpus: Path, tmp_path: Path) -> None:
     assert _files(out) == _files(tmp_path / "again")
 
 
-def test_split_songs_counts() -> None:
+def test_shuffle_songs_counts() -> None:
     songs = [f"s{i}" for i in range(10)]
-    split = pre.split_songs(songs, 0, (0.9, 0.05, 0.05))
+    split = plan.shuffle_songs(songs, 0, (0.9, 0.05, 0.05))
     assert [len(split[s]) for s in ("train", "val", "test")] == [8, 1, 1]
     assert sorted(sum(split.values(), [])) == sorted(songs)
-    assert pre.split_songs(songs, 1, (0.9, 0.05, 0.05)) != split
-    assert [len(v) for v in pre.split_songs(songs[:2], 0, (0.8, 0.1, 0.1)).values()] == [2, 0, 0]
-    assert [len(v) for v in pre.split_songs(songs[:3], 0, (0.8, 0.1, 0.1)).values()] == [1, 1, 1]
-    assert [len(v) for v in pre.split_songs(songs, 0, (1.0, 0.0, 0.0)).values()] == [10, 0, 0]
+    assert plan.shuffle_songs(songs, 1, (0.9, 0.05, 0.05)) != split
+    assert [len(v) for v in plan.shuffle_songs(songs[:2], 0, (0.8, 0.1, 0.1)).values()] == [2, 0, 0]
+    assert [len(v) for v in plan.shuffle_songs(songs[:3], 0, (0.8, 0.1, 0.1)).values()] == [1, 1, 1]
+    assert [len(v) for v in plan.shuffle_songs(songs, 0, (1.0, 0.0, 0.0)).values()] == [10, 0, 0]
 
 
 def test_interrupted_build_resumes_to_same_result(corpus: Path, tmp_path: Path,
@@ -137,14 +138,14 @@ def test_melody_json_and_settings_guard(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     manifest = pre.build(corpus, out, workers=1, melody_json=table, progress=False)
     assert manifest["melody_songs"] == 1 and manifest["settings"]["melody_json"] == str(table)
-    with pytest.raises(pre.BuildError, match="another data contract, melody JSON"):
+    with pytest.raises(plan.BuildError, match="another data contract, melody JSON"):
         pre.build(corpus, out, workers=1, progress=False)
-    with pytest.raises(pre.BuildError, match="min_bar_density"):
+    with pytest.raises(plan.BuildError, match="min_bar_density"):
         pre.build(corpus, out, workers=1, melody_json=table, min_bar_density=0.005,
                   progress=False)
-    with pytest.raises(pre.BuildError, match="is not a folder"):
+    with pytest.raises(plan.BuildError, match="is not a folder"):
         pre.build(tmp_path / "missing", out, progress=False)
-    with pytest.raises(pre.BuildError, match="add up to 1"):
+    with pytest.raises(plan.BuildError, match="add up to 1"):
         pre.build(corpus, out, fractions=(0.5, 0.1, 0.1), progress=False)
 
 
@@ -218,27 +219,27 @@ def test_split_by_folder_keeps_folders_together(folders: Path, tmp_path: Path) -
     assert sorted(sum(by_folder.values(), [])) == [".", "ballad", "bossa", "rock", "swing"]
     for split, songs in manifest["split_songs"].items():
         for song in songs:  # every song sits where its folder went
-            assert pre.song_folder(song) in by_folder[split]
+            assert plan.song_folder(song) in by_folder[split]
         assert manifest["songs"][split] == len(songs)
         assert len(PhraseStore(out, split)) == manifest["phrases"][split]
     assert sum(manifest["songs"].values()) == 9
     # another seed moves whole folders, never single songs
-    other = pre.split_folders(sum(manifest["split_songs"].values(), []), 5, (0.6, 0.2, 0.2))
+    other = plan.split_folders(sum(manifest["split_songs"].values(), []), 5, (0.6, 0.2, 0.2))
     assert other[1] != by_folder
     for split, songs in other[0].items():
-        assert {pre.song_folder(s) for s in songs} == set(other[1][split])
+        assert {plan.song_folder(s) for s in songs} == set(other[1][split])
 
 
 def test_split_by_guard_and_song_default(folders: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     pre.build(folders, out, workers=1, progress=False, split_by="folder")
-    with pytest.raises(pre.BuildError, match="split_by"):
+    with pytest.raises(plan.BuildError, match="split_by"):
         pre.build(folders, out, workers=1, progress=False)  # default "song"
-    with pytest.raises(pre.BuildError, match="split_by must be one of 'song', 'folder'"):
+    with pytest.raises(plan.BuildError, match="split_by must be one of 'song', 'folder'"):
         pre.build(folders, tmp_path / "x", workers=1, progress=False, split_by="style")
     song = pre.build(folders, tmp_path / "song", workers=1, progress=False)
     assert "split_folders" not in song and song["settings"]["split_by"] == "song"
-    assert song["split_songs"] == pre.split_songs(sum(song["split_songs"].values(), []), 0,
+    assert song["split_songs"] == plan.shuffle_songs(sum(song["split_songs"].values(), []), 0,
                                                   (0.9, 0.05, 0.05))
     # an output made before split_by existed (no such key in its settings) resumes as "song"
     settings = tmp_path / "song" / "shards" / "settings.json"
@@ -333,7 +334,7 @@ def test_valid_but_hostile_files_are_counted_never_fatal(tmp_path: Path,
     manifest = pre.build(midi, out, workers=1, progress=False, max_song_bars=6)
     assert manifest["skipped"]["too_long"] == 2 and manifest["files_kept"] == 1
     assert manifest["settings"]["max_song_bars"] == 6
-    with pytest.raises(pre.BuildError, match="max_song_bars"):
+    with pytest.raises(plan.BuildError, match="max_song_bars"):
         pre.build(midi, out, workers=1, progress=False)
 
     # any step after reading (here the phrase filter) failing is the file's reason too

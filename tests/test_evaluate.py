@@ -260,7 +260,7 @@ def test_shipped_model_is_used_when_none_is_trained(
 
 def test_ablation_trains_each_variant_alike_and_scores_songs(
         tiny_dataset: Path, tiny_config: Config, tmp_path: Path) -> None:
-    from bench.ablation import KEYS, VARIANTS, run_ablation
+    from bench.ablation import KEYS, VARIANTS, Budget, run_ablation
 
     cfg_path = write_config(tiny_config, tmp_path / "cfg.json")
     wanted = ("direct + pitch (no new input)", "+ onsets + beat + transposition",
@@ -268,9 +268,8 @@ def test_ablation_trains_each_variant_alike_and_scores_songs(
     variants = [v for v in VARIANTS if v.name in wanted]
     lines: list[str] = []
     targets = [("demo", str(tiny_dataset), "test"), ("demo val", str(tiny_dataset), "val")]
-    tables = run_ablation(cfg_path, None, tmp_path / "abl", steps=2, decoder_steps=2,
-                          targets=targets, limit=1, variants=variants, val_batches=1,
-                          log=lines.append)
+    tables = run_ablation(cfg_path, None, tmp_path / "abl", Budget(2, 2, val_batches=1),
+                          targets=targets, limit=1, variants=variants, log=lines.append)
     assert set(tables) == {"demo", "demo val"}
     for rows in tables.values():
         assert list(rows)[:3] == list(wanted)
@@ -287,7 +286,7 @@ def test_ablation_trains_each_variant_alike_and_scores_songs(
     assert stored.onset_channel and stored.beat_channel and stored.transpose == [-5, 6]
     assert stored.separator == "direct" and net.stem.in_channels == 1 + 1 + 1 + 4
     with pytest.raises(ValueError, match="config-melody-out"):
-        run_ablation(cfg_path, None, tmp_path / "x", 1, 1, targets, 1,
+        run_ablation(cfg_path, None, tmp_path / "x", Budget(1, 1), targets, 1,
                      [v for v in VARIANTS if v.melody_out], log=lines.append)
 
 

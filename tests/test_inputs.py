@@ -11,9 +11,10 @@ import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from data.build_plan import BuildError
 from data.contract import BASS, GUITAR, MELODY, PIANO, PITCH_LOW, STRING
-from data.midi import load_song
-from data.preprocess import BuildError, build
+from data.preprocess import build
+from data.song_roll import load_song
 from data.store import PhraseStore
 from models.direct import DirectSeparation
 from models.inputs import run_onsets

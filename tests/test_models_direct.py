@@ -11,7 +11,7 @@ from models.decoder import Decoder
 from models.diffusion import GuidedDiffusion
 from models.direct import DirectSeparation
 from models.process import Sampling
-from models.transunet import TransUNet
+from models.transunet import InputPlanes, TransUNet
 from tests.test_train import QUIET, SyntheticPhrases, synthetic_phrases, tiny_cfg
 from utils.core.checkpoints import (
     SeparatorSpec,
@@ -65,7 +65,7 @@ def test_direct_model_learns_pitch_zones_quickly() -> None:
     torch.manual_seed(0)
     phrases = synthetic_phrases(4, steps=32, pitches=40)
     net = TransUNet(1, 5, latent_dim=32, d_model=64, num_layers=1, time_emb_dim=16,
-                    pitch_channel=True)
+                    planes=InputPlanes(pitch_channel=True))
     process = DirectSeparation("softmax")
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
     for _ in range(40):
@@ -84,7 +84,7 @@ def test_network_conditioning_and_pitch_channel_change_the_input() -> None:
     t = torch.zeros(2, dtype=torch.long)
     plain = TransUNet(5, 5, 32, 64, 1, 16)
     assert plain.stem.in_channels == 5
-    cond = TransUNet(5, 5, 32, 64, 1, 16, cond_ch=1, pitch_channel=True)
+    cond = TransUNet(5, 5, 32, 64, 1, 16, planes=InputPlanes(cond_ch=1, pitch_channel=True))
     assert cond.stem.in_channels == 7
     assert cond(x, t, cond=torch.ones(2, 1, 16, 24)).shape == (2, 5, 16, 24)
     with pytest.raises(ValueError, match="cond_ch=1"):
@@ -92,7 +92,7 @@ def test_network_conditioning_and_pitch_channel_change_the_input() -> None:
     with pytest.raises(ValueError, match="cond_ch=0"):
         plain(x, t, cond=torch.ones(2, 1, 16, 24))
     # the pitch channel tells rows apart: a pitch-invariant input gives row-dependent output
-    pitch = TransUNet(1, 5, 32, 64, 1, 16, pitch_channel=True).eval()
+    pitch = TransUNet(1, 5, 32, 64, 1, 16, planes=InputPlanes(pitch_channel=True)).eval()
     out = pitch(torch.ones(1, 1, 16, 24), torch.zeros(1, dtype=torch.long))
     assert not torch.allclose(out[..., 8], out[..., 16])
 

@@ -15,8 +15,9 @@ import symusic
 import torch
 
 from data.contract import BASS, DRUM, GUITAR, N_MUSIC, N_PITCH, PIANO, RENDER_PROGRAM, STRING
-from data.midi import SongNotes, load_mixture, notes_from_score, read_notes
+from data.midi import SongNotes, notes_from_score, read_notes
 from data.roll import window_starts
+from data.song_roll import load_mixture
 from tests.fixtures_separation import separate_file
 from utils.separation.file_outputs import output_paths
 from utils.separation.first_pass import MixtureSong, note_grid

@@ -151,7 +151,8 @@ def test_a_second_build_into_the_same_folder_is_refused_and_a_dead_one_does_not_
     import subprocess
     import sys
 
-    from data.preprocess import LOCK_NAME, BuildError
+    from data.build_plan import BuildError
+    from data.preprocess import LOCK_NAME
 
     corpus = _corpus(tmp_path / "corpus")
     out = tmp_path / "data"

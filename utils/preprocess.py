@@ -23,8 +23,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from data.build_plan import SPLIT_BY
 from data.contract import MAX_SONG_BARS
-from data.preprocess import SPLIT_BY, build
+from data.preprocess import build
 from data.store import MANIFEST_NAME
 from utils.core.cli import command
 from utils.core.config import config_from_flags

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from data.build_plan import MAX_SEED, SplitBy
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
 from data.fileio import writable_dir_problem
-from data.preprocess import MAX_SEED, SplitBy
 from models.options import (
     GROUPS,
     HEAD_DIM,
@@ -146,8 +146,13 @@ class Config:
 
     # ------------------------------------------------------------------------------
     def validate(self) -> None:
-        """Check ranges and relations between keys; raise :class:`ConfigError`."""
-        src = self._source
+        """Check ranges and relations between keys, group by group; raise :class:`ConfigError`."""
+        for check in (self._check_network, self._check_data, self._check_training,
+                      self._check_separation, self._check_hardware):
+            check(self._source)
+
+    def _check_network(self, src: str) -> None:
+        """The network's and the diffusion schedule's keys."""
         positive = ("in_ch", "out_ch", "latent_dim", "d_model", "num_layers", "time_emb_dim",
                     "time_steps", "batch_size", "max_epochs", "decoder_max_epochs",
                     "num_nodes", "sampling_steps", "sample_batch_size", "decoder_dim",
@@ -175,6 +180,12 @@ class Config:
         if self.sampling_steps > self.time_steps - 1:
             raise ConfigError(f"{src}: 'sampling_steps' must be at most time_steps - 1 = "
                               f"{self.time_steps - 1}, got {self.sampling_steps}")
+        if self.time_steps > MAX_TIME_STEPS:
+            raise ConfigError(f"{src}: 'time_steps' must be at most {MAX_TIME_STEPS:,} (the "
+                              f"schedule is allocated up front), got {self.time_steps}")
+
+    def _check_data(self, src: str) -> None:
+        """The dataset's keys: splits, density, song length, seed, transposition, mix."""
         for key in ("train_split", "val_split", "test_split"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"{src}: '{key}' must be in [0, 1], got {getattr(self, key)}")
@@ -188,11 +199,25 @@ class Config:
         if self.max_song_bars < BARS_PER_PHRASE:
             raise ConfigError(f"{src}: 'max_song_bars' must be >= {BARS_PER_PHRASE} "
                               f"(one window), got {self.max_song_bars}")
-        if self.time_steps > MAX_TIME_STEPS:
-            raise ConfigError(f"{src}: 'time_steps' must be at most {MAX_TIME_STEPS:,} (the "
-                              f"schedule is allocated up front), got {self.time_steps}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"{src}: 'seed' must be in [0, 2**32 - 1], got {self.seed}")
+        if len(self.transpose) != 2 or not -24 <= self.transpose[0] <= self.transpose[1] <= 24:
+            raise ConfigError(f"{src}: 'transpose' must be [lo, hi] semitones with "
+                              f"-24 <= lo <= hi <= 24, got {self.transpose}")
+        if self.train_mix is not None:
+            if not self.train_mix:
+                raise ConfigError(f"{src}: 'train_mix' must name at least one dataset or "
+                                  f"be null")
+            for folder, weight in self.train_mix.items():
+                if not weight > 0:
+                    raise ConfigError(f"{src}: 'train_mix' weight of {folder!r} must be > 0, "
+                                      f"got {weight}")
+        if self.preprocess_workers is not None and self.preprocess_workers <= 0:
+            raise ConfigError(f"{src}: 'preprocess_workers' must be > 0 or null, "
+                              f"got {self.preprocess_workers}")
+
+    def _check_training(self, src: str) -> None:
+        """The optimiser's and the trainer's keys."""
         for key in ("lr", "min_lr"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{src}: '{key}' must be > 0, got {getattr(self, key)}")
@@ -208,9 +233,17 @@ class Config:
             if isinstance(value, int) and value < 1:
                 raise ConfigError(f"{src}: '{key}' must be a count >= 1 or a fraction in "
                                   f"(0, 1], got {value}")
-        for key in ("lr_factor", "decoder_lr_factor", "threshold"):
+        for key in ("lr_factor", "decoder_lr_factor"):
             if not 0.0 < getattr(self, key) < 1.0:
                 raise ConfigError(f"{src}: '{key}' must be in (0, 1), got {getattr(self, key)}")
+        for key in ("num_workers", "lr_patience"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{src}: '{key}' must be >= 0, got {getattr(self, key)}")
+
+    def _check_separation(self, src: str) -> None:
+        """The sampling and second-pass keys."""
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"{src}: 'threshold' must be in (0, 1), got {self.threshold}")
         if not 0.0 <= self.song_context_weight <= 10.0:
             raise ConfigError(f"{src}: 'song_context_weight' must be in [0, 10], "
                               f"got {self.song_context_weight}")
@@ -219,23 +252,9 @@ class Config:
                               f"got {self.song_context_width}")
         if self.eta < 0:
             raise ConfigError(f"{src}: 'eta' must be >= 0, got {self.eta}")
-        if len(self.transpose) != 2 or not -24 <= self.transpose[0] <= self.transpose[1] <= 24:
-            raise ConfigError(f"{src}: 'transpose' must be [lo, hi] semitones with "
-                              f"-24 <= lo <= hi <= 24, got {self.transpose}")
-        if self.train_mix is not None:
-            if not self.train_mix:
-                raise ConfigError(f"{src}: 'train_mix' must name at least one dataset or "
-                                  f"be null")
-            for folder, weight in self.train_mix.items():
-                if not weight > 0:
-                    raise ConfigError(f"{src}: 'train_mix' weight of {folder!r} must be > 0, "
-                                      f"got {weight}")
-        for key in ("num_workers", "lr_patience"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{src}: '{key}' must be >= 0, got {getattr(self, key)}")
-        if self.preprocess_workers is not None and self.preprocess_workers <= 0:
-            raise ConfigError(f"{src}: 'preprocess_workers' must be > 0 or null, "
-                              f"got {self.preprocess_workers}")
+
+    def _check_hardware(self, src: str) -> None:
+        """The device keys (``devices``, the release's ``gpus``)."""
         for key in ("devices", "gpus"):
             value = getattr(self, key)
             if isinstance(value, str) and value != "auto":

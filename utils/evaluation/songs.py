@@ -2,7 +2,7 @@
 
 Each song of a split is separated whole (windows stitched, :mod:`utils.separation.notes`)
 and every original note of the song's unified tracks is scored (track unification of
-the data contract, :func:`data.midi.choose_tracks`): its true instrument is the class of
+the data contract, :func:`data.song_roll.choose_tracks`): its true instrument is the class of
 its track. Not scored: the notes of tracks that track unification drops, and the melody
 track unless the dataset was built with ``melody_in_mixture`` (then the melody is part of
 the mixture and its true instrument is the class its program names). The model is given
@@ -43,9 +43,9 @@ from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC, N_PITCHED
 from data.errors import InputError
 from data.manifest import REBUILD, DatasetError, Manifest
 from data.melody import load_melody_json, melody_program_for
-from data.midi import SongNotes, load_song, read_notes
-from data.notes import nearest_rows
+from data.midi import SongNotes, read_notes
 from data.preprocess import source_stat
+from data.song_roll import load_song, nearest_rows
 from utils.core.config import Config
 from utils.evaluation.baselines import FITTED_BASELINES, Baseline
 from utils.evaluation.metrics import prf, ratio
@@ -94,7 +94,7 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
         name: how the song is named in reports (its path relative to the MIDI folder).
         melody_program: the melody track's program from a melody JSON (None: detector).
         melody_in_mixture: the build's contract option: the melody track's notes are
-            scored as the class its program names (:func:`data.midi.choose_tracks`).
+            scored as the class its program names (:func:`data.song_roll.choose_tracks`).
 
     Raises:
         data.midi.MidiError, data.midi.SkipFile: the file no longer reads as it did in the

@@ -23,12 +23,9 @@ from data.midi import (
     SongNotes,
     Timing,
 )
-from data.notes import (
-    OUTPUT_CHANNEL,
-    OutputTrack,
-    out_of_range,
-)
+from data.notes import OUTPUT_CHANNEL, OutputTrack
 from data.roll import window_starts
+from data.song_roll import out_of_range
 from utils.rendering.audio import (
     AudioNotes,
     RenderedAudio,

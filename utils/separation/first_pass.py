@@ -23,8 +23,8 @@ import torch
 
 from data.contract import N_MUSIC, N_PITCH
 from data.midi import SongNotes
-from data.notes import nearest_rows
 from data.roll import onset_plane
+from data.song_roll import nearest_rows
 from utils.separation.windows import ProbFn, song_prob_chunks
 
 
@@ -34,7 +34,7 @@ class MixtureSong:
 
     Attributes:
         notes: the song's notes (:func:`data.midi.notes_from_score`).
-        mixture: bool ``[T, 72]`` the song's mixture (:func:`data.midi.load_mixture`).
+        mixture: bool ``[T, 72]`` the song's mixture (:func:`data.song_roll.load_mixture`).
         in_mixture: bool ``[K]`` the notes that make up ``mixture`` (their starts are the
             mixture's note starts, and only they are decided by a second pass); None =
             every note.
@@ -115,7 +115,7 @@ def first_pass_probs(acc: NoteProbAccumulator, notes: SongNotes) -> np.ndarray:
 def note_grid(notes: SongNotes, n_steps: int) -> NoteProbAccumulator:
     """An empty accumulator for the notes of a song of ``n_steps`` steps.
 
-    Notes are read at :func:`data.notes.nearest_rows` on their quantised steps; steps
+    Notes are read at :func:`data.song_roll.nearest_rows` on their quantised steps; steps
     past the song's end are ignored.
     """
     first, stop = notes.steps()

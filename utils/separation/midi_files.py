@@ -28,15 +28,11 @@ from data.midi import (
     MidiError,
     SongNotes,
     describe_time_signatures,
-    load_mixture,
     notes_from_score,
     read_score,
 )
-from data.notes import (
-    notes_roll,
-    overlap_layers,
-    separated_midi,
-)
+from data.notes import overlap_layers, separated_midi
+from data.song_roll import load_mixture, notes_roll
 from utils.rendering.audio import (
     MAX_AUDIO_SECONDS,
 )

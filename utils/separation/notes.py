@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from data.contract import DRUM, MUSIC_INSTRUMENTS, N_MUSIC, N_PITCHED
-from data.notes import out_of_range
+from data.song_roll import out_of_range
 from utils.separation.first_pass import (
     FirstPass,
     MixtureSong,
