@@ -12,7 +12,7 @@ Samplers look like schedulers: ``set_timesteps(num_steps)`` picks a descending s
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import ClassVar, get_args
 
 import torch
 import torch.nn.functional as F
@@ -234,10 +234,9 @@ class GuidedDiffusion(SeparationProcess):
         return self.q_sample(x0, t, noise) * mixture
 
     # ---------------------------------------------------------------- reverse process
-    def make_sampler(self, sampler: str, eta: float = 0.0) -> DDPMSampler | DDIMSampler:
-        """A sampler by validated name (``"ddpm"`` or ``"ddim"``)."""
-        check_option("sampler", sampler, get_args(Sampler))
-        return DDPMSampler(self) if sampler == "ddpm" else DDIMSampler(self, eta)
+    def make_sampler(self, sampler: str, eta: float = 0.0) -> _Sampler:
+        """A sampler by validated name (``"ddpm"`` or ``"ddim"``, :data:`SAMPLER_CLASSES`)."""
+        return sampler_class(sampler).build(self, eta)
 
     def sample_x1(self, model: nn.Module, mixture: torch.Tensor, sampler: str, steps: int,
                   eta: float = 0.0, generator: torch.Generator | None = None,
@@ -273,6 +272,13 @@ class GuidedDiffusion(SeparationProcess):
 class _Sampler:
     """Shared schedule logic: strided time indices and the float64 abar table."""
 
+    name: ClassVar[str]  # the config's sampler value
+
+    @classmethod
+    def build(cls, diffusion: GuidedDiffusion, eta: float = 0.0) -> _Sampler:
+        """The sampler of ``diffusion`` (``eta``: read by the samplers that add noise)."""
+        return cls(diffusion)
+
     def __init__(self, diffusion: GuidedDiffusion) -> None:
         self.time_steps = diffusion.time_steps
         self.alphas_cumprod = diffusion.alphas_cumprod64  # float64 [T]
@@ -300,9 +306,32 @@ class _Sampler:
         return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
+SAMPLER_CLASSES: dict[str, type[_Sampler]] = {}
+"""Every sampler by its config name (``sampler``), as :data:`models.process.PROCESSES`."""
+
+
+def register_sampler(cls: type[_Sampler]) -> type[_Sampler]:
+    """Class decorator: make a sampler selectable by its :attr:`~_Sampler.name`."""
+    check_option("sampler", cls.name, get_args(Sampler))
+    SAMPLER_CLASSES[cls.name] = cls
+    return cls
+
+
+def sampler_class(name: str) -> type[_Sampler]:
+    """The sampler class a config's ``sampler`` names.
+
+    Raises:
+        ValueError: an unknown name, naming the allowed ones.
+    """
+    return SAMPLER_CLASSES[check_option("sampler", name, tuple(SAMPLER_CLASSES))]
+
+
+@register_sampler
 class DDPMSampler(_Sampler):
     """Ancestral DDPM steps; on a strided schedule the step uses the effective beta
     ``1 - abar_t / abar_prev`` (Nichol & Dhariwal's respacing)."""
+
+    name = "ddpm"
 
     def step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,8 +357,15 @@ class DDPMSampler(_Sampler):
         return x_prev, x0_pred
 
 
+@register_sampler
 class DDIMSampler(_Sampler):
     """DDIM steps (Song et al. eq. 12); ``eta = 0`` is deterministic, ``eta = 1`` DDPM-like."""
+
+    name = "ddim"
+
+    @classmethod
+    def build(cls, diffusion: GuidedDiffusion, eta: float = 0.0) -> DDIMSampler:
+        return cls(diffusion, eta)
 
     def __init__(self, diffusion: GuidedDiffusion, eta: float = 0.0) -> None:
         super().__init__(diffusion)

@@ -137,3 +137,15 @@ def test_checkpoints_are_written_atomically(tmp_path: Path,
         io.save_checkpoint({"state_dict": {}, "epoch": 1}, target)
     assert torch.load(target, weights_only=True)["epoch"] == 0  # the old one, whole
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary left
+
+
+def test_checkpoint_kinds_are_records() -> None:
+    from utils.core.kinds import DECODER, KINDS, SEPARATOR, checkpoint_kind
+
+    assert checkpoint_kind("separator") is SEPARATOR and checkpoint_kind(DECODER) is DECODER
+    assert set(KINDS) == {"separator", "decoder"}
+    assert SEPARATOR.config_key == "transunet_model_path" and SEPARATOR.former_dir
+    assert DECODER.monitor(Config()) == ("val_loss", "min")
+    assert SEPARATOR.monitor(Config(separator="direct"))[0] == "val_accuracy"
+    with pytest.raises(ValueError, match="kind must be one of 'separator', 'decoder'"):
+        checkpoint_kind("transunet")

@@ -67,7 +67,7 @@ def test_the_project_errors_are_user_errors() -> None:
     from data.store import DatasetError
     from data.synthesize import SynthError
     from utils.core.config import ConfigError
-    from utils.separation.notes import OutputExists
+    from utils.separation.file_outputs import OutputExists
     from utils.training.runs import NonFiniteLossError
 
     for cls in (ConfigError, DatasetError, BuildError, SynthError, WadError, CollectError,

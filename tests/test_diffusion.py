@@ -177,3 +177,19 @@ def test_assign_threshold_and_partition_on_hand_made_probs() -> None:
     assert not part[..., 1].any()
     none = assign_instruments(probs, m, "threshold", 0.9)
     assert not none.any()  # a cell left unassigned is what consistency measures
+
+
+def test_samplers_are_a_registry_like_the_processes() -> None:
+    from typing import get_args
+
+    from models.diffusion import SAMPLER_CLASSES, sampler_class
+    from models.options import Sampler
+
+    assert set(SAMPLER_CLASSES) == set(get_args(Sampler))
+    diff = GuidedDiffusion(10)
+    assert isinstance(diff.make_sampler("ddpm"), DDPMSampler)
+    ddim = diff.make_sampler("ddim", eta=0.5)
+    assert isinstance(ddim, DDIMSampler) and ddim.eta == 0.5
+    assert sampler_class("ddim") is DDIMSampler
+    with pytest.raises(ValueError, match="sampler must be one of 'ddpm', 'ddim'"):
+        sampler_class("euler")

@@ -39,13 +39,12 @@ from __future__ import annotations
 
 import sys
 import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 
-from data.contract import check_option
 from data.fileio import atomic_write
 from models import diffusion as _diffusion  # noqa: F401 -- registers the processes
 from models import direct as _direct  # noqa: F401
@@ -53,15 +52,14 @@ from models.decoder import Decoder
 from models.process import SeparationProcess, SeparatorSpec, process_class
 from models.transunet import TransUNet
 from utils.core.config import Config, ConfigError, config_from_dict
+from utils.core.kinds import DECODER, SEPARATOR, CheckpointKind, checkpoint_kind
 
-Kind = Literal["separator", "decoder"]
 BASELINES_FILE = "baselines.json"
 PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
-PRETRAINED_SEPARATOR = "separator.ckpt"
-PRETRAINED_DECODER = "decoder.ckpt"
+PRETRAINED_SEPARATOR = SEPARATOR.shipped_file
+PRETRAINED_DECODER = DECODER.shipped_file
 BEST_PREFIX = "best"
 LAST_NAME = "last.ckpt"
-PATH_KEY: dict[str, str] = {"separator": "transunet_model_path", "decoder": "decoder_model_path"}
 # Values of keys added after the first checkpoints were written: a stored config without
 # them was trained with these (the paper's process).
 LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": False,
@@ -69,36 +67,35 @@ LEGACY_DEFAULTS: dict[str, Any] = {"separator": "diffusion", "pitch_channel": Fa
                                    "onset_channel": False, "beat_channel": False}
 
 
-SEPARATOR_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SeparatorSpec))
-DECODER_KEYS: tuple[str, ...] = ("in_ch", "decoder_dim")  # the decoder's shapes
-KIND_KEYS: dict[str, tuple[str, ...]] = {"separator": SEPARATOR_KEYS, "decoder": DECODER_KEYS}
-# Prefix of each kind's weights in a Lightning state dict (the module attribute names).
-STATE_PREFIX: dict[str, str] = {"separator": "net.", "decoder": "decoder."}
+SEPARATOR_KEYS = SEPARATOR.stored_keys
+DECODER_KEYS = DECODER.stored_keys
 # The separator's folder took the config's name for it; it was named after its network
-# before, and model_dirs trained then are still read from there (checkpoint_dir).
-FORMER_DIR: dict[str, str] = {"separator": "transunet"}
+# before, and model_dirs trained then are still read from there (checkpoint_dir,
+# CheckpointKind.former_dir).
 _warned: set[Path] = set()  # former folders already named in a warning
 # What Lightning needs to continue a run (weights alone cannot be resumed).
 RESUME_KEYS = ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch",
                "global_step")
 
 
-def checkpoint_dir(cfg: Config, kind: str) -> Path:
+def checkpoint_dir(cfg: Config, kind: str | CheckpointKind) -> Path:
     """``model_dir/<kind>``: the folder holding one kind's checkpoints.
 
-    A ``model_dir`` whose checkpoints of ``kind`` are still in the folder's former name
-    (:data:`FORMER_DIR`) and none in ``model_dir/<kind>`` is used from there -- found,
-    resumed and trained on alike, so that a run stays in one folder -- with one warning
-    line per process.
+    ``kind``: a name or its :class:`utils.core.kinds.CheckpointKind`. A ``model_dir``
+    whose checkpoints of ``kind`` are still in the folder's former name
+    (:attr:`~utils.core.kinds.CheckpointKind.former_dir`) and none in ``model_dir/<kind>``
+    is used from there -- found, resumed and trained on alike, so that a run stays in one
+    folder -- with one warning line per process.
     """
-    check_option("kind", kind, get_args(Kind))
-    folder = Path(cfg.model_dir) / kind
-    former = folder.with_name(FORMER_DIR.get(kind, kind))
+    kind = checkpoint_kind(kind)
+    folder = Path(cfg.model_dir) / kind.name
+    former = folder.with_name(kind.former_dir or kind.name)
     if former == folder or _holds_checkpoint(folder) or not _holds_checkpoint(former):
         return folder
     if former not in _warned:
         _warned.add(former)
-        print(f"warning: {former}: the {kind} checkpoint folder is now called '{kind}'; "
+        print(f"warning: {former}: the {kind.name} checkpoint folder is now called "
+              f"'{kind.name}'; "
               f"using this one (rename it to {folder})", file=sys.stderr)
     return former
 
@@ -107,14 +104,14 @@ def _holds_checkpoint(folder: Path) -> bool:
     return any(folder.glob("*.ckpt"))
 
 
-def find_checkpoint(cfg: Config, kind: str) -> Path:
+def find_checkpoint(cfg: Config, kind: str | CheckpointKind) -> Path:
     """The checkpoint a script uses for ``kind`` (``"separator"`` or ``"decoder"``).
 
     Raises:
         ConfigError: the configured file is missing, or ``model_dir`` holds none.
     """
-    check_option("kind", kind, get_args(Kind))
-    key = PATH_KEY[kind]
+    kind = checkpoint_kind(kind)
+    key = kind.config_key
     named = getattr(cfg, key)
     if named:
         path = Path(named)
@@ -123,9 +120,9 @@ def find_checkpoint(cfg: Config, kind: str) -> Path:
         return path
     folder = checkpoint_dir(cfg, kind)
     found = sorted(folder.glob(f"{BEST_PREFIX}*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name))
-    script = "melody2music_train.py" if kind == "separator" else "melody2music_decoder.py"
+    script = kind.script
     if not found:
-        raise ConfigError(f"{cfg._source}: no {kind} checkpoint in {str(folder)!r} and "
+        raise ConfigError(f"{cfg._source}: no {kind.name} checkpoint in {str(folder)!r} and "
                           f"'{key}' is empty; train first (python {script} --config "
                           f"{cfg._source})")
     skipped: list[str] = []
@@ -133,11 +130,11 @@ def find_checkpoint(cfg: Config, kind: str) -> Path:
         problem = checkpoint_problem(path)
         if problem is None:
             if skipped:
-                print(f"warning: skipped {len(skipped)} unreadable {kind} checkpoint(s) "
+                print(f"warning: skipped {len(skipped)} unreadable {kind.name} checkpoint(s) "
                       f"({'; '.join(skipped)}); using {path}", file=sys.stderr)
             return path
         skipped.append(f"{path.name}: {problem}")
-    raise ConfigError(f"{cfg._source}: no readable {kind} checkpoint in {str(folder)!r} "
+    raise ConfigError(f"{cfg._source}: no readable {kind.name} checkpoint in {str(folder)!r} "
                       f"({'; '.join(skipped[:3])}); train again (python {script} --config "
                       f"{cfg._source})")
 
@@ -228,7 +225,7 @@ def model_paths(cfg: Config, pretrained_dir: Path | None = None) -> ModelPaths:
     pretrained_dir = PRETRAINED_DIR if pretrained_dir is None else pretrained_dir
     named = bool(cfg.transunet_model_path)
     try:
-        separator = find_checkpoint(cfg, "separator")
+        separator = find_checkpoint(cfg, SEPARATOR)
     except ConfigError:
         shipped = pretrained_dir / PRETRAINED_SEPARATOR
         if named or not shipped.is_file():
@@ -284,7 +281,8 @@ def _check_against(stored: Config, cfg: Config | None, keys: tuple[str, ...],
                               f"{getattr(cfg, key)!r}")
 
 
-def check_resume_checkpoint(path: str | Path, cfg: Config, kind: str) -> None:
+def check_resume_checkpoint(path: str | Path, cfg: Config, kind: str | CheckpointKind
+                            ) -> None:
     """Make sure ``last.ckpt`` can be handed to Lightning to continue a run.
 
     Lightning unpickles the file it resumes from; this reads it first weights-only
@@ -295,16 +293,17 @@ def check_resume_checkpoint(path: str | Path, cfg: Config, kind: str) -> None:
     Raises:
         ConfigError: one line naming the file (and the key, for a mismatch).
     """
-    check_option("kind", kind, get_args(Kind))
+    kind = checkpoint_kind(kind)
     ckpt = read_checkpoint(path)
     missing = [key for key in RESUME_KEYS if key not in ckpt]
     if missing:
         raise ConfigError(f"{path}: cannot resume from it (no {', '.join(missing)}: not a "
                           f"full training checkpoint)")
     state = ckpt["state_dict"]
-    if not isinstance(state, dict) or not any(k.startswith(STATE_PREFIX[kind]) for k in state):
-        raise ConfigError(f"{path}: not a {kind} checkpoint (no {STATE_PREFIX[kind]}* weights)")
-    _check_against(checkpoint_config(ckpt, path), cfg, KIND_KEYS[kind], path)
+    if not isinstance(state, dict) or not any(k.startswith(kind.state_prefix) for k in state):
+        raise ConfigError(f"{path}: not a {kind.name} checkpoint (no {kind.state_prefix}* "
+                          "weights)")
+    _check_against(checkpoint_config(ckpt, path), cfg, kind.stored_keys, path)
 
 
 def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -360,7 +359,7 @@ def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
     config = checkpoint_config(ckpt, path)
     _check_against(config, cfg, SEPARATOR_KEYS, path)
     net, process = build_separator(SeparatorSpec.of(config), config.rate)
-    _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["separator"]), path)
+    _load_into(net, _sub_state(ckpt["state_dict"], SEPARATOR.state_prefix), path)
     process.to(map_location)
     return net.to(map_location).eval(), process, config
 
@@ -395,7 +394,7 @@ def load_decoder(path: str | Path, map_location: str | torch.device = "cpu",
     config = checkpoint_config(ckpt, path)
     _check_against(config, cfg, DECODER_KEYS, path)
     decoder = Decoder(config.in_ch, config.decoder_dim)
-    _load_into(decoder, _sub_state(ckpt["state_dict"], STATE_PREFIX["decoder"]), path)
+    _load_into(decoder, _sub_state(ckpt["state_dict"], DECODER.state_prefix), path)
     return decoder.to(map_location).eval()
 
 
@@ -415,6 +414,6 @@ def warm_start(net: torch.nn.Module, cfg: Config) -> None:
         ckpt = read_checkpoint(path)
         stored = checkpoint_config(ckpt, path)
         _check_against(stored, cfg, SEPARATOR_KEYS, path)
-        _load_into(net, _sub_state(ckpt["state_dict"], STATE_PREFIX["separator"]), path)
+        _load_into(net, _sub_state(ckpt["state_dict"], SEPARATOR.state_prefix), path)
     except ConfigError as exc:
         raise ConfigError(f"{cfg._source}: 'init_from': {exc}") from None

@@ -10,7 +10,7 @@ checkpoint by ``val_loss`` (``<kind>/best-epoch=EEE-val_loss=L.LLLL.ckpt``), the
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from utils.core.checkpoints import (
 )
 from utils.core.cli import command
 from utils.core.config import Config, ConfigError, load_config
+from utils.core.kinds import DECODER, SEPARATOR, CheckpointKind, checkpoint_kind
 from utils.evaluation.baselines import save_baselines
 from utils.evaluation.phrases import fit_train_baselines
 from utils.training.lightning import DecoderModule, SeparatorModule
@@ -98,22 +99,21 @@ def make_datamodule(cfg: Config) -> pl.LightningDataModule:
                             train_mix=cfg.train_mix, transpose=cfg.transpose, seed=cfg.seed)
 
 
-def best_metric(cfg: Config, kind: str) -> tuple[str, str]:
+def best_metric(cfg: Config, kind: str | CheckpointKind) -> tuple[str, str]:
     """``(metric, mode)`` that picks the best checkpoint of a run: for the separator, what
     its process names (:attr:`models.process.SeparationProcess.monitor`: ``val_loss`` as
-    the paper, ``val_accuracy`` for the direct separator); ``val_loss`` for the decoder."""
-    if kind == "separator":
-        return process_class(cfg.separator).monitor
-    return "val_loss", "min"
+    the paper, ``val_accuracy`` for the direct separator); ``val_loss`` for the decoder
+    (:attr:`utils.core.kinds.CheckpointKind.monitor`)."""
+    return checkpoint_kind(kind).monitor(cfg)
 
 
-def build_trainer(cfg: Config, kind: str, max_epochs: int,
+def build_trainer(cfg: Config, kind: str | CheckpointKind, max_epochs: int,
                   callbacks: Sequence[Callback] = (), **overrides: Any) -> pl.Trainer:
     """A Trainer writing ``kind``'s checkpoints and logs under ``cfg.model_dir``.
 
     Args:
         cfg: the typed configuration (hardware, limits, clipping).
-        kind: ``"separator"`` or ``"decoder"``.
+        kind: the checkpoint kind (:mod:`utils.core.kinds`), or its name.
         max_epochs: epochs to train in total (a resumed run continues up to it).
         callbacks: extra callbacks.
         overrides: Trainer keyword arguments that replace the config's.
@@ -150,7 +150,7 @@ def build_trainer(cfg: Config, kind: str, max_epochs: int,
     return pl.Trainer(**kwargs)
 
 
-def _resume_path(cfg: Config, kind: str, resume: bool) -> Path | None:
+def _resume_path(cfg: Config, kind: CheckpointKind, resume: bool) -> Path | None:
     """``last.ckpt`` to resume from, checked weights-only first (None: start afresh)."""
     if not (resume or cfg.resume):
         return None
@@ -162,14 +162,14 @@ def _resume_path(cfg: Config, kind: str, resume: bool) -> Path | None:
     return last
 
 
-def _checked_start(cfg: Config, kind: str, resume: bool) -> Path | None:
+def _checked_start(cfg: Config, kind: CheckpointKind, resume: bool) -> Path | None:
     """Checks made before any work: ``model_dir`` can be written (checkpoints and logs go
     there) and the resume checkpoint, if any, fits. Returns that checkpoint."""
     cfg.require_writable_dir("model_dir")
     return _resume_path(cfg, kind, resume)
 
 
-def _fit(cfg: Config, kind: str, module: pl.LightningModule, max_epochs: int,
+def _fit(cfg: Config, kind: CheckpointKind, module: pl.LightningModule, max_epochs: int,
          ckpt_path: Path | None, datamodule: pl.LightningDataModule | None,
          **overrides: Any) -> Path:
     if datamodule is None:
@@ -180,7 +180,8 @@ def _fit(cfg: Config, kind: str, module: pl.LightningModule, max_epochs: int,
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if not best:
-        raise RuntimeError(f"{kind} training wrote no best checkpoint (no validation ran?)")
+        raise RuntimeError(f"{kind.name} training wrote no best checkpoint (no validation "
+                           "ran?)")
     return Path(best)
 
 
@@ -207,13 +208,13 @@ def train_separator(cfg: Config, resume: bool = False,
     if cfg.init_from and not (resume or cfg.resume):
         warm_start(module.net, cfg)
     baselines = None
-    ckpt_path = _checked_start(cfg, "separator", resume)
+    ckpt_path = _checked_start(cfg, SEPARATOR, resume)
     if rank_zero_only.rank == 0 and datamodule is None:
         # the baselines of this training data travel with the model (evaluate.py reads
         # them); fitted before training, on the data the model trains on
         check_data_dir(cfg)
         baselines = fit_train_baselines(cfg.train_mix or {cfg.data_dir: 1.0})
-    best = _fit(cfg, "separator", module, cfg.max_epochs, ckpt_path, datamodule, **overrides)
+    best = _fit(cfg, SEPARATOR, module, cfg.max_epochs, ckpt_path, datamodule, **overrides)
     if baselines is not None:
         save_baselines(Path(cfg.model_dir) / BASELINES_FILE, baselines)
     return best
@@ -234,15 +235,20 @@ def train_decoder(cfg: Config, resume: bool = False,
         ConfigError: no separator checkpoint, one that does not match the config,
             missing data or resume checkpoint.
     """
-    separator = find_checkpoint(cfg, "separator")
+    separator = find_checkpoint(cfg, SEPARATOR)
     stored = checkpoint_config(read_checkpoint(separator), separator)
     if not process_class(stored.separator).needs_decoder:
         return None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = DecoderModule(cfg, str(separator))
-    ckpt_path = _checked_start(cfg, "decoder", resume)
-    return _fit(cfg, "decoder", module, cfg.decoder_max_epochs, ckpt_path, datamodule,
+    ckpt_path = _checked_start(cfg, DECODER, resume)
+    return _fit(cfg, DECODER, module, cfg.decoder_max_epochs, ckpt_path, datamodule,
                 **overrides)
+
+
+TRAINERS: dict[str, Callable[..., Path | None]] = {SEPARATOR.name: train_separator,
+                                                   DECODER.name: train_decoder}
+"""The training entry of each checkpoint kind (:mod:`utils.core.kinds`)."""
 
 
 def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
@@ -255,16 +261,17 @@ def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = No
     return command(partial(_train, kind, prog=prog))(argv)
 
 
-def _train(kind: str, argv: Sequence[str] | None, prog: str | None = None) -> int:
-    what = {"separator": "the TransUNet separator", "decoder": "the decoder"}[kind]
+def _train(name: str, argv: Sequence[str] | None, prog: str | None = None) -> int:
+    kind = checkpoint_kind(name)
+    what = kind.described
     parser = argparse.ArgumentParser(prog=prog,
                                      description=f"Train {what} (docs/method.md sections 2-4).")
     parser.add_argument("--config", default="config.json",
                         help="config file (default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
-                        help=f"continue from model_dir/{kind}/{LAST_NAME}")
+                        help=f"continue from model_dir/{kind.name}/{LAST_NAME}")
     args = parser.parse_args(argv)
-    train = train_separator if kind == "separator" else train_decoder
+    train = TRAINERS[kind.name]
     try:
         best = train(load_config(args.config), resume=args.resume)
     except (DatasetError, FileNotFoundError) as exc:  # the data changed or vanished mid-run
@@ -277,5 +284,5 @@ def _train(kind: str, argv: Sequence[str] | None, prog: str | None = None) -> in
         print("the separator is 'direct': it predicts the instruments itself, no decoder "
               "to train")
     else:
-        print(f"best {kind} checkpoint: {best}")
+        print(f"best {kind.name} checkpoint: {best}")
     return 0
