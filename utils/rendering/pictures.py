@@ -4,7 +4,7 @@ Pictures: a roll is drawn with time on x (bar lines every ``steps_per_bar`` step
 MIDI pitch on y, and one colour per instrument (a cell played by several instruments
 gets the mean of their colours). Figures are built on matplotlib's Agg canvas, never
 through pyplot, so scripts need no display and notebooks show them with ``display(fig)``.
-Roll axis orders (the ``order=`` argument, always explicit):
+Roll axis orders (the ``order=`` argument, always explicit; a :class:`RollLayout` each):
 
 * ``"model"``: ``[5, T, P]`` instruments in :data:`MUSIC_INSTRUMENTS` order, or
   ``[1, T, P]`` for a mixture;
@@ -14,7 +14,8 @@ Roll axis orders (the ``order=`` argument, always explicit):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,6 @@ from data.contract import INSTRUMENTS, MUSIC_INSTRUMENTS, N_INSTRUMENTS, PITCH_L
 from data.errors import InputError
 from data.fileio import atomic_write
 from data.roll import to_bool_array
-
-ROLL_ORDERS: tuple[str, ...] = ("model", "phrase", "mixture")
 
 COLORS: dict[str, str] = {
     "melody": "tab:red",
@@ -48,25 +47,65 @@ EXCERPT_BARS = 16  # bars in a song's default picture excerpt
 STEP_PX = 6.0  # pixels per 16th-note step in a song excerpt
 
 
-def _channels(roll: Any, order: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """A roll in any supported order -> bool ``[C, T, P]`` and the name of each channel."""
-    if order not in ROLL_ORDERS:
-        raise ValueError(f"order: unknown value {order!r}, allowed: {', '.join(ROLL_ORDERS)}")
-    r = to_bool_array(roll, "roll")
-    if order == "model" and r.ndim == 3 and r.shape[0] == len(MUSIC_INSTRUMENTS):
+@dataclass(frozen=True)
+class RollLayout:
+    """One axis order a picture's roll may come in (the ``order=`` argument).
+
+    Attributes:
+        name: its name (``"model"``, ``"phrase"``, ``"mixture"``).
+        shape: the shape it expects, in words (for the error message).
+        channels: bool roll -> ``(bool [C, T, P], the name of each channel)``, or None
+            when the roll does not have this layout's shape.
+    """
+
+    name: str
+    shape: str
+    channels: Callable[[np.ndarray], tuple[np.ndarray, tuple[str, ...]] | None]
+
+
+def _model_channels(r: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    if r.ndim == 3 and r.shape[0] == len(MUSIC_INSTRUMENTS):
         return r, MUSIC_INSTRUMENTS
-    if order == "model" and r.ndim == 3 and r.shape[0] == 1:
+    if r.ndim == 3 and r.shape[0] == 1:
         return r, ("mixture",)
-    if order == "phrase" and r.ndim == 3 and r.shape[2] == N_INSTRUMENTS:
-        return np.moveaxis(r, -1, 0), INSTRUMENTS
-    if order == "mixture" and r.ndim == 2:
-        return r[None], ("mixture",)
-    want = {"model": "[5, T, P] or [1, T, P]", "phrase": f"[T, P, {N_INSTRUMENTS}]",
-            "mixture": "[T, P]"}[order]
-    raise ValueError(f"roll: order={order!r} expects shape {want}, got {list(r.shape)}")
+    return None
 
 
-def roll_image(roll: Any, *, order: str) -> tuple[np.ndarray, tuple[str, ...]]:
+ROLL_LAYOUTS: dict[str, RollLayout] = {layout.name: layout for layout in (
+    RollLayout("model", "[5, T, P] or [1, T, P]", _model_channels),
+    RollLayout("phrase", f"[T, P, {N_INSTRUMENTS}]",
+               lambda r: (np.moveaxis(r, -1, 0), INSTRUMENTS)
+               if r.ndim == 3 and r.shape[2] == N_INSTRUMENTS else None),
+    RollLayout("mixture", "[T, P]", lambda r: (r[None], ("mixture",)) if r.ndim == 2 else None),
+)}
+ROLL_ORDERS: tuple[str, ...] = tuple(ROLL_LAYOUTS)
+
+
+def roll_layout(order: str | RollLayout) -> RollLayout:
+    """The layout an ``order=`` names (or the layout itself).
+
+    Raises:
+        ValueError: an unknown name, naming the allowed ones.
+    """
+    if isinstance(order, RollLayout):
+        return order
+    if order not in ROLL_LAYOUTS:
+        raise ValueError(f"order: unknown value {order!r}, allowed: {', '.join(ROLL_ORDERS)}")
+    return ROLL_LAYOUTS[order]
+
+
+def _channels(roll: Any, order: str | RollLayout) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A roll in any supported order -> bool ``[C, T, P]`` and the name of each channel."""
+    layout = roll_layout(order)
+    found = layout.channels(to_bool_array(roll, "roll"))
+    if found is None:
+        shape = list(to_bool_array(roll, "roll").shape)
+        raise ValueError(f"roll: order={layout.name!r} expects shape {layout.shape}, "
+                         f"got {shape}")
+    return found
+
+
+def roll_image(roll: Any, *, order: str | RollLayout) -> tuple[np.ndarray, tuple[str, ...]]:
     """Colour a roll: white background, each instrument its colour, shared cells blended.
 
     Args:
@@ -89,7 +128,7 @@ def plot_roll(
     ax: Any,
     roll: Any,
     *,
-    order: str,
+    order: str | RollLayout,
     title: str | None = None,
     steps_per_bar: int = STEPS_PER_BAR,
     pitch_low: int = PITCH_LOW,
@@ -137,7 +176,7 @@ def plot_comparison(
     panels: Sequence[tuple[str, Any] | tuple[str, Any, str]],
     path: str | Path | None = None,
     *,
-    order: str = "model",
+    order: str | RollLayout = "model",
     steps_per_bar: int = STEPS_PER_BAR,
     first_bar: int = 1,
     step_px: float | None = None,
