@@ -12,6 +12,7 @@ on and off. Two rules (config key ``assign``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import get_args
 
 import torch
@@ -19,7 +20,22 @@ import torch
 from data.contract import check_option
 from utils.core.config import AssignMode
 
+
+def _by_threshold(probs: torch.Tensor, on: torch.Tensor, threshold: float) -> torch.Tensor:
+    return (probs >= threshold) & on
+
+
+def _partition(probs: torch.Tensor, on: torch.Tensor, threshold: float) -> torch.Tensor:
+    best = probs.argmax(dim=1, keepdim=True)  # (B, 1, T, P)
+    onehot = torch.zeros_like(probs, dtype=torch.bool).scatter_(1, best, True)
+    return onehot & on
+
+
+ASSIGN_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
+    "threshold": _by_threshold, "partition": _partition}
+"""Every assignment rule by its config name (``assign``, :data:`utils.core.config.AssignMode`)."""
 ASSIGN_MODES: tuple[str, ...] = get_args(AssignMode)
+assert set(ASSIGN_RULES) == set(ASSIGN_MODES)
 
 
 def assign_instruments(probs: torch.Tensor, mixture: torch.Tensor, mode: str = "threshold",
@@ -36,9 +52,4 @@ def assign_instruments(probs: torch.Tensor, mixture: torch.Tensor, mode: str = "
         bool ``[B, C, T, P]``, False outside the mixture.
     """
     check_option("assign", mode, ASSIGN_MODES)
-    on = mixture.bool()
-    if mode == "threshold":
-        return (probs >= threshold) & on
-    best = probs.argmax(dim=1, keepdim=True)  # (B, 1, T, P)
-    onehot = torch.zeros_like(probs, dtype=torch.bool).scatter_(1, best, True)
-    return onehot & on
+    return ASSIGN_RULES[mode](probs, mixture.bool(), threshold)
