@@ -13,7 +13,7 @@ import functools
 import io
 import warnings
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,22 +32,41 @@ SYNTH_METHODS: tuple[str, ...] = ("auto", "fluidsynth", "sine")
 PEAK = 0.9  # audio is scaled to this peak amplitude (headroom for 16-bit PCM)
 
 
-def _synthesizer(method: str) -> str:
-    """The synthesizer ``method`` gets here: ``"fluidsynth"`` or ``"sine"`` (``"auto"``
-    falls back to sine with a warning where FluidSynth is unavailable).
+@dataclass(frozen=True)
+class Synth:
+    """One synthesizer (the ``method`` a rendering names).
+
+    Attributes:
+        name: its name, as ``method`` and the results give it.
+        rates: the sample rates it renders at, ``(lo, hi)`` (None: any).
+        unavailable: ``() -> None`` where it works here, else what it lacks, in words.
+        midi: ``(pretty_midi.PrettyMIDI, fs) -> raw audio`` (:func:`midi_to_audio`).
+        notes: ``(song, rate, seconds, remarks) -> (audio, rate rendered)``
+            (:func:`render_notes`).
+    """
+
+    name: str
+    rates: tuple[int, int] | None
+    unavailable: Callable[[], str | None]
+    midi: Callable[[pretty_midi.PrettyMIDI, int], np.ndarray]
+    notes: Callable[[AudioNotes, int, float, list[str]], tuple[np.ndarray, int]]
+
+
+def _synthesizer(method: str) -> Synth:
+    """The synthesizer ``method`` gets here (``"auto"``: FluidSynth where it works, else
+    sine with a warning).
 
     Raises:
-        RuntimeError: ``method="fluidsynth"`` where FluidSynth is unavailable.
+        RuntimeError: a synthesizer named that is unavailable here (FluidSynth).
     """
-    if method == "sine":
-        return "sine"
-    missing = fluidsynth_missing()
+    wanted = SYNTHS.get(method, SYNTHS["fluidsynth"])
+    missing = wanted.unavailable()
     if missing is None:
-        return "fluidsynth"
-    if method == "fluidsynth":
+        return wanted
+    if method in SYNTHS:
         raise RuntimeError(f"FluidSynth synthesis unavailable: {missing}")
     warnings.warn(f"{missing}; falling back to sine synthesis (no drums)", stacklevel=3)
-    return "sine"
+    return SYNTHS["sine"]
 
 
 def fluidsynth_missing() -> str | None:
@@ -95,7 +114,7 @@ def midi_to_audio(
     if fs <= 0:
         raise ValueError(f"fs: sample rate must be positive, got {fs}")
     used = _synthesizer(method)
-    if used == "fluidsynth" and not FLUID_RATES[0] <= fs <= FLUID_RATES[1]:
+    if used.rates is not None and not used.rates[0] <= fs <= used.rates[1]:
         # FluidSynth would render at another rate than the one the caller writes
         raise ValueError(f"fs: FluidSynth renders at {FLUID_RATES[0]}..{FLUID_RATES[1]} Hz, "
                          f"got {fs}")
@@ -103,18 +122,14 @@ def midi_to_audio(
     has_notes = any(inst.notes for inst in pm.instruments)
     if not has_notes:
         audio = np.zeros(max(1, int(round(pm.get_end_time() * fs))), dtype=np.float32)
-        return audio, used
-    if used == "fluidsynth":
-        raw = pm.fluidsynth(fs=fs, synthesizer=str(SOUNDFONT), normalize=False)
-    else:
-        raw = pm.synthesize(fs=fs)
-    audio = np.asarray(raw, dtype=np.float64).reshape(-1)
+        return audio, used.name
+    audio = np.asarray(used.midi(pm, fs), dtype=np.float64).reshape(-1)
     if audio.size == 0:
         audio = np.zeros(1)
     peak = float(np.abs(audio).max())
     if peak > 0:
         audio = audio * (PEAK / peak)
-    return audio.astype(np.float32), used
+    return audio.astype(np.float32), used.name
 
 
 def write_wav(path: str | Path, audio: np.ndarray, fs: int) -> None:
@@ -245,24 +260,21 @@ def render_notes(song: AudioNotes, fs: int = 22050, *,
         raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
     used = _synthesizer(method)
     notes: list[str] = []
-    rate = int(np.clip(fs, *FLUID_RATES)) if used == "fluidsynth" else fs
+    rate = int(np.clip(fs, *used.rates)) if used.rates is not None else fs
     song_end = float(max(np.max(song.end, initial=0.0), np.max(song.start, initial=0.0)))
     length = song_end + TAIL_SECONDS if np.size(song.start) else 0.0
     if length > max_seconds:
         notes.append(f"audio cut at {max_seconds:,g} s of the song's {song_end:,.0f} s "
                      "(max_audio_seconds); later notes are not heard")
         length = max_seconds
-    if used == "fluidsynth":
-        audio, rate = _fluid_render(song, rate, length, notes)
-    else:
-        audio = _sine_render(song, rate, max(1, int(np.ceil(length * rate))))
+    audio, rate = used.notes(song, rate, length, notes)
     if rate != fs:
         notes.append(f"audio rendered at {rate:,} Hz, the nearest rate FluidSynth renders "
                      f"at ({FLUID_RATES[0]:,}..{FLUID_RATES[1]:,} Hz), not {fs:,} Hz")
     peak = float(np.abs(audio).max(initial=0.0))
     if peak > 0:
         audio *= np.float32(PEAK / peak)
-    return RenderedAudio(audio=audio, fs=int(rate), method=used, notes=notes)
+    return RenderedAudio(audio=audio, fs=int(rate), method=used.name, notes=notes)
 
 
 _EVENTS_AT_ONCE = 1 << 16  # events turned into Python numbers at a time
@@ -458,3 +470,17 @@ def _sine_render(song: AudioNotes, rate: int, n_samples: int) -> np.ndarray:
                      + np.float32(np.cos(step * b)) * sin_m[:n])
             out[b: b + n] += level[b - lo: b - lo + n] * wave_
     return out
+
+
+def _sine_notes(song: AudioNotes, rate: int, seconds: float, notes: list[str]
+                ) -> tuple[np.ndarray, int]:
+    return _sine_render(song, rate, max(1, int(np.ceil(seconds * rate)))), rate
+
+
+SYNTHS: dict[str, Synth] = {synth.name: synth for synth in (
+    Synth("fluidsynth", FLUID_RATES, lambda: fluidsynth_missing(),
+          lambda pm, fs: pm.fluidsynth(fs=fs, synthesizer=str(SOUNDFONT), normalize=False),
+          lambda song, rate, seconds, notes: _fluid_render(song, rate, seconds, notes)),
+    Synth("sine", None, lambda: None, lambda pm, fs: pm.synthesize(fs=fs), _sine_notes),
+)}
+"""Every synthesizer by name; ``method="auto"`` picks FluidSynth where it works."""
