@@ -246,9 +246,9 @@ def train_decoder(cfg: Config, resume: bool = False,
                 **overrides)
 
 
-TRAINERS: dict[str, Callable[..., Path | None]] = {SEPARATOR.name: train_separator,
-                                                   DECODER.name: train_decoder}
-"""The training entry of each checkpoint kind (:mod:`utils.core.kinds`)."""
+def training_entry(kind: CheckpointKind) -> Callable[..., Path | None]:
+    """The function that trains a checkpoint kind (:mod:`utils.core.kinds`)."""
+    return {SEPARATOR.name: train_separator, DECODER.name: train_decoder}[kind.name]
 
 
 def main_for(kind: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
@@ -271,7 +271,7 @@ def _train(name: str, argv: Sequence[str] | None, prog: str | None = None) -> in
     parser.add_argument("--resume", action="store_true",
                         help=f"continue from model_dir/{kind.name}/{LAST_NAME}")
     args = parser.parse_args(argv)
-    train = TRAINERS[kind.name]
+    train = training_entry(kind)
     try:
         best = train(load_config(args.config), resume=args.resume)
     except (DatasetError, FileNotFoundError) as exc:  # the data changed or vanished mid-run
