@@ -66,6 +66,9 @@ from data.store import (
 from data.workers import reason_summary, run_tasks
 
 MAX_SEED = 2**32 - 1  # numpy seeds 32-bit generators (the config's bound too)
+# The most max_song_bars may be set to (the config's bound too): 10,000 bars, 5.5 hours at
+# 120 bpm; a song's roll and onsets are allocated at its length, 69 MB each at the bound.
+MAX_SONG_BARS_LIMIT = 10_000
 
 MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
@@ -518,9 +521,10 @@ class BuildSettings:
             check_option("split_by", split_by, SPLIT_BY)
         except ValueError as exc:
             raise BuildError(str(exc)) from None
-        if max_song_bars < contract.BARS_PER_PHRASE:
+        if not contract.BARS_PER_PHRASE <= max_song_bars <= MAX_SONG_BARS_LIMIT:
             raise BuildError(f"max_song_bars must be >= {contract.BARS_PER_PHRASE} (one "
-                             f"window), got {max_song_bars}")
+                             f"window) and at most {MAX_SONG_BARS_LIMIT:,}, got "
+                             f"{max_song_bars}")
         table: dict[str, int] = {}
         if melody_json is not None:
             try:

@@ -22,7 +22,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
 from data.fileio import writable_dir_problem
-from data.preprocess import MAX_SEED, SplitBy
+from data.preprocess import MAX_SEED, MAX_SONG_BARS_LIMIT, SplitBy
 from models.options import (
     GROUPS,
     HEAD_DIM,
@@ -44,6 +44,9 @@ Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-
 # entries) and the time embedding is indexed by it; 1e9 steps would take 8 GB before the
 # first batch. 100x the paper's 1000 steps is far beyond any use.
 MAX_TIME_STEPS = 100_000
+# Integers are used as numpy and torch numbers (int64), and float keys as float64: an
+# integer beyond 64 bits names no value the code can use.
+MAX_INTEGER = 2**63 - 1
 
 
 # Exit status of every command for a config or input problem (one ``error:`` line).
@@ -188,6 +191,10 @@ class Config:
         if self.max_song_bars < BARS_PER_PHRASE:
             raise ConfigError(f"{src}: 'max_song_bars' must be >= {BARS_PER_PHRASE} "
                               f"(one window), got {self.max_song_bars}")
+        if self.max_song_bars > MAX_SONG_BARS_LIMIT:
+            raise ConfigError(f"{src}: 'max_song_bars' must be at most "
+                              f"{MAX_SONG_BARS_LIMIT:,} (a song's arrays are allocated at "
+                              f"its length), got {self.max_song_bars}")
         if self.time_steps > MAX_TIME_STEPS:
             raise ConfigError(f"{src}: 'time_steps' must be at most {MAX_TIME_STEPS:,} (the "
                               f"schedule is allocated up front), got {self.time_steps}")
@@ -345,6 +352,15 @@ def _describe(annotation: Any) -> str:
 _HINTS = typing.get_type_hints(Config)
 
 
+def _too_large(value: Any) -> bool:
+    """Whether a JSON value is, or holds, an integer beyond :data:`MAX_INTEGER`."""
+    if isinstance(value, dict):
+        return any(_too_large(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_too_large(v) for v in value)
+    return isinstance(value, int) and abs(value) > MAX_INTEGER
+
+
 def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
     """Validate a raw mapping (unknown keys and wrong types are errors) into a Config."""
     if not isinstance(raw, dict):
@@ -355,6 +371,9 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
         if key not in known:
             raise ConfigError(f"{source}: unknown key '{key}'")
         annotation = _HINTS[key]
+        if _too_large(value):
+            raise ConfigError(f"{source}: '{key}' holds an integer beyond 64 bits "
+                              f"(|value| > {MAX_INTEGER:,}), which no setting can use")
         if not _type_ok(value, annotation):
             raise ConfigError(f"{source}: '{key}' must be {_describe(annotation)}, got {value!r}")
         if isinstance(value, dict):  # train_mix: {folder: weight}
@@ -411,6 +430,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
         raise ConfigError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ConfigError(f"{path}: a number that cannot be read "
+                          f"({str(exc).splitlines()[0]})") from None
     if overrides:
         raw = {**raw, **overrides}
     return config_from_dict(raw, source=str(path))
