@@ -50,10 +50,20 @@ from tqdm import tqdm
 
 from data import contract
 from data.contract import check_option
-from data.errors import UserError
+from data.errors import UserError, one_line
 from data.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
 from data.melody import load_melody_json, melody_program_for
 from data.midi import MidiError, SkipFile, load_song
+from data.midi_files import (  # noqa: F401 -- find_midi_files, MIDI_SUFFIXES, TOP_LEVEL: API
+    MIDI_SUFFIXES,
+    SPLIT_FOLDER_NAMES,
+    TOP_LEVEL,
+    empty_named_folders,
+    empty_split_lines,
+    find_midi_files,
+    named_split,
+    song_folder,
+)
 from data.roll import keep_phrases, window_view
 from data.store import (
     MANIFEST_NAME,
@@ -70,7 +80,6 @@ MAX_SEED = 2**32 - 1  # numpy seeds 32-bit generators (the config's bound too)
 # 120 bpm; a song's roll and onsets are allocated at its length, 69 MB each at the bound.
 MAX_SONG_BARS_LIMIT = 10_000
 
-MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
 SHARD_GLOB = "part-*.json"
@@ -78,10 +87,6 @@ SHARD_GLOB = "part-*.json"
 # first-level folders, or the split the first-level folder names (published splits)
 SplitBy = Literal["song", "folder", "named"]
 SPLIT_BY: tuple[str, ...] = get_args(SplitBy)
-TOP_LEVEL = "."  # the folder name given to files directly in the MIDI folder
-# split_by="named": the first-level folder names each split may have (any case)
-SPLIT_FOLDER_NAMES: dict[str, tuple[str, ...]] = {
-    "train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
 class BuildError(UserError, ValueError):
@@ -99,14 +104,6 @@ class FileResult:
 
     record: dict[str, Any]
     packed: np.ndarray
-
-
-def find_midi_files(midi_dir: str | Path) -> list[str]:
-    """Relative POSIX paths of every MIDI file under ``midi_dir`` (recursive, sorted)."""
-    root = Path(midi_dir)
-    found = [p.relative_to(root).as_posix() for p in root.rglob("*")
-             if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()]
-    return sorted(found)
 
 
 def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
@@ -334,12 +331,6 @@ def split_songs(songs: Sequence[str], seed: int,
             for k, split in enumerate(SPLITS)}
 
 
-def song_folder(rel_path: str) -> str:
-    """First-level folder of a song's relative POSIX path (``"."`` for a top-level file)."""
-    parts = rel_path.split("/")
-    return parts[0] if len(parts) > 1 else TOP_LEVEL
-
-
 def split_folders(songs: Sequence[str], seed: int, fractions: tuple[float, float, float]
                   ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Assign whole first-level folders to train/val/test; every song follows its folder.
@@ -357,14 +348,6 @@ def split_folders(songs: Sequence[str], seed: int, fractions: tuple[float, float
     for song in sorted(songs):
         by_split[side[song_folder(song)]].append(song)
     return by_split, folders
-
-
-def named_split(folder: str) -> str | None:
-    """The split a first-level folder's name names (``train``; ``val``/``valid``/
-    ``validation``; ``test``; any case), or None."""
-    lowered = folder.lower()
-    return next((split for split, names in SPLIT_FOLDER_NAMES.items() if lowered in names),
-                None)
 
 
 def check_named_folders(songs: Sequence[str]) -> None:
@@ -464,9 +447,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     with build_lock(out_dir):  # one build at a time into one folder
         remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
         _check_resumable(shard_dir, settings)
-        files = find_midi_files(midi_dir)
-        if split_by == "named":
-            check_named_folders(files)  # before any file is converted
+        files = _midi_files(midi_dir, split_by)  # named splits checked before any work
         sources = {rel: source_stat(midi_dir / rel) for rel in files}
         todo = _files_to_convert(shard_dir, files, sources, settings)
         _convert(todo, shard_dir, sources, settings.workers, len(files), progress)
@@ -477,7 +458,32 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         manifest["files_this_run"] = len(todo)
         manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
         atomic_write_json(out_dir / MANIFEST_NAME, manifest)  # the commit marker, written last
+        statuses = {rel: record["status"] for rel, (record, _) in records.items()}
+        for line in empty_split_lines(manifest["split_songs"], statuses, split_by):
+            print(f"warning: {line}", file=sys.stderr)
         return manifest
+
+
+def _midi_files(midi_dir: Path, split_by: str) -> list[str]:
+    """The MIDI files of the build (:func:`data.midi_files.find_midi_files`); a folder
+    reached a second time is named in a warning line.
+
+    Raises:
+        BuildError: with ``split_by="named"``, a song in a folder that names no split, or
+            a folder naming a split that holds no MIDI file.
+    """
+    repeats: dict[str, str] = {}
+    files = find_midi_files(midi_dir, repeats)
+    for folder, first in repeats.items():
+        print(f"warning: {one_line(midi_dir / folder)}: not read again, it is the folder "
+              f"{first!r} (a link to a folder read already)", file=sys.stderr)
+    if split_by == "named":
+        check_named_folders(files)
+        empty = empty_named_folders(midi_dir, files, repeats)
+        if empty:
+            raise BuildError(f"split_by 'named': {midi_dir}: {'; '.join(empty)}; put the "
+                             f"split's MIDI files there or remove the folder")
+    return files
 
 
 @dataclass(frozen=True)

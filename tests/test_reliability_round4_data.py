@@ -25,7 +25,7 @@ TPQ = 480
 QUIET = {"workers": 1, "progress": False, "min_bar_density": 0.0}
 
 
-def _band(pitch: int, bars: int = 8) -> list[tuple[int, int, int]]:
+def _band(pitch: int, bars: int = 16) -> list[tuple[int, int, int]]:
     return [(b * TPQ, (b + 1) * TPQ, pitch) for b in range(4 * bars)]
 
 
@@ -45,8 +45,8 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 def test_a_split_folder_that_is_a_symlink_is_followed(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _song(corpus / "train" / "a.mid")
-    _song(corpus / "val" / "b.mid", 62)
-    _song(tmp_path / "elsewhere" / "c.mid", 64)
+    _song(corpus / "val" / "b.mid")
+    _song(tmp_path / "elsewhere" / "c.mid")
     (corpus / "test").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     (corpus / "train" / "loop").symlink_to(corpus, target_is_directory=True)  # a cycle
     assert find_midi_files(corpus) == ["test/c.mid", "train/a.mid", "val/b.mid"]
@@ -59,7 +59,7 @@ def test_an_empty_named_split_folder_is_refused_before_any_work(
         tmp_path: Path, kind: str) -> None:
     corpus = tmp_path / "corpus"
     _song(corpus / "train" / "a.mid")
-    _song(corpus / "val" / "b.mid", 62)
+    _song(corpus / "val" / "b.mid")
     if kind == "empty":
         (corpus / "test").mkdir()
     else:
@@ -75,7 +75,7 @@ def test_a_named_split_left_without_songs_is_said(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     corpus = tmp_path / "corpus"
     _song(corpus / "train" / "a.mid")
-    _song(corpus / "val" / "b.mid", 62)
+    _song(corpus / "val" / "b.mid")
     _song(corpus / "test" / "c.mid", 64, time_signatures=((0, 3, 4),))  # skipped: not 4/4
     manifest = build(corpus, tmp_path / "data", split_by="named", **QUIET)
     assert manifest["songs"]["test"] == 0
