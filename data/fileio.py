@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -151,6 +152,38 @@ def remove_temporaries(folder: str | Path) -> int:
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def path_kind(path: str | Path) -> str:
+    """What ``path`` is, links followed: ``"file"``, ``"folder"``, ``"missing"`` (also a
+    link to nothing), ``"FIFO"``, ``"socket"``, ``"device"``, or an OS error's reason.
+
+    Inputs are checked with it before they are opened: opening a FIFO to read it waits
+    for a writer, forever if none comes.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        return getattr(exc, "strerror", None) or str(exc)
+    kinds = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO"),
+             (stat.S_ISSOCK, "socket"))
+    return next((kind for test, kind in kinds if test(mode)), "device")
+
+
+def not_a_file(path: str | Path, what: str) -> str | None:
+    """Why ``path`` cannot be read as ``what`` (e.g. "input MIDI file"), as the end of an
+    error line, or None when it is a file: ``"input MIDI file not found"``,
+    ``"input MIDI file is a folder, not a file"``, ...; see :func:`path_kind`."""
+    kind = path_kind(path)
+    if kind == "file":
+        return None
+    if kind == "missing":
+        return f"{what} not found"
+    if kind in ("folder", "FIFO", "socket", "device"):
+        return f"{what} is a {kind}{' (named pipe)' if kind == 'FIFO' else ''}, not a file"
+    return f"{what} cannot be read ({kind})"
 
 
 def writable_dir_problem(path: str | Path) -> str | None:

@@ -51,7 +51,12 @@ from tqdm import tqdm
 from data import contract
 from data.contract import check_option
 from data.errors import UserError, one_line
-from data.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
+from data.fileio import (
+    atomic_write_json,
+    path_kind,
+    remove_temporaries,
+    writable_dir_problem,
+)
 from data.melody import load_melody_json, melody_program_for
 from data.midi import MidiError, SkipFile, load_song
 from data.midi_files import (  # noqa: F401 -- find_midi_files, MIDI_SUFFIXES, TOP_LEVEL: API
@@ -162,6 +167,8 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
                   "phrases": int(len(kept)),
                   "cells": kept.sum(axis=(0, 1, 2)).astype(int).tolist(),
                   "phrases_with": kept.any(axis=(1, 2)).sum(axis=0).astype(int).tolist()}
+        if song.n_unclosed:
+            record["unclosed"] = song.n_unclosed  # notes never closed, dropped
         return FileResult(record, pack(kept, kept_onsets))
     except (MidiError, SkipFile) as exc:
         return _skipped(rel_path, exc.reason, str(exc))
@@ -461,6 +468,12 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         statuses = {rel: record["status"] for rel, (record, _) in records.items()}
         for line in empty_split_lines(manifest["split_songs"], statuses, split_by):
             print(f"warning: {line}", file=sys.stderr)
+        unclosed = {rel: rec["unclosed"] for rel, (rec, _) in records.items() if "unclosed" in rec}
+        if unclosed:
+            rel, n = next(iter(unclosed.items()))
+            print(f"warning: {sum(unclosed.values()):,} note(s) never closed (a note-on without "
+                  f"its note-off) dropped in {len(unclosed):,} kept file(s), e.g. "
+                  f"{one_line(midi_dir / rel)} ({n:,})", file=sys.stderr)
         return manifest
 
 
@@ -515,7 +528,9 @@ class BuildSettings:
             BuildError: the first problem, in one line.
         """
         if not midi_dir.is_dir():
-            raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder")
+            kind = path_kind(midi_dir)
+            raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder (" + (
+                "not found" if kind == "missing" else f"it is a {kind}") + ")")
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
         if n_workers < 1:
             raise BuildError(f"workers must be >= 1, got {workers}")

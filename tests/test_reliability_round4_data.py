@@ -16,10 +16,11 @@ from data.fileio import atomic_write_many
 from data.midi import MidiError, SkipFile, load_song, read_notes, read_score
 from data.preprocess import BuildError, build, find_midi_files
 from data.store import MANIFEST_NAME
-from tests.fixtures_midi import Track, write_midi
+from tests.fixtures_midi import Track, add_meta_track, write_midi
+from tests.test_separate_limits import FS, Piano
 from utils import preprocess as preprocess_cli
 from utils.config import ConfigError, config_from_dict, load_config
-from utils.note_separation import check_outputs, output_paths
+from utils.note_separation import check_outputs, output_paths, separate_midi_file
 
 TPQ = 480
 QUIET = {"workers": 1, "progress": False, "min_bar_density": 0.0}
@@ -177,6 +178,30 @@ def test_notes_never_closed_are_counted(tmp_path: Path) -> None:
     path.write_bytes(_raw_midi(events))
     notes = read_notes(path)
     assert len(notes) == 2 and notes.n_unclosed == 2
+
+
+def test_the_build_counts_notes_never_closed(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "corpus"
+    add_meta_track(_song(corpus / "a.mid"), b"\x00\x91\x30\x40\x00\x31\x40")
+    _song(corpus / "b.mid")
+    manifest = build(corpus, tmp_path / "data", **QUIET)
+    assert manifest["files_kept"] == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "never closed" in line]
+    assert lines == [f"warning: 2 note(s) never closed (a note-on without its note-off) "
+                     f"dropped in 1 kept file(s), e.g. {corpus / 'a.mid'} (2)"]
+
+
+def test_separate_warns_once_about_notes_never_closed(tmp_path: Path) -> None:
+    path = tmp_path / "open.mid"
+    closed = b"".join(b"\x00\x90" + bytes([p]) + b"\x40\x60\x80" + bytes([p]) + b"\x00"
+                      for p in range(60, 72))
+    path.write_bytes(_raw_midi(closed + b"\x00\x90\x40\x40\x00\x90\x43\x40"))
+    out = separate_midi_file(Piano().probs, path, tmp_path / "out", sample_rate=FS)
+    lines = [w for w in out.warnings if "never closed" in w]
+    assert lines == [f"{path}: 2 note(s) never closed (a note-on without its note-off) "
+                     f"dropped"]
+    assert out.n_notes == 12
 
 
 @pytest.mark.parametrize("kind", ["folder", "fifo"])

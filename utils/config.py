@@ -21,7 +21,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
-from data.fileio import writable_dir_problem
+from data.fileio import not_a_file, writable_dir_problem
 from data.preprocess import MAX_SEED, MAX_SONG_BARS_LIMIT, SplitBy
 from models.options import (
     GROUPS,
@@ -417,8 +417,9 @@ def config_from_flags(args: Any, flag_keys: dict[str, str], required: tuple[str,
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Read and validate a config file; ``overrides`` replace keys before validation."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    problem = not_a_file(path, "config file")
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -53,8 +53,8 @@ from data.midi import (
     SongNotes,
     Timing,
     load_mixture,
-    notes_from_score,
-    read_score,
+    read_notes,
+    unclosed_warning,
 )
 from data.notes import (
     OUTPUT_CHANNEL,
@@ -639,7 +639,8 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     # everything that can be refused or warned about is known before the long work
     begin, end, cut = _picture_steps(mixture, bars)
     first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
-    found = [meter_warning(midi_path, timing.time_signatures), cut]
+    found = [meter_warning(midi_path, timing.time_signatures), cut,
+             unclosed_warning(midi_path, notes.n_unclosed)]
     if reference and ref_roll is None:
         found.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument classes "
                      "after track unification); picture without it")
@@ -680,7 +681,7 @@ def read_song(midi_path: Path, limits: Limits) -> SongNotes:
             option that sets it).
     """
     try:
-        score = read_score(midi_path, max_bytes=limits.max_file_bytes,
+        notes = read_notes(midi_path, max_bytes=limits.max_file_bytes,
                            max_notes=limits.max_notes)
     except MidiError as exc:
         flag = {"too_large": "--max-file-mb", "too_many_notes": "--max-notes"}.get(exc.reason)
@@ -688,7 +689,6 @@ def read_song(midi_path: Path, limits: Limits) -> SongNotes:
             raise
         raise MidiError(midi_path, exc.reason, f"{str(exc)[len(exc.path) + 2:]} ({flag})") \
             from None
-    notes = notes_from_score(score)
     check_song(midi_path, notes, limits)
     return notes
 
