@@ -609,7 +609,7 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
 
 def load_song(path: str | Path, melody_program: int | None = None,
               max_bars: int = MAX_SONG_BARS, notes: SongNotes | None = None,
-              melody_in_mixture: bool = False) -> Song:
+              melody_in_mixture: bool = False, default_meter_4_4: bool = False) -> Song:
     """Convert one MIDI file by the data contract (docs/data.md).
 
     Args:
@@ -620,6 +620,8 @@ def load_song(path: str | Path, melody_program: int | None = None,
         notes: the file already read by :func:`read_notes` (not read again).
         melody_in_mixture: the melody track also joins its program's class
             (:func:`choose_tracks`).
+        default_meter_4_4: a file without any time signature is 4/4 (the MIDI standard's
+            default); off, the contract needs exactly one 4/4 signature.
 
     Returns:
         The :class:`Song`, roll bool ``[T, 72, 6]`` (``T`` may be 0 when no note of the
@@ -632,8 +634,10 @@ def load_song(path: str | Path, melody_program: int | None = None,
     path = Path(path)
     notes = read_notes(path) if notes is None else notes
     timing = notes.timing()
-    if not timing.is_4_4():
+    if not (timing.is_4_4() or (default_meter_4_4 and not timing.time_signatures)):
         found = describe_time_signatures(timing.time_signatures)
+        if not timing.time_signatures:
+            found += " (the build option default_meter_4_4 reads such a file as 4/4)"
         raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
     roll, onsets, chosen = _unify(path, notes.track_notes(), timing, melody_program, max_bars,
                                   melody_in_mixture)

@@ -34,6 +34,7 @@ build to save space; a later re-run then converts every file again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -120,7 +121,8 @@ def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
 def process_file(path: Path, rel_path: str, melody_program: int | None,
                  min_bar_density: float = contract.MIN_BAR_DENSITY,
                  max_song_bars: int = contract.MAX_SONG_BARS,
-                 melody_in_mixture: bool = False) -> FileResult:
+                 melody_in_mixture: bool = False, default_meter_4_4: bool = False
+                 ) -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
 
     Every step -- reading, unification, windowing, filtering, packing -- runs under one
@@ -139,13 +141,16 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         max_song_bars: longest song converted, in bars; longer ones are ``too_long``.
         melody_in_mixture: the melody track also joins its program's class
             (:func:`data.midi.choose_tracks`).
+        default_meter_4_4: a file without a time signature is read as 4/4 (the MIDI
+            standard's default); off: it is ``not_4_4``.
 
     Returns:
         A :class:`FileResult`.
     """
     try:
         song = load_song(path, melody_program=melody_program, max_bars=max_song_bars,
-                         melody_in_mixture=melody_in_mixture)
+                         melody_in_mixture=melody_in_mixture,
+                         default_meter_4_4=default_meter_4_4)
         if song.roll.shape[0] == 0:
             return _skipped(rel_path, "empty", f"{path}: no note of the kept tracks inside "
                             f"the pitch range {contract.PITCH_LOW}..{contract.PITCH_HIGH} "
@@ -177,14 +182,14 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         return _skipped(rel_path, "error", f"{path}: {type(exc).__name__}: {text}")
 
 
-# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture)
-Task = tuple[str, str, int | None, float, int, bool]
+# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture,
+#  default_meter_4_4)
+Task = tuple[str, str, int | None, float, int, bool, bool]
 
 
 def _process_task(task: Task) -> FileResult:
-    path, rel_path, program, min_bar_density, max_song_bars, melody_in_mixture = task
-    return process_file(Path(path), rel_path, program, min_bar_density, max_song_bars,
-                        melody_in_mixture)
+    path, rel_path, program, *options = task
+    return process_file(Path(path), rel_path, program, *options)
 
 
 def _crashed(task: Task) -> FileResult:
@@ -294,20 +299,6 @@ def build_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _fingerprint(melody_json: str | None, min_bar_density: float,
-                 split_by: str, max_song_bars: int, melody_in_mixture: bool) -> dict[str, Any]:
-    """Settings that change what a shard or split contains (a mismatch forbids resuming)."""
-    constants = {k: v for k, v in vars(contract).items()
-                 if k.isupper() and isinstance(v, (int, float, str, tuple))}
-    digest = None
-    if melody_json is not None:
-        digest = hashlib.sha256(Path(melody_json).read_bytes()).hexdigest()
-    return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
-            "melody_json_sha256": digest, "min_bar_density": min_bar_density,
-            "split_by": split_by, "max_song_bars": max_song_bars,
-            "melody_in_mixture": melody_in_mixture, "packed_bytes": PACKED_BYTES}
-
-
 # ----------------------------------------------------------------------------- splits
 def split_songs(songs: Sequence[str], seed: int,
                 fractions: tuple[float, float, float]) -> dict[str, list[str]]:
@@ -411,7 +402,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
           min_bar_density: float = contract.MIN_BAR_DENSITY,
           split_by: SplitBy = "song",
           max_song_bars: int = contract.MAX_SONG_BARS,
-          melody_in_mixture: bool = False) -> dict[str, Any]:
+          melody_in_mixture: bool = False, default_meter_4_4: bool = False) -> dict[str, Any]:
     """Build (or finish building) the phrase dataset of a MIDI folder.
 
     Args:
@@ -433,6 +424,9 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         melody_in_mixture: the melody track also joins the class its program names, so
             the tune is part of the mixture (:func:`data.midi.choose_tracks`); off = the
             paper's contract.
+        default_meter_4_4: a file without any time signature is read as 4/4, the MIDI
+            standard's default; off (the paper's contract): such a file is ``not_4_4``.
+            Files with another or several time signatures are refused either way.
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -447,9 +441,10 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     """
     started = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
-    settings = BuildSettings.checked(midi_dir, out_dir, workers, melody_json, seed, fractions,
-                                     min_bar_density, split_by, max_song_bars,
-                                     melody_in_mixture)
+    settings = BuildSettings(
+        midi_dir, out_dir, workers, None if melody_json is None else str(melody_json), {}, seed,
+        tuple(fractions), min_bar_density, split_by, max_song_bars, melody_in_mixture,
+        default_meter_4_4).checked()
     shard_dir = _prepare_out_dir(out_dir)
     with build_lock(out_dir):  # one build at a time into one folder
         remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
@@ -505,7 +500,7 @@ class BuildSettings:
 
     midi_dir: Path
     out_dir: Path
-    workers: int
+    workers: int | None  # None (all cores) until checked
     melody_json: str | None
     melody_table: dict[str, int]
     seed: int
@@ -514,19 +509,18 @@ class BuildSettings:
     split_by: str
     max_song_bars: int
     melody_in_mixture: bool
+    default_meter_4_4: bool = False
 
-    @classmethod
-    def checked(cls, midi_dir: Path, out_dir: Path, workers: int | None,
-                melody_json: str | Path | None, seed: int, fractions: Sequence[float],
-                min_bar_density: float, split_by: str, max_song_bars: int,
-                melody_in_mixture: bool) -> BuildSettings:
-        """Check every argument (the config's validator checks the same bounds for config
-        keys; a direct caller of :func:`build` gets them checked here) and read the melody
-        JSON.
+    def checked(self) -> BuildSettings:
+        """Check every setting (the config's validator checks the same bounds for config
+        keys; a direct caller of :func:`build` gets them checked here), resolve the
+        workers and read the melody JSON into ``melody_table``.
 
         Raises:
             BuildError: the first problem, in one line.
         """
+        midi_dir, workers, seed = self.midi_dir, self.workers, self.seed
+        min_bar_density, max_song_bars = self.min_bar_density, self.max_song_bars
         if not midi_dir.is_dir():
             kind = path_kind(midi_dir)
             raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder (" + (
@@ -539,7 +533,7 @@ class BuildSettings:
         if not 0.0 <= min_bar_density < 1.0:
             raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
         try:
-            check_option("split_by", split_by, SPLIT_BY)
+            check_option("split_by", self.split_by, SPLIT_BY)
         except ValueError as exc:
             raise BuildError(str(exc)) from None
         if not contract.BARS_PER_PHRASE <= max_song_bars <= MAX_SONG_BARS_LIMIT:
@@ -547,20 +541,26 @@ class BuildSettings:
                              f"window) and at most {MAX_SONG_BARS_LIMIT:,}, got "
                              f"{max_song_bars}")
         table: dict[str, int] = {}
-        if melody_json is not None:
+        if self.melody_json is not None:
             try:
-                table = load_melody_json(melody_json)
+                table = load_melody_json(self.melody_json)
             except ValueError as exc:
                 raise BuildError(str(exc)) from None
-        return cls(midi_dir, out_dir, n_workers,
-                   None if melody_json is None else str(melody_json), table, seed,
-                   _check_fractions(fractions), min_bar_density, split_by, max_song_bars,
-                   melody_in_mixture)
+        return dataclasses.replace(self, workers=n_workers, melody_table=table,
+                                   fractions=_check_fractions(self.fractions))
 
     def fingerprint(self) -> dict[str, Any]:
         """What a shard's or split's contents depend on (a mismatch forbids resuming)."""
-        return _fingerprint(self.melody_json, self.min_bar_density, self.split_by,
-                            self.max_song_bars, self.melody_in_mixture)
+        constants = {k: v for k, v in vars(contract).items()
+                     if k.isupper() and isinstance(v, (int, float, str, tuple))}
+        digest = None
+        if self.melody_json is not None:
+            digest = hashlib.sha256(Path(self.melody_json).read_bytes()).hexdigest()
+        return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
+                "melody_json_sha256": digest, "min_bar_density": self.min_bar_density,
+                "split_by": self.split_by, "max_song_bars": self.max_song_bars,
+                "melody_in_mixture": self.melody_in_mixture,
+                "default_meter_4_4": self.default_meter_4_4, "packed_bytes": PACKED_BYTES}
 
     def record(self) -> dict[str, Any]:
         """The manifest's ``settings``: every setting and contract constant used."""
@@ -578,6 +578,7 @@ class BuildSettings:
             "min_melody_cells": contract.MIN_MELODY_CELLS,
             "max_song_bars": self.max_song_bars,
             "melody_in_mixture": self.melody_in_mixture,
+            "default_meter_4_4": self.default_meter_4_4,
         }
 
 
@@ -588,13 +589,15 @@ def _check_resumable(shard_dir: Path, settings: BuildSettings) -> None:
     if not settings_path.exists():
         atomic_write_json(settings_path, fingerprint)
         return
-    stored = {"split_by": "song", **json.loads(settings_path.read_text())}
+    # keys a folder built before they existed lacks: their values then
+    stored = {"split_by": "song", "default_meter_4_4": False,
+              **json.loads(settings_path.read_text())}
     if stored != fingerprint:
         old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
             "re-run the build into a new folder)"
         raise BuildError(f"{settings.out_dir}: built with another data contract, melody JSON, "
-                         f"min_bar_density, split_by, max_song_bars or "
-                         f"melody_in_mixture{old}; use a new --out-dir or delete this one")
+                         f"min_bar_density, split_by, max_song_bars, melody_in_mixture or "
+                         f"default_meter_4_4{old}; use a new --out-dir or delete this one")
 
 
 def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list[int]],
@@ -604,7 +607,7 @@ def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list
     table = settings.melody_table
     return [(str(settings.midi_dir / rel), rel,
              melody_program_for(table, rel) if table else None, settings.min_bar_density,
-             settings.max_song_bars, settings.melody_in_mixture)
+             settings.max_song_bars, settings.melody_in_mixture, settings.default_meter_4_4)
             for rel in files
             if rel not in done or done[rel][0].get("source") != sources[rel]]
 

@@ -21,6 +21,7 @@ from tests.test_separate_limits import FS, Piano
 from utils import preprocess as preprocess_cli
 from utils.config import ConfigError, config_from_dict, load_config
 from utils.note_separation import check_outputs, output_paths, separate_midi_file
+from utils.song_evaluation import SplitSongs
 
 TPQ = 480
 QUIET = {"workers": 1, "progress": False, "min_bar_density": 0.0}
@@ -262,3 +263,13 @@ def test_files_without_a_time_signature_are_4_4_when_asked(
     for name in ("real.json", "real_melody_in.json"):
         assert load_config(Path("configs") / name).default_meter_4_4 is True
     assert load_config("config.json").default_meter_4_4 is False
+
+
+def test_song_evaluation_reads_songs_as_the_build_did(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    for split in ("train", "val", "test"):
+        _song(corpus / split / "s.mid", time_signatures=())
+    build(corpus, tmp_path / "data", split_by="named", default_meter_4_4=True, **QUIET)
+    songs = SplitSongs.checked(tmp_path / "data", "test")
+    (truth,) = songs.truths()
+    assert truth.name == "test/s.mid" and (truth.true >= 0).all()

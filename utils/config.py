@@ -70,6 +70,7 @@ class Config:
     test_split: float = 0.05  # fraction of songs in test
     split_by: SplitBy = "song"  # "folder": top folders stay together; "named": they name the split
     melody_in_mixture: bool = False  # the melody track joins its program's class (in the mixture)
+    default_meter_4_4: bool = False  # a file without a time signature is 4/4 (the MIDI default)
     min_bar_density: float = 0.01  # each bar of a kept window has >= this fraction of cells on
     max_song_bars: int = MAX_SONG_BARS  # longer MIDI files are refused (build: "too_long")
     preprocess_workers: int | None = None  # processes for the build; None = all cores
