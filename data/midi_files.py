@@ -47,7 +47,7 @@ def find_midi_files(midi_dir: str | Path, repeats: dict[str, str] | None = None)
                 if repeats is not None and first is not None:
                     repeats[prefix + name] = first
         found += [prefix + name for name in files
-                  if name.lower().endswith(MIDI_SUFFIXES)
+                  if os.path.splitext(name)[1].lower() in MIDI_SUFFIXES
                   and os.path.isfile(os.path.join(folder, name))]
     return sorted(found)
 
