@@ -82,9 +82,10 @@ from data.store import (
 from data.workers import reason_summary, run_tasks
 
 MAX_SEED = 2**32 - 1  # numpy seeds 32-bit generators (the config's bound too)
-# The most max_song_bars may be set to (the config's bound too): 10,000 bars, 5.5 hours at
-# 120 bpm; a song's roll and onsets are allocated at its length, 69 MB each at the bound.
-MAX_SONG_BARS_LIMIT = 10_000
+# The most max_song_bars may be set to (the config's bound too): 5,000 bars, 2.8 hours at
+# 120 bpm. A song's arrays are allocated at its length and separate.py's model time grows
+# with it: at the bound a 1 kB file costs a build worker about 0.7 GB (docs/reliability.md).
+MAX_SONG_BARS_LIMIT = 5_000
 
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)

@@ -148,7 +148,7 @@ def test_max_song_bars_has_an_upper_bound(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError, match="'max_song_bars' must be at most"):
         config_from_dict({"max_song_bars": 10**12})
-    with pytest.raises(BuildError, match="max_song_bars must be .* at most 10,000"):
+    with pytest.raises(BuildError, match="max_song_bars must be .* at most 5,000"):
         build(tmp_path, tmp_path / "data", max_song_bars=10**30, **QUIET)
     code = preprocess_cli.main(["--midi-dir", str(tmp_path), "--out-dir",
                                 str(tmp_path / "data"), "--max-song-bars", str(10**30)])
