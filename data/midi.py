@@ -408,8 +408,10 @@ def read_notes(path: str | Path, max_bytes: int | None = MAX_FILE_BYTES,
     :func:`notes_from_score`; same arguments and errors as :func:`read_score`), with
     ``n_unclosed``, the notes the parser dropped because they were never closed."""
     data = read_midi_bytes(path, max_bytes)
+    score = _parse(Path(path), data, max_notes)  # refused over the limits before the count
     note_ons = count_note_ons(data)
-    notes = notes_from_score(_parse(Path(path), data, max_notes))
+    del data
+    notes = notes_from_score(score)
     notes.n_unclosed = max(note_ons - len(notes), 0)
     return notes
 
