@@ -25,7 +25,8 @@ import pretty_midi  # noqa: E402
 
 from data.contract import MIN_BAR_DENSITY  # noqa: E402
 from data.errors import InputError  # noqa: E402
-from data.preprocess import build, find_midi_files  # noqa: E402
+from data.midi_files import find_midi_files  # noqa: E402
+from data.preprocess import build  # noqa: E402
 from utils.core.cli import command  # noqa: E402
 
 

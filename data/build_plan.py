@@ -9,8 +9,10 @@ each first-level folder names (:func:`split_named`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +22,28 @@ import numpy as np
 
 from data import contract
 from data.contract import check_option
-from data.errors import UserError
+from data.errors import UserError, one_line
+from data.fileio import path_kind
 from data.melody import load_melody_json
+from data.midi_files import (
+    SPLIT_FOLDER_NAMES,
+    empty_named_folders,
+    find_midi_files,
+    named_split,
+    song_folder,
+)
 from data.store import PACKED_BYTES, SPLITS
 
 MAX_SEED = 2**32 - 1  # numpy seeds 32-bit generators (the config's bound too)
+# The most max_song_bars may be set to (the config's bound too): 5,000 bars, 2.8 hours at
+# 120 bpm. A song's arrays are allocated at its length and separate.py's model time grows
+# with it: at the bound a 1 kB file costs a build worker about 0.7 GB (docs/reliability.md).
+MAX_SONG_BARS_LIMIT = 5_000
 
 # what decides a song's split (config key split_by): a seeded shuffle of songs, of whole
 # first-level folders, or the split the first-level folder names (published splits)
 SplitBy = Literal["song", "folder", "named"]
 SPLIT_BY: tuple[str, ...] = get_args(SplitBy)
-TOP_LEVEL = "."  # the folder name given to files directly in the MIDI folder
-# split_by="named": the first-level folder names each split may have (any case)
-SPLIT_FOLDER_NAMES: dict[str, tuple[str, ...]] = {
-    "train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
 class BuildError(UserError, ValueError):
@@ -58,6 +68,9 @@ class BuildOptions:
         melody_in_mixture: the melody track also joins the class its program names, so
             the tune is part of the mixture (:func:`data.song_roll.choose_tracks`); off = the
             paper's contract.
+        default_meter_4_4: a file without any time signature is read as 4/4, the MIDI
+            standard's default; off (the paper's contract): such a file is ``not_4_4``.
+            Files with another or several time signatures are refused either way.
     """
 
     melody_json: str | Path | None = None
@@ -67,15 +80,17 @@ class BuildOptions:
     split_by: SplitBy = "song"
     max_song_bars: int = contract.MAX_SONG_BARS
     melody_in_mixture: bool = False
+    default_meter_4_4: bool = False
 
 
 @dataclass(frozen=True)
 class BuildSettings:
-    """The checked settings of one build (what :func:`data.preprocess.build` was given)."""
+    """The settings of one build (what :func:`data.preprocess.build` was given), checked by
+    :meth:`checked`."""
 
     midi_dir: Path
     out_dir: Path
-    workers: int
+    workers: int | None  # None (all cores) until checked
     melody_json: str | None
     melody_table: dict[str, int]
     seed: int
@@ -84,22 +99,32 @@ class BuildSettings:
     split_by: str
     max_song_bars: int
     melody_in_mixture: bool
+    default_meter_4_4: bool = False
 
     @classmethod
-    def checked(cls, midi_dir: Path, out_dir: Path, workers: int | None,
-                options: BuildOptions) -> BuildSettings:
-        """Check every option (the config's validator checks the same bounds for config
-        keys; a direct caller of :func:`data.preprocess.build` gets them checked here) and
-        read the melody JSON.
+    def of(cls, midi_dir: Path, out_dir: Path, workers: int | None,
+           options: BuildOptions) -> BuildSettings:
+        """The settings of a build, not checked yet."""
+        melody_json = options.melody_json
+        return cls(midi_dir, out_dir, workers, None if melody_json is None else str(melody_json),
+                   {}, options.seed, tuple(options.fractions), options.min_bar_density,
+                   options.split_by, options.max_song_bars, options.melody_in_mixture,
+                   options.default_meter_4_4)
+
+    def checked(self) -> BuildSettings:
+        """Check every setting (the config's validator checks the same bounds for config
+        keys; a direct caller of :func:`data.preprocess.build` gets them checked here), resolve the
+        workers and read the melody JSON into ``melody_table``.
 
         Raises:
             BuildError: the first problem, in one line.
         """
-        melody_json, seed, min_bar_density, split_by, max_song_bars = (
-            options.melody_json, options.seed, options.min_bar_density, options.split_by,
-            options.max_song_bars)
+        midi_dir, workers, seed = self.midi_dir, self.workers, self.seed
+        min_bar_density, max_song_bars = self.min_bar_density, self.max_song_bars
         if not midi_dir.is_dir():
-            raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder")
+            kind = path_kind(midi_dir)
+            raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder (" + (
+                "not found" if kind == "missing" else f"it is a {kind}") + ")")
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
         if n_workers < 1:
             raise BuildError(f"workers must be >= 1, got {workers}")
@@ -108,27 +133,34 @@ class BuildSettings:
         if not 0.0 <= min_bar_density < 1.0:
             raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
         try:
-            check_option("split_by", split_by, SPLIT_BY)
+            check_option("split_by", self.split_by, SPLIT_BY)
         except ValueError as exc:
             raise BuildError(str(exc)) from None
-        if max_song_bars < contract.BARS_PER_PHRASE:
+        if not contract.BARS_PER_PHRASE <= max_song_bars <= MAX_SONG_BARS_LIMIT:
             raise BuildError(f"max_song_bars must be >= {contract.BARS_PER_PHRASE} (one "
-                             f"window), got {max_song_bars}")
+                             f"window) and at most {MAX_SONG_BARS_LIMIT:,}, got "
+                             f"{max_song_bars}")
         table: dict[str, int] = {}
-        if melody_json is not None:
+        if self.melody_json is not None:
             try:
-                table = load_melody_json(melody_json)
+                table = load_melody_json(self.melody_json)
             except ValueError as exc:
                 raise BuildError(str(exc)) from None
-        return cls(midi_dir, out_dir, n_workers,
-                   None if melody_json is None else str(melody_json), table, seed,
-                   _check_fractions(options.fractions), min_bar_density, split_by,
-                   max_song_bars, options.melody_in_mixture)
+        return dataclasses.replace(self, workers=n_workers, melody_table=table,
+                                   fractions=_check_fractions(self.fractions))
 
     def fingerprint(self) -> dict[str, Any]:
         """What a shard's or split's contents depend on (a mismatch forbids resuming)."""
-        return _fingerprint(self.melody_json, self.min_bar_density, self.split_by,
-                            self.max_song_bars, self.melody_in_mixture)
+        constants = {k: v for k, v in vars(contract).items()
+                     if k.isupper() and isinstance(v, (int, float, str, tuple))}
+        digest = None
+        if self.melody_json is not None:
+            digest = hashlib.sha256(Path(self.melody_json).read_bytes()).hexdigest()
+        return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
+                "melody_json_sha256": digest, "min_bar_density": self.min_bar_density,
+                "split_by": self.split_by, "max_song_bars": self.max_song_bars,
+                "melody_in_mixture": self.melody_in_mixture,
+                "default_meter_4_4": self.default_meter_4_4, "packed_bytes": PACKED_BYTES}
 
     def record(self) -> dict[str, Any]:
         """The manifest's ``settings``: every setting and contract constant used."""
@@ -146,24 +178,10 @@ class BuildSettings:
             "min_melody_cells": contract.MIN_MELODY_CELLS,
             "max_song_bars": self.max_song_bars,
             "melody_in_mixture": self.melody_in_mixture,
+            "default_meter_4_4": self.default_meter_4_4,
         }
 
 
-def _fingerprint(melody_json: str | None, min_bar_density: float,
-                 split_by: str, max_song_bars: int, melody_in_mixture: bool) -> dict[str, Any]:
-    """Settings that change what a shard or split contains (a mismatch forbids resuming)."""
-    constants = {k: v for k, v in vars(contract).items()
-                 if k.isupper() and isinstance(v, (int, float, str, tuple))}
-    digest = None
-    if melody_json is not None:
-        digest = hashlib.sha256(Path(melody_json).read_bytes()).hexdigest()
-    return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
-            "melody_json_sha256": digest, "min_bar_density": min_bar_density,
-            "split_by": split_by, "max_song_bars": max_song_bars,
-            "melody_in_mixture": melody_in_mixture, "packed_bytes": PACKED_BYTES}
-
-
-# ----------------------------------------------------------------------------- splits
 def shuffle_songs(songs: Sequence[str], seed: int,
                   fractions: tuple[float, float, float]) -> dict[str, list[str]]:
     """Assign songs to train/val/test by a seeded permutation of their sorted names.
@@ -193,12 +211,6 @@ def shuffle_songs(songs: Sequence[str], seed: int,
             for k, split in enumerate(SPLITS)}
 
 
-def song_folder(rel_path: str) -> str:
-    """First-level folder of a song's relative POSIX path (``"."`` for a top-level file)."""
-    parts = rel_path.split("/")
-    return parts[0] if len(parts) > 1 else TOP_LEVEL
-
-
 def split_folders(songs: Sequence[str], seed: int, fractions: tuple[float, float, float]
                   ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Assign whole first-level folders to train/val/test; every song follows its folder.
@@ -216,14 +228,6 @@ def split_folders(songs: Sequence[str], seed: int, fractions: tuple[float, float
     for song in sorted(songs):
         by_split[side[song_folder(song)]].append(song)
     return by_split, folders
-
-
-def named_split(folder: str) -> str | None:
-    """The split a first-level folder's name names (``train``; ``val``/``valid``/
-    ``validation``; ``test``; any case), or None."""
-    lowered = folder.lower()
-    return next((split for split, names in SPLIT_FOLDER_NAMES.items() if lowered in names),
-                None)
 
 
 def check_named_folders(songs: Sequence[str]) -> None:
@@ -255,3 +259,25 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise BuildError(f"fractions must add up to 1, got {tuple(fractions)}")
     return (float(fractions[0]), float(fractions[1]), float(fractions[2]))
+
+
+def build_files(midi_dir: Path, split_by: str) -> list[str]:
+    """The MIDI files of the build (:func:`data.midi_files.find_midi_files`); a folder
+    reached a second time is named in a warning line.
+
+    Raises:
+        BuildError: with ``split_by="named"``, a song in a folder that names no split, or
+            a folder naming a split that holds no MIDI file.
+    """
+    repeats: dict[str, str] = {}
+    files = find_midi_files(midi_dir, repeats)
+    for folder, first in repeats.items():
+        print(f"warning: {one_line(midi_dir / folder)}: not read again, it is the folder "
+              f"{first!r} (a link to a folder read already)", file=sys.stderr)
+    if split_by == "named":
+        check_named_folders(files)
+        empty = empty_named_folders(midi_dir, files, repeats)
+        if empty:
+            raise BuildError(f"split_by 'named': {midi_dir}: {'; '.join(empty)}; put the "
+                             f"split's MIDI files there or remove the folder")
+    return files

@@ -170,6 +170,11 @@ class Manifest:
     def melody_in_mixture(self) -> bool:
         return bool(self.settings.get("melody_in_mixture", False))
 
+    @property
+    def default_meter_4_4(self) -> bool:
+        """The build's option: a song without a time signature is read as 4/4."""
+        return bool(self.settings.get("default_meter_4_4", False))
+
     def build_folder(self) -> Path | None:
         """The working folder the build ran in: the manifest's folder less the recorded
         relative ``out_dir`` (None where that cannot be told: an absolute or non-matching

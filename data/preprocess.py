@@ -52,14 +52,20 @@ from data.build_plan import (
     BuildError,
     BuildOptions,
     BuildSettings,
-    check_named_folders,
+    build_files,
     shuffle_songs,
     split_folders,
     split_named,
 )
-from data.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
+from data.errors import one_line
+from data.fileio import (
+    atomic_write_json,
+    remove_temporaries,
+    writable_dir_problem,
+)
 from data.melody import melody_program_for
 from data.midi import MidiError, SkipFile
+from data.midi_files import empty_split_lines
 from data.roll import keep_phrases, window_view
 from data.song_roll import load_song
 from data.store import (
@@ -72,7 +78,6 @@ from data.store import (
 )
 from data.workers import reason_summary, run_tasks
 
-MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
 SHARD_GLOB = "part-*.json"
@@ -89,14 +94,6 @@ class FileResult:
     packed: np.ndarray
 
 
-def find_midi_files(midi_dir: str | Path) -> list[str]:
-    """Relative POSIX paths of every MIDI file under ``midi_dir`` (recursive, sorted)."""
-    root = Path(midi_dir)
-    found = [p.relative_to(root).as_posix() for p in root.rglob("*")
-             if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()]
-    return sorted(found)
-
-
 def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
     """The result of a file that gives no phrase, counted under ``reason``."""
     return FileResult({"path": rel_path, "status": reason, "detail": detail},
@@ -106,7 +103,8 @@ def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
 def process_file(path: Path, rel_path: str, melody_program: int | None,
                  min_bar_density: float = contract.MIN_BAR_DENSITY,
                  max_song_bars: int = contract.MAX_SONG_BARS,
-                 melody_in_mixture: bool = False) -> FileResult:
+                 melody_in_mixture: bool = False, default_meter_4_4: bool = False
+                 ) -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
 
     Every step -- reading, unification, windowing, filtering, packing -- runs under one
@@ -125,13 +123,16 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         max_song_bars: longest song converted, in bars; longer ones are ``too_long``.
         melody_in_mixture: the melody track also joins its program's class
             (:func:`data.song_roll.choose_tracks`).
+        default_meter_4_4: a file without a time signature is read as 4/4 (the MIDI
+            standard's default); off: it is ``not_4_4``.
 
     Returns:
         A :class:`FileResult`.
     """
     try:
         song = load_song(path, melody_program=melody_program, max_bars=max_song_bars,
-                         melody_in_mixture=melody_in_mixture)
+                         melody_in_mixture=melody_in_mixture,
+                         default_meter_4_4=default_meter_4_4)
         if song.roll.shape[0] == 0:
             return _skipped(rel_path, "empty", f"{path}: no note of the kept tracks inside "
                             f"the pitch range {contract.PITCH_LOW}..{contract.PITCH_HIGH} "
@@ -153,6 +154,8 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
                   "phrases": int(len(kept)),
                   "cells": kept.sum(axis=(0, 1, 2)).astype(int).tolist(),
                   "phrases_with": kept.any(axis=(1, 2)).sum(axis=0).astype(int).tolist()}
+        if song.n_unclosed:
+            record["unclosed"] = song.n_unclosed  # notes never closed, dropped
         return FileResult(record, pack(kept, kept_onsets))
     except (MidiError, SkipFile) as exc:
         return _skipped(rel_path, exc.reason, str(exc))
@@ -161,14 +164,14 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         return _skipped(rel_path, "error", f"{path}: {type(exc).__name__}: {text}")
 
 
-# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture)
-Task = tuple[str, str, int | None, float, int, bool]
+# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture,
+#  default_meter_4_4)
+Task = tuple[str, str, int | None, float, int, bool, bool]
 
 
 def _process_task(task: Task) -> FileResult:
-    path, rel_path, program, min_bar_density, max_song_bars, melody_in_mixture = task
-    return process_file(Path(path), rel_path, program, min_bar_density, max_song_bars,
-                        melody_in_mixture)
+    path, rel_path, program, *options = task
+    return process_file(Path(path), rel_path, program, *options)
 
 
 def _crashed(task: Task) -> FileResult:
@@ -306,7 +309,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         progress: show a progress bar with files/s on stderr.
         options: the fields of :class:`data.build_plan.BuildOptions` (``melody_json``,
             ``seed``, ``fractions``, ``min_bar_density``, ``split_by``, ``max_song_bars``,
-            ``melody_in_mixture``), by name.
+            ``melody_in_mixture``, ``default_meter_4_4``), by name.
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -321,14 +324,12 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     """
     started = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
-    settings = BuildSettings.checked(midi_dir, out_dir, workers, BuildOptions(**options))
+    settings = BuildSettings.of(midi_dir, out_dir, workers, BuildOptions(**options)).checked()
     shard_dir = _prepare_out_dir(out_dir)
     with build_lock(out_dir):  # one build at a time into one folder
         remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
         _check_resumable(shard_dir, settings)
-        files = find_midi_files(midi_dir)
-        if settings.split_by == "named":
-            check_named_folders(files)  # before any file is converted
+        files = build_files(midi_dir, settings.split_by)  # named splits checked before any work
         sources = {rel: source_stat(midi_dir / rel) for rel in files}
         todo = _files_to_convert(shard_dir, files, sources, settings)
         _convert(todo, shard_dir, sources, settings.workers, len(files), progress)
@@ -340,6 +341,15 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         manifest["files_this_run"] = len(todo)
         manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
         atomic_write_json(out_dir / MANIFEST_NAME, manifest)  # the commit marker, written last
+        statuses = {rel: record["status"] for rel, (record, _) in records.items()}
+        for line in empty_split_lines(manifest["split_songs"], statuses, settings.split_by):
+            print(f"warning: {line}", file=sys.stderr)
+        unclosed = {rel: rec["unclosed"] for rel, (rec, _) in records.items() if "unclosed" in rec}
+        if unclosed:
+            rel, n = next(iter(unclosed.items()))
+            print(f"warning: {sum(unclosed.values()):,} note(s) never closed (a note-on without "
+                  f"its note-off) dropped in {len(unclosed):,} kept file(s), e.g. "
+                  f"{one_line(midi_dir / rel)} ({n:,})", file=sys.stderr)
         return manifest
 
 
@@ -350,13 +360,15 @@ def _check_resumable(shard_dir: Path, settings: BuildSettings) -> None:
     if not settings_path.exists():
         atomic_write_json(settings_path, fingerprint)
         return
-    stored = {"split_by": "song", **json.loads(settings_path.read_text())}
+    # keys a folder built before they existed lacks: their values then
+    stored = {"split_by": "song", "default_meter_4_4": False,
+              **json.loads(settings_path.read_text())}
     if stored != fingerprint:
         old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
             "re-run the build into a new folder)"
         raise BuildError(f"{settings.out_dir}: built with another data contract, melody JSON, "
-                         f"min_bar_density, split_by, max_song_bars or "
-                         f"melody_in_mixture{old}; use a new --out-dir or delete this one")
+                         f"min_bar_density, split_by, max_song_bars, melody_in_mixture or "
+                         f"default_meter_4_4{old}; use a new --out-dir or delete this one")
 
 
 def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list[int]],
@@ -366,7 +378,7 @@ def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list
     table = settings.melody_table
     return [(str(settings.midi_dir / rel), rel,
              melody_program_for(table, rel) if table else None, settings.min_bar_density,
-             settings.max_song_bars, settings.melody_in_mixture)
+             settings.max_song_bars, settings.melody_in_mixture, settings.default_meter_4_4)
             for rel in files
             if rel not in done or done[rel][0].get("source") != sources[rel]]
 

@@ -60,6 +60,7 @@ class UnifiedSong:
             repeated notes and one held note differ here, not in ``roll``).
         class_tracks: ``{class: [source tracks]}`` that track unification chose
             (:func:`choose_tracks`; indices into :attr:`SongNotes.tracks`).
+        n_unclosed: notes never closed in the file, dropped (:attr:`SongNotes.n_unclosed`).
     """
 
     name: str
@@ -68,6 +69,7 @@ class UnifiedSong:
     has_melody: bool
     onsets: np.ndarray | None = None
     class_tracks: dict[int, list[int]] = field(default_factory=dict)
+    n_unclosed: int = 0
 
 
 def paint_notes(roll2d: np.ndarray, first: np.ndarray, stop: np.ndarray, rows: np.ndarray) -> None:
@@ -205,7 +207,8 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
 
 def load_song(path: str | Path, melody_program: int | None = None,
               max_bars: int = MAX_SONG_BARS, notes: SongNotes | None = None,
-              melody_in_mixture: bool = False) -> UnifiedSong:
+              melody_in_mixture: bool = False, default_meter_4_4: bool = False
+              ) -> UnifiedSong:
     """Convert one MIDI file by the data contract (docs/data.md).
 
     Args:
@@ -216,6 +219,8 @@ def load_song(path: str | Path, melody_program: int | None = None,
         notes: the file already read by :func:`read_notes` (not read again).
         melody_in_mixture: the melody track also joins its program's class
             (:func:`choose_tracks`).
+        default_meter_4_4: a file without any time signature is 4/4 (the MIDI standard's
+            default); off, the contract needs exactly one 4/4 signature.
 
     Returns:
         The :class:`UnifiedSong`, roll bool ``[T, 72, 6]`` (``T`` may be 0 when no note of the
@@ -228,13 +233,15 @@ def load_song(path: str | Path, melody_program: int | None = None,
     path = Path(path)
     notes = read_notes(path) if notes is None else notes
     timing = notes.timing()
-    if not timing.is_4_4():
+    if not (timing.is_4_4() or (default_meter_4_4 and not timing.time_signatures)):
         found = describe_time_signatures(timing.time_signatures)
+        if not timing.time_signatures:
+            found += " (the build option default_meter_4_4 reads such a file as 4/4)"
         raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
     roll, onsets, chosen = _unify(path, notes.track_notes(), timing, melody_program, max_bars,
                                   melody_in_mixture)
     return UnifiedSong(name=path.stem, roll=roll, timing=timing, has_melody=MELODY in chosen,
-                onsets=onsets, class_tracks=chosen)
+                onsets=onsets, class_tracks=chosen, n_unclosed=notes.n_unclosed)
 
 
 def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,

@@ -68,8 +68,8 @@ def check_outputs(paths: dict[str, Path], overwrite: bool,
             ``overwrite``.
 
     Raises:
-        ValueError: an output is the input file, or its name is longer than a file
-            system allows.
+        ValueError: an output is the input file or a folder, or its name is longer than a
+            file system allows.
         FileExistsError: the first output that exists, without ``overwrite``.
     """
     for path in paths.values():
@@ -77,6 +77,9 @@ def check_outputs(paths: dict[str, Path], overwrite: bool,
             raise InputError(f"output name {path.name!r} is {len(os.fsencode(path.name))} "
                              f"bytes, over the {NAME_MAX} a file name may have; rename the "
                              "input")
+        if path.is_dir():
+            raise InputError(f"output {str(path)!r} is a folder; choose another --out-dir "
+                             "or remove it")
         if source is not None and _same_file(path, Path(source)):
             raise InputError(f"output {str(path)!r} is the input file itself; choose another "
                              "--out-dir")

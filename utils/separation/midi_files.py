@@ -28,8 +28,8 @@ from data.midi import (
     MidiError,
     SongNotes,
     describe_time_signatures,
-    notes_from_score,
-    read_score,
+    read_notes,
+    unclosed_warning,
 )
 from data.notes import overlap_layers, separated_midi
 from data.song_roll import load_mixture, notes_roll
@@ -182,7 +182,8 @@ def separate_midi_file(separator: SongSeparator, midi_path: str | Path, out_dir:
     # everything that can be refused or warned about is known before the long work
     begin, end, cut = _picture_steps(mixture, options.bars)
     first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
-    found = [meter_warning(midi_path, timing.time_signatures), cut]
+    found = [meter_warning(midi_path, timing.time_signatures), cut,
+             unclosed_warning(midi_path, notes.n_unclosed)]
     if options.reference and ref_roll is None:
         found.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument classes "
                      "after track unification); picture without it")
@@ -224,7 +225,7 @@ def read_song(midi_path: Path, limits: Limits) -> SongNotes:
             option that sets it).
     """
     try:
-        score = read_score(midi_path, max_bytes=limits.max_file_bytes,
+        notes = read_notes(midi_path, max_bytes=limits.max_file_bytes,
                            max_notes=limits.max_notes)
     except MidiError as exc:
         flag = {"too_large": "--max-file-mb", "too_many_notes": "--max-notes"}.get(exc.reason)
@@ -232,7 +233,6 @@ def read_song(midi_path: Path, limits: Limits) -> SongNotes:
             raise
         raise MidiError(midi_path, exc.reason, f"{str(exc)[len(exc.path) + 2:]} ({flag})") \
             from None
-    notes = notes_from_score(score)
     check_song(midi_path, notes, limits)
     return notes
 
