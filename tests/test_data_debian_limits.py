@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import data.debian_packages as debian_packages
+import data.debian_songs as debian_songs
 import data.wad as wad
 from data.debian_songs import SOURCES_NAME, collect
 from data.wad import WadError
@@ -184,6 +185,18 @@ def test_clashing_lump_names_get_unique_stable_files(tmp_path: Path) -> None:
     assert sorted(f["path"] for f in json.loads((out / SOURCES_NAME).read_text())["files"]) \
         == first
     assert "freedoom/freedoom1_X_2.mid" in first and "freedoom/freedoom1_X.mid" in first
+
+
+@pytest.mark.parametrize("wanted, names", [
+    (["a.mid", "b.mid"], ["a.mid", "b.mid"]),
+    (["X_2.mid", "X.mid", "X.mid"], ["X_2.mid", "X.mid", "X.2.mid"]),
+    (["a.mid", "A.mid", "a.2.mid"], ["a.mid", "A.3.mid", "a.2.mid"]),  # never steals
+    (["a.mid"] * 4, ["a.mid", "a.2.mid", "a.3.mid", "a.4.mid"]),
+])
+def test_unique_names_are_stable_and_keep_first_names(wanted: list[str],
+                                                      names: list[str]) -> None:
+    assert debian_songs.unique_names(wanted) == names
+    assert debian_songs.unique_names(wanted) == names
 
 
 def unpacked_tree(root: Path) -> Path:
