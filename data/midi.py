@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import symusic
@@ -51,6 +52,7 @@ from data.contract import (
     PROGRAM_FAMILY,
     STEPS_PER_BAR,
     STEPS_PER_BEAT,
+    check_option,
     drum_row,
 )
 from data.errors import UserError
@@ -63,6 +65,12 @@ HEADER_BYTES = 12  # bytes read to recognise a file: "MThd", or "RIFF" size "RMI
 # which wrap to negative values there
 WRAPPED_STEPS = np.iinfo(np.int64).max
 # GM drum key -> row 63..71 (after merging), -1 for keys that are not kept
+# which tracks of a class make its channel (build option class_tracks): the largest one of
+# more than MIN_TRACK_NOTES notes (the paper's track unification), or every track of the
+# class merged, short ones kept (mixtures as dense as a user's file)
+ClassTracks = Literal["largest", "all"]
+CLASS_TRACKS: tuple[str, ...] = get_args(ClassTracks)
+
 _DRUM_ROW = np.array([drum_row(k) if drum_row(k) is not None else -1 for k in range(128)],
                      dtype=np.int64)
 
@@ -489,7 +497,8 @@ def too_long(steps: int, max_bars: int) -> str | None:
 
 
 def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None,
-                  melody_in_mixture: bool = False) -> dict[int, list[int]]:
+                  melody_in_mixture: bool = False,
+                  class_tracks: ClassTracks = "largest") -> dict[int, list[int]]:
     """Track unification, steps 1-5 (docs/data.md): which tracks become which class.
 
     Args:
@@ -500,12 +509,16 @@ def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None
             (piano, guitar, bass or strings; another program joins none), its notes merged
             with that class's own track, so the tune is part of the mixture. Off: the
             paper's contract, the melody is kept apart.
+        class_tracks: "largest" (the paper's steps 1 and 5: tracks of more than
+            ``MIN_TRACK_NOTES`` notes, one per class, the one with most notes) or "all"
+            (every track of a class that holds a note joins it, short ones too; the melody
+            is still found among the tracks of more than ``MIN_TRACK_NOTES`` notes).
 
     Returns:
-        ``{class (contract index 0..5): [indices into tracks]}``: one track per class,
-        plus the melody track in its program's class when ``melody_in_mixture``. The file
-        is kept only when it holds at least ``MIN_CLASSES`` classes (step 6, checked by
-        the caller).
+        ``{class (contract index 0..5): [indices into tracks]}``: one track per class
+        ("largest") or every track of the class ("all"), plus the melody track in its
+        program's class when ``melody_in_mixture``. The file is kept only when it holds at
+        least ``MIN_CLASSES`` classes (step 6, checked by the caller).
     """
     kept = [i for i, t in enumerate(tracks) if len(t) > MIN_TRACK_NOTES]  # step 1
     candidates = [tracks[i] for i in kept]
@@ -519,26 +532,41 @@ def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None
     for k, track in enumerate(candidates):
         if k == melody:
             continue
-        cls = _track_class(track)  # steps 3-4
+        cls = track_class(track)  # steps 3-4
         if cls is None:
             continue
         if cls not in chosen or len(track) > len(tracks[chosen[cls]]):  # step 5
             chosen[cls] = kept[k]
-    classes = {cls: [index] for cls, index in chosen.items()}
+    if check_option("class_tracks", class_tracks, CLASS_TRACKS) == "all":
+        classes = _every_class_track(tracks, chosen.get(MELODY))
+    else:
+        classes = {cls: [index] for cls, index in chosen.items()}
     if melody_in_mixture and melody is not None:
-        joins = _track_class(candidates[melody])
+        joins = track_class(candidates[melody])
         if joins is not None:
             classes.setdefault(joins, []).append(kept[melody])
     return classes
 
 
-def _track_class(track: TrackNotes) -> int | None:
+def _every_class_track(tracks: list[TrackNotes], melody: int | None) -> dict[int, list[int]]:
+    """``class_tracks`` "all": every track that holds a note, in track order, under its
+    class (the melody track, when there is one, under the melody class only)."""
+    classes: dict[int, list[int]] = {} if melody is None else {MELODY: [melody]}
+    for i, track in enumerate(tracks):
+        cls = track_class(track)
+        if i != melody and cls is not None and len(track):
+            classes.setdefault(cls, []).append(i)
+    return classes
+
+
+def track_class(track: TrackNotes | Track) -> int | None:
     """The class a track is unified into by its channel and program (None: dropped)."""
     return DRUM if track.is_drum else PROGRAM_FAMILY.get(track.program // 8)
 
 
 def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program: int | None,
-           max_bars: int = MAX_SONG_BARS, melody_in_mixture: bool = False
+           max_bars: int = MAX_SONG_BARS, melody_in_mixture: bool = False,
+           class_tracks: ClassTracks = "largest"
            ) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
     """Track unification (docs/data.md, steps 1-6) -> ``(roll, onsets, chosen)``.
 
@@ -548,7 +576,7 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
     Raises:
         SkipFile: "too_few_instruments", or "too_long" (checked before the roll exists).
     """
-    chosen = choose_tracks(tracks, timing.tpq, melody_program, melody_in_mixture)
+    chosen = choose_tracks(tracks, timing.tpq, melody_program, melody_in_mixture, class_tracks)
     if len(chosen) < MIN_CLASSES:  # step 6
         raise SkipFile(path, "too_few_instruments",
                        f"{len(chosen)} instrument class(es) after track unification, "
@@ -572,7 +600,7 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
 
 def load_song(path: str | Path, melody_program: int | None = None,
               max_bars: int = MAX_SONG_BARS, notes: SongNotes | None = None,
-              melody_in_mixture: bool = False) -> Song:
+              melody_in_mixture: bool = False, class_tracks: ClassTracks = "largest") -> Song:
     """Convert one MIDI file by the data contract (docs/data.md).
 
     Args:
@@ -583,6 +611,7 @@ def load_song(path: str | Path, melody_program: int | None = None,
         notes: the file already read by :func:`read_notes` (not read again).
         melody_in_mixture: the melody track also joins its program's class
             (:func:`choose_tracks`).
+        class_tracks: "largest" (the paper's) or "all" (:func:`choose_tracks`).
 
     Returns:
         The :class:`Song`, roll bool ``[T, 72, 6]`` (``T`` may be 0 when no note of the
@@ -599,7 +628,7 @@ def load_song(path: str | Path, melody_program: int | None = None,
         found = describe_time_signatures(timing.time_signatures)
         raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
     roll, onsets, chosen = _unify(path, notes.track_notes(), timing, melody_program, max_bars,
-                                  melody_in_mixture)
+                                  melody_in_mixture, class_tracks)
     return Song(name=path.stem, roll=roll, timing=timing, has_melody=MELODY in chosen,
                 onsets=onsets, class_tracks=chosen)
 

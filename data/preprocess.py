@@ -53,7 +53,7 @@ from data.contract import check_option
 from data.errors import UserError
 from data.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
 from data.melody import load_melody_json, melody_program_for
-from data.midi import MidiError, SkipFile, load_song
+from data.midi import CLASS_TRACKS, ClassTracks, MidiError, SkipFile, load_song
 from data.roll import keep_phrases, window_view
 from data.store import (
     MANIFEST_NAME,
@@ -115,7 +115,8 @@ def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
 def process_file(path: Path, rel_path: str, melody_program: int | None,
                  min_bar_density: float = contract.MIN_BAR_DENSITY,
                  max_song_bars: int = contract.MAX_SONG_BARS,
-                 melody_in_mixture: bool = False) -> FileResult:
+                 melody_in_mixture: bool = False,
+                 class_tracks: ClassTracks = "largest") -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
 
     Every step -- reading, unification, windowing, filtering, packing -- runs under one
@@ -134,13 +135,15 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         max_song_bars: longest song converted, in bars; longer ones are ``too_long``.
         melody_in_mixture: the melody track also joins its program's class
             (:func:`data.midi.choose_tracks`).
+        class_tracks: "largest" (the paper's) or "all" (every track of a class, short ones
+            too; :func:`data.midi.choose_tracks`).
 
     Returns:
         A :class:`FileResult`.
     """
     try:
         song = load_song(path, melody_program=melody_program, max_bars=max_song_bars,
-                         melody_in_mixture=melody_in_mixture)
+                         melody_in_mixture=melody_in_mixture, class_tracks=class_tracks)
         if song.roll.shape[0] == 0:
             return _skipped(rel_path, "empty", f"{path}: no note of the kept tracks inside "
                             f"the pitch range {contract.PITCH_LOW}..{contract.PITCH_HIGH} "
@@ -170,14 +173,15 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         return _skipped(rel_path, "error", f"{path}: {type(exc).__name__}: {text}")
 
 
-# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture)
-Task = tuple[str, str, int | None, float, int, bool]
+# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture,
+#  class_tracks)
+Task = tuple[str, str, int | None, float, int, bool, str]
 
 
 def _process_task(task: Task) -> FileResult:
-    path, rel_path, program, min_bar_density, max_song_bars, melody_in_mixture = task
+    path, rel_path, program, min_bar_density, max_song_bars, melody_in_mixture, tracks = task
     return process_file(Path(path), rel_path, program, min_bar_density, max_song_bars,
-                        melody_in_mixture)
+                        melody_in_mixture, tracks)
 
 
 def _crashed(task: Task) -> FileResult:
@@ -287,8 +291,9 @@ def build_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _fingerprint(melody_json: str | None, min_bar_density: float,
-                 split_by: str, max_song_bars: int, melody_in_mixture: bool) -> dict[str, Any]:
+def _fingerprint(melody_json: str | None, min_bar_density: float, split_by: str,
+                 max_song_bars: int, melody_in_mixture: bool,
+                 class_tracks: str = "largest") -> dict[str, Any]:
     """Settings that change what a shard or split contains (a mismatch forbids resuming)."""
     constants = {k: v for k, v in vars(contract).items()
                  if k.isupper() and isinstance(v, (int, float, str, tuple))}
@@ -298,7 +303,8 @@ def _fingerprint(melody_json: str | None, min_bar_density: float,
     return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
             "melody_json_sha256": digest, "min_bar_density": min_bar_density,
             "split_by": split_by, "max_song_bars": max_song_bars,
-            "melody_in_mixture": melody_in_mixture, "packed_bytes": PACKED_BYTES}
+            "melody_in_mixture": melody_in_mixture, "class_tracks": class_tracks,
+            "packed_bytes": PACKED_BYTES}
 
 
 # ----------------------------------------------------------------------------- splits
@@ -418,7 +424,8 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
           min_bar_density: float = contract.MIN_BAR_DENSITY,
           split_by: SplitBy = "song",
           max_song_bars: int = contract.MAX_SONG_BARS,
-          melody_in_mixture: bool = False) -> dict[str, Any]:
+          melody_in_mixture: bool = False,
+          class_tracks: ClassTracks = "largest") -> dict[str, Any]:
     """Build (or finish building) the phrase dataset of a MIDI folder.
 
     Args:
@@ -440,6 +447,9 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         melody_in_mixture: the melody track also joins the class its program names, so
             the tune is part of the mixture (:func:`data.midi.choose_tracks`); off = the
             paper's contract.
+        class_tracks: "largest" (the paper's: one track per class, the one with most
+            notes, tracks of 50 notes or fewer dropped) or "all" (every track of a class
+            merged into its channel, short ones kept: mixtures as dense as a user's file).
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -456,7 +466,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
     settings = BuildSettings.checked(midi_dir, out_dir, workers, melody_json, seed, fractions,
                                      min_bar_density, split_by, max_song_bars,
-                                     melody_in_mixture)
+                                     melody_in_mixture, class_tracks)
     shard_dir = _prepare_out_dir(out_dir)
     with build_lock(out_dir):  # one build at a time into one folder
         remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
@@ -492,12 +502,13 @@ class BuildSettings:
     split_by: str
     max_song_bars: int
     melody_in_mixture: bool
+    class_tracks: str = "largest"
 
     @classmethod
     def checked(cls, midi_dir: Path, out_dir: Path, workers: int | None,
                 melody_json: str | Path | None, seed: int, fractions: Sequence[float],
                 min_bar_density: float, split_by: str, max_song_bars: int,
-                melody_in_mixture: bool) -> BuildSettings:
+                melody_in_mixture: bool, class_tracks: str = "largest") -> BuildSettings:
         """Check every argument (the config's validator checks the same bounds for config
         keys; a direct caller of :func:`build` gets them checked here) and read the melody
         JSON.
@@ -516,6 +527,7 @@ class BuildSettings:
             raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
         try:
             check_option("split_by", split_by, SPLIT_BY)
+            check_option("class_tracks", class_tracks, CLASS_TRACKS)
         except ValueError as exc:
             raise BuildError(str(exc)) from None
         if max_song_bars < contract.BARS_PER_PHRASE:
@@ -530,12 +542,12 @@ class BuildSettings:
         return cls(midi_dir, out_dir, n_workers,
                    None if melody_json is None else str(melody_json), table, seed,
                    _check_fractions(fractions), min_bar_density, split_by, max_song_bars,
-                   melody_in_mixture)
+                   melody_in_mixture, class_tracks)
 
     def fingerprint(self) -> dict[str, Any]:
         """What a shard's or split's contents depend on (a mismatch forbids resuming)."""
         return _fingerprint(self.melody_json, self.min_bar_density, self.split_by,
-                            self.max_song_bars, self.melody_in_mixture)
+                            self.max_song_bars, self.melody_in_mixture, self.class_tracks)
 
     def record(self) -> dict[str, Any]:
         """The manifest's ``settings``: every setting and contract constant used."""
@@ -553,6 +565,7 @@ class BuildSettings:
             "min_melody_cells": contract.MIN_MELODY_CELLS,
             "max_song_bars": self.max_song_bars,
             "melody_in_mixture": self.melody_in_mixture,
+            "class_tracks": self.class_tracks,
         }
 
 
@@ -563,13 +576,15 @@ def _check_resumable(shard_dir: Path, settings: BuildSettings) -> None:
     if not settings_path.exists():
         atomic_write_json(settings_path, fingerprint)
         return
-    stored = {"split_by": "song", **json.loads(settings_path.read_text())}
+    # keys added since a folder may have been built: their value then was the default
+    stored = {"split_by": "song", "class_tracks": "largest",
+              **json.loads(settings_path.read_text())}
     if stored != fingerprint:
         old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
             "re-run the build into a new folder)"
         raise BuildError(f"{settings.out_dir}: built with another data contract, melody JSON, "
-                         f"min_bar_density, split_by, max_song_bars or "
-                         f"melody_in_mixture{old}; use a new --out-dir or delete this one")
+                         f"min_bar_density, split_by, max_song_bars, melody_in_mixture or "
+                         f"class_tracks{old}; use a new --out-dir or delete this one")
 
 
 def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list[int]],
@@ -579,7 +594,7 @@ def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list
     table = settings.melody_table
     return [(str(settings.midi_dir / rel), rel,
              melody_program_for(table, rel) if table else None, settings.min_bar_density,
-             settings.max_song_bars, settings.melody_in_mixture)
+             settings.max_song_bars, settings.melody_in_mixture, settings.class_tracks)
             for rel in files
             if rel not in done or done[rel][0].get("source") != sources[rel]]
 

@@ -22,6 +22,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
 from data.fileio import writable_dir_problem
+from data.midi import ClassTracks
 from data.preprocess import MAX_SEED, SplitBy
 from models.options import (
     GROUPS,
@@ -67,6 +68,7 @@ class Config:
     test_split: float = 0.05  # fraction of songs in test
     split_by: SplitBy = "song"  # "folder": top folders stay together; "named": they name the split
     melody_in_mixture: bool = False  # the melody track joins its program's class (in the mixture)
+    class_tracks: ClassTracks = "largest"  # "all": every track of a class in its channel, short too
     min_bar_density: float = 0.01  # each bar of a kept window has >= this fraction of cells on
     max_song_bars: int = MAX_SONG_BARS  # longer MIDI files are refused (build: "too_long")
     preprocess_workers: int | None = None  # processes for the build; None = all cores

@@ -2,13 +2,14 @@
 
     python -m utils.preprocess --config config.json [--midi-dir DIR] [--out-dir DIR]
         [--workers N] [--melody-json FILE] [--seed S] [--split-by song|folder|named]
-        [--min-bar-density F] [--max-song-bars B] [--melody-in-mixture] [--no-progress]
+        [--min-bar-density F] [--max-song-bars B] [--melody-in-mixture]
+        [--class-tracks largest|all] [--no-progress]
     python -m utils.preprocess --midi-dir DIR --out-dir DIR [...]
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
 ``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
-``min_bar_density``, ``max_song_bars`` and ``melody_in_mixture`` are read from the config;
-flags given explicitly replace them and are validated like config keys. Without
+``min_bar_density``, ``max_song_bars``, ``melody_in_mixture`` and ``class_tracks`` are read
+from the config; flags given explicitly replace them and are validated like config keys. Without
 ``--config`` the defaults of :class:`utils.config.Config` apply and ``--midi-dir`` and
 ``--out-dir`` are required.
 Exit status: 0 done, 2 a config or input problem (one ``error:`` line, nothing written),
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.contract import MAX_SONG_BARS
+from data.midi import CLASS_TRACKS
 from data.preprocess import SPLIT_BY, build
 from data.store import MANIFEST_NAME
 from utils.cli import command
@@ -33,7 +35,7 @@ from utils.config import config_from_flags
 FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preprocess_workers",
              "melody_json": "melody_json", "seed": "seed", "min_bar_density": "min_bar_density",
              "split_by": "split_by", "max_song_bars": "max_song_bars",
-             "melody_in_mixture": "melody_in_mixture"}
+             "melody_in_mixture": "melody_in_mixture", "class_tracks": "class_tracks"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -58,6 +60,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--melody-in-mixture", action="store_true", default=None,
                         help="the melody track joins the class its program names (the tune "
                              "is in the mixture); default: kept apart, as the paper")
+    parser.add_argument("--class-tracks", choices=CLASS_TRACKS,
+                        help="largest: one track per class, the one with most notes, tracks "
+                             "of 50 notes or fewer dropped (the paper's); all: every track of "
+                             "a class merged into its channel, short ones kept (default "
+                             "largest)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -73,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      fractions=(cfg.train_split, cfg.val_split, cfg.test_split),
                      progress=not args.no_progress, min_bar_density=cfg.min_bar_density,
                      split_by=cfg.split_by, max_song_bars=cfg.max_song_bars,
-                     melody_in_mixture=cfg.melody_in_mixture)
+                     melody_in_mixture=cfg.melody_in_mixture, class_tracks=cfg.class_tracks)
     shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders",
                                                          "song_sources")}
     print(json.dumps(shown, indent=2))
