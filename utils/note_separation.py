@@ -66,6 +66,7 @@ from data.notes import (
     separated_midi,
 )
 from data.roll import onset_plane, window_starts
+from utils.file_choices import FileChoices
 from utils.render import (
     MAX_AUDIO_SECONDS,
     STEP_PX,
@@ -404,10 +405,12 @@ class SongOutputs:
         n_lyrics: lyric events dropped.
         n_markers: marker events dropped.
         excerpt: ``(first bar, last bar)`` drawn in the picture (from 1, both included).
-        synth: how the audio was made (``"fluidsynth"`` or ``"sine"``).
+        synth: how the audio was made (``"fluidsynth"`` or ``"sine"``; ``"none"``: no audio
+            written).
         sample_rate: the audio's sample rate (what the WAV headers say).
         warnings: one-line warnings (meter other than 4/4, no reference available, audio
             cut or rendered at another rate, picture cut).
+        hint: the instruments the notes were kept within (``--instruments``), or None.
     """
 
     paths: dict[str, Path]
@@ -425,6 +428,7 @@ class SongOutputs:
     synth: str
     sample_rate: int = 0
     warnings: list[str] = field(default_factory=list)
+    hint: str | None = None
 
     def summary(self) -> list[str]:
         """What the output keeps and drops, as lines for the terminal."""
@@ -443,6 +447,9 @@ class SongOutputs:
                          "instrument of the nearest row the model covers")
         if self.n_drum_channel:
             lines.append(f"{self.n_drum_channel} drum-channel notes stayed drums")
+        if self.hint is not None:
+            lines.append(f"instruments given: {self.hint} (every pitched note kept within "
+                         "them)")
         if extra:
             shown = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
             lines.append(f"{len(extra)} extra tracks ({shown}) hold notes that "
@@ -476,26 +483,35 @@ def _note_rows(notes: SongNotes, result: NoteAssignment, lo: int, hi: int) -> li
     return rows
 
 
-def notes_json(midi_path: str | Path, notes: SongNotes, result: NoteAssignment) -> dict:
+def notes_json(midi_path: str | Path, notes: SongNotes, result: NoteAssignment,
+               given: tuple[str, ...] | None = None) -> dict:
     """Every note with its instrument and the probabilities behind it (JSON-able).
 
     ``probabilities`` lists the mean probability of each of ``instruments`` over the note's
-    cells (null for a drum-channel note with no cell in the roll).
+    cells (null for a drum-channel note with no cell in the roll); with ``given``
+    (``--instruments``), ``instruments_given`` names the instruments the notes were kept
+    within.
     """
+    return {**_json_head(midi_path, notes, given),
+            "notes": _note_rows(notes, result, 0, len(notes))}
+
+
+def _json_head(midi_path: str | Path, notes: SongNotes, given: tuple[str, ...] | None
+               ) -> dict:
+    """The keys of :func:`notes_json` before ``notes``."""
+    hint = {} if given is None else {"instruments_given": list(given)}
     return {"input": str(midi_path), "ticks_per_quarter": notes.tpq,
-            "instruments": list(MUSIC_INSTRUMENTS), "notes": _note_rows(notes, result, 0,
-                                                                        len(notes))}
+            "instruments": list(MUSIC_INSTRUMENTS), **hint}
 
 
 _JSON_ROWS = 10_000  # notes turned into JSON at a time
 
 
 def write_notes_json(path: Path, midi_path: str | Path, notes: SongNotes,
-                     result: NoteAssignment) -> None:
+                     result: NoteAssignment, given: tuple[str, ...] | None = None) -> None:
     """Write :func:`notes_json` to ``path`` row block by row block (memory flat in the
     number of notes); the same text as ``json.dumps(notes_json(...)) + "\\n"``."""
-    head = json.dumps({"input": str(midi_path), "ticks_per_quarter": notes.tpq,
-                       "instruments": list(MUSIC_INSTRUMENTS), "notes": []})
+    head = json.dumps({**_json_head(midi_path, notes, given), "notes": []})
     with open(path, "w") as fh:
         fh.write(head[:-2])  # without the closing "]}"
         for lo in range(0, len(notes), _JSON_ROWS):
@@ -579,7 +595,8 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
                        max_song_bars: int = MAX_SONG_BARS,
                        limits: Limits | None = None,
                        song_context: tuple[float, float] = (0.0, 3.0),
-                       song_pass: SongPass | None = None) -> SongOutputs:
+                       song_pass: SongPass | None = None,
+                       choices: FileChoices | None = None) -> SongOutputs:
     """Separate a MIDI file note by note and write MIDI, audio, a picture (and JSON).
 
     Writes (names from :func:`output_paths`): the separated MIDI, its audio (each
@@ -616,6 +633,9 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
             used when ``limits`` is None.
         limits: every limit (:class:`Limits`); None: the defaults, with ``max_song_bars``.
         song_context, song_pass: the song-level second pass (:func:`assign_notes`).
+        choices: which of the outputs are written, and the instruments the pitched notes
+            are kept within (:class:`utils.file_choices.FileChoices`); None = every output,
+            any instrument.
 
     Returns:
         The :class:`SongOutputs`.
@@ -628,44 +648,50 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
         ValueError: ``bars`` starts after the song's end; an output is the input.
     """
     limits = Limits(max_song_bars=max_song_bars) if limits is None else limits
+    choices = FileChoices() if choices is None else choices
     midi_path = Path(midi_path)
-    paths = output_paths(midi_path, out_dir, write_json)
+    paths = choices.select(output_paths(midi_path, out_dir, write_json))
     check_outputs(paths, overwrite, midi_path)
     notes = read_song(midi_path, limits)
     mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, notes)
     # everything that can be refused or warned about is known before the long work
-    begin, end, cut = _picture_steps(mixture, bars)
+    begin, end, cut = _picture_steps(mixture, bars) if "png" in paths else (0, 0, None)
     first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
     found = [meter_warning(midi_path, timing.time_signatures), cut]
-    if reference and ref_roll is None:
+    if reference and ref_roll is None and "png" in paths:
         found.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument classes "
                      "after track unification); picture without it")
     warnings = [line for line in found if line]
 
-    paths["midi"].parent.mkdir(parents=True, exist_ok=True)
+    paths[next(iter(paths))].parent.mkdir(parents=True, exist_ok=True)
     with claim_outputs(paths.values()):
         check_outputs(paths, overwrite, midi_path)  # again: another run may have finished
         result = separate_notes(skip_silent_windows(prob_fn), mixture, notes, batch_size,
                                 device, drums_by_model, progress, song_context=song_context,
                                 song_pass=song_pass)
+        hint = choices.hint
+        if hint is not None:
+            result.instrument = hint.apply(result.instrument, result.probs, notes.is_drum)
         separated, tracks = separated_midi(notes, result.instrument)
-        panels = _picture_panels(notes, result.instrument, mixture,
-                                 ref_roll if reference else None, begin, end)
         audio = _AudioWriter(notes, timing, sample_rate, limits.max_audio_seconds)
         writers = {
-            paths["midi"]: lambda p: separated.save(p),
-            paths["wav"]: lambda p: audio.write(p, result.instrument),
+            "midi": lambda p: separated.save(p),
+            "wav": lambda p: audio.write(p, result.instrument),
             # the mixture as played: every pitched note on a piano, the drum channel on drums
-            paths["mixture_wav"]: lambda p: audio.write(p, np.where(notes.is_drum, DRUM, PIANO)),
-            paths["png"]: lambda p: plot_comparison(panels, p, first_bar=first_bar,
-                                                    step_px=STEP_PX),
+            "mixture_wav": lambda p: audio.write(p, np.where(notes.is_drum, DRUM, PIANO)),
+            "png": lambda p: plot_comparison(
+                _picture_panels(notes, result.instrument, mixture,
+                                ref_roll if reference else None, begin, end),
+                p, first_bar=first_bar, step_px=STEP_PX),
+            "json": lambda p: write_notes_json(p, midi_path, notes, result,
+                                               None if hint is None else hint.names),
         }
-        if write_json:
-            writers[paths["json"]] = lambda p: write_notes_json(p, midi_path, notes, result)
-        atomic_write_many(writers)
+        atomic_write_many({path: writers[key] for key, path in paths.items()})
     warnings += [f"{midi_path}: {line}" for line in audio.remarks()]
-    return _song_outputs(paths, mixture, notes, result, tracks, (first_bar, last_bar),
-                         audio.rendered[0], warnings)
+    outputs = _song_outputs(paths, mixture, notes, result, tracks, (first_bar, last_bar),
+                            audio.rendered[0] if audio.rendered else None, warnings)
+    outputs.hint = None if hint is None else hint.describe()
+    return outputs
 
 
 def read_song(midi_path: Path, limits: Limits) -> SongNotes:
@@ -750,8 +776,9 @@ class _AudioWriter:
 
 def _song_outputs(paths: dict[str, Path], mixture: np.ndarray, notes: SongNotes,
                   result: NoteAssignment, tracks: list[OutputTrack], excerpt: tuple[int, int],
-                  audio: RenderedAudio, warnings: list[str]) -> SongOutputs:
-    """What a separation wrote, kept and dropped, counted (:class:`SongOutputs`)."""
+                  audio: RenderedAudio | None, warnings: list[str]) -> SongOutputs:
+    """What a separation wrote, kept and dropped, counted (:class:`SongOutputs`); without
+    ``audio`` (none written) its method reads ``"none"`` and its rate 0."""
     used = {s for t in tracks for s in t.sources}
     dropped = sum(len(t.controls) + len(t.bends) for i, t in enumerate(notes.tracks)
                   if i not in used)
@@ -761,4 +788,5 @@ def _song_outputs(paths: dict[str, Path], mixture: np.ndarray, notes: SongNotes,
         per_instrument=result.counts(), n_out_of_range=int(out_of_range(notes).sum()),
         n_drum_channel=int((result.decided_by == DRUM_CHANNEL).sum()), tracks=tracks,
         n_controls_dropped=int(dropped), n_lyrics=notes.n_lyrics, n_markers=notes.n_markers,
-        excerpt=excerpt, synth=audio.method, sample_rate=audio.fs, warnings=warnings)
+        excerpt=excerpt, synth="none" if audio is None else audio.method,
+        sample_rate=0 if audio is None else audio.fs, warnings=warnings)

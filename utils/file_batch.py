@@ -1,0 +1,181 @@
+"""Many MIDI files separated in one run, with one model (``separate.py a.mid b.mid DIR``).
+
+The inputs are read before any work: a folder stands for its ``.mid``/``.midi`` files
+(any case, not its subfolders), sorted by name; a file named twice counts once. Refused
+before any work (one line, exit status 2): an input that is missing or not a regular file,
+no MIDI file at all, two inputs whose outputs would have the same names (their stems are
+equal: ``a/x.mid`` and ``b/x.mid``, or ``x.mid`` and ``x.midi``), and an output that exists
+without ``--overwrite``. Then the model separates file after file (:func:`separate_files`);
+a file that fails (not MIDI, over a limit, its outputs not writable) is one line on stderr
+and the others are still written.
+
+One file alone runs as it always did: its failure is the run's (exit status 2 for its
+input, 1 for a failure while writing), and its outputs and printed lines are the same.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data.errors import InputError, UserError, WorkFailed, one_line
+from data.preprocess import MIDI_SUFFIXES
+from utils.file_choices import FileChoices
+from utils.note_separation import (
+    Limits,
+    SongOutputs,
+    check_outputs,
+    output_paths,
+    separate_midi_file,
+)
+from utils.separation import Separator
+
+OUTPUT_LABELS = {"midi": "MIDI", "wav": "audio", "mixture_wav": "mixture", "png": "picture",
+                 "json": "notes"}
+"""How the printed summary names each output."""
+
+
+def input_files(inputs: Sequence[str | Path]) -> list[Path]:
+    """The MIDI files of the command line, in order: a folder's files sorted, each once.
+
+    Raises:
+        data.errors.InputError: a missing input, one that is neither a folder nor a
+            regular file, or no MIDI file at all.
+    """
+    files: list[Path] = []
+    for given in map(Path, inputs):
+        if given.is_dir():
+            files += sorted(p for p in given.iterdir()
+                            if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+        elif given.is_file():
+            files.append(given)
+        elif given.exists():
+            raise InputError(f"{given}: not a MIDI file or a folder of MIDI files")
+        else:
+            raise InputError(f"{given}: input MIDI file not found")
+    seen: dict[Path, Path] = {}
+    for path in files:
+        seen.setdefault(path.resolve(), path)
+    if not seen:
+        raise InputError(f"{', '.join(map(str, inputs))}: no .mid or .midi file to separate")
+    return list(seen.values())
+
+
+def check_batch_outputs(files: Sequence[Path], out_dir: str | Path, write_json: bool,
+                        choices: FileChoices, overwrite: bool) -> None:
+    """Refuse, before any work, inputs whose outputs would overwrite each other and
+    outputs that cannot or must not be written (:func:`check_outputs`).
+
+    Raises:
+        data.errors.InputError: two inputs of one stem (both named), or an output problem.
+    """
+    owner: dict[str, Path] = {}
+    for path in files:
+        if path.stem in owner:
+            raise InputError(f"{owner[path.stem]} and {path} would write the same outputs "
+                             f"({path.stem}.*); separate them into different --out-dir "
+                             "folders")
+        owner[path.stem] = path
+        check_outputs(choices.select(output_paths(path, out_dir, write_json)), overwrite, path)
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """How every file of a run is separated and written (the options of
+    :func:`utils.note_separation.separate_midi_file` beyond the file, the folder and the
+    model)."""
+
+    reference: bool = False
+    bars: tuple[int, int] | None = None
+    write_json: bool = False
+    drums_by_model: bool = False
+    overwrite: bool = False
+    sample_rate: int = 22050
+    limits: Limits = field(default_factory=Limits)
+    choices: FileChoices = field(default_factory=FileChoices)
+
+
+def separate_file(separator: Separator, path: Path, out_dir: str | Path, job: FileJob,
+                  progress: bool = False) -> SongOutputs:
+    """Separate one file with the loaded model (:func:`separate_midi_file`)."""
+    return separate_midi_file(
+        separator.probs, path, out_dir, batch_size=separator.batch_size,
+        device=separator.device, reference=job.reference, bars=job.bars,
+        write_json=job.write_json, drums_by_model=job.drums_by_model,
+        overwrite=job.overwrite, sample_rate=job.sample_rate, progress=progress,
+        limits=job.limits, song_context=separator.song_context,
+        song_pass=separator.song_pass, choices=job.choices)
+
+
+def file_lines(path: Path, result: SongOutputs) -> list[str]:
+    """What is printed for a separated file: what it holds and where the outputs are."""
+    audio = ("" if result.synth == "none" else
+             f", audio by {result.synth} at {result.sample_rate} Hz")
+    lines = [f"separated {one_line(path)}: {result.n_steps} steps in {result.n_windows} "
+             f"windows (note by note{audio})"]
+    lines += [f"  {line}" for line in result.summary()]
+    for key, out in result.paths.items():
+        bars = f" (bars {result.excerpt[0]}-{result.excerpt[1]})" if key == "png" else ""
+        lines.append(f"  {OUTPUT_LABELS[key]:<10}{one_line(out)}{bars}")
+    return lines
+
+
+@dataclass
+class BatchResult:
+    """What a run did: the files separated and the failures, one line each."""
+
+    done: list[Path] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def separate_files(separator: Separator, files: Sequence[Path], out_dir: str | Path,
+                   job: FileJob, progress: bool = True, head: str = "") -> BatchResult:
+    """Separate every file with one loaded model, printing ``head`` once and each file's
+    lines on stdout.
+
+    One file: :func:`separate_file` with the window progress bar, its failure raised,
+    ``head`` printed after it. Several: ``head`` first, a progress bar over the files
+    (stderr), and a file that fails -- its input
+    (a :class:`data.errors.UserError`) or its writing (an ``OSError``,
+    :class:`data.errors.WorkFailed`) -- is one ``error:`` line on stderr and counted; the
+    others are still separated and written.
+    """
+    result = BatchResult()
+    if len(files) == 1:
+        outputs = separate_file(separator, files[0], out_dir, job, progress)
+        _print_warnings(outputs)
+        for line in [head, *file_lines(files[0], outputs)]:
+            print(line)
+        result.done.append(files[0])
+        return result
+    print(head)
+    bar = tqdm(files, unit="file", desc="separating", disable=not progress,
+               dynamic_ncols=True, file=sys.stderr)
+    for path in bar:
+        try:
+            outputs = separate_file(separator, path, out_dir, job)
+        except (UserError, WorkFailed, OSError) as exc:
+            text = one_line(exc)
+            line = text if str(path) in text else f"{one_line(path)}: {text}"
+            bar.write(f"error: {line}", file=sys.stderr)
+            result.failed.append(line)
+            continue
+        _print_warnings(outputs, bar.write)
+        for line in file_lines(path, outputs):
+            bar.write(line, file=sys.stdout)
+        result.done.append(path)
+    return result
+
+
+def _print_warnings(outputs: SongOutputs, write: Callable[..., None] | None = None) -> None:
+    """A file's warnings, one ``warning:`` line each, on stderr."""
+    for line in outputs.warnings:
+        text = f"warning: {one_line(line)}"
+        if write is None:
+            print(text, file=sys.stderr)
+        else:
+            write(text, file=sys.stderr)
