@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,12 +13,20 @@ import symusic
 import torch
 
 import evaluate
-from data.contract import BASS, GUITAR, N_MUSIC, PIANO
+from data.contract import BASS, GUITAR, INSTRUMENTS, N_MUSIC, PIANO
 from tests.test_song_evaluation import TPQ, counted_song, low_is_bass, train_split
 from utils.config import Config
 from utils.evaluation import fit_train_baselines
+from utils.file_batch import FileJob, separate_file
+from utils.file_choices import FileChoices
 from utils.instrument_hints import given_row
-from utils.song_evaluation import SongScorer, pitched_rule, song_model_row, song_truth
+from utils.song_evaluation import (
+    NoteConfusion,
+    SongScorer,
+    pitched_rule,
+    song_model_row,
+    song_truth,
+)
 from utils.song_modes import whole_song_truth
 
 
@@ -132,3 +141,22 @@ def test_evaluate_songs_prints_whole_then_unified(tiny_run: Config, tmp_path: Pa
     with pytest.raises(SystemExit) as exc:  # argparse: one usage line, status 2
         evaluate.main(["--config", str(cfg_path), "--instruments-given"])
     assert exc.value.code == 2
+
+
+def test_whole_mode_scores_what_separate_writes(tmp_path: Path) -> None:
+    """The whole mode's model row is what separate.py writes for the song (a deterministic
+    stand-in model: the tiny one samples a diffusion)."""
+    separator = SimpleNamespace(probs=low_guitar, batch_size=4, device=torch.device("cpu"),
+                                song_context=(0.0, 3.0), song_pass=None)
+    song = crowded_song(tmp_path / "song.mid")
+    job = FileJob(write_json=True, choices=FileChoices(outputs=("json",)))
+    out = separate_file(separator, song, tmp_path / "out", job)
+    written = json.loads(Path(out.paths["json"]).read_text())["notes"]
+    pred = np.array([INSTRUMENTS.index(n["instrument"]) for n in written])
+    truth = whole_song_truth(song, "song.mid")
+    scorer = SongScorer(low_guitar, {}, 4, "model")
+    scorer.add(truth)
+    expected = NoteConfusion()
+    expected.update(truth.true[truth.true > 0], pred[truth.true > 0])
+    assert np.array_equal(scorer.confusion["model"].counts, expected.counts)
+    assert expected.counts[GUITAR - 1, GUITAR - 1] == 0 < expected.counts.trace()
