@@ -8,6 +8,8 @@ track unless the dataset was built with ``melody_in_mixture`` (then the melody i
 the mixture and its true instrument is the class its program names). The model is given
 the mixture of the scored notes -- the song's music channels, as in the phrase data -- and
 their note starts.
+This is the unified mode; :mod:`utils.song_modes` adds whole songs as a user's file holds
+them (every note fed, every note of a track with a class scored) and scores both.
 
 Every system decides per note with the same rules: drum-channel notes stay drums, a
 pitched note picks one of piano, guitar, bass and strings. The model averages its
