@@ -66,7 +66,7 @@ def test_refused_before_any_work(cfg: Path, tmp_path: Path,
     out = tmp_path / "out"
     cases = {
         "would write the same outputs": [str(tmp_path / "x"), str(tmp_path / "y" / "song.mid")],
-        "no .mid or .midi file": [str(tmp_path / "empty")],
+        "is a folder with no .mid or .midi file": [str(tmp_path / "empty")],
         "'pdf' is not an output": [str(tmp_path / "x"), "--outputs", "midi,pdf"],
         "'kazoo' is not an instrument": [str(tmp_path / "x"), "--instruments", "piano,kazoo"],
         "names no pitched instrument": [str(tmp_path / "x"), "--instruments", "drums"],

@@ -2,12 +2,12 @@
 
 The inputs are read before any work: a folder stands for its ``.mid``/``.midi`` files
 (any case, not its subfolders), sorted by name; a file named twice counts once. Refused
-before any work (one line, exit status 2): an input that is missing or not a regular file,
-no MIDI file at all, two inputs whose outputs would have the same names (their stems are
-equal: ``a/x.mid`` and ``b/x.mid``, or ``x.mid`` and ``x.midi``), and an output that exists
-without ``--overwrite``. Then the model separates file after file (:func:`separate_files`);
-a file that fails (not MIDI, over a limit, its outputs not writable) is one line on stderr
-and the others are still written.
+before any work (one line, exit status 2): an input that is missing or not a regular file
+(a FIFO, a device: never opened), a folder with no MIDI file, two inputs whose outputs would
+have the same names (their stems are equal: ``a/x.mid`` and ``b/x.mid``, or ``x.mid`` and
+``x.midi``), and an output that exists without ``--overwrite``. Then the model separates
+file after file (:func:`separate_files`); a file that fails (not MIDI, over a limit, its
+outputs not writable) is one line on stderr and the others are still written.
 
 One file alone runs as it always did: its failure is the run's (exit status 2 for its
 input, 1 for a failure while writing), and its outputs and printed lines are the same.
@@ -23,7 +23,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data.errors import InputError, UserError, WorkFailed, one_line
-from data.preprocess import MIDI_SUFFIXES
+from data.fileio import not_a_file, path_kind
+from data.midi_files import MIDI_SUFFIXES
 from utils.file_choices import FileChoices
 from utils.note_separation import (
     Limits,
@@ -44,24 +45,24 @@ def input_files(inputs: Sequence[str | Path]) -> list[Path]:
 
     Raises:
         data.errors.InputError: a missing input, one that is neither a folder nor a
-            regular file, or no MIDI file at all.
+            regular file (a FIFO is never opened), or a folder with no MIDI file.
     """
     files: list[Path] = []
     for given in map(Path, inputs):
-        if given.is_dir():
-            files += sorted(p for p in given.iterdir()
-                            if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
-        elif given.is_file():
+        kind = path_kind(given)
+        if kind == "folder":
+            found = sorted(p for p in given.iterdir()
+                           if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+            if not found:
+                raise InputError(f"{given} is a folder with no .mid or .midi file in it")
+            files += found
+        elif kind == "file":
             files.append(given)
-        elif given.exists():
-            raise InputError(f"{given}: not a MIDI file or a folder of MIDI files")
         else:
-            raise InputError(f"{given}: input MIDI file not found")
+            raise InputError(f"{given}: {not_a_file(given, 'input MIDI file')}")
     seen: dict[Path, Path] = {}
     for path in files:
         seen.setdefault(path.resolve(), path)
-    if not seen:
-        raise InputError(f"{', '.join(map(str, inputs))}: no .mid or .midi file to separate")
     return list(seen.values())
 
 

@@ -3,13 +3,14 @@
     python -m utils.preprocess --config config.json [--midi-dir DIR] [--out-dir DIR]
         [--workers N] [--melody-json FILE] [--seed S] [--split-by song|folder|named]
         [--min-bar-density F] [--max-song-bars B] [--melody-in-mixture]
-        [--class-tracks largest|all] [--no-progress]
+        [--default-meter-4-4] [--class-tracks largest|all] [--no-progress]
     python -m utils.preprocess --midi-dir DIR --out-dir DIR [...]
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
 ``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
-``min_bar_density``, ``max_song_bars``, ``melody_in_mixture`` and ``class_tracks`` are read
-from the config; flags given explicitly replace them and are validated like config keys. Without
+``min_bar_density``, ``max_song_bars``, ``melody_in_mixture``, ``default_meter_4_4`` and
+``class_tracks`` are read from the config;
+flags given explicitly replace them and are validated like config keys. Without
 ``--config`` the defaults of :class:`utils.config.Config` apply and ``--midi-dir`` and
 ``--out-dir`` are required.
 Exit status: 0 done, 2 a config or input problem (one ``error:`` line, nothing written),
@@ -35,7 +36,8 @@ from utils.config import config_from_flags
 FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preprocess_workers",
              "melody_json": "melody_json", "seed": "seed", "min_bar_density": "min_bar_density",
              "split_by": "split_by", "max_song_bars": "max_song_bars",
-             "melody_in_mixture": "melody_in_mixture", "class_tracks": "class_tracks"}
+             "melody_in_mixture": "melody_in_mixture", "default_meter_4_4": "default_meter_4_4",
+             "class_tracks": "class_tracks"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -60,6 +62,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--melody-in-mixture", action="store_true", default=None,
                         help="the melody track joins the class its program names (the tune "
                              "is in the mixture); default: kept apart, as the paper")
+    parser.add_argument("--default-meter-4-4", action="store_true", default=None,
+                        help="a file without any time signature is read as 4/4, the MIDI "
+                             "standard's default; default: such a file is skipped as not_4_4, "
+                             "as the paper")
     parser.add_argument("--class-tracks", choices=CLASS_TRACKS,
                         help="largest: one track per class, the one with most notes, tracks "
                              "of 50 notes or fewer dropped (the paper's); all: every track of "
@@ -80,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      fractions=(cfg.train_split, cfg.val_split, cfg.test_split),
                      progress=not args.no_progress, min_bar_density=cfg.min_bar_density,
                      split_by=cfg.split_by, max_song_bars=cfg.max_song_bars,
-                     melody_in_mixture=cfg.melody_in_mixture, class_tracks=cfg.class_tracks)
+                     melody_in_mixture=cfg.melody_in_mixture,
+                     default_meter_4_4=cfg.default_meter_4_4, class_tracks=cfg.class_tracks)
     shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders",
                                                          "song_sources")}
     print(json.dumps(shown, indent=2))

@@ -91,8 +91,8 @@ class SongTruth:
 
 
 def song_truth(path: str | Path, name: str, melody_program: int | None = None,
-               melody_in_mixture: bool = False, class_tracks: ClassTracks = "largest"
-               ) -> SongTruth:
+               melody_in_mixture: bool = False, default_meter_4_4: bool = False,
+               class_tracks: ClassTracks = "largest") -> SongTruth:
     """Read a song of a built split with the true instrument of each of its notes.
 
     Args:
@@ -101,6 +101,7 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
         melody_program: the melody track's program from a melody JSON (None: detector).
         melody_in_mixture: the build's contract option: the melody track's notes are
             scored as the class its program names (:func:`data.midi.choose_tracks`).
+        default_meter_4_4: the build's option: a song without a time signature is 4/4.
         class_tracks: the build's track choice, "largest" (the paper's) or "all".
 
     Raises:
@@ -109,7 +110,7 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
     """
     notes = read_notes(path)
     song = load_song(path, melody_program, notes=notes, melody_in_mixture=melody_in_mixture,
-                     class_tracks=class_tracks)
+                     default_meter_4_4=default_meter_4_4, class_tracks=class_tracks)
     true = np.full(len(notes), -1, dtype=np.int64)
     for cls, tracks in song.class_tracks.items():
         if cls != MELODY:
@@ -406,6 +407,7 @@ class SplitSongs:
         names: the songs (paths relative to ``midi_dir``), the first ``limit`` of the split.
         melody_in_mixture: the build's contract option.
         melody_table: the build's melody JSON, read (empty: none, the detector decides).
+        default_meter_4_4: the build's option: a song without a time signature is 4/4.
         class_tracks: the build's track choice ("largest", the paper's, or "all").
         max_song_bars: the build's longest song, in bars.
     """
@@ -414,6 +416,7 @@ class SplitSongs:
     names: list[str]
     melody_in_mixture: bool
     melody_table: dict = field(default_factory=dict)
+    default_meter_4_4: bool = False
     class_tracks: ClassTracks = "largest"
     max_song_bars: int = MAX_SONG_BARS
 
@@ -436,8 +439,9 @@ class SplitSongs:
                                     "manifest's midi_dir)")
         check_unchanged(data_dir, midi_dir, names)
         table = load_melody_json(melody_json) if melody_json else {}
-        settings = read_manifest(data_dir).get("settings") or {}
-        return cls(midi_dir, names, melody_in_mixture, table,
+        settings = read_manifest(data_dir)["settings"]
+        meter = bool(settings.get("default_meter_4_4", False))
+        return cls(midi_dir, names, melody_in_mixture, table, meter,
                    settings.get("class_tracks", "largest"),
                    settings.get("max_song_bars", MAX_SONG_BARS))
 
@@ -446,7 +450,7 @@ class SplitSongs:
         for n in self.names:
             program = melody_program_for(self.melody_table, n) if self.melody_table else None
             yield song_truth(self.midi_dir / n, n, program, self.melody_in_mixture,
-                             self.class_tracks)
+                             self.default_meter_4_4, self.class_tracks)
 
 
 def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
