@@ -104,15 +104,17 @@ def fit_train_baselines(data: str | Path | dict[str, float],
     Returns:
         ``{name: fitted baseline}`` in table order (most_common, zone, pitch_row).
     """
+    from data.dataset import mix_shares  # imports Lightning: only when baselines are fitted
+
     mix = {str(data): 1.0} if isinstance(data, (str, Path)) else data
-    total_weight = sum(mix.values())
+    shares = dict(zip(mix, mix_shares(list(mix.values()))))  # the sampler's shares
     stores = {folder: PhraseStore(folder, "train") for folder in mix}
     n_total = sum(len(store) for store in stores.values())
     counts = None
     for folder, store in stores.items():
         part = pitch_counts(music for music, _, _ in phrase_batches(store, batch_size))
         # the phrases this dataset gives an epoch of n_total phrases, per phrase it holds
-        scale = mix[folder] / total_weight * n_total / max(len(store), 1)
+        scale = shares[folder] * n_total / max(len(store), 1)
         part = np.rint(part * scale).astype(np.int64) if len(mix) > 1 else part
         counts = part if counts is None else counts + part
     return {name: cls().fit_counts(counts) for name, cls in FITTED_BASELINES.items()}
