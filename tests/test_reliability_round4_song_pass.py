@@ -116,3 +116,79 @@ def test_separate_with_a_spoilt_song_pass_exits_2_in_one_line(
     assert status == 2 and len(err) == 1, err
     assert err[0].startswith(f"error: {models / SONG_PASS_FILE}: ")
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.fixture()
+def cached_first_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """A built split's first pass with a stand-in separator: ``(run, calls)``; ``run()``
+    returns the songs and the cache file, ``calls`` counts the songs separated."""
+    from data.preprocess import build
+    from tests.test_reliability_data import _corpus
+    from utils import song_pass_training as training
+
+    data = tmp_path / "data"
+    build(_corpus(tmp_path / "corpus"), data, workers=1, progress=False, split_by="named",
+          min_bar_density=0.0)
+    calls: list[str] = []
+
+    def first_pass_song(separator: object, truth: object) -> object:
+        calls.append(truth.name)
+        k = len(truth.true)
+        return training.FirstPassSong(
+            probs=torch.rand(k, 5).numpy(), rows=truth.true.astype("int64") * 0 + 3,
+            first=truth.true.astype("int64") * 0, stop=truth.true.astype("int64") * 0 + 1,
+            velocity=truth.true.astype("int64") * 0 + 64, chosen=truth.true > 0,
+            row_sums=torch.rand(72, 5).numpy(), target=truth.true.astype("int64"))
+
+    monkeypatch.setattr(training, "first_pass_song", first_pass_song)
+    monkeypatch.setattr(training, "first_pass_key", lambda *a: "0123456789abcdef")
+    cache = tmp_path / "cache"
+
+    def run() -> tuple[list, Path]:
+        songs = training.first_pass_split(None, str(data), "train", cache, progress=False)
+        files = list(cache.glob("first_pass_*.npz"))
+        assert len(files) == 1 and not list(cache.glob(".*tmp*"))
+        return songs, files[0]
+
+    return run, calls
+
+
+def _same(a: list, b: list) -> bool:
+    from utils.song_pass_training import FIELDS
+
+    return len(a) == len(b) and all(
+        (getattr(x, f) == getattr(y, f)).all() for x, y in zip(a, b) for f in FIELDS)
+
+
+@pytest.mark.parametrize("spoil", ["truncated", "other arrays", "counts disagree",
+                                   "not a zip", "fewer songs"])
+def test_a_spoilt_first_pass_cache_is_computed_again(
+        cached_first_pass, spoil: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    import numpy as np
+
+    run, calls = cached_first_pass
+    first, path = run()
+    assert len(calls) == 3
+    again, _ = run()  # a whole cache is read, not computed
+    assert len(calls) == 3 and _same(first, again)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    if spoil == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif spoil == "other arrays":
+        np.savez(path, probs=arrays["probs"])
+    elif spoil == "counts disagree":
+        np.savez(path, **{**arrays, "counts": arrays["counts"] + 1})
+    elif spoil == "not a zip":
+        path.write_bytes(b"\x00" * 100)
+    else:
+        np.savez(path, **{**arrays, "counts": arrays["counts"][:2],
+                          "row_sums": arrays["row_sums"][:2]})
+    capsys.readouterr()
+    recomputed, rewritten = run()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(calls) == 6  # computed again
+    assert len(err) == 1 and err[0].startswith(f"warning: {path}: "), err
+    assert rewritten == path
+    third, _ = run()  # the rewritten cache is whole: read again, not computed
+    assert len(calls) == 6 and _same(recomputed, third)
