@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,15 +131,16 @@ def cached_first_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa:
     build(_corpus(tmp_path / "corpus"), data, workers=1, progress=False, split_by="named",
           min_bar_density=0.0)
     calls: list[str] = []
+    rng = np.random.default_rng(0)
 
     def first_pass_song(separator: object, truth: object) -> object:
         calls.append(truth.name)
         k = len(truth.true)
         return training.FirstPassSong(
-            probs=torch.rand(k, 5).numpy(), rows=truth.true.astype("int64") * 0 + 3,
-            first=truth.true.astype("int64") * 0, stop=truth.true.astype("int64") * 0 + 1,
-            velocity=truth.true.astype("int64") * 0 + 64, chosen=truth.true > 0,
-            row_sums=torch.rand(72, 5).numpy(), target=truth.true.astype("int64"))
+            probs=rng.random((k, 5), dtype=np.float32), rows=np.full(k, 3),
+            first=np.arange(k), stop=np.arange(k) + 1, velocity=np.full(k, 64),
+            chosen=truth.true > 0, row_sums=rng.random((72, 5), dtype=np.float32),
+            target=truth.true.astype(np.int64))
 
     monkeypatch.setattr(training, "first_pass_song", first_pass_song)
     monkeypatch.setattr(training, "first_pass_key", lambda *a: "0123456789abcdef")
@@ -164,8 +166,6 @@ def _same(a: list, b: list) -> bool:
                                    "not a zip", "fewer songs"])
 def test_a_spoilt_first_pass_cache_is_computed_again(
         cached_first_pass, spoil: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
-    import numpy as np
-
     run, calls = cached_first_pass
     first, path = run()
     assert len(calls) == 3
