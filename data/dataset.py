@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from data.contract import DRUM, MELODY
+from data.mix import mix_counts, mix_shares
 from data.store import SPLITS, PhraseStore, read_manifest, unpack, unpack_onsets
 
 PITCHED_MUSIC = DRUM - MELODY - 1  # music channels 0..3 (piano, guitar, bass, string) move
@@ -99,15 +100,6 @@ class PhraseDataset(Dataset):
                                            .astype(np.float32))}
 
 
-def mix_shares(weights: Sequence[float]) -> list[float]:
-    """Each weight's share of their sum, for any finite weights > 0: scaled by the largest
-    first, so that weights near the float limit (1e308 + 1e308) do not overflow the sum."""
-    top = max(float(w) for w in weights)
-    scaled = [float(w) / top for w in weights]
-    total = sum(scaled)
-    return [w / total for w in scaled]
-
-
 def built_with_melody(data_dir: str | Path) -> bool | None:
     """Whether a built dataset's mixtures hold the melody (its manifest's
     ``melody_in_mixture``); None when its manifest does not say (written by hand)."""
@@ -130,7 +122,7 @@ class MixSampler(Sampler[int]):
     Args:
         sizes: phrases in each dataset (ConcatDataset order).
         weights: each dataset's weight (> 0); shares are ``weights / sum(weights)``
-            (:func:`mix_shares`).
+            (:func:`data.mix.mix_shares`).
         epoch_size: phrases per epoch (default: the sum of ``sizes``).
         seed: seeds every epoch's draw.
 
@@ -150,7 +142,7 @@ class MixSampler(Sampler[int]):
         self.sizes = [int(n) for n in sizes]
         self.shares = mix_shares(weights)
         self.epoch_size = int(epoch_size if epoch_size is not None else sum(self.sizes))
-        self.counts = [int(round(s * self.epoch_size)) for s in self.shares]
+        self.counts = mix_counts(weights, self.epoch_size)
         for k, count in enumerate(self.counts):
             if count == 0:
                 raise ValueError(f"dataset {k}'s share rounds to 0 of the {self.epoch_size} "

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from data.contract import MUSIC_INSTRUMENTS
 from data.errors import InputError
 from data.fileio import atomic_write_json, atomic_write_text
+from data.mix import mix_shares
 from data.roll import music_and_mixture
 from data.store import PhraseStore, unpack, unpack_onsets
 from utils.assignment import ASSIGN_MODES, assign_instruments
@@ -104,8 +105,6 @@ def fit_train_baselines(data: str | Path | dict[str, float],
     Returns:
         ``{name: fitted baseline}`` in table order (most_common, zone, pitch_row).
     """
-    from data.dataset import mix_shares  # imports Lightning: only when baselines are fitted
-
     mix = {str(data): 1.0} if isinstance(data, (str, Path)) else data
     shares = dict(zip(mix, mix_shares(list(mix.values()))))  # the sampler's shares
     stores = {folder: PhraseStore(folder, "train") for folder in mix}

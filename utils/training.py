@@ -21,8 +21,9 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from data.dataset import PhraseDataModule, built_with_melody, mix_shares
+from data.dataset import PhraseDataModule, built_with_melody
 from data.errors import WorkFailed
+from data.mix import mix_counts, mix_shares
 from data.store import DatasetError, check_split_files, read_manifest, split_paths
 from utils.baselines import save_baselines
 from utils.checkpoints import (
@@ -119,8 +120,9 @@ def _check_mix_counts(cfg: Config, sizes: dict[str, int]) -> None:
     :class:`data.dataset.MixSampler` draws it)."""
     weights = [cfg.train_mix[folder] for folder in sizes]
     epoch = sum(sizes.values())
-    for folder, weight, share in zip(sizes, weights, mix_shares(weights)):
-        if round(share * epoch) == 0:
+    for folder, weight, share, count in zip(sizes, weights, mix_shares(weights),
+                                            mix_counts(weights, epoch)):
+        if count == 0:
             raise ConfigError(f"{cfg._source}: 'train_mix' weight of {folder!r} ({weight!r}) "
                               f"gives it 0 of the {epoch} phrases of an epoch (a share of "
                               f"{share:.3g}); raise it or leave the dataset out")
