@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from data.errors import InputError, one_line
-from data.fileio import writable_dir_problem
+from data.fileio import not_a_file, writable_dir_problem
 from data.midi import MAX_FILE_BYTES
 from utils.cli import command
 from utils.config import load_config
@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         parser.error(f"--{exc}")
     cfg = load_config(args.config)
-    if not Path(args.input).is_file():
-        raise InputError(f"{args.input}: input MIDI file not found")
+    problem = not_a_file(Path(args.input), "input MIDI file")
+    if problem:
+        raise InputError(f"{args.input}: {problem}")
     if args.out_dir is None:
         cfg.require_writable_dir("output_dir")
     else:

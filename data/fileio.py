@@ -3,7 +3,9 @@
 Every file the project writes (phrase shards, manifests, tables, MIDI, audio, pictures)
 goes through :func:`atomic_write_many`: each target is first written to a temporary file
 beside it, and only when all writers have succeeded are the temporaries renamed into
-place. On any error the temporaries are removed and the targets are left untouched.
+place, each old file kept aside until all are in. On any error the temporaries are
+removed and the targets are left as they were (a failed rename puts back the old files of
+the targets already replaced).
 Temporary names are short (at most :data:`TEMP_NAME` characters of the target's name),
 so a target with a long name still has a temporary the file system accepts.
 
@@ -19,11 +21,13 @@ known by their free lock and removed by the next run that claims their targets.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import tempfile
@@ -35,7 +39,9 @@ from typing import Any
 from data.errors import UserError
 
 Writer = Callable[[Path], None]  # writes the whole file at the path it is given
-TEMP_GLOB = ".*.tmp*"  # names of the temporaries below: .<target name>.<random>.tmp<suffix>
+# names of the temporaries below: .<target name>.<random>.tmp<suffix>, and .tmpold<suffix>
+# for an old file kept aside while its target is replaced
+TEMP_GLOB = ".*.tmp*"
 TEMP_NAME = 48  # characters of the target's name kept in a temporary's or a claim's name
 TEMP_SUFFIX = 16  # characters of the target's suffix kept in a temporary's name
 CLAIM_GLOB = ".*.claim"  # names of the claims of claim_outputs
@@ -49,29 +55,90 @@ def _short(name: str) -> str:
 def atomic_write_many(writers: Mapping[Path, Writer]) -> None:
     """Write several files all-or-nothing.
 
+    Every file is written under a temporary name first; then each existing target is kept
+    aside (a hard link, or a copy where links are not supported) and the temporaries are
+    renamed into place one by one. If a rename fails, the targets already replaced get
+    their old files back and the new ones are removed, so the folder is as it was.
+
     Args:
         writers: ``{target path: writer}``; each writer is called with a temporary path in
             the target's folder (same suffix, so format detection by name still works).
+
+    Raises:
+        IsADirectoryError: a target is a folder (before anything is written).
+        OSError: a writer or a rename failed (the targets are as they were).
     """
+    targets = [Path(target) for target in writers]
+    for target in targets:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "an output name is a folder", str(target))
     temps: dict[Path, Path] = {}
     locks: list[int] = []
     try:
-        for target, write in writers.items():
-            target = Path(target)
-            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{_short(target.name)}.",
-                                        suffix=f".tmp{target.suffix[:TEMP_SUFFIX]}")
+        for target, write in zip(targets, writers.values()):
+            temps[target], fd = _locked_temporary(target)
             locks.append(fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # held while written: its writer is alive
-            temps[target] = Path(name)
             write(temps[target])
             os.chmod(temps[target], 0o644)  # mkstemp makes 0600; give the usual mode
-        for target, tmp in temps.items():
-            os.replace(tmp, target)
+        _replace_all(temps)
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
         for fd in locks:
             os.close(fd)
+
+
+def _locked_temporary(target: Path) -> tuple[Path, int]:
+    """:func:`_temporary` for a writer, with its open descriptor holding an exclusive
+    ``flock`` on it: held until the writer renames or removes it, so a temporary whose lock
+    is free was left by a dead writer (:func:`remove_dead_temporaries`)."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{_short(target.name)}.",
+                                suffix=f".tmp{target.suffix[:TEMP_SUFFIX]}")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return Path(name), fd
+
+
+def _temporary(target: Path, kind: str = "tmp") -> Path:
+    """A new empty file beside ``target`` with a short name of the form :data:`TEMP_GLOB`."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{_short(target.name)}.",
+                                suffix=f".{kind}{target.suffix[:TEMP_SUFFIX]}")
+    os.close(fd)
+    return Path(name)
+
+
+def _replace_all(temps: dict[Path, Path]) -> None:
+    """Rename every temporary onto its target; on a failure put every target back."""
+    kept: dict[Path, Path | None] = {}  # target -> its old file kept aside (None: none)
+    try:
+        for target, tmp in temps.items():
+            kept[target] = _keep_aside(target)
+            os.replace(tmp, target)
+    except BaseException:
+        for target, old in kept.items():
+            with contextlib.suppress(OSError):
+                if old is not None:
+                    os.replace(old, target)
+                elif not temps[target].exists():  # renamed in: the new file is removed
+                    target.unlink(missing_ok=True)
+        raise
+    finally:
+        for old in kept.values():
+            if old is not None:
+                old.unlink(missing_ok=True)
+
+
+def _keep_aside(target: Path) -> Path | None:
+    """A second name for ``target``'s current file (None when there is none): a hard link,
+    or a copy on file systems without them."""
+    if not os.path.lexists(target):
+        return None
+    old = _temporary(target, "tmpold")  # a leftover is removed like any temporary
+    try:
+        old.unlink()
+        os.link(target, old, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(target, old, follow_symlinks=False)
+    return old
 
 
 def atomic_write(path: str | Path, write: Writer) -> None:
@@ -140,6 +207,38 @@ def remove_dead_temporaries(target: str | Path) -> int:
         finally:
             os.close(fd)
     return removed
+
+
+def path_kind(path: str | Path) -> str:
+    """What ``path`` is, links followed: ``"file"``, ``"folder"``, ``"missing"`` (also a
+    link to nothing), ``"FIFO"``, ``"socket"``, ``"device"``, or an OS error's reason.
+
+    Inputs are checked with it before they are opened: opening a FIFO to read it waits
+    for a writer, forever if none comes.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        return getattr(exc, "strerror", None) or str(exc)
+    kinds = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO"),
+             (stat.S_ISSOCK, "socket"))
+    return next((kind for test, kind in kinds if test(mode)), "device")
+
+
+def not_a_file(path: str | Path, what: str) -> str | None:
+    """Why ``path`` cannot be read as ``what`` (e.g. "input MIDI file"), as the end of an
+    error line, or None when it is a file: ``"input MIDI file not found"``,
+    ``"input MIDI file is a folder, not a file"``, ...; see :func:`path_kind`."""
+    kind = path_kind(path)
+    if kind == "file":
+        return None
+    if kind == "missing":
+        return f"{what} not found"
+    if kind in ("folder", "FIFO", "socket", "device"):
+        return f"{what} is a {kind}{' (named pipe)' if kind == 'FIFO' else ''}, not a file"
+    return f"{what} cannot be read ({kind})"
 
 
 def writable_dir_problem(path: str | Path) -> str | None:

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data.fileio import not_a_file
+
 MELODY_KEYWORDS: tuple[str, ...] = ("melod", "vocal", "voice", "vox", "lead", "sing",
                                     "solo", "lyric", "tune")
 MIN_MONOPHONY = 0.9  # fraction of notes that start while nothing else sounds
@@ -171,6 +173,9 @@ def load_melody_json(path: str | Path) -> dict[str, int]:
         ValueError: one line naming the file and the problem.
     """
     path = Path(path)
+    problem = not_a_file(path, "melody JSON")
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:

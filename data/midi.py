@@ -54,7 +54,9 @@ from data.contract import (
     drum_row,
 )
 from data.errors import UserError
+from data.fileio import not_a_file, path_kind
 from data.melody import Track, TrackNotes, find_melody, track_with_program
+from data.midi_events import count_note_ons, smpte_division
 
 DEFAULT_QPM = 120.0  # MIDI's tempo before the first tempo event
 MAX_FILE_BYTES = 32 * 2**20  # largest MIDI file read (read_score's default limit)
@@ -147,6 +149,7 @@ class Song:
             repeated notes and one held note differ here, not in ``roll``).
         class_tracks: ``{class: [source tracks]}`` that track unification chose
             (:func:`choose_tracks`; indices into :attr:`SongNotes.tracks`).
+        n_unclosed: notes never closed in the file, dropped (:attr:`SongNotes.n_unclosed`).
     """
 
     name: str
@@ -155,6 +158,7 @@ class Song:
     has_melody: bool
     onsets: np.ndarray | None = None
     class_tracks: dict[int, list[int]] = field(default_factory=dict)
+    n_unclosed: int = 0
 
 
 # ----------------------------------------------------------------------------- reading
@@ -174,9 +178,19 @@ def read_score(path: str | Path, max_bytes: int | None = MAX_FILE_BYTES,
 
     Raises:
         MidiError: reasons "unreadable", "empty", "not_midi", "too_large", "truncated",
-            "too_many_notes".
+            "smpte", "too_many_notes".
     """
+    return _parse(Path(path), read_midi_bytes(path, max_bytes), max_notes)
+
+
+def read_midi_bytes(path: str | Path, max_bytes: int | None = MAX_FILE_BYTES) -> bytes:
+    """The standard MIDI file's bytes (``MThd`` first, a RIFF ``RMID`` file unwrapped),
+    within ``max_bytes``; see :func:`read_score`. A folder, FIFO or device is refused
+    before it is opened (a FIFO would wait for a writer)."""
     path = Path(path)
+    kind = path_kind(path)
+    if kind not in ("file", "missing"):
+        raise MidiError(path, "unreadable", not_a_file(path, "input"))
     try:
         with path.open("rb") as fh:
             head = fh.read(HEADER_BYTES)
@@ -197,8 +211,16 @@ def read_score(path: str | Path, max_bytes: int | None = MAX_FILE_BYTES,
         raise MidiError(path, "unreadable", f"cannot read file ({exc.strerror})") from None
     if max_bytes is not None and len(data) > max_bytes:
         raise MidiError(path, "too_large", f"file is over the limit of {max_bytes:,} bytes")
-    if riff:
-        data = _riff_midi(path, data)
+    return _riff_midi(path, data) if riff else data
+
+
+def _parse(path: Path, data: bytes, max_notes: int | None) -> symusic.Score:
+    """symusic's score of a standard MIDI file's bytes; see :func:`read_score`."""
+    smpte = smpte_division(data)
+    if smpte is not None:
+        raise MidiError(path, "smpte", f"SMPTE time division ({smpte[0]} frames per second, "
+                        f"{smpte[1]} ticks per frame): time counted in frames has no beats "
+                        f"or bars; save the file with ticks per quarter note")
     try:
         score = symusic.Score.from_midi(data)
     except Exception as exc:  # symusic raises RuntimeError/ValueError for corrupt data
@@ -207,7 +229,6 @@ def read_score(path: str | Path, max_bytes: int | None = MAX_FILE_BYTES,
         reason = "truncated" if ("eof" in lowered or "less than" in lowered
                                  or "remaining" in lowered) else "unreadable"
         raise MidiError(path, reason, f"corrupt MIDI data ({text})") from None
-    del data
     if score.ticks_per_quarter <= 0:  # every tick -> step conversion divides by it
         raise MidiError(path, "unreadable", "corrupt MIDI header (0 ticks per quarter note)")
     if max_notes is not None:
@@ -279,6 +300,8 @@ class SongNotes:
             (< 0), tonality 0 major / 1 minor.
         n_lyrics: lyric events in the file (not written back).
         n_markers: marker events in the file (not written back).
+        n_unclosed: note-ons never closed by a note-off, which have no note here
+            (counted by :func:`read_notes`; 0 when the notes come from a score).
     """
 
     tpq: int
@@ -295,6 +318,7 @@ class SongNotes:
     key_signatures: list[tuple[int, int, int]]
     n_lyrics: int = 0
     n_markers: int = 0
+    n_unclosed: int = 0
 
     def __len__(self) -> int:
         return int(self.pitch.size)
@@ -381,8 +405,15 @@ def notes_from_score(score: symusic.Score) -> SongNotes:
 def read_notes(path: str | Path, max_bytes: int | None = MAX_FILE_BYTES,
                max_notes: int | None = None) -> SongNotes:
     """Read a MIDI file as its :class:`SongNotes` (:func:`read_score`, then
-    :func:`notes_from_score`; same arguments and errors as :func:`read_score`)."""
-    return notes_from_score(read_score(path, max_bytes, max_notes))
+    :func:`notes_from_score`; same arguments and errors as :func:`read_score`), with
+    ``n_unclosed``, the notes the parser dropped because they were never closed."""
+    data = read_midi_bytes(path, max_bytes)
+    score = _parse(Path(path), data, max_notes)  # refused over the limits before the count
+    note_ons = count_note_ons(data)
+    del data
+    notes = notes_from_score(score)
+    notes.n_unclosed = max(note_ons - len(notes), 0)
+    return notes
 
 
 def describe_time_signatures(signatures: list[tuple[int, int, int]], shown: int = 3) -> str:
@@ -401,6 +432,14 @@ def describe_time_signatures(signatures: list[tuple[int, int, int]], shown: int 
     if len(signatures) > shown:
         text += f", ... ({len(signatures)} events)"
     return text
+
+
+def unclosed_warning(path: str | Path, n_unclosed: int) -> str | None:
+    """The warning line for a file with notes never closed (``SongNotes.n_unclosed``)."""
+    if not n_unclosed:
+        return None
+    return (f"{path}: {n_unclosed:,} note(s) never closed (a note-on without its note-off) "
+            f"dropped")
 
 
 # ----------------------------------------------------------------------------- gridding
@@ -572,7 +611,7 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
 
 def load_song(path: str | Path, melody_program: int | None = None,
               max_bars: int = MAX_SONG_BARS, notes: SongNotes | None = None,
-              melody_in_mixture: bool = False) -> Song:
+              melody_in_mixture: bool = False, default_meter_4_4: bool = False) -> Song:
     """Convert one MIDI file by the data contract (docs/data.md).
 
     Args:
@@ -583,6 +622,8 @@ def load_song(path: str | Path, melody_program: int | None = None,
         notes: the file already read by :func:`read_notes` (not read again).
         melody_in_mixture: the melody track also joins its program's class
             (:func:`choose_tracks`).
+        default_meter_4_4: a file without any time signature is 4/4 (the MIDI standard's
+            default); off, the contract needs exactly one 4/4 signature.
 
     Returns:
         The :class:`Song`, roll bool ``[T, 72, 6]`` (``T`` may be 0 when no note of the
@@ -595,13 +636,15 @@ def load_song(path: str | Path, melody_program: int | None = None,
     path = Path(path)
     notes = read_notes(path) if notes is None else notes
     timing = notes.timing()
-    if not timing.is_4_4():
+    if not (timing.is_4_4() or (default_meter_4_4 and not timing.time_signatures)):
         found = describe_time_signatures(timing.time_signatures)
+        if not timing.time_signatures:
+            found += " (the build option default_meter_4_4 reads such a file as 4/4)"
         raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
     roll, onsets, chosen = _unify(path, notes.track_notes(), timing, melody_program, max_bars,
                                   melody_in_mixture)
     return Song(name=path.stem, roll=roll, timing=timing, has_melody=MELODY in chosen,
-                onsets=onsets, class_tracks=chosen)
+                onsets=onsets, class_tracks=chosen, n_unclosed=notes.n_unclosed)
 
 
 def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,

@@ -34,6 +34,7 @@ build to save space; a later re-run then converts every file again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -50,10 +51,25 @@ from tqdm import tqdm
 
 from data import contract
 from data.contract import check_option
-from data.errors import UserError
-from data.fileio import atomic_write_json, remove_temporaries, writable_dir_problem
+from data.errors import UserError, one_line
+from data.fileio import (
+    atomic_write_json,
+    path_kind,
+    remove_temporaries,
+    writable_dir_problem,
+)
 from data.melody import load_melody_json, melody_program_for
 from data.midi import MidiError, SkipFile, load_song
+from data.midi_files import (  # noqa: F401 -- find_midi_files, MIDI_SUFFIXES, TOP_LEVEL: API
+    MIDI_SUFFIXES,
+    SPLIT_FOLDER_NAMES,
+    TOP_LEVEL,
+    empty_named_folders,
+    empty_split_lines,
+    find_midi_files,
+    named_split,
+    song_folder,
+)
 from data.roll import keep_phrases, window_view
 from data.store import (
     MANIFEST_NAME,
@@ -66,8 +82,11 @@ from data.store import (
 from data.workers import reason_summary, run_tasks
 
 MAX_SEED = 2**32 - 1  # numpy seeds 32-bit generators (the config's bound too)
+# The most max_song_bars may be set to (the config's bound too): 5,000 bars, 2.8 hours at
+# 120 bpm. A song's arrays are allocated at its length and separate.py's model time grows
+# with it: at the bound a 1 kB file costs a build worker about 0.7 GB (docs/reliability.md).
+MAX_SONG_BARS_LIMIT = 5_000
 
-MIDI_SUFFIXES = (".mid", ".midi")
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
 SHARD_GLOB = "part-*.json"
@@ -75,10 +94,6 @@ SHARD_GLOB = "part-*.json"
 # first-level folders, or the split the first-level folder names (published splits)
 SplitBy = Literal["song", "folder", "named"]
 SPLIT_BY: tuple[str, ...] = get_args(SplitBy)
-TOP_LEVEL = "."  # the folder name given to files directly in the MIDI folder
-# split_by="named": the first-level folder names each split may have (any case)
-SPLIT_FOLDER_NAMES: dict[str, tuple[str, ...]] = {
-    "train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
 class BuildError(UserError, ValueError):
@@ -98,14 +113,6 @@ class FileResult:
     packed: np.ndarray
 
 
-def find_midi_files(midi_dir: str | Path) -> list[str]:
-    """Relative POSIX paths of every MIDI file under ``midi_dir`` (recursive, sorted)."""
-    root = Path(midi_dir)
-    found = [p.relative_to(root).as_posix() for p in root.rglob("*")
-             if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()]
-    return sorted(found)
-
-
 def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
     """The result of a file that gives no phrase, counted under ``reason``."""
     return FileResult({"path": rel_path, "status": reason, "detail": detail},
@@ -115,7 +122,8 @@ def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
 def process_file(path: Path, rel_path: str, melody_program: int | None,
                  min_bar_density: float = contract.MIN_BAR_DENSITY,
                  max_song_bars: int = contract.MAX_SONG_BARS,
-                 melody_in_mixture: bool = False) -> FileResult:
+                 melody_in_mixture: bool = False, default_meter_4_4: bool = False
+                 ) -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
 
     Every step -- reading, unification, windowing, filtering, packing -- runs under one
@@ -134,13 +142,16 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         max_song_bars: longest song converted, in bars; longer ones are ``too_long``.
         melody_in_mixture: the melody track also joins its program's class
             (:func:`data.midi.choose_tracks`).
+        default_meter_4_4: a file without a time signature is read as 4/4 (the MIDI
+            standard's default); off: it is ``not_4_4``.
 
     Returns:
         A :class:`FileResult`.
     """
     try:
         song = load_song(path, melody_program=melody_program, max_bars=max_song_bars,
-                         melody_in_mixture=melody_in_mixture)
+                         melody_in_mixture=melody_in_mixture,
+                         default_meter_4_4=default_meter_4_4)
         if song.roll.shape[0] == 0:
             return _skipped(rel_path, "empty", f"{path}: no note of the kept tracks inside "
                             f"the pitch range {contract.PITCH_LOW}..{contract.PITCH_HIGH} "
@@ -162,6 +173,8 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
                   "phrases": int(len(kept)),
                   "cells": kept.sum(axis=(0, 1, 2)).astype(int).tolist(),
                   "phrases_with": kept.any(axis=(1, 2)).sum(axis=0).astype(int).tolist()}
+        if song.n_unclosed:
+            record["unclosed"] = song.n_unclosed  # notes never closed, dropped
         return FileResult(record, pack(kept, kept_onsets))
     except (MidiError, SkipFile) as exc:
         return _skipped(rel_path, exc.reason, str(exc))
@@ -170,14 +183,14 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         return _skipped(rel_path, "error", f"{path}: {type(exc).__name__}: {text}")
 
 
-# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture)
-Task = tuple[str, str, int | None, float, int, bool]
+# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture,
+#  default_meter_4_4)
+Task = tuple[str, str, int | None, float, int, bool, bool]
 
 
 def _process_task(task: Task) -> FileResult:
-    path, rel_path, program, min_bar_density, max_song_bars, melody_in_mixture = task
-    return process_file(Path(path), rel_path, program, min_bar_density, max_song_bars,
-                        melody_in_mixture)
+    path, rel_path, program, *options = task
+    return process_file(Path(path), rel_path, program, *options)
 
 
 def _crashed(task: Task) -> FileResult:
@@ -287,20 +300,6 @@ def build_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _fingerprint(melody_json: str | None, min_bar_density: float,
-                 split_by: str, max_song_bars: int, melody_in_mixture: bool) -> dict[str, Any]:
-    """Settings that change what a shard or split contains (a mismatch forbids resuming)."""
-    constants = {k: v for k, v in vars(contract).items()
-                 if k.isupper() and isinstance(v, (int, float, str, tuple))}
-    digest = None
-    if melody_json is not None:
-        digest = hashlib.sha256(Path(melody_json).read_bytes()).hexdigest()
-    return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
-            "melody_json_sha256": digest, "min_bar_density": min_bar_density,
-            "split_by": split_by, "max_song_bars": max_song_bars,
-            "melody_in_mixture": melody_in_mixture, "packed_bytes": PACKED_BYTES}
-
-
 # ----------------------------------------------------------------------------- splits
 def split_songs(songs: Sequence[str], seed: int,
                 fractions: tuple[float, float, float]) -> dict[str, list[str]]:
@@ -331,12 +330,6 @@ def split_songs(songs: Sequence[str], seed: int,
             for k, split in enumerate(SPLITS)}
 
 
-def song_folder(rel_path: str) -> str:
-    """First-level folder of a song's relative POSIX path (``"."`` for a top-level file)."""
-    parts = rel_path.split("/")
-    return parts[0] if len(parts) > 1 else TOP_LEVEL
-
-
 def split_folders(songs: Sequence[str], seed: int, fractions: tuple[float, float, float]
                   ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Assign whole first-level folders to train/val/test; every song follows its folder.
@@ -354,14 +347,6 @@ def split_folders(songs: Sequence[str], seed: int, fractions: tuple[float, float
     for song in sorted(songs):
         by_split[side[song_folder(song)]].append(song)
     return by_split, folders
-
-
-def named_split(folder: str) -> str | None:
-    """The split a first-level folder's name names (``train``; ``val``/``valid``/
-    ``validation``; ``test``; any case), or None."""
-    lowered = folder.lower()
-    return next((split for split, names in SPLIT_FOLDER_NAMES.items() if lowered in names),
-                None)
 
 
 def check_named_folders(songs: Sequence[str]) -> None:
@@ -418,7 +403,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
           min_bar_density: float = contract.MIN_BAR_DENSITY,
           split_by: SplitBy = "song",
           max_song_bars: int = contract.MAX_SONG_BARS,
-          melody_in_mixture: bool = False) -> dict[str, Any]:
+          melody_in_mixture: bool = False, default_meter_4_4: bool = False) -> dict[str, Any]:
     """Build (or finish building) the phrase dataset of a MIDI folder.
 
     Args:
@@ -440,6 +425,9 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         melody_in_mixture: the melody track also joins the class its program names, so
             the tune is part of the mixture (:func:`data.midi.choose_tracks`); off = the
             paper's contract.
+        default_meter_4_4: a file without any time signature is read as 4/4, the MIDI
+            standard's default; off (the paper's contract): such a file is ``not_4_4``.
+            Files with another or several time signatures are refused either way.
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -454,16 +442,15 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
     """
     started = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
-    settings = BuildSettings.checked(midi_dir, out_dir, workers, melody_json, seed, fractions,
-                                     min_bar_density, split_by, max_song_bars,
-                                     melody_in_mixture)
+    settings = BuildSettings(
+        midi_dir, out_dir, workers, None if melody_json is None else str(melody_json), {}, seed,
+        tuple(fractions), min_bar_density, split_by, max_song_bars, melody_in_mixture,
+        default_meter_4_4).checked()
     shard_dir = _prepare_out_dir(out_dir)
     with build_lock(out_dir):  # one build at a time into one folder
         remove_temporaries(out_dir)  # split files or a manifest left half-written by a kill
         _check_resumable(shard_dir, settings)
-        files = find_midi_files(midi_dir)
-        if split_by == "named":
-            check_named_folders(files)  # before any file is converted
+        files = _midi_files(midi_dir, split_by)  # named splits checked before any work
         sources = {rel: source_stat(midi_dir / rel) for rel in files}
         todo = _files_to_convert(shard_dir, files, sources, settings)
         _convert(todo, shard_dir, sources, settings.workers, len(files), progress)
@@ -474,7 +461,38 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         manifest["files_this_run"] = len(todo)
         manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
         atomic_write_json(out_dir / MANIFEST_NAME, manifest)  # the commit marker, written last
+        statuses = {rel: record["status"] for rel, (record, _) in records.items()}
+        for line in empty_split_lines(manifest["split_songs"], statuses, split_by):
+            print(f"warning: {line}", file=sys.stderr)
+        unclosed = {rel: rec["unclosed"] for rel, (rec, _) in records.items() if "unclosed" in rec}
+        if unclosed:
+            rel, n = next(iter(unclosed.items()))
+            print(f"warning: {sum(unclosed.values()):,} note(s) never closed (a note-on without "
+                  f"its note-off) dropped in {len(unclosed):,} kept file(s), e.g. "
+                  f"{one_line(midi_dir / rel)} ({n:,})", file=sys.stderr)
         return manifest
+
+
+def _midi_files(midi_dir: Path, split_by: str) -> list[str]:
+    """The MIDI files of the build (:func:`data.midi_files.find_midi_files`); a folder
+    reached a second time is named in a warning line.
+
+    Raises:
+        BuildError: with ``split_by="named"``, a song in a folder that names no split, or
+            a folder naming a split that holds no MIDI file.
+    """
+    repeats: dict[str, str] = {}
+    files = find_midi_files(midi_dir, repeats)
+    for folder, first in repeats.items():
+        print(f"warning: {one_line(midi_dir / folder)}: not read again, it is the folder "
+              f"{first!r} (a link to a folder read already)", file=sys.stderr)
+    if split_by == "named":
+        check_named_folders(files)
+        empty = empty_named_folders(midi_dir, files, repeats)
+        if empty:
+            raise BuildError(f"split_by 'named': {midi_dir}: {'; '.join(empty)}; put the "
+                             f"split's MIDI files there or remove the folder")
+    return files
 
 
 @dataclass(frozen=True)
@@ -483,7 +501,7 @@ class BuildSettings:
 
     midi_dir: Path
     out_dir: Path
-    workers: int
+    workers: int | None  # None (all cores) until checked
     melody_json: str | None
     melody_table: dict[str, int]
     seed: int
@@ -492,21 +510,22 @@ class BuildSettings:
     split_by: str
     max_song_bars: int
     melody_in_mixture: bool
+    default_meter_4_4: bool = False
 
-    @classmethod
-    def checked(cls, midi_dir: Path, out_dir: Path, workers: int | None,
-                melody_json: str | Path | None, seed: int, fractions: Sequence[float],
-                min_bar_density: float, split_by: str, max_song_bars: int,
-                melody_in_mixture: bool) -> BuildSettings:
-        """Check every argument (the config's validator checks the same bounds for config
-        keys; a direct caller of :func:`build` gets them checked here) and read the melody
-        JSON.
+    def checked(self) -> BuildSettings:
+        """Check every setting (the config's validator checks the same bounds for config
+        keys; a direct caller of :func:`build` gets them checked here), resolve the
+        workers and read the melody JSON into ``melody_table``.
 
         Raises:
             BuildError: the first problem, in one line.
         """
+        midi_dir, workers, seed = self.midi_dir, self.workers, self.seed
+        min_bar_density, max_song_bars = self.min_bar_density, self.max_song_bars
         if not midi_dir.is_dir():
-            raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder")
+            kind = path_kind(midi_dir)
+            raise BuildError(f"midi_dir {str(midi_dir)!r} is not a folder (" + (
+                "not found" if kind == "missing" else f"it is a {kind}") + ")")
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
         if n_workers < 1:
             raise BuildError(f"workers must be >= 1, got {workers}")
@@ -515,27 +534,34 @@ class BuildSettings:
         if not 0.0 <= min_bar_density < 1.0:
             raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
         try:
-            check_option("split_by", split_by, SPLIT_BY)
+            check_option("split_by", self.split_by, SPLIT_BY)
         except ValueError as exc:
             raise BuildError(str(exc)) from None
-        if max_song_bars < contract.BARS_PER_PHRASE:
+        if not contract.BARS_PER_PHRASE <= max_song_bars <= MAX_SONG_BARS_LIMIT:
             raise BuildError(f"max_song_bars must be >= {contract.BARS_PER_PHRASE} (one "
-                             f"window), got {max_song_bars}")
+                             f"window) and at most {MAX_SONG_BARS_LIMIT:,}, got "
+                             f"{max_song_bars}")
         table: dict[str, int] = {}
-        if melody_json is not None:
+        if self.melody_json is not None:
             try:
-                table = load_melody_json(melody_json)
+                table = load_melody_json(self.melody_json)
             except ValueError as exc:
                 raise BuildError(str(exc)) from None
-        return cls(midi_dir, out_dir, n_workers,
-                   None if melody_json is None else str(melody_json), table, seed,
-                   _check_fractions(fractions), min_bar_density, split_by, max_song_bars,
-                   melody_in_mixture)
+        return dataclasses.replace(self, workers=n_workers, melody_table=table,
+                                   fractions=_check_fractions(self.fractions))
 
     def fingerprint(self) -> dict[str, Any]:
         """What a shard's or split's contents depend on (a mismatch forbids resuming)."""
-        return _fingerprint(self.melody_json, self.min_bar_density, self.split_by,
-                            self.max_song_bars, self.melody_in_mixture)
+        constants = {k: v for k, v in vars(contract).items()
+                     if k.isupper() and isinstance(v, (int, float, str, tuple))}
+        digest = None
+        if self.melody_json is not None:
+            digest = hashlib.sha256(Path(self.melody_json).read_bytes()).hexdigest()
+        return {"contract": hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest(),
+                "melody_json_sha256": digest, "min_bar_density": self.min_bar_density,
+                "split_by": self.split_by, "max_song_bars": self.max_song_bars,
+                "melody_in_mixture": self.melody_in_mixture,
+                "default_meter_4_4": self.default_meter_4_4, "packed_bytes": PACKED_BYTES}
 
     def record(self) -> dict[str, Any]:
         """The manifest's ``settings``: every setting and contract constant used."""
@@ -553,6 +579,7 @@ class BuildSettings:
             "min_melody_cells": contract.MIN_MELODY_CELLS,
             "max_song_bars": self.max_song_bars,
             "melody_in_mixture": self.melody_in_mixture,
+            "default_meter_4_4": self.default_meter_4_4,
         }
 
 
@@ -563,13 +590,15 @@ def _check_resumable(shard_dir: Path, settings: BuildSettings) -> None:
     if not settings_path.exists():
         atomic_write_json(settings_path, fingerprint)
         return
-    stored = {"split_by": "song", **json.loads(settings_path.read_text())}
+    # keys a folder built before they existed lacks: their values then
+    stored = {"split_by": "song", "default_meter_4_4": False,
+              **json.loads(settings_path.read_text())}
     if stored != fingerprint:
         old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
             "re-run the build into a new folder)"
         raise BuildError(f"{settings.out_dir}: built with another data contract, melody JSON, "
-                         f"min_bar_density, split_by, max_song_bars or "
-                         f"melody_in_mixture{old}; use a new --out-dir or delete this one")
+                         f"min_bar_density, split_by, max_song_bars, melody_in_mixture or "
+                         f"default_meter_4_4{old}; use a new --out-dir or delete this one")
 
 
 def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list[int]],
@@ -579,7 +608,7 @@ def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list
     table = settings.melody_table
     return [(str(settings.midi_dir / rel), rel,
              melody_program_for(table, rel) if table else None, settings.min_bar_density,
-             settings.max_song_bars, settings.melody_in_mixture)
+             settings.max_song_bars, settings.melody_in_mixture, settings.default_meter_4_4)
             for rel in files
             if rel not in done or done[rel][0].get("source") != sources[rel]]
 

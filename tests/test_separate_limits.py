@@ -236,7 +236,7 @@ def test_note_count_is_checked_before_any_array_of_the_song(
     def never(*args: object) -> None:
         raise AssertionError("the notes were built")
 
-    monkeypatch.setattr(note_separation, "notes_from_score", never)
+    monkeypatch.setattr("data.midi.notes_from_score", never)
     with pytest.raises(MidiError, match="3,000 notes, over the limit of 1,000") as exc:
         separate_midi_file(Piano().probs, song, tmp_path / "out", limits=Limits(max_notes=1000))
     assert exc.value.reason == "too_many_notes"

@@ -21,8 +21,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
-from data.fileio import writable_dir_problem
-from data.preprocess import MAX_SEED, SplitBy
+from data.fileio import not_a_file, writable_dir_problem
+from data.preprocess import MAX_SEED, MAX_SONG_BARS_LIMIT, SplitBy
 from models.options import (
     GROUPS,
     HEAD_DIM,
@@ -44,6 +44,9 @@ Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-
 # entries) and the time embedding is indexed by it; 1e9 steps would take 8 GB before the
 # first batch. 100x the paper's 1000 steps is far beyond any use.
 MAX_TIME_STEPS = 100_000
+# Integers are used as numpy and torch numbers (int64), and float keys as float64: an
+# integer beyond 64 bits names no value the code can use.
+MAX_INTEGER = 2**63 - 1
 
 
 # Exit status of every command for a config or input problem (one ``error:`` line).
@@ -67,6 +70,7 @@ class Config:
     test_split: float = 0.05  # fraction of songs in test
     split_by: SplitBy = "song"  # "folder": top folders stay together; "named": they name the split
     melody_in_mixture: bool = False  # the melody track joins its program's class (in the mixture)
+    default_meter_4_4: bool = False  # a file without a time signature is 4/4 (the MIDI default)
     min_bar_density: float = 0.01  # each bar of a kept window has >= this fraction of cells on
     max_song_bars: int = MAX_SONG_BARS  # longer MIDI files are refused (build: "too_long")
     preprocess_workers: int | None = None  # processes for the build; None = all cores
@@ -188,6 +192,10 @@ class Config:
         if self.max_song_bars < BARS_PER_PHRASE:
             raise ConfigError(f"{src}: 'max_song_bars' must be >= {BARS_PER_PHRASE} "
                               f"(one window), got {self.max_song_bars}")
+        if self.max_song_bars > MAX_SONG_BARS_LIMIT:
+            raise ConfigError(f"{src}: 'max_song_bars' must be at most "
+                              f"{MAX_SONG_BARS_LIMIT:,} (a song's arrays are allocated at "
+                              f"its length), got {self.max_song_bars}")
         if self.time_steps > MAX_TIME_STEPS:
             raise ConfigError(f"{src}: 'time_steps' must be at most {MAX_TIME_STEPS:,} (the "
                               f"schedule is allocated up front), got {self.time_steps}")
@@ -345,6 +353,15 @@ def _describe(annotation: Any) -> str:
 _HINTS = typing.get_type_hints(Config)
 
 
+def _too_large(value: Any) -> bool:
+    """Whether a JSON value is, or holds, an integer beyond :data:`MAX_INTEGER`."""
+    if isinstance(value, dict):
+        return any(_too_large(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_too_large(v) for v in value)
+    return isinstance(value, int) and abs(value) > MAX_INTEGER
+
+
 def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
     """Validate a raw mapping (unknown keys and wrong types are errors) into a Config."""
     if not isinstance(raw, dict):
@@ -355,6 +372,9 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
         if key not in known:
             raise ConfigError(f"{source}: unknown key '{key}'")
         annotation = _HINTS[key]
+        if _too_large(value):
+            raise ConfigError(f"{source}: '{key}' holds an integer beyond 64 bits "
+                              f"(|value| > {MAX_INTEGER:,}), which no setting can use")
         if not _type_ok(value, annotation):
             raise ConfigError(f"{source}: '{key}' must be {_describe(annotation)}, got {value!r}")
         if isinstance(value, dict):  # train_mix: {folder: weight}
@@ -398,8 +418,9 @@ def config_from_flags(args: Any, flag_keys: dict[str, str], required: tuple[str,
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Read and validate a config file; ``overrides`` replace keys before validation."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    problem = not_a_file(path, "config file")
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -411,6 +432,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
         raise ConfigError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ConfigError(f"{path}: a number that cannot be read "
+                          f"({str(exc).splitlines()[0]})") from None
     if overrides:
         raw = {**raw, **overrides}
     return config_from_dict(raw, source=str(path))

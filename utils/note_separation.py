@@ -53,8 +53,8 @@ from data.midi import (
     SongNotes,
     Timing,
     load_mixture,
-    notes_from_score,
-    read_score,
+    read_notes,
+    unclosed_warning,
 )
 from data.notes import (
     OUTPUT_CHANNEL,
@@ -361,8 +361,8 @@ def check_outputs(paths: dict[str, Path], overwrite: bool,
             ``overwrite``.
 
     Raises:
-        ValueError: an output is the input file, or its name is longer than a file
-            system allows.
+        ValueError: an output is the input file or a folder, or its name is longer than a
+            file system allows.
         FileExistsError: the first output that exists, without ``overwrite``.
     """
     for path in paths.values():
@@ -370,6 +370,9 @@ def check_outputs(paths: dict[str, Path], overwrite: bool,
             raise InputError(f"output name {path.name!r} is {len(os.fsencode(path.name))} "
                              f"bytes, over the {NAME_MAX} a file name may have; rename the "
                              "input")
+        if path.is_dir():
+            raise InputError(f"output {str(path)!r} is a folder; choose another --out-dir "
+                             "or remove it")
         if source is not None and _same_file(path, Path(source)):
             raise InputError(f"output {str(path)!r} is the input file itself; choose another "
                              "--out-dir")
@@ -636,7 +639,8 @@ def separate_midi_file(prob_fn: ProbFn, midi_path: str | Path, out_dir: str | Pa
     # everything that can be refused or warned about is known before the long work
     begin, end, cut = _picture_steps(mixture, bars)
     first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
-    found = [meter_warning(midi_path, timing.time_signatures), cut]
+    found = [meter_warning(midi_path, timing.time_signatures), cut,
+             unclosed_warning(midi_path, notes.n_unclosed)]
     if reference and ref_roll is None:
         found.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument classes "
                      "after track unification); picture without it")
@@ -677,7 +681,7 @@ def read_song(midi_path: Path, limits: Limits) -> SongNotes:
             option that sets it).
     """
     try:
-        score = read_score(midi_path, max_bytes=limits.max_file_bytes,
+        notes = read_notes(midi_path, max_bytes=limits.max_file_bytes,
                            max_notes=limits.max_notes)
     except MidiError as exc:
         flag = {"too_large": "--max-file-mb", "too_many_notes": "--max-notes"}.get(exc.reason)
@@ -685,7 +689,6 @@ def read_song(midi_path: Path, limits: Limits) -> SongNotes:
             raise
         raise MidiError(midi_path, exc.reason, f"{str(exc)[len(exc.path) + 2:]} ({flag})") \
             from None
-    notes = notes_from_score(score)
     check_song(midi_path, notes, limits)
     return notes
 

@@ -2,12 +2,14 @@
 
     python -m utils.preprocess --config config.json [--midi-dir DIR] [--out-dir DIR]
         [--workers N] [--melody-json FILE] [--seed S] [--split-by song|folder|named]
-        [--min-bar-density F] [--max-song-bars B] [--melody-in-mixture] [--no-progress]
+        [--min-bar-density F] [--max-song-bars B] [--melody-in-mixture]
+        [--default-meter-4-4] [--no-progress]
     python -m utils.preprocess --midi-dir DIR --out-dir DIR [...]
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
 ``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
-``min_bar_density``, ``max_song_bars`` and ``melody_in_mixture`` are read from the config;
+``min_bar_density``, ``max_song_bars``, ``melody_in_mixture`` and ``default_meter_4_4`` are
+read from the config;
 flags given explicitly replace them and are validated like config keys. Without
 ``--config`` the defaults of :class:`utils.config.Config` apply and ``--midi-dir`` and
 ``--out-dir`` are required.
@@ -33,7 +35,7 @@ from utils.config import config_from_flags
 FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preprocess_workers",
              "melody_json": "melody_json", "seed": "seed", "min_bar_density": "min_bar_density",
              "split_by": "split_by", "max_song_bars": "max_song_bars",
-             "melody_in_mixture": "melody_in_mixture"}
+             "melody_in_mixture": "melody_in_mixture", "default_meter_4_4": "default_meter_4_4"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -58,6 +60,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--melody-in-mixture", action="store_true", default=None,
                         help="the melody track joins the class its program names (the tune "
                              "is in the mixture); default: kept apart, as the paper")
+    parser.add_argument("--default-meter-4-4", action="store_true", default=None,
+                        help="a file without any time signature is read as 4/4, the MIDI "
+                             "standard's default; default: such a file is skipped as not_4_4, "
+                             "as the paper")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -73,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      fractions=(cfg.train_split, cfg.val_split, cfg.test_split),
                      progress=not args.no_progress, min_bar_density=cfg.min_bar_density,
                      split_by=cfg.split_by, max_song_bars=cfg.max_song_bars,
-                     melody_in_mixture=cfg.melody_in_mixture)
+                     melody_in_mixture=cfg.melody_in_mixture,
+                     default_meter_4_4=cfg.default_meter_4_4)
     shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders",
                                                          "song_sources")}
     print(json.dumps(shown, indent=2))

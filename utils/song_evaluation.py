@@ -85,7 +85,7 @@ class SongTruth:
 
 
 def song_truth(path: str | Path, name: str, melody_program: int | None = None,
-               melody_in_mixture: bool = False) -> SongTruth:
+               melody_in_mixture: bool = False, default_meter_4_4: bool = False) -> SongTruth:
     """Read a song of a built split with the true instrument of each of its notes.
 
     Args:
@@ -94,13 +94,15 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
         melody_program: the melody track's program from a melody JSON (None: detector).
         melody_in_mixture: the build's contract option: the melody track's notes are
             scored as the class its program names (:func:`data.midi.choose_tracks`).
+        default_meter_4_4: the build's option: a song without a time signature is 4/4.
 
     Raises:
         data.midi.MidiError, data.midi.SkipFile: the file no longer reads as it did in the
             build.
     """
     notes = read_notes(path)
-    song = load_song(path, melody_program, notes=notes, melody_in_mixture=melody_in_mixture)
+    song = load_song(path, melody_program, notes=notes, melody_in_mixture=melody_in_mixture,
+                     default_meter_4_4=default_meter_4_4)
     true = np.full(len(notes), -1, dtype=np.int64)
     for cls, tracks in song.class_tracks.items():
         if cls != MELODY:
@@ -333,12 +335,14 @@ class SplitSongs:
         names: the songs (paths relative to ``midi_dir``), the first ``limit`` of the split.
         melody_in_mixture: the build's contract option.
         melody_table: the build's melody JSON, read (empty: none, the detector decides).
+        default_meter_4_4: the build's option: a song without a time signature is 4/4.
     """
 
     midi_dir: Path
     names: list[str]
     melody_in_mixture: bool
     melody_table: dict = field(default_factory=dict)
+    default_meter_4_4: bool = False
 
     @classmethod
     def checked(cls, data_dir: str | Path, split: str, limit: int | None = None) -> SplitSongs:
@@ -359,13 +363,15 @@ class SplitSongs:
                                     "manifest's midi_dir)")
         check_unchanged(data_dir, midi_dir, names)
         table = load_melody_json(melody_json) if melody_json else {}
-        return cls(midi_dir, names, melody_in_mixture, table)
+        meter = bool(read_manifest(data_dir)["settings"].get("default_meter_4_4", False))
+        return cls(midi_dir, names, melody_in_mixture, table, meter)
 
     def truths(self) -> Iterator[SongTruth]:
         """Each song with its truth (:func:`song_truth`), read when asked for."""
         for n in self.names:
             program = melody_program_for(self.melody_table, n) if self.melody_table else None
-            yield song_truth(self.midi_dir / n, n, program, self.melody_in_mixture)
+            yield song_truth(self.midi_dir / n, n, program, self.melody_in_mixture,
+                             self.default_meter_4_4)
 
 
 def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
