@@ -22,6 +22,8 @@ SLAKH_ARCHIVE ?= data/corpora/slakh2100.tar.xz
 REAL_CONFIG ?= configs/real.json
 MELODY_IN_CONFIG ?= configs/real_melody_in.json
 DEBIAN_CORPUS ?= $(CORPORA)/debian
+DEBIAN_ROOT ?=
+DEBIAN_PACKAGES ?=
 ABLATION_STEPS ?= 250
 ABLATION_SONGS ?= 40
 
@@ -75,9 +77,12 @@ slakh: setup $(CORPORA)/slakh2100/.unpacked
 	$(call timed,Slakh2100,$(PY) -m utils.preprocess --config $(REAL_CONFIG))
 	$(call timed,Slakh2100 with the melody,$(PY) -m utils.preprocess --config $(MELODY_IN_CONFIG))
 
-# the songs of the Debian packages simutrans-data, freedoom, freedm (apt-get install them)
+# the songs of the Debian packages simutrans-data, freedoom, freedm, freedink-data,
+# planetblupi-music-midi, pianobooster: apt-get install them, or unpack their .deb files with
+# dpkg -x into a folder and give it as DEBIAN_ROOT; a missing one is named in one line
 debian: setup
-	$(PY) -m utils.debian_songs --out $(DEBIAN_CORPUS)
+	$(PY) -m utils.debian_songs --out $(DEBIAN_CORPUS) $(if $(DEBIAN_ROOT),--root $(DEBIAN_ROOT)) \
+		$(if $(DEBIAN_PACKAGES),--packages $(DEBIAN_PACKAGES))
 	$(call timed,Debian songs with the melody,$(PY) -m utils.preprocess --midi-dir $(DEBIAN_CORPUS) \
 		--out-dir runs/debian/dataset_melody --split-by folder --min-bar-density 0.005 \
 		--melody-in-mixture)

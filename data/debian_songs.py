@@ -1,32 +1,44 @@
-"""A corpus of General MIDI songs from Debian game packages, one sub-folder per package.
+"""A corpus of General MIDI songs from Debian packages, one sub-folder per package.
 
 Its command line is ``python -m utils.debian_songs`` (:mod:`utils.debian_songs`).
 
-Where the songs are (the paths the Debian packages install):
+Where the songs are (the paths the Debian packages install, :data:`PACKAGES`):
 
-* ``simutrans-data``: standard MIDI files ``/usr/share/games/simutrans/music/*.mid``,
-  copied as they are;
-* ``freedoom`` (``freedoom1.wad``, ``freedoom2.wad``) and ``freedm`` (``freedm.wad``) under
-  ``/usr/share/games/doom``: the music is stored as lumps inside the WAD archives. Every
-  lump whose data starts with ``MThd`` (a standard MIDI file) is written out as
+* standard MIDI files (``kind == "midi"``), copied as they are: ``simutrans-data``,
+  ``freedink-data``, ``planetblupi-music-midi``, ``pianobooster`` (whose courses Debian
+  compresses in part: a ``.mid.gz`` is decompressed). A file in a sub-folder is written
+  as ``<sub-folder>_<name>``;
+* ``freedoom`` (``freedoom1.wad``, ``freedoom2.wad``) and ``freedm`` (``freedm.wad``): the
+  music is stored as lumps inside the WAD archives (:mod:`data.wad`). Every lump whose data
+  starts with ``MThd`` (a standard MIDI file) is written out as
   ``<wad stem>_<LUMP NAME>.mid``. Lumps in Doom's own MUS format (``MUS\\x1a``) are not
   converted: they are counted and listed as skipped (the packages above ship none). Every
   other lump (maps, graphics, sounds) is only counted.
 
+With ``root`` (``--root DIR``) every package is looked for under ``DIR`` (``DIR`` +
+its installed path), a folder where ``dpkg -x`` unpacked the ``.deb`` files, so the songs
+can be collected on a machine that is not Debian.
+
 A song whose bytes (sha256) were already written -- earlier in the same package, or by a
 package before it in the order of :data:`PACKAGES` -- is written once only; the
-duplicate is counted and listed with the file it repeats.
+duplicate is counted and listed with the file it repeats. Two songs of a package that
+would get the same file name (lumps of the same name, names that differ only in case)
+get unique names: the first keeps it, a later one gets ``<name>.<n>.mid`` (n = 2, 3, ...)
+-- the same names on every run.
+
+Limits (:mod:`data.wad`): a WAD over ``MAX_WAD_BYTES`` or ``MAX_WAD_LUMPS`` entries, or
+whose music lumps overlap, is refused in one line; a song (a lump or a file, after
+decompression) over ``MAX_SONG_BYTES`` is skipped with one warning line, counted as
+``too_large`` and listed. Songs are never all held in memory: each is read to be hashed,
+and read again when it is written.
 
 Output: ``OUT/<package>/<file>.mid`` and ``OUT/SOURCES.json`` (every written file with
-its package, source path, lump and sha256; the duplicates and the skipped lumps). Every
-file is written atomically (:mod:`data.fileio`), a file whose bytes are already in place
-is not rewritten, and ``SOURCES.json`` is written last. Songs listed in an earlier
-``SOURCES.json`` that this run no longer produces are removed; nothing else in ``OUT`` is
-touched. Re-running the same collection therefore changes nothing.
-
-A WAD is a 12-byte header (``IWAD``/``PWAD``, lump count int32 LE, directory offset int32
-LE) and a directory of 16-byte entries (offset int32 LE, size int32 LE, name 8 bytes
-padded with NULs).
+its package, source path, lump and sha256; the duplicates and the skipped songs; each
+package's licence). Every file is written atomically (:mod:`data.fileio`), a file whose
+bytes are already in place is not rewritten, and ``SOURCES.json`` is written last. Songs
+listed in an earlier ``SOURCES.json`` that this run no longer produces are removed;
+nothing else in ``OUT`` is touched. Re-running the same collection therefore changes
+nothing.
 """
 
 from __future__ import annotations
@@ -34,157 +46,84 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import struct
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.errors import UserError
+from data import wad
+from data.debian_packages import (
+    PACKAGE_NAMES,
+    PACKAGES,
+    CollectError,
+    Package,
+    PackageMissing,
+    find_packages,
+    requested,
+)
+from data.errors import WorkFailed, one_line
 from data.fileio import atomic_write, atomic_write_json, remove_temporaries, writable_dir_problem
+from data.wad import Lump, TooLarge, WadError, WadFile, open_wad, read_song_file
+
+__all__ = ["PACKAGES", "PACKAGE_NAMES", "SOURCES_NAME", "CollectError", "Package",
+           "PackageMissing", "WadError", "collect", "unique_names"]
 
 SOURCES_NAME = "SOURCES.json"
+MAX_SOURCES_BYTES = 64 * 2**20  # an earlier SOURCES.json larger than this is refused
 MIDI_MAGIC = b"MThd"
 MUS_MAGIC = b"MUS\x1a"
-WAD_MAGICS = (b"IWAD", b"PWAD")
-WAD_HEADER = struct.Struct("<4sii")  # magic, lump count, directory offset
-WAD_ENTRY = struct.Struct("<ii8s")  # lump offset, lump size, name
+COUNTS = ("written", "duplicates", "mus_skipped", "not_midi", "too_large", "other_lumps")
 
 
-@dataclass(frozen=True)
-class Package:
-    """Where a Debian package keeps its songs.
-
-    Attributes:
-        name: the Debian package (also the output sub-folder).
-        root: the folder its files are installed in.
-        files: names (glob patterns for ``kind == "midi"``) of its files inside ``root``.
-        kind: "midi" (standard MIDI files, copied) or "wad" (MIDI lumps extracted).
-    """
-
-    name: str
-    root: str
-    files: tuple[str, ...]
-    kind: str
-
-
-# the order decides where a song shared by several packages is written: the first one
-PACKAGES: tuple[Package, ...] = (
-    Package("simutrans-data", "/usr/share/games/simutrans/music", ("*.mid",), "midi"),
-    Package("freedoom", "/usr/share/games/doom", ("freedoom1.wad", "freedoom2.wad"), "wad"),
-    Package("freedm", "/usr/share/games/doom", ("freedm.wad",), "wad"),
-)
-PACKAGE_NAMES: tuple[str, ...] = tuple(p.name for p in PACKAGES)
-
-
-class WadError(UserError, ValueError):
-    """A WAD file that cannot be read; the message names the file and what is wrong."""
-
-
-class CollectError(UserError, ValueError):
-    """A problem with the collection's inputs or output folder, as one line."""
-
-
-class PackageMissing(CollectError):  # noqa: N818 -- a missing input, phrased for the user
-    """Requested packages whose files are not installed.
-
-    Attributes:
-        packages: the missing package names, in :data:`PACKAGES` order.
-    """
-
-    def __init__(self, missing: Sequence[tuple[str, str]]) -> None:
-        self.packages = [name for name, _ in missing]
-        what = "; ".join(f"{name}: {why}" for name, why in missing)
-        if len(missing) == 1:
-            head = f"package {self.packages[0]} is not installed"
-        else:
-            head = f"packages {', '.join(self.packages)} are not installed"
-        super().__init__(f"{head} (its files are missing: {what}); install "
-                         f"{'it' if len(missing) == 1 else 'them'} with: "
-                         f"apt-get install {' '.join(self.packages)}")
-
-
-# ----------------------------------------------------------------------------- WAD
-def read_wad(path: str | Path) -> list[tuple[str, bytes]]:
-    """Every lump of a WAD file, in directory order.
-
-    Args:
-        path: an IWAD or PWAD file.
-
-    Returns:
-        ``[(name, data), ...]``: the name with its NUL padding removed (decoded as
-        Latin-1), the lump's bytes (empty for marker lumps).
-
-    Raises:
-        WadError: unreadable file, no IWAD/PWAD header, or a directory or lump that lies
-            outside the file (truncated or corrupt); the message names the file.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WadError(f"{path}: cannot read file ({exc.strerror})") from None
-    if len(data) < WAD_HEADER.size:
-        raise WadError(f"{path}: not a WAD file ({len(data)} bytes, shorter than the "
-                       f"{WAD_HEADER.size}-byte header)")
-    magic, count, dir_offset = WAD_HEADER.unpack_from(data, 0)
-    if magic not in WAD_MAGICS:
-        raise WadError(f"{path}: not a WAD file (header {magic!r}, expected b'IWAD' or "
-                       f"b'PWAD')")
-    if count < 0 or dir_offset < 0:
-        raise WadError(f"{path}: corrupt WAD header (lump count {count}, directory offset "
-                       f"{dir_offset})")
-    dir_end = dir_offset + count * WAD_ENTRY.size
-    if dir_end > len(data):
-        raise WadError(f"{path}: truncated or corrupt WAD: the directory of {count} lumps "
-                       f"ends at byte {dir_end}, past the end of the file ({len(data)} bytes)")
-    lumps = []
-    for index in range(count):
-        offset, size, raw = WAD_ENTRY.unpack_from(data, dir_offset + index * WAD_ENTRY.size)
-        name = raw.split(b"\0", 1)[0].decode("latin-1")
-        if size < 0 or offset < 0 or offset + size > len(data):
-            raise WadError(f"{path}: truncated or corrupt WAD: lump {index} ({name!r}) "
-                           f"spans bytes {offset}..{offset + size}, outside the file "
-                           f"({len(data)} bytes)")
-        lumps.append((name, data[offset: offset + size]))
-    return lumps
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr."""
+    print(f"warning: {one_line(Exception(message))}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- sources
 @dataclass
 class Song:
-    """One song found in a package (before duplicates are removed).
+    """One song found in a package (before duplicates are removed); its bytes are read
+    again, and checked against ``sha256``, when it is written.
 
     Attributes:
         package: the Debian package.
         source: the file it comes from (a MIDI file or a WAD).
         lump: the lump name inside the WAD, None for a MIDI file.
-        name: the output file name inside ``OUT/<package>``.
-        data: the MIDI bytes.
+        name: the output file name wanted inside ``OUT/<package>`` (made unique later).
+        sha256: the digest of its bytes.
+        size: how many bytes it has.
+        offset: where it starts inside the WAD; None for a MIDI file.
     """
 
     package: str
     source: str
     lump: str | None
     name: str
-    data: bytes
+    sha256: str
+    size: int
+    offset: int | None = None
 
+    def read(self) -> bytes:
+        """The song's bytes, as hashed when it was found.
 
-def package_files(package: Package, root: str | Path | None = None) -> tuple[list[Path], str]:
-    """The installed files of a package and, when there are none or some are missing, why.
-
-    Returns:
-        ``(files, problem)``: sorted paths; ``problem`` is "" when every file is there.
-    """
-    folder = Path(root if root is not None else package.root)
-    if package.kind == "midi":
-        found = sorted({p for pattern in package.files for p in folder.glob(pattern)
-                        if p.is_file()})
-        problem = "" if found else f"no {' or '.join(package.files)} in {folder}"
-        return found, problem
-    paths = [folder / name for name in package.files]
-    absent = [str(p) for p in paths if not p.is_file()]
-    return [p for p in paths if p.is_file()], ", ".join(absent)
+        Raises:
+            WorkFailed: the source changed since (or cannot be read any more).
+        """
+        try:
+            if self.offset is None:
+                data = read_song_file(Path(self.source))
+            else:
+                with open(self.source, "rb") as handle:
+                    handle.seek(self.offset)
+                    data = handle.read(self.size)
+        except (OSError, ValueError, TooLarge) as exc:
+            raise WorkFailed(f"{self.source}: cannot be read again ({exc})") from None
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise WorkFailed(f"{self.source}{f' lump {self.lump}' if self.lump else ''}: "
+                             f"changed while the songs were collected; run again")
+        return data
 
 
 def _safe_name(name: str) -> str:
@@ -193,71 +132,150 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
 
 
+def _skip(skipped: list[dict[str, Any]], counts: dict[str, int], record: dict[str, Any],
+          reason: str, detail: str) -> None:
+    """List one skipped song and count it under its reason."""
+    skipped.append({**record, "reason": reason, "detail": detail})
+    counts["mus_skipped" if reason == "mus_format" else reason] += 1
+
+
+def _classify(archive: WadFile, lump: Lump, budget: list[int]) -> tuple[str, str]:
+    """What a lump holds: ``("midi", sha256)``, ``("mus", "")``, ``("too_large", "")``
+    or ``("other", "")``; a MIDI lump is read whole, within the WAD's byte budget.
+
+    Raises:
+        WadError: the music lumps read so far add up to more than the file (they overlap).
+    """
+    head = archive.read(lump, len(MIDI_MAGIC))
+    if head == MUS_MAGIC:
+        return "mus", ""
+    if head != MIDI_MAGIC:
+        return "other", ""
+    if lump.size > wad.MAX_SONG_BYTES:
+        return "too_large", ""
+    budget[0] -= lump.size
+    if budget[0] < 0:
+        raise WadError(f"{archive.path}: corrupt WAD: its music lumps overlap (lump "
+                       f"{lump.index}, {lump.name!r}, brings the bytes read past the "
+                       f"file's {archive.size})")
+    return "midi", hashlib.sha256(archive.read(lump)).hexdigest()
+
+
 def wad_songs(package: str, path: Path, skipped: list[dict[str, Any]],
               counts: dict[str, int]) -> list[Song]:
-    """The MIDI lumps of one WAD; MUS lumps go to ``skipped``, other lumps are counted.
+    """The MIDI lumps of one WAD; MUS and too large lumps go to ``skipped``, other lumps
+    are counted. Entries that share a lump (the same offset and size) are read once.
 
     Args:
         package: the package the WAD belongs to.
         path: the WAD.
-        skipped: receives one record per MUS lump.
-        counts: its ``mus_skipped`` and ``other_lumps`` entries are increased.
+        skipped: receives one record per skipped lump.
+        counts: its ``mus_skipped``, ``too_large`` and ``other_lumps`` entries are
+            increased.
     """
     songs: list[Song] = []
-    used: set[str] = set()
-    for index, (lump, data) in enumerate(read_wad(path)):
-        if data.startswith(MUS_MAGIC):
-            skipped.append({"package": package, "source": str(path), "lump": lump,
-                            "reason": "mus_format",
-                            "detail": "Doom MUS music, not converted to MIDI"})
-            counts["mus_skipped"] += 1
-            continue
-        if not data.startswith(MIDI_MAGIC):
-            counts["other_lumps"] += 1
-            continue
-        name = f"{path.stem}_{_safe_name(lump)}"
-        if name.lower() in used:  # a repeated lump name (PWADs may have them)
-            name = f"{name}_{index}"
-        used.add(name.lower())
-        songs.append(Song(package, str(path), lump, f"{name}.mid", data))
+    known: dict[tuple[int, int], tuple[str, str]] = {}
+    with open_wad(path) as archive:
+        budget = [archive.size]
+        for lump in archive.lumps:
+            kind, digest = known.get(lump.span) or ("", "")
+            if not kind:
+                kind, digest = known[lump.span] = _classify(archive, lump, budget)
+                if kind == "too_large":
+                    warn(f"{path}: lump {lump.name} is {lump.size} bytes, over the limit "
+                         f"of {wad.MAX_SONG_BYTES} bytes for a song; skipped")
+            record = {"package": package, "source": str(path), "lump": lump.name}
+            if kind == "mus":
+                _skip(skipped, counts, record, "mus_format",
+                      "Doom MUS music, not converted to MIDI")
+            elif kind == "too_large":
+                _skip(skipped, counts, record, "too_large",
+                      f"{lump.size} bytes, over the limit of {wad.MAX_SONG_BYTES}")
+            elif kind == "other":
+                counts["other_lumps"] += 1
+            else:
+                songs.append(Song(package, str(path), lump.name,
+                                  f"{path.stem}_{_safe_name(lump.name)}.mid", digest,
+                                  lump.size, lump.offset))
     return songs
 
 
-def midi_songs(package: str, paths: Sequence[Path], skipped: list[dict[str, Any]],
-               counts: dict[str, int]) -> list[Song]:
-    """The standard MIDI files among ``paths``; others go to ``skipped`` (``not_midi``)."""
+def _file_name(folder: Path, path: Path) -> str:
+    """A package file's output name: its path under the package's folder, sub-folders
+    joined by ``_``, without ``.gz``."""
+    name = "_".join(path.relative_to(folder).parts)
+    return name[: -len(".gz")] if name.endswith(".gz") else name
+
+
+def midi_songs(package: str, folder: Path, paths: Sequence[Path],
+               skipped: list[dict[str, Any]], counts: dict[str, int]) -> list[Song]:
+    """The standard MIDI files among ``paths`` (files of ``folder``); others go to
+    ``skipped`` (``not_midi``), as do files over the song limit (``too_large``, with one
+    warning line).
+
+    Raises:
+        CollectError: a file that cannot be read.
+    """
     songs = []
     for path in paths:
-        data = path.read_bytes()
-        if not data.startswith(MIDI_MAGIC):
-            skipped.append({"package": package, "source": str(path), "lump": None,
-                            "reason": "not_midi", "detail": "no MThd header"})
-            counts["not_midi"] += 1
+        record = {"package": package, "source": str(path), "lump": None}
+        try:
+            data = read_song_file(path)
+        except TooLarge as exc:
+            warn(f"{path}: {exc}, over the limit of {wad.MAX_SONG_BYTES} bytes for a song; "
+                 f"skipped")
+            _skip(skipped, counts, record, "too_large", f"{exc}, over the limit of "
+                  f"{wad.MAX_SONG_BYTES}")
             continue
-        songs.append(Song(package, str(path), None, path.name, data))
+        except ValueError as exc:
+            _skip(skipped, counts, record, "not_midi", str(exc))
+            continue
+        except OSError as exc:
+            raise CollectError(f"{path}: cannot read file ({exc.strerror})") from None
+        if not data.startswith(MIDI_MAGIC):
+            _skip(skipped, counts, record, "not_midi", "no MThd header")
+            continue
+        songs.append(Song(package, str(path), None, _file_name(folder, path),
+                          hashlib.sha256(data).hexdigest(), len(data)))
     return songs
+
+
+def unique_names(wanted: Sequence[str]) -> list[str]:
+    """File names, unique whatever the case: the first song that wants a name keeps it, a
+    later one gets ``<stem>.<n><suffix>`` with the smallest free n >= 2. The same list
+    always gives the same names, and a name wanted first is never taken by a later one."""
+    firsts: set[str] = set()
+    keep = []
+    for name in wanted:
+        keep.append(name.lower() not in firsts)
+        firsts.add(name.lower())
+    used = set(firsts)
+    following: dict[str, int] = {}
+    names = []
+    for name, kept in zip(wanted, keep):
+        if kept:
+            names.append(name)
+            continue
+        stem, dot, suffix = name.rpartition(".")
+        stem, suffix = (stem, f".{suffix}") if dot else (name, "")
+        n = following.get(name.lower(), 2)
+        while f"{stem}.{n}{suffix}".lower() in used:
+            n += 1
+        following[name.lower()] = n + 1
+        used.add(f"{stem}.{n}{suffix}".lower())
+        names.append(f"{stem}.{n}{suffix}")
+    return names
 
 
 # ----------------------------------------------------------------------------- collect
-def _requested(packages: Sequence[str] | None) -> list[Package]:
-    """The requested packages in :data:`PACKAGES` order (the order duplicates follow)."""
-    if packages is None:
-        return list(PACKAGES)
-    unknown = [p for p in packages if p not in PACKAGE_NAMES]
-    if unknown:
-        raise CollectError(f"unknown package(s) {', '.join(unknown)}; known: "
-                           f"{', '.join(PACKAGE_NAMES)}")
-    if not packages:
-        raise CollectError("no package requested")
-    return [p for p in PACKAGES if p.name in packages]
-
-
 def _previous_files(out_dir: Path) -> list[str]:
     """Relative paths of the songs an earlier run listed in ``OUT/SOURCES.json``."""
     sources = out_dir / SOURCES_NAME
     if not sources.is_file():
         return []
     try:
+        if sources.stat().st_size > MAX_SOURCES_BYTES:
+            raise ValueError(f"{sources.stat().st_size} bytes, over {MAX_SOURCES_BYTES}")
         listed = json.loads(sources.read_text())["files"]
         return [str(item["path"]) for item in listed]
     except (ValueError, KeyError, TypeError) as exc:
@@ -273,8 +291,77 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
+def _read_songs(chosen: Sequence[Package], found: Mapping[str, tuple[Path, list[Path]]],
+                summary: dict[str, dict[str, int]], skipped: list[dict[str, Any]]
+                ) -> list[Song]:
+    """Every song of the packages, in order (files by name, lumps in directory order)."""
+    songs: list[Song] = []
+    for package in chosen:
+        counts = summary[package.name] = dict.fromkeys(COUNTS, 0)
+        folder, files = found[package.name]
+        if package.kind == "midi":
+            songs += midi_songs(package.name, folder, files, skipped, counts)
+        else:
+            for path in files:
+                songs += wad_songs(package.name, path, skipped, counts)
+    return songs
+
+
+def _write_songs(out_dir: Path, songs: Sequence[Song], summary: dict[str, dict[str, int]]
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Write each song once, under a unique name. Returns the files, the duplicates and
+    how many files were written."""
+    first_of: dict[str, str] = {}  # sha256 -> relative path written
+    duplicates: list[dict[str, Any]] = []
+    unique: list[Song] = []
+    for song in songs:
+        source = {"package": song.package, "source": song.source, "lump": song.lump,
+                  "sha256": song.sha256}
+        if song.sha256 in first_of:
+            duplicates.append({**source, "same_as": first_of[song.sha256]})
+            summary[song.package]["duplicates"] += 1
+            continue
+        first_of[song.sha256] = ""
+        unique.append(song)
+    names: dict[int, str] = {}
+    for package in dict.fromkeys(song.package for song in unique):
+        mine = [i for i, song in enumerate(unique) if song.package == package]
+        names.update(zip(mine, unique_names([unique[i].name for i in mine])))
+    rel_of = {song.sha256: f"{song.package}/{names[i]}" for i, song in enumerate(unique)}
+    for item in duplicates:
+        item["same_as"] = rel_of[item["sha256"]]
+    files: list[dict[str, Any]] = []
+    changed = 0
+    for package in dict.fromkeys(song.package for song in unique):
+        folder = out_dir / package
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_temporaries(folder)  # leftovers of a killed run go first
+    for song in unique:
+        rel = rel_of[song.sha256]
+        changed += _write_if_changed(out_dir / rel, song.read())
+        files.append({"path": rel, "package": song.package, "source": song.source,
+                      "lump": song.lump, "sha256": song.sha256, "bytes": song.size})
+        summary[song.package]["written"] += 1
+    return files, duplicates, changed
+
+
+def _remove_stale(out_dir: Path, previous: Sequence[str], written: set[str]) -> int:
+    """Remove the songs an earlier run listed that this one does not write. Returns how
+    many were removed."""
+    removed = 0
+    for rel in previous:
+        parts = rel.split("/")
+        stale = out_dir / rel
+        ours = len(parts) == 2 and parts[0] in PACKAGE_NAMES and parts[1].endswith(".mid")
+        if ours and rel not in written and stale.is_file():
+            stale.unlink()
+            removed += 1
+    return removed
+
+
 def collect(out_dir: str | Path, packages: Sequence[str] | None = None,
-            roots: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+            roots: Mapping[str, str | Path] | None = None,
+            root: str | Path | None = None) -> dict[str, Any]:
     """Collect the songs of the packages into ``out_dir`` (see the module docstring).
 
     Args:
@@ -283,93 +370,44 @@ def collect(out_dir: str | Path, packages: Sequence[str] | None = None,
             processed in :data:`PACKAGES` order.
         roots: ``{package: folder}`` replacing the folder a package's files are looked
             for in (tests, or a package unpacked elsewhere).
+        root: a folder where ``dpkg -x`` unpacked the packages: each package's files are
+            looked for under it, at their installed path.
 
     Returns:
         The summary: per package ``written`` (songs in the corpus), ``duplicates``
-        (songs already written, not written again), ``mus_skipped``, ``not_midi`` and
-        ``other_lumps`` (non-music lumps); the totals; ``changed`` (song files written
-        or removed by this run: 0 when re-run) and the ``sources`` file.
+        (songs already written, not written again), ``mus_skipped``, ``not_midi``,
+        ``too_large`` and ``other_lumps`` (non-music lumps); the totals; ``changed``
+        (song files written or removed by this run: 0 when re-run) and the ``sources``
+        file.
 
     Raises:
         PackageMissing: a requested package's files are not there (before anything is
             written).
-        CollectError: an unknown package, an output folder that cannot be written, or an
-            unreadable earlier SOURCES.json.
-        WadError: a WAD that cannot be read (before anything is written).
+        CollectError: an unknown package, a root that is not a folder, an output folder
+            that cannot be written, or an unreadable earlier SOURCES.json.
+        WadError: a WAD that cannot be read or is over the limits (before anything is
+            written).
+        WorkFailed: a package file changed while the songs were collected.
     """
     out_dir = Path(out_dir)
-    chosen = _requested(packages)
-    roots = dict(roots or {})
-    unknown_roots = [name for name in roots if name not in PACKAGE_NAMES]
-    if unknown_roots:
-        raise CollectError(f"roots given for unknown package(s) {', '.join(unknown_roots)}")
-    found: dict[str, list[Path]] = {}
-    missing = []
-    for package in chosen:
-        files, problem = package_files(package, roots.get(package.name))
-        if problem:
-            missing.append((package.name, problem))
-        found[package.name] = files
-    if missing:
-        raise PackageMissing(missing)
+    chosen = requested(packages)
+    found = find_packages(chosen, dict(roots or {}), root)
     problem = writable_dir_problem(out_dir)
     if problem:
         raise CollectError(f"out {str(out_dir)!r} is not a writable folder ({problem})")
     previous = _previous_files(out_dir)
-
     # read everything first: a corrupt input stops the run before any file is written
     summary: dict[str, dict[str, int]] = {}
     skipped: list[dict[str, Any]] = []
-    songs: list[Song] = []
-    for package in chosen:
-        counts = {"written": 0, "duplicates": 0, "mus_skipped": 0, "not_midi": 0,
-                  "other_lumps": 0}
-        summary[package.name] = counts
-        if package.kind == "midi":
-            songs += midi_songs(package.name, found[package.name], skipped, counts)
-        else:
-            for wad in found[package.name]:
-                songs += wad_songs(package.name, wad, skipped, counts)
-
-    files: list[dict[str, Any]] = []
-    duplicates: list[dict[str, Any]] = []
-    first_of: dict[str, str] = {}  # sha256 -> relative path written
-    changed = 0
-    prepared: set[Path] = set()
-    for song in songs:
-        digest = hashlib.sha256(song.data).hexdigest()
-        source = {"package": song.package, "source": song.source, "lump": song.lump,
-                  "sha256": digest}
-        if digest in first_of:
-            duplicates.append({**source, "same_as": first_of[digest]})
-            summary[song.package]["duplicates"] += 1
-            continue
-        rel = f"{song.package}/{song.name}"
-        first_of[digest] = rel
-        folder = out_dir / song.package
-        if folder not in prepared:  # leftovers of a killed run go first
-            folder.mkdir(parents=True, exist_ok=True)
-            remove_temporaries(folder)
-            prepared.add(folder)
-        changed += _write_if_changed(out_dir / rel, song.data)
-        files.append({"path": rel, **source, "bytes": len(song.data)})
-        summary[song.package]["written"] += 1
-
-    written = {item["path"] for item in files}
-    for rel in previous:  # songs of an earlier run that this one does not produce
-        parts = rel.split("/")
-        stale = out_dir / rel
-        ours = len(parts) == 2 and parts[0] in PACKAGE_NAMES and parts[1].endswith(".mid")
-        if ours and rel not in written and stale.is_file():
-            stale.unlink()
-            changed += 1
-    record = {"packages": summary, "files": files, "duplicates": duplicates,
-              "skipped": skipped}
+    songs = _read_songs(chosen, found, summary, skipped)
+    files, duplicates, changed = _write_songs(out_dir, songs, summary)
+    changed += _remove_stale(out_dir, previous, {item["path"] for item in files})
+    record = {"packages": summary, "licences": {p.name: p.licence for p in chosen},
+              "files": files, "duplicates": duplicates, "skipped": skipped}
     sources_path = out_dir / SOURCES_NAME
     old = sources_path.read_text() if sources_path.is_file() else None
     if old != json.dumps(record, indent=2) + "\n":
         atomic_write_json(sources_path, record)
-    totals = {key: sum(c[key] for c in summary.values())
-              for key in ("written", "duplicates", "mus_skipped", "not_midi", "other_lumps")}
+    totals = {key: sum(c[key] for c in summary.values()) for key in COUNTS}
     return {"out_dir": str(out_dir), "packages": summary, "total": totals,
             "changed": changed, "sources": str(sources_path)}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import data.debian_packages as debian_packages
 import data.debian_songs as debian_songs
 from data.debian_songs import (
     SOURCES_NAME,
@@ -20,9 +21,9 @@ from data.debian_songs import (
     PackageMissing,
     WadError,
     collect,
-    read_wad,
 )
 from data.midi import load_mixture, load_song, read_score
+from data.wad import read_lump, read_wad
 from tests.fixtures_midi import add_meta_track, dense_tracks, write_midi
 from utils.debian_songs import main
 
@@ -80,8 +81,9 @@ def test_read_wad_returns_every_lump_in_order(tmp_path: Path) -> None:
     path.write_bytes(wad_bytes([("S_START", b""), ("D_E1M1", midi_bytes(60)),
                                 ("PLAYPAL", b"\x00\x01\x02")]))
     lumps = read_wad(path)
-    assert [name for name, _ in lumps] == ["S_START", "D_E1M1", "PLAYPAL"]
-    assert lumps[0][1] == b"" and lumps[1][1] == midi_bytes(60) and lumps[2][1] == b"\x00\x01\x02"
+    assert [lump.name for lump in lumps] == ["S_START", "D_E1M1", "PLAYPAL"]
+    assert [lump.index for lump in lumps] == [0, 1, 2]
+    assert [read_lump(path, lump) for lump in lumps] == [b"", midi_bytes(60), b"\x00\x01\x02"]
 
 
 @pytest.mark.parametrize("damage, words", [
@@ -104,14 +106,15 @@ def test_a_damaged_wad_gives_a_clear_error_naming_the_file(tmp_path: Path, damag
 def test_collect_extracts_midi_skips_duplicates_and_lists_sources(
         tmp_path: Path, roots: dict[str, Path]) -> None:
     out = tmp_path / "out"
-    summary = collect(out, roots=roots)
+    summary = collect(out, packages=list(roots), roots=roots)
     packages = summary["packages"]
     assert packages["simutrans-data"] == {"written": 2, "duplicates": 0, "mus_skipped": 0,
-                                          "not_midi": 1, "other_lumps": 0}
+                                          "not_midi": 1, "too_large": 0,
+                                          "other_lumps": 0}
     assert packages["freedoom"] == {"written": 3, "duplicates": 1, "mus_skipped": 1,
-                                    "not_midi": 0, "other_lumps": 2}
+                                    "not_midi": 0, "too_large": 0, "other_lumps": 2}
     assert packages["freedm"] == {"written": 1, "duplicates": 1, "mus_skipped": 0,
-                                  "not_midi": 0, "other_lumps": 0}
+                                  "not_midi": 0, "too_large": 0, "other_lumps": 0}
     assert summary["total"]["written"] == 6 and summary["changed"] == 6
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mid"))
     assert names == ["freedm/freedm_D_SHAWN.mid", "freedoom/freedoom1_D_E1M1.mid",
@@ -139,9 +142,9 @@ def test_collect_extracts_midi_skips_duplicates_and_lists_sources(
 
 def test_collect_is_idempotent(tmp_path: Path, roots: dict[str, Path]) -> None:
     out = tmp_path / "out"
-    collect(out, roots=roots)
+    collect(out, packages=list(roots), roots=roots)
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
-    summary = collect(out, roots=roots)
+    summary = collect(out, packages=list(roots), roots=roots)
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
     assert summary["changed"] == 0 and after == before
 
@@ -171,7 +174,7 @@ def test_a_corrupt_wad_stops_the_run_before_anything_is_written(
     wad.write_bytes(wad.read_bytes()[:-5])
     out = tmp_path / "out"
     with pytest.raises(WadError, match="freedm.wad: truncated"):
-        collect(out, roots=roots)
+        collect(out, packages=list(roots), roots=roots)
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -179,7 +182,8 @@ def test_a_missing_package_names_what_to_install(tmp_path: Path,
                                                  roots: dict[str, Path]) -> None:
     (roots["freedoom"] / "freedoom2.wad").unlink()
     with pytest.raises(PackageMissing) as info:
-        collect(tmp_path / "out", roots={**roots, "freedm": tmp_path / "nowhere"})
+        collect(tmp_path / "out", packages=list(roots),
+                roots={**roots, "freedm": tmp_path / "nowhere"})
     message = str(info.value)
     assert info.value.packages == ["freedoom", "freedm"]
     assert "freedoom2.wad" in message and "apt-get install freedoom freedm" in message
@@ -192,9 +196,9 @@ def test_the_command_line(tmp_path: Path, roots: dict[str, Path], capsys,
                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Exit 0 with the summary; exit 2 with one error line when a package is missing."""
     installed = tuple(
-        debian_songs.Package(p.name, str(roots[p.name]), p.files, p.kind)
-        for p in debian_songs.PACKAGES)
-    monkeypatch.setattr(debian_songs, "PACKAGES", installed)
+        debian_songs.Package(p.name, str(roots[p.name]), p.files, p.kind, p.licence)
+        for p in debian_songs.PACKAGES if p.name in roots)
+    monkeypatch.setattr(debian_packages, "PACKAGES", installed)
     assert main(["--out", str(tmp_path / "out")]) == 0
     assert json.loads(capsys.readouterr().out)["total"]["written"] == 6
     (roots["freedm"] / "freedm.wad").unlink()
