@@ -1,7 +1,8 @@
 """Separate the instruments of any MIDI file, note by note, with the trained separator.
 
-    python separate.py INPUT.mid [-o OUTDIR] [--config config.json] [--reference]
-        [--bars A:B] [--json] [--drums-by-model] [--overwrite]
+    python separate.py INPUT.mid [MORE.mid FOLDER ...] [-o OUTDIR] [--config config.json]
+        [--reference] [--bars A:B] [--json] [--outputs midi,audio,mixture,picture,json]
+        [--instruments piano,bass,...] [--drums-by-model] [--overwrite]
 
 Every input note comes back exactly once, with its own pitch, ticks and velocity, on the
 track of the instrument it was given. Writes ``OUTDIR/<name>.separated.mid`` (one track
@@ -14,6 +15,14 @@ with ``--reference`` the file's own multitrack) and with ``--json`` ``<name>.not
 checkpoints named in the config, else the newest ones in ``model_dir``, else the shipped
 model in ``pretrained/`` (it says which). Any length up to ``max_song_bars``; a file
 without time signature is read as 4/4; another meter is separated with a warning.
+``--outputs`` writes only the kinds named; ``--instruments`` keeps every pitched note
+within the instruments named (drum-channel notes keep their rule), and the summary and
+the JSON say so.
+
+Several inputs (files, and folders standing for their ``.mid``/``.midi`` files, sorted)
+are separated in one run with the model loaded once, with a progress bar over the files
+(:mod:`utils.separation.file_batch`); two inputs of one stem are refused before any work, and a file
+that fails is one ``error:`` line while the others are still written (exit status 1).
 
 Limits (checked before anything of the song's size exists; see docs/reliability.md):
 ``--max-file-mb`` (32), ``--max-notes`` (2,000,000 notes, and as many controller and
@@ -29,24 +38,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from data.errors import InputError, one_line
-from data.fileio import not_a_file, writable_dir_problem
+from data.fileio import writable_dir_problem
 from data.midi import MAX_FILE_BYTES
 from utils.core.cli import command
 from utils.core.config import load_config
 from utils.rendering.audio import MAX_AUDIO_SECONDS
 from utils.rendering.pictures import parse_bars
 from utils.separation.devices import add_device_option, device_problem
-from utils.separation.file_outputs import check_outputs, output_paths
-from utils.separation.midi_files import (
-    MAX_NOTES,
-    MAX_OVERLAP,
-    FileOptions,
-    Limits,
-    separate_midi_file,
+from utils.separation.file_batch import check_batch_outputs, input_files, separate_files
+from utils.separation.file_choices import (
+    DEFAULT_OUTPUTS,
+    OUTPUT_KINDS,
+    FileChoices,
+    parse_outputs,
 )
+from utils.separation.file_job import MAX_NOTES, MAX_OVERLAP, FileOptions, Limits
+from utils.separation.instrument_hints import HINT_NAMES, InstrumentHint
 from utils.separation.separator import Separator
 
 SAMPLE_RATES = (8000, 192000)  # --sample-rate accepted, in Hz
@@ -55,7 +64,9 @@ SAMPLE_RATES = (8000, 192000)  # --sample-rate accepted, in Hz
 def build_parser() -> argparse.ArgumentParser:
     """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", help="MIDI file to separate")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="MIDI files, and folders of MIDI files (their .mid/.midi files, "
+                             "sorted), to separate")
     parser.add_argument("-o", "--out-dir", default=None,
                         help="output folder (default: the config's output_dir)")
     parser.add_argument("--config", default="config.json", help="config file (config.json)")
@@ -67,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         help="also write <name>.notes.json: every note's instrument and "
                              "probabilities")
+    parser.add_argument("--outputs", default=None, metavar="KINDS",
+                        help=f"the outputs written, comma-separated, of {', '.join(OUTPUT_KINDS)} "
+                             f"(default {','.join(DEFAULT_OUTPUTS)}, and json with --json)")
+    parser.add_argument("--instruments", default=None, metavar="NAMES",
+                        help="the instruments the song holds, comma-separated, of "
+                             f"{', '.join(HINT_NAMES)}: every pitched note is kept within them "
+                             "(drum-channel notes keep their rule)")
     parser.add_argument("--drums-by-model", action="store_true",
                         help="let the model choose the instrument of drum-channel notes too "
                              "(default: they stay drums)")
@@ -95,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, separate the file, print where the outputs are."""
+    """Parse the command line, separate the files, print where the outputs are."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not SAMPLE_RATES[0] <= args.sample_rate <= SAMPLE_RATES[1]:
@@ -117,10 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         bars = None if args.bars is None else parse_bars(args.bars)
     except InputError as exc:
         parser.error(f"--{exc}")
+    outputs = None if args.outputs is None else parse_outputs(args.outputs)
+    if outputs is not None and args.json and "json" not in outputs:
+        outputs = parse_outputs(",".join([*outputs, "json"]))
+    write_json = args.json or (outputs is not None and "json" in outputs)
+    hint = None if args.instruments is None else InstrumentHint.parse(args.instruments)
     cfg = load_config(args.config)
-    problem = not_a_file(Path(args.input), "input MIDI file")
-    if problem:
-        raise InputError(f"{args.input}: {problem}")
+    files = input_files(args.inputs)
     if args.out_dir is None:
         cfg.require_writable_dir("output_dir")
     else:
@@ -128,30 +149,23 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             raise InputError(f"--out-dir {args.out_dir!r} is not a writable folder ({problem})")
     out_dir = args.out_dir or cfg.output_dir
-    check_outputs(output_paths(args.input, out_dir, args.json), args.overwrite, args.input)
+    choices = FileChoices(outputs=outputs, hint=hint)
+    check_batch_outputs(files, out_dir, write_json, choices, args.overwrite)
     limits = Limits(max_song_bars=cfg.max_song_bars,
                     max_file_bytes=int(args.max_file_mb * 2**20),
                     max_notes=args.max_notes, max_overlap=args.max_overlap,
                     max_audio_seconds=args.max_audio_seconds)
-    separator = Separator.from_config(cfg, args.device)
-    options = FileOptions(reference=args.reference, bars=bars, write_json=args.json,
+    options = FileOptions(reference=args.reference, bars=bars, write_json=write_json,
                           drums_by_model=args.drums_by_model, overwrite=args.overwrite,
-                          sample_rate=args.sample_rate, progress=not args.no_progress,
-                          limits=limits)
-    result = separate_midi_file(separator, args.input, out_dir, options)
-    for line in result.warnings:
-        print(f"warning: {one_line(line)}", file=sys.stderr)
-    print(f"model: {one_line(separator.describe())}")
-    print(f"separated {one_line(args.input)}: {result.n_steps} steps in {result.n_windows} "
-          f"windows (note by note, audio by {result.synth} at {result.sample_rate} Hz)")
-    for line in result.summary():
-        print(f"  {line}")
-    labels = {"midi": "MIDI", "wav": "audio", "mixture_wav": "mixture", "png": "picture",
-              "json": "notes"}
-    for key, path in result.paths.items():
-        bars = f" (bars {result.excerpt[0]}-{result.excerpt[1]})" if key == "png" else ""
-        print(f"  {labels[key]:<10}{one_line(path)}{bars}")
-    return 0
+                          sample_rate=args.sample_rate, limits=limits, choices=choices)
+    separator = Separator.from_config(cfg, args.device)
+    result = separate_files(separator, files, out_dir, options,
+                            progress=not args.no_progress,
+                            head=f"model: {one_line(separator.describe())}")
+    if len(files) > 1:
+        print(f"{len(result.done)} of {len(files)} files separated into {one_line(out_dir)}"
+              + (f"; {len(result.failed)} failed" if result.failed else ""))
+    return 1 if result.failed else 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from data.midi_files import (
     named_split,
     song_folder,
 )
+from data.song_roll import CLASS_TRACKS, ClassTracks
 from data.store import PACKED_BYTES, SPLITS
 
 MAX_SEED = 2**32 - 1  # numpy seeds 32-bit generators (the config's bound too)
@@ -71,6 +72,9 @@ class BuildOptions:
         default_meter_4_4: a file without any time signature is read as 4/4, the MIDI
             standard's default; off (the paper's contract): such a file is ``not_4_4``.
             Files with another or several time signatures are refused either way.
+        class_tracks: "largest" (the paper's: one track per class, the one with most
+            notes, tracks of 50 notes or fewer dropped) or "all" (every track of a class
+            merged into its channel, short ones kept: mixtures as dense as a user's file).
     """
 
     melody_json: str | Path | None = None
@@ -81,6 +85,7 @@ class BuildOptions:
     max_song_bars: int = contract.MAX_SONG_BARS
     melody_in_mixture: bool = False
     default_meter_4_4: bool = False
+    class_tracks: ClassTracks = "largest"
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class BuildSettings:
     max_song_bars: int
     melody_in_mixture: bool
     default_meter_4_4: bool = False
+    class_tracks: str = "largest"
 
     @classmethod
     def of(cls, midi_dir: Path, out_dir: Path, workers: int | None,
@@ -109,7 +115,7 @@ class BuildSettings:
         return cls(midi_dir, out_dir, workers, None if melody_json is None else str(melody_json),
                    {}, options.seed, tuple(options.fractions), options.min_bar_density,
                    options.split_by, options.max_song_bars, options.melody_in_mixture,
-                   options.default_meter_4_4)
+                   options.default_meter_4_4, options.class_tracks)
 
     def checked(self) -> BuildSettings:
         """Check every setting (the config's validator checks the same bounds for config
@@ -134,6 +140,7 @@ class BuildSettings:
             raise BuildError(f"min_bar_density must be in [0, 1), got {min_bar_density}")
         try:
             check_option("split_by", self.split_by, SPLIT_BY)
+            check_option("class_tracks", self.class_tracks, CLASS_TRACKS)
         except ValueError as exc:
             raise BuildError(str(exc)) from None
         if not contract.BARS_PER_PHRASE <= max_song_bars <= MAX_SONG_BARS_LIMIT:
@@ -160,7 +167,8 @@ class BuildSettings:
                 "melody_json_sha256": digest, "min_bar_density": self.min_bar_density,
                 "split_by": self.split_by, "max_song_bars": self.max_song_bars,
                 "melody_in_mixture": self.melody_in_mixture,
-                "default_meter_4_4": self.default_meter_4_4, "packed_bytes": PACKED_BYTES}
+                "default_meter_4_4": self.default_meter_4_4, "class_tracks": self.class_tracks,
+                "packed_bytes": PACKED_BYTES}
 
     def record(self) -> dict[str, Any]:
         """The manifest's ``settings``: every setting and contract constant used."""
@@ -179,6 +187,7 @@ class BuildSettings:
             "max_song_bars": self.max_song_bars,
             "melody_in_mixture": self.melody_in_mixture,
             "default_meter_4_4": self.default_meter_4_4,
+            "class_tracks": self.class_tracks,
         }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -17,6 +18,8 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from data.contract import DRUM, MELODY
+from data.manifest import Manifest
+from data.mix import mix_counts, mix_shares
 from data.store import SPLITS, PhraseStore, unpack, unpack_onsets
 
 PITCHED_MUSIC = DRUM - MELODY - 1  # music channels 0..3 (piano, guitar, bass, string) move
@@ -98,6 +101,13 @@ class PhraseDataset(Dataset):
                                            .astype(np.float32))}
 
 
+def built_with_melody(data_dir: str | Path) -> bool | None:
+    """Whether a built dataset's mixtures hold the melody (its manifest's
+    ``melody_in_mixture``); None when its manifest does not say (written by hand)."""
+    value = Manifest.read(data_dir).settings.get("melody_in_mixture")
+    return value if isinstance(value, bool) else None
+
+
 class MixSampler(Sampler[int]):
     """Indices into a :class:`~torch.utils.data.ConcatDataset` of several datasets, each
     giving a fixed share of every epoch.
@@ -111,9 +121,14 @@ class MixSampler(Sampler[int]):
 
     Args:
         sizes: phrases in each dataset (ConcatDataset order).
-        weights: each dataset's weight (> 0); shares are ``weights / sum(weights)``.
+        weights: each dataset's weight (> 0); shares are ``weights / sum(weights)``
+            (:func:`data.mix.mix_shares`).
         epoch_size: phrases per epoch (default: the sum of ``sizes``).
         seed: seeds every epoch's draw.
+
+    Raises:
+        ValueError: a weight or size that is not > 0, or a share that rounds to 0 phrases
+            of an epoch (:func:`utils.training.check_data_dir` refuses such a mix first).
     """
 
     def __init__(self, sizes: Sequence[int], weights: Sequence[float],
@@ -121,14 +136,17 @@ class MixSampler(Sampler[int]):
         if len(sizes) != len(weights) or not sizes:
             raise ValueError(f"need one weight per dataset, got {len(sizes)} datasets and "
                              f"{len(weights)} weights")
-        if any(w <= 0 for w in weights) or any(n <= 0 for n in sizes):
+        if any(not w > 0 for w in weights) or any(n <= 0 for n in sizes):
             raise ValueError(f"weights and dataset sizes must be > 0, got {list(weights)}, "
                              f"{list(sizes)}")
         self.sizes = [int(n) for n in sizes]
-        total = float(sum(weights))
-        self.shares = [w / total for w in weights]
+        self.shares = mix_shares(weights)
         self.epoch_size = int(epoch_size if epoch_size is not None else sum(self.sizes))
-        self.counts = [int(round(s * self.epoch_size)) for s in self.shares]
+        self.counts = mix_counts(weights, self.epoch_size)
+        for k, count in enumerate(self.counts):
+            if count == 0:
+                raise ValueError(f"dataset {k}'s share rounds to 0 of the {self.epoch_size} "
+                                 f"phrases of an epoch (weight {weights[k]!r})")
         self.offsets = np.cumsum([0, *self.sizes[:-1]])
         self.seed = seed
         self.epoch = 0
@@ -187,6 +205,13 @@ class PhraseDataModule(pl.LightningDataModule):
         self.seed = seed
         self.datasets: dict[str, Dataset] = {}
         self.mix_sampler: MixSampler | None = None
+        self.melody: bool | None = None  # whether the mixtures hold the melody (setup)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data (Lightning stores it under this class's
+        name): whether its mixtures hold the melody, so that a resume onto a build of the
+        other kind is refused (:func:`utils.core.checkpoints.check_resume_checkpoint`)."""
+        return {} if self.melody is None else {"melody_in_mixture": self.melody}
 
     def setup(self, stage: str | None = None) -> None:
         """Open the split files needed for ``stage`` (all of them when None)."""
@@ -203,6 +228,9 @@ class PhraseDataModule(pl.LightningDataModule):
             else:
                 self.datasets[split] = PhraseDataset(
                     self.data_dir, split, self.transpose if split == "train" else (0, 0))
+        if "train" in needed and self.melody is None:  # the folders are checked by now
+            kinds = {built_with_melody(f) for f in (*(self.train_mix or ()), self.data_dir)}
+            self.melody = kinds.pop() if len(kinds) == 1 else None
 
     def _loader(self, split: str) -> DataLoader:
         self.setup({"train": "fit", "val": "validate"}[split])

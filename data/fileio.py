@@ -13,7 +13,9 @@ A command that makes outputs from a long piece of work first claims them
 (:func:`claim_outputs`): one claim file per target, created exclusively (``O_EXCL``) and
 locked, so a second run making the same files is refused at once instead of silently
 replacing the first's; claims are removed when the work ends, however it ends, and a
-claim left by a killed run (its lock is gone with the process) is taken over.
+claim left by a killed run (its lock is gone with the process) is taken over. A writer
+holds a lock on each of its temporaries too, so the temporaries of a killed one are
+known by their free lock and removed by the next run that claims their targets.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -68,15 +73,29 @@ def atomic_write_many(writers: Mapping[Path, Writer]) -> None:
         if target.is_dir():
             raise IsADirectoryError(errno.EISDIR, "an output name is a folder", str(target))
     temps: dict[Path, Path] = {}
+    locks: list[int] = []
     try:
         for target, write in zip(targets, writers.values()):
-            temps[target] = _temporary(target)
+            temps[target], fd = _locked_temporary(target)
+            locks.append(fd)
             write(temps[target])
             os.chmod(temps[target], 0o644)  # mkstemp makes 0600; give the usual mode
         _replace_all(temps)
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
+        for fd in locks:
+            os.close(fd)
+
+
+def _locked_temporary(target: Path) -> tuple[Path, int]:
+    """:func:`_temporary` for a writer, with its open descriptor holding an exclusive
+    ``flock`` on it: held until the writer renames or removes it, so a temporary whose lock
+    is free was left by a dead writer (:func:`remove_dead_temporaries`)."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{_short(target.name)}.",
+                                suffix=f".tmp{target.suffix[:TEMP_SUFFIX]}")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return Path(name), fd
 
 
 def _temporary(target: Path, kind: str = "tmp") -> Path:
@@ -151,6 +170,42 @@ def remove_temporaries(folder: str | Path) -> int:
         if tmp.is_file():
             tmp.unlink(missing_ok=True)
             removed += 1
+    return removed
+
+
+def remove_dead_temporaries(target: str | Path) -> int:
+    """Delete the temporaries of ``target`` that a killed writer left beside it.
+
+    A temporary is removed only when both prove it is such a leftover: its name is the one
+    :func:`atomic_write_many` gives a temporary of ``target`` (``.<name>.<8 random
+    characters>.tmp<suffix>``), and its lock is free -- a writer holds the lock of each of
+    its temporaries until it is renamed or removed, so a free lock means its writer is
+    dead. Anything else in the folder is left alone.
+
+    Returns:
+        How many files were removed.
+    """
+    target = Path(target)
+    pattern = re.compile(re.escape(f".{_short(target.name)}.") + r"[a-z0-9_]{8}"
+                         + re.escape(f".tmp{target.suffix[:TEMP_SUFFIX]}"))
+    removed = 0
+    for tmp in target.parent.glob(TEMP_GLOB):
+        if not pattern.fullmatch(tmp.name):
+            continue
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue  # gone meanwhile, a link, or not ours to open
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if stat.S_ISREG(os.fstat(fd).st_mode) and os.path.samestat(os.fstat(fd),
+                                                                        os.stat(tmp)):
+                os.unlink(tmp)
+                removed += 1
+        except OSError:
+            pass  # held by a live writer, or gone meanwhile
+        finally:
+            os.close(fd)
     return removed
 
 
@@ -231,7 +286,10 @@ def claim_outputs(targets: Iterable[str | Path]) -> Iterator[None]:
     Each claim is a file beside its target, created with ``O_EXCL`` and held under an
     exclusive ``flock`` until the block ends; then it is removed, whether the block
     succeeded or raised. A claim whose lock is free was left by a killed process and is
-    taken over. The targets' folders must exist.
+    taken over; once every claim is held, the temporaries a killed writer left of the
+    targets are removed (:func:`remove_dead_temporaries`). Within the block SIGTERM is
+    taken as Ctrl-C, so that a killed run removes its claims and temporaries itself. The
+    targets' folders must exist.
 
     Raises:
         OutputsBusy: another process holds the claim of one of the targets (every claim
@@ -239,15 +297,39 @@ def claim_outputs(targets: Iterable[str | Path]) -> Iterator[None]:
     """
     held: list[tuple[Path, int]] = []
     try:
-        for target in dict.fromkeys(Path(t) for t in targets):
-            path = claim_path(target)
-            held.append((path, _take_claim(path, target)))
-        yield
+        with _sigterm_as_interrupt():
+            claimed = list(dict.fromkeys(Path(t) for t in targets))
+            for target in claimed:
+                path = claim_path(target)
+                held.append((path, _take_claim(path, target)))
+            for target in claimed:  # ours now: what a killed run writing them left goes
+                remove_dead_temporaries(target)
+            yield
     finally:
         for path, fd in reversed(held):
             with contextlib.suppress(OSError):
                 os.unlink(path)  # unlinked while still locked: no one can take it between
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``) raises KeyboardInterrupt, as Ctrl-C does, so
+    that every ``finally`` runs -- claims and temporaries are removed -- before the process
+    ends (the commands exit with 130). Only in the main thread, where Python takes
+    signals; the previous handler is put back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _take_claim(path: Path, target: Path) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 
 from data.contract import (
     INSTRUMENTS,
+    MAX_SONG_BARS,
     PHRASE_STEPS,
     PHRASE_STRIDE,
     PITCH_HIGH,
@@ -174,6 +175,18 @@ class Manifest:
     def default_meter_4_4(self) -> bool:
         """The build's option: a song without a time signature is read as 4/4."""
         return bool(self.settings.get("default_meter_4_4", False))
+
+    @property
+    def class_tracks(self) -> str:
+        """The build's track choice, "largest" (the paper's; a folder built before the
+        option) or "all"."""
+        return str(self.settings.get("class_tracks", "largest"))
+
+    @property
+    def max_song_bars(self) -> int:
+        """The build's longest song, in bars (the default for a folder built before the
+        setting was recorded)."""
+        return int(self.settings.get("max_song_bars", MAX_SONG_BARS))
 
     def build_folder(self) -> Path | None:
         """The working folder the build ran in: the manifest's folder less the recorded

@@ -67,7 +67,7 @@ from data.melody import melody_program_for
 from data.midi import MidiError, SkipFile
 from data.midi_files import empty_split_lines
 from data.roll import keep_phrases, window_view
-from data.song_roll import load_song
+from data.song_roll import ClassTracks, load_song
 from data.store import (
     MANIFEST_NAME,
     PACKED_BYTES,
@@ -103,8 +103,8 @@ def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
 def process_file(path: Path, rel_path: str, melody_program: int | None,
                  min_bar_density: float = contract.MIN_BAR_DENSITY,
                  max_song_bars: int = contract.MAX_SONG_BARS,
-                 melody_in_mixture: bool = False, default_meter_4_4: bool = False
-                 ) -> FileResult:
+                 melody_in_mixture: bool = False, default_meter_4_4: bool = False,
+                 class_tracks: ClassTracks = "largest") -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
 
     Every step -- reading, unification, windowing, filtering, packing -- runs under one
@@ -125,6 +125,8 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
             (:func:`data.song_roll.choose_tracks`).
         default_meter_4_4: a file without a time signature is read as 4/4 (the MIDI
             standard's default); off: it is ``not_4_4``.
+        class_tracks: "largest" (the paper's) or "all" (every track of a class, short ones
+            too; :func:`data.song_roll.choose_tracks`).
 
     Returns:
         A :class:`FileResult`.
@@ -132,7 +134,7 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
     try:
         song = load_song(path, melody_program=melody_program, max_bars=max_song_bars,
                          melody_in_mixture=melody_in_mixture,
-                         default_meter_4_4=default_meter_4_4)
+                         default_meter_4_4=default_meter_4_4, class_tracks=class_tracks)
         if song.roll.shape[0] == 0:
             return _skipped(rel_path, "empty", f"{path}: no note of the kept tracks inside "
                             f"the pitch range {contract.PITCH_LOW}..{contract.PITCH_HIGH} "
@@ -165,8 +167,8 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
 
 
 # (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture,
-#  default_meter_4_4)
-Task = tuple[str, str, int | None, float, int, bool, bool]
+#  default_meter_4_4, class_tracks)
+Task = tuple[str, str, int | None, float, int, bool, bool, str]
 
 
 def _process_task(task: Task) -> FileResult:
@@ -309,7 +311,7 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         progress: show a progress bar with files/s on stderr.
         options: the fields of :class:`data.build_plan.BuildOptions` (``melody_json``,
             ``seed``, ``fractions``, ``min_bar_density``, ``split_by``, ``max_song_bars``,
-            ``melody_in_mixture``, ``default_meter_4_4``), by name.
+            ``melody_in_mixture``, ``default_meter_4_4``, ``class_tracks``), by name.
 
     Returns:
         The manifest (also written to ``OUT/manifest.json``).
@@ -361,14 +363,15 @@ def _check_resumable(shard_dir: Path, settings: BuildSettings) -> None:
         atomic_write_json(settings_path, fingerprint)
         return
     # keys a folder built before they existed lacks: their values then
-    stored = {"split_by": "song", "default_meter_4_4": False,
+    stored = {"split_by": "song", "default_meter_4_4": False, "class_tracks": "largest",
               **json.loads(settings_path.read_text())}
     if stored != fingerprint:
         old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
             "re-run the build into a new folder)"
         raise BuildError(f"{settings.out_dir}: built with another data contract, melody JSON, "
-                         f"min_bar_density, split_by, max_song_bars, melody_in_mixture or "
-                         f"default_meter_4_4{old}; use a new --out-dir or delete this one")
+                         f"min_bar_density, split_by, max_song_bars, melody_in_mixture, "
+                         f"default_meter_4_4 or class_tracks{old}; use a new --out-dir or "
+                         "delete this one")
 
 
 def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list[int]],
@@ -378,7 +381,8 @@ def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list
     table = settings.melody_table
     return [(str(settings.midi_dir / rel), rel,
              melody_program_for(table, rel) if table else None, settings.min_bar_density,
-             settings.max_song_bars, settings.melody_in_mixture, settings.default_meter_4_4)
+             settings.max_song_bars, settings.melody_in_mixture, settings.default_meter_4_4,
+             settings.class_tracks)
             for rel in files
             if rel not in done or done[rel][0].get("source") != sources[rel]]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -32,8 +33,9 @@ from data.contract import (
     PITCH_LOW,
     PROGRAM_FAMILY,
     STEPS_PER_BAR,
+    check_option,
 )
-from data.melody import TrackNotes, find_melody, track_with_program
+from data.melody import Track, TrackNotes, find_melody, track_with_program
 from data.midi import (
     WRAPPED_STEPS,
     MidiError,
@@ -45,6 +47,12 @@ from data.midi import (
     quantise,
     read_notes,
 )
+
+# which tracks of a class make its channel (build option class_tracks): the largest one of
+# more than MIN_TRACK_NOTES notes (the paper's track unification), or every track of the
+# class merged, short ones kept (mixtures as dense as a user's file)
+ClassTracks = Literal["largest", "all"]
+CLASS_TRACKS: tuple[str, ...] = get_args(ClassTracks)
 
 
 @dataclass
@@ -124,7 +132,8 @@ def too_long(steps: int, max_bars: int) -> str | None:
 
 
 def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None,
-                  melody_in_mixture: bool = False) -> dict[int, list[int]]:
+                  melody_in_mixture: bool = False,
+                  class_tracks: ClassTracks = "largest") -> dict[int, list[int]]:
     """Track unification, steps 1-5 (docs/data.md): which tracks become which class.
 
     Args:
@@ -135,12 +144,16 @@ def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None
             (piano, guitar, bass or strings; another program joins none), its notes merged
             with that class's own track, so the tune is part of the mixture. Off: the
             paper's contract, the melody is kept apart.
+        class_tracks: "largest" (the paper's steps 1 and 5: tracks of more than
+            ``MIN_TRACK_NOTES`` notes, one per class, the one with most notes) or "all"
+            (every track of a class that holds a note joins it, short ones too; the melody
+            is still found among the tracks of more than ``MIN_TRACK_NOTES`` notes).
 
     Returns:
-        ``{class (contract index 0..5): [indices into tracks]}``: one track per class,
-        plus the melody track in its program's class when ``melody_in_mixture``. The file
-        is kept only when it holds at least ``MIN_CLASSES`` classes (step 6, checked by
-        the caller).
+        ``{class (contract index 0..5): [indices into tracks]}``: one track per class
+        ("largest") or every track of the class ("all"), plus the melody track in its
+        program's class when ``melody_in_mixture``. The file is kept only when it holds at
+        least ``MIN_CLASSES`` classes (step 6, checked by the caller).
     """
     kept = [i for i, t in enumerate(tracks) if len(t) > MIN_TRACK_NOTES]  # step 1
     candidates = [tracks[i] for i in kept]
@@ -154,26 +167,41 @@ def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None
     for k, track in enumerate(candidates):
         if k == melody:
             continue
-        cls = _track_class(track)  # steps 3-4
+        cls = track_class(track)  # steps 3-4
         if cls is None:
             continue
         if cls not in chosen or len(track) > len(tracks[chosen[cls]]):  # step 5
             chosen[cls] = kept[k]
-    classes = {cls: [index] for cls, index in chosen.items()}
+    if check_option("class_tracks", class_tracks, CLASS_TRACKS) == "all":
+        classes = _every_class_track(tracks, chosen.get(MELODY))
+    else:
+        classes = {cls: [index] for cls, index in chosen.items()}
     if melody_in_mixture and melody is not None:
-        joins = _track_class(candidates[melody])
+        joins = track_class(candidates[melody])
         if joins is not None:
             classes.setdefault(joins, []).append(kept[melody])
     return classes
 
 
-def _track_class(track: TrackNotes) -> int | None:
+def _every_class_track(tracks: list[TrackNotes], melody: int | None) -> dict[int, list[int]]:
+    """``class_tracks`` "all": every track that holds a note, in track order, under its
+    class (the melody track, when there is one, under the melody class only)."""
+    classes: dict[int, list[int]] = {} if melody is None else {MELODY: [melody]}
+    for i, track in enumerate(tracks):
+        cls = track_class(track)
+        if i != melody and cls is not None and len(track):
+            classes.setdefault(cls, []).append(i)
+    return classes
+
+
+def track_class(track: TrackNotes | Track) -> int | None:
     """The class a track is unified into by its channel and program (None: dropped)."""
     return DRUM if track.is_drum else PROGRAM_FAMILY.get(track.program // 8)
 
 
 def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program: int | None,
-           max_bars: int = MAX_SONG_BARS, melody_in_mixture: bool = False
+           max_bars: int = MAX_SONG_BARS, melody_in_mixture: bool = False,
+           class_tracks: ClassTracks = "largest"
            ) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
     """Track unification (docs/data.md, steps 1-6) -> ``(roll, onsets, chosen)``.
 
@@ -183,7 +211,7 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
     Raises:
         SkipFile: "too_few_instruments", or "too_long" (checked before the roll exists).
     """
-    chosen = choose_tracks(tracks, timing.tpq, melody_program, melody_in_mixture)
+    chosen = choose_tracks(tracks, timing.tpq, melody_program, melody_in_mixture, class_tracks)
     if len(chosen) < MIN_CLASSES:  # step 6
         raise SkipFile(path, "too_few_instruments",
                        f"{len(chosen)} instrument class(es) after track unification, "
@@ -207,8 +235,8 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
 
 def load_song(path: str | Path, melody_program: int | None = None,
               max_bars: int = MAX_SONG_BARS, notes: SongNotes | None = None,
-              melody_in_mixture: bool = False, default_meter_4_4: bool = False
-              ) -> UnifiedSong:
+              melody_in_mixture: bool = False, default_meter_4_4: bool = False,
+              class_tracks: ClassTracks = "largest") -> UnifiedSong:
     """Convert one MIDI file by the data contract (docs/data.md).
 
     Args:
@@ -221,6 +249,7 @@ def load_song(path: str | Path, melody_program: int | None = None,
             (:func:`choose_tracks`).
         default_meter_4_4: a file without any time signature is 4/4 (the MIDI standard's
             default); off, the contract needs exactly one 4/4 signature.
+        class_tracks: "largest" (the paper's) or "all" (:func:`choose_tracks`).
 
     Returns:
         The :class:`UnifiedSong`, roll bool ``[T, 72, 6]`` (``T`` may be 0 when no note of the
@@ -239,7 +268,7 @@ def load_song(path: str | Path, melody_program: int | None = None,
             found += " (the build option default_meter_4_4 reads such a file as 4/4)"
         raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
     roll, onsets, chosen = _unify(path, notes.track_notes(), timing, melody_program, max_bars,
-                                  melody_in_mixture)
+                                  melody_in_mixture, class_tracks)
     return UnifiedSong(name=path.stem, roll=roll, timing=timing, has_melody=MELODY in chosen,
                 onsets=onsets, class_tracks=chosen, n_unclosed=notes.n_unclosed)
 

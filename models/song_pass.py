@@ -40,6 +40,11 @@ N_CONTINUOUS = 9
 highest, velocity / 127 (0 when unused), log register prior of the 4 pitched instruments."""
 
 
+SPEC_BOUNDS = {"width": 512, "levels": 12, "stacks": 4}
+"""Largest settings a song pass network is built with: at most about 38 million weights
+(150 MB), whatever a checkpoint says (the shipped one: 96, 6, 2)."""
+
+
 @dataclass(frozen=True)
 class SongPassSpec:
     """The song pass network's settings, stored with its weights.
@@ -57,9 +62,14 @@ class SongPassSpec:
     velocity: bool = False
 
     def __post_init__(self) -> None:
-        for key in ("width", "levels", "stacks"):
-            if getattr(self, key) <= 0:
-                raise ValueError(f"song pass '{key}' must be > 0, got {getattr(self, key)}")
+        for key, top in SPEC_BOUNDS.items():
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
+                raise ValueError(f"song pass '{key}' must be an integer in 1..{top}, got "
+                                 f"{value!r}")
+        if not isinstance(self.velocity, bool):
+            raise ValueError(f"song pass 'velocity' must be true or false, got "
+                             f"{self.velocity!r}")
 
     def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from utils.separation.midi_files import FileOptions, separate_midi_file
+from utils.separation.file_job import FileOptions, separate_midi_file
 from utils.separation.notes import NoteSeparator
 from utils.separation.windows import ProbFn
 

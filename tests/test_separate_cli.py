@@ -1,4 +1,4 @@
-"""Tests of separate.py (and utils.separation.midi_files.separate_midi_file) on small MIDI files."""
+"""Tests of separate.py (and utils.separation.file_job.separate_midi_file) on small MIDI files."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import separate
 from data.midi import SongNotes, read_notes
 from tests.fixtures_midi import far_note_file
 from utils.core.config import Config
-from utils.separation.midi_files import meter_warning
+from utils.separation.file_job import meter_warning
 
 ROOT = Path(__file__).resolve().parents[1]
 

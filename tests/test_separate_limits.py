@@ -20,17 +20,17 @@ import symusic
 import torch
 
 import separate
+import utils.separation.file_job as midi_files
 import utils.separation.file_outputs as file_outputs
-import utils.separation.midi_files as midi_files
 from data.contract import N_MUSIC, PIANO
 from data.fileio import CLAIM_GLOB, OutputsBusy, claim_outputs, claim_path
 from data.midi import MidiError, read_notes, read_score
 from data.notes import overlap_layers
 from tests.fixtures_separation import separate_file
 from utils.rendering.audio import AudioNotes, fluidsynth_missing, render_notes, write_wav
+from utils.separation.file_job import Limits
 from utils.separation.file_outputs import check_outputs, output_paths
 from utils.separation.first_pass import MixtureSong
-from utils.separation.midi_files import Limits
 from utils.separation.notes import NoteAssignment, NoteSeparator
 
 ROOT = Path(__file__).resolve().parents[1]

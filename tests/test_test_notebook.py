@@ -28,11 +28,13 @@ def test_test_notebook_runs_and_separates_as_separate_py(
     for system in ("diffusion", "most_common", "zone", "pitch_row", "oracle"):
         assert system in text, system
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 3  # two phrases and the song excerpt
+    assert len(images) == 5  # two phrases, the song excerpt, and it without and with a hint
     audio = [o for o in outputs if "<audio" in o.get("data", {}).get("text/html", "")]
     assert len(audio) == 6  # original and separated for each phrase; the song and its mixture
     assert "notes, each once with its own pitch, ticks and velocity" in text
     assert "bars 2-3 shown" in text
+    assert "no hint: {" in text and "instruments given: " in text  # the song's own set
+    assert text.count("pitched note accuracy") == 2
 
     manifest = Manifest.read(load_config(song_pass_run).data_dir)
     song = manifest.midi_dir / manifest.songs_of("test")[0]

@@ -3,13 +3,13 @@
     python -m utils.preprocess --config config.json [--midi-dir DIR] [--out-dir DIR]
         [--workers N] [--melody-json FILE] [--seed S] [--split-by song|folder|named]
         [--min-bar-density F] [--max-song-bars B] [--melody-in-mixture]
-        [--default-meter-4-4] [--no-progress]
+        [--default-meter-4-4] [--class-tracks largest|all] [--no-progress]
     python -m utils.preprocess --midi-dir DIR --out-dir DIR [...]
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
 ``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
-``min_bar_density``, ``max_song_bars``, ``melody_in_mixture`` and ``default_meter_4_4`` are
-read from the config;
+``min_bar_density``, ``max_song_bars``, ``melody_in_mixture``, ``default_meter_4_4`` and
+``class_tracks`` are read from the config;
 flags given explicitly replace them and are validated like config keys. Without
 ``--config`` the defaults of :class:`utils.core.config.Config` apply and ``--midi-dir`` and
 ``--out-dir`` are required.
@@ -28,6 +28,7 @@ from pathlib import Path
 from data.build_plan import SPLIT_BY
 from data.contract import MAX_SONG_BARS
 from data.preprocess import build
+from data.song_roll import CLASS_TRACKS
 from data.store import MANIFEST_NAME
 from utils.core.cli import command
 from utils.core.config import config_from_flags
@@ -36,7 +37,8 @@ from utils.core.config import config_from_flags
 FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preprocess_workers",
              "melody_json": "melody_json", "seed": "seed", "min_bar_density": "min_bar_density",
              "split_by": "split_by", "max_song_bars": "max_song_bars",
-             "melody_in_mixture": "melody_in_mixture", "default_meter_4_4": "default_meter_4_4"}
+             "melody_in_mixture": "melody_in_mixture", "default_meter_4_4": "default_meter_4_4",
+             "class_tracks": "class_tracks"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -65,6 +67,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="a file without any time signature is read as 4/4, the MIDI "
                              "standard's default; default: such a file is skipped as not_4_4, "
                              "as the paper")
+    parser.add_argument("--class-tracks", choices=CLASS_TRACKS,
+                        help="largest: one track per class, the one with most notes, tracks "
+                             "of 50 notes or fewer dropped (the paper's); all: every track of "
+                             "a class merged into its channel, short ones kept (default "
+                             "largest)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -81,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      progress=not args.no_progress, min_bar_density=cfg.min_bar_density,
                      split_by=cfg.split_by, max_song_bars=cfg.max_song_bars,
                      melody_in_mixture=cfg.melody_in_mixture,
-                     default_meter_4_4=cfg.default_meter_4_4)
+                     default_meter_4_4=cfg.default_meter_4_4, class_tracks=cfg.class_tracks)
     shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders",
                                                          "song_sources")}
     print(json.dumps(shown, indent=2))

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from data.contract import N_PITCHED
+from data.contract import N_PITCH, N_PITCHED
 from data.errors import InputError
 from data.fileio import atomic_write
 from data.manifest import Manifest
@@ -117,8 +117,9 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     """The first pass over every song of a split, read from or written to ``cache``.
 
     The cache file's name holds :func:`first_pass_key`, so a retrained separator (other
-    weights, wherever its file lies) or a rebuilt dataset is separated again. ``limit``
-    keeps the split's first songs only.
+    weights, wherever its file lies) or a rebuilt dataset is separated again. A cache file
+    that cannot be read or disagrees with itself or the split is stale: one warning line,
+    computed again and replaced (atomically). ``limit`` keeps the split's first songs only.
 
     Raises:
         utils.core.config.ConfigError, data.errors.InputError: no manifest, no songs.
@@ -127,15 +128,9 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     key = first_pass_key(separator, data_dir, split, limit)
     folder = Path(data_dir).resolve()
     path = cache / f"first_pass_{folder.parent.name}_{folder.name}_{split}_{key}.npz"
-    if path.is_file():
-        with np.load(path) as z:  # each z[key] reads its array again: read each once
-            stored = {name: z[name] for name in (*FIRST_PASS_FIELDS, "target", "counts")}
-        cuts = np.concatenate([[0], np.cumsum(stored["counts"])])
-        return [TrainingSong(FirstPass(**{f: stored[f][i] if f == "row_sums" else
-                                          stored[f][cuts[i]:cuts[i + 1]]
-                                          for f in FIRST_PASS_FIELDS}),
-                             target=stored["target"][cuts[i]:cuts[i + 1]])
-                for i in range(len(stored["counts"]))]
+    cached = read_first_pass_cache(path, len(songs_of_split.names)) if path.exists() else None
+    if cached is not None:
+        return cached
     songs = [first_pass_song(separator, truth)
              for truth in tqdm(songs_of_split.truths(), total=len(songs_of_split.names),
                                unit="song",
@@ -150,6 +145,46 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     cache.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: np.savez(f, **arrays))
     return songs
+
+
+def read_first_pass_cache(path: Path, n_songs: int) -> list[TrainingSong] | None:
+    """The ``n_songs`` songs a first-pass cache file holds, or None (with one ``warning:``
+    line) when it is unreadable -- truncated, not an archive, missing arrays -- or its
+    arrays disagree with each other or with ``n_songs``."""
+    try:
+        with np.load(path) as z:  # each z[key] reads its array again: read each once
+            stored = {name: z[name] for name in (*FIRST_PASS_FIELDS, "target", "counts")}
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong, it is computed again
+        why = f"unreadable ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})" \
+            if str(exc).strip() else f"unreadable ({type(exc).__name__})"
+    else:
+        why = _cache_problem(stored, n_songs)
+        if why is None:
+            cuts = np.concatenate([[0], np.cumsum(stored["counts"])])
+            return [TrainingSong(FirstPass(**{f: stored[f][i] if f == "row_sums" else
+                                              stored[f][cuts[i]:cuts[i + 1]]
+                                              for f in FIRST_PASS_FIELDS}),
+                                 target=stored["target"][cuts[i]:cuts[i + 1]])
+                    for i in range(n_songs)]
+    print(f"warning: {path}: first-pass cache {why}; computing it again",
+          file=sys.stderr)
+    return None
+
+
+def _cache_problem(stored: dict[str, np.ndarray], n_songs: int) -> str | None:
+    """Why a first-pass cache's arrays cannot be the first pass of ``n_songs`` songs."""
+    counts = stored["counts"]
+    if counts.shape != (n_songs,) or not np.issubdtype(counts.dtype, np.integer) \
+            or (counts < 0).any():
+        return f"holds {counts.shape} song counts, not {n_songs}"
+    notes = int(counts.sum())
+    expected = {"probs": (notes, 5), "row_sums": (n_songs, N_PITCH, 5)}
+    for name in (*FIRST_PASS_FIELDS, "target"):
+        shape = expected.get(name, (notes,))
+        if stored[name].shape != shape or stored[name].dtype.kind not in "biuf":
+            return (f"has {name} {stored[name].dtype} {list(stored[name].shape)}, not "
+                    f"{list(shape)}")
+    return None
 
 
 @dataclass

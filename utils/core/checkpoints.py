@@ -74,6 +74,9 @@ DECODER_KEYS = DECODER.stored_keys
 # CheckpointKind.former_dir).
 _warned: set[Path] = set()  # former folders already named in a warning
 # What Lightning needs to continue a run (weights alone cannot be resumed).
+# Where Lightning keeps the state of the training data (data.dataset.PhraseDataModule's
+# state_dict, under its class name): whether the mixtures held the melody.
+DATA_STATE = "PhraseDataModule"
 RESUME_KEYS = ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch",
                "global_step")
 
@@ -282,13 +285,18 @@ def _check_against(stored: Config, cfg: Config | None, keys: tuple[str, ...],
 
 
 def check_resume_checkpoint(path: str | Path, cfg: Config, kind: str | CheckpointKind
-                            ) -> None:
+                            ) -> bool | None:
     """Make sure ``last.ckpt`` can be handed to Lightning to continue a run.
 
     Lightning unpickles the file it resumes from; this reads it first weights-only
     (code in the file is refused, whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says), and
     checks that it is a full training checkpoint of ``kind`` whose stored config agrees
     with ``cfg`` on the network and schedule keys.
+
+    Returns:
+        Whether the data it was trained on held the melody in its mixtures
+        (:data:`DATA_STATE`); None when it does not say (trained on other batches, or
+        before it was recorded). :func:`check_resume_data` compares it with the data.
 
     Raises:
         ConfigError: one line naming the file (and the key, for a mismatch).
@@ -304,6 +312,25 @@ def check_resume_checkpoint(path: str | Path, cfg: Config, kind: str | Checkpoin
         raise ConfigError(f"{path}: not a {kind.name} checkpoint (no {kind.state_prefix}* "
                           "weights)")
     _check_against(checkpoint_config(ckpt, path), cfg, kind.stored_keys, path)
+    data = ckpt.get(DATA_STATE)
+    melody = data.get("melody_in_mixture") if isinstance(data, dict) else None
+    return melody if isinstance(melody, bool) else None
+
+
+def check_resume_data(path: str | Path, cfg: Config, trained: bool | None,
+                      melody: bool | None) -> None:
+    """Refuse to resume a run trained on mixtures with the melody (``trained``) on data
+    without it (``melody``), or the other way round; None on either side: not known.
+
+    Raises:
+        ConfigError: one line naming the checkpoint and the config.
+    """
+    if trained is None or melody is None or trained == melody:
+        return
+    words = {True: "with the melody in the mixture", False: "without the melody"}
+    raise ConfigError(f"{path}: cannot resume from it: it was trained on builds made "
+                      f"{words[trained]}, and {cfg._source} names builds made {words[melody]}; "
+                      f"train afresh (without --resume) or on the builds it was trained on")
 
 
 def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ from data.build_plan import MAX_SEED, MAX_SONG_BARS_LIMIT, SplitBy
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
 from data.fileio import not_a_file, writable_dir_problem
+from data.song_roll import ClassTracks
 from models.options import (
     GROUPS,
     HEAD_DIM,
@@ -71,6 +72,7 @@ class Config:
     split_by: SplitBy = "song"  # "folder": top folders stay together; "named": they name the split
     melody_in_mixture: bool = False  # the melody track joins its program's class (in the mixture)
     default_meter_4_4: bool = False  # a file without a time signature is 4/4 (the MIDI default)
+    class_tracks: ClassTracks = "largest"  # "all": every track of a class in its channel, short too
     min_bar_density: float = 0.01  # each bar of a kept window has >= this fraction of cells on
     max_song_bars: int = MAX_SONG_BARS  # longer MIDI files are refused (build: "too_long")
     preprocess_workers: int | None = None  # processes for the build; None = all cores

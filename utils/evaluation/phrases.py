@@ -26,6 +26,7 @@ from tqdm import tqdm
 from data.contract import MUSIC_INSTRUMENTS
 from data.errors import InputError
 from data.fileio import atomic_write_json, atomic_write_text
+from data.mix import mix_shares
 from data.roll import music_and_mixture
 from data.store import PhraseStore, unpack, unpack_onsets
 from utils.core.config import Config
@@ -105,14 +106,14 @@ def fit_train_baselines(data: str | Path | dict[str, float],
         ``{name: fitted baseline}`` in table order (most_common, zone, pitch_row).
     """
     mix = {str(data): 1.0} if isinstance(data, (str, Path)) else data
-    total_weight = sum(mix.values())
+    shares = dict(zip(mix, mix_shares(list(mix.values()))))  # the sampler's shares
     stores = {folder: PhraseStore(folder, "train") for folder in mix}
     n_total = sum(len(store) for store in stores.values())
     counts = None
     for folder, store in stores.items():
         part = pitch_counts(music for music, _, _ in phrase_batches(store, batch_size))
         # the phrases this dataset gives an epoch of n_total phrases, per phrase it holds
-        scale = mix[folder] / total_weight * n_total / max(len(store), 1)
+        scale = shares[folder] * n_total / max(len(store), 1)
         part = np.rint(part * scale).astype(np.int64) if len(mix) > 1 else part
         counts = part if counts is None else counts + part
     return {name: cls().fit_counts(counts) for name, cls in FITTED_BASELINES.items()}

@@ -8,6 +8,8 @@ track unless the dataset was built with ``melody_in_mixture`` (then the melody i
 the mixture and its true instrument is the class its program names). The model is given
 the mixture of the scored notes -- the song's music channels, as in the phrase data -- and
 their note starts.
+This is the unified mode; :mod:`utils.evaluation.song_modes` adds whole songs as a user's
+file holds them (every note fed, every note of a track with a class scored) and scores both.
 
 Every system decides per note with the same rules: drum-channel notes stay drums, a
 pitched note picks one of piano, guitar, bass and strings. The model averages its
@@ -31,7 +33,7 @@ Metrics over notes, from one confusion matrix (true x predicted, five instrument
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,18 +41,19 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm import tqdm
 
-from data.contract import DRUM, MELODY, MUSIC_INSTRUMENTS, N_MUSIC, N_PITCHED
+from data.contract import DRUM, MAX_SONG_BARS, MELODY, MUSIC_INSTRUMENTS, N_MUSIC, N_PITCHED
 from data.errors import InputError
 from data.manifest import REBUILD, DatasetError, Manifest
 from data.melody import load_melody_json, melody_program_for
 from data.midi import SongNotes, read_notes
 from data.preprocess import source_stat
-from data.song_roll import load_song, nearest_rows
+from data.song_roll import ClassTracks, load_song, nearest_rows
 from utils.core.config import Config
 from utils.evaluation.baselines import FITTED_BASELINES, Baseline
 from utils.evaluation.metrics import prf, ratio
 from utils.evaluation.phrases import Report, model_baselines, sampling_words
 from utils.separation.first_pass import MixtureSong
+from utils.separation.instrument_hints import GIVEN_SUFFIX, given_row, restrict
 from utils.separation.notes import SongSeparator
 from utils.separation.separator import Separator
 
@@ -77,16 +80,20 @@ class SongTruth:
         true: int64 ``[K]`` true class of each note (1..5), -1 where not scored (melody
             track, dropped tracks).
         mixture: bool ``[T, 72]`` the scored notes' mixture (the song's music channels).
+        fed: bool ``[K]`` the notes that make up ``mixture`` (their note starts are given
+            to the model too); None = the scored notes.
     """
 
     name: str
     notes: SongNotes
     true: np.ndarray
     mixture: np.ndarray
+    fed: np.ndarray | None = None
 
 
 def song_truth(path: str | Path, name: str, melody_program: int | None = None,
-               melody_in_mixture: bool = False, default_meter_4_4: bool = False) -> SongTruth:
+               melody_in_mixture: bool = False, default_meter_4_4: bool = False,
+               class_tracks: ClassTracks = "largest") -> SongTruth:
     """Read a song of a built split with the true instrument of each of its notes.
 
     Args:
@@ -96,6 +103,7 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
         melody_in_mixture: the build's contract option: the melody track's notes are
             scored as the class its program names (:func:`data.song_roll.choose_tracks`).
         default_meter_4_4: the build's option: a song without a time signature is 4/4.
+        class_tracks: the build's track choice, "largest" (the paper's) or "all".
 
     Raises:
         data.midi.MidiError, data.midi.SkipFile: the file no longer reads as it did in the
@@ -103,7 +111,7 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
     """
     notes = read_notes(path)
     song = load_song(path, melody_program, notes=notes, melody_in_mixture=melody_in_mixture,
-                     default_meter_4_4=default_meter_4_4)
+                     default_meter_4_4=default_meter_4_4, class_tracks=class_tracks)
     true = np.full(len(notes), -1, dtype=np.int64)
     for cls, tracks in song.class_tracks.items():
         if cls != MELODY:
@@ -154,23 +162,26 @@ class NoteConfusion:
 # ----------------------------------------------------------------------------------
 # Note-level baselines
 # ----------------------------------------------------------------------------------
-def pitched_rule(baseline: Baseline) -> np.ndarray:
+def pitched_rule(baseline: Baseline, allowed: Collection[int] = ()) -> np.ndarray:
     """A fitted baseline's pitch rule for pitched notes: int64 ``[72]`` classes 1..4.
 
     The same kind of baseline is refitted on the training counts with the drum
-    instrument removed; a row it still gives to drums (an empty zone may sit there)
-    takes the instrument of the nearest row that it gives to a pitched instrument
-    (ties: the lower row).
+    instrument removed (and, given ``allowed`` pitched classes, every other one: the
+    rule of a song whose instruments are known); a row it still gives to a removed
+    instrument (an empty zone may sit there) takes the instrument of the nearest row that
+    it gives to a kept one (ties: the lower row).
     """
     if baseline.counts is None:
         raise RuntimeError(f"{baseline.name}: not fitted")
+    keep = np.isin(np.arange(1, N_PITCHED + 1), list(allowed) or range(1, N_PITCHED + 1))
     counts = baseline.counts.copy()
     counts[DRUM - 1] = 0
+    counts[:N_PITCHED][~keep] = 0
     assignment = FITTED_BASELINES[baseline.name]().fit_counts(counts).assignment
     assert assignment is not None
-    pitched_rows = np.flatnonzero(assignment < N_PITCHED)
-    if pitched_rows.size == 0:  # nothing pitched in training: every row is piano
-        return np.ones_like(assignment)
+    pitched_rows = np.flatnonzero(np.isin(assignment, np.flatnonzero(keep)))
+    if pitched_rows.size == 0:  # nothing kept in training: every row the first kept class
+        return np.full_like(assignment, np.flatnonzero(keep)[0] + 1)
     rows = np.arange(assignment.size)
     nearest = pitched_rows[np.argmin(np.abs(rows[:, None] - pitched_rows[None, :]), axis=1)]
     return assignment[nearest] + 1
@@ -219,17 +230,66 @@ def score_songs(separator: SongSeparator, rules: dict[str, np.ndarray],
     Returns:
         ``{system: metrics}``, the model first.
     """
-    confusion = {name: NoteConfusion() for name in (model_row, *rules)}
+    scorer = SongScorer(separator, rules, model_row)
     for song in tqdm(songs, unit="song", desc="songs", disable=not progress, total=total,
                      dynamic_ncols=True):
+        scorer.add(song)
+    if per_instrument is not None:
+        per_instrument += scorer.per_instrument
+    return scorer.rows()
+
+
+@dataclass
+class SongScorer:
+    """Scores songs one at a time: the model and each pitch rule on each song's scored notes.
+
+    Attributes:
+        separator: separates a song note by note, its second pass included
+            (:class:`utils.separation.notes.SongSeparator`).
+        rules: ``{baseline name: pitch rule}`` (:func:`pitched_rule`).
+        model_row: the model's row name.
+        given: the fitted baselines behind ``rules``; when set, every system also gets a
+            row with each song's true pitched instruments given
+            (:mod:`utils.separation.instrument_hints`), after its own row.
+    """
+
+    separator: SongSeparator
+    rules: dict[str, np.ndarray]
+    model_row: str = "diffusion (notes)"
+    given: dict[str, Baseline] | None = None
+    per_instrument: np.ndarray = field(default_factory=lambda: np.zeros(N_MUSIC, np.int64))
+
+    def __post_init__(self) -> None:
+        names = [(n, given_row(n)) if self.given is not None else (n,)
+                 for n in (self.model_row, *self.rules)]
+        self.confusion = {n: NoteConfusion() for pair in names for n in pair}
+        self._given_rules: dict[tuple[str, frozenset[int]], np.ndarray] = {}
+
+    def add(self, song: SongTruth) -> None:
+        """Separate one song and count its scored notes under every system."""
         scored = song.true > 0
-        result = separator.separate_notes(MixtureSong(song.notes, song.mixture, scored))
-        confusion[model_row].update(song.true[scored], result.instrument[scored])
-        for name, rule in rules.items():
-            confusion[name].update(song.true[scored], rule_predict(rule, song.notes)[scored])
-        if per_instrument is not None:
-            per_instrument += np.bincount(song.true[scored] - 1, minlength=N_MUSIC)
-    return {name: c.compute() for name, c in confusion.items()}
+        fed = scored if song.fed is None else song.fed
+        result = self.separator.separate_notes(MixtureSong(song.notes, song.mixture, fed))
+        true = song.true[scored]
+        allowed = frozenset(int(c) for c in np.unique(true) if c < DRUM)
+        predictions = {self.model_row: result.instrument}
+        if self.given is not None:
+            predictions[given_row(self.model_row)] = restrict(
+                result.instrument, result.probs, ~song.notes.is_drum, allowed)
+        for name, rule in self.rules.items():
+            predictions[name] = rule_predict(rule, song.notes)
+            if self.given is not None:
+                key = (name, allowed)
+                if key not in self._given_rules:
+                    self._given_rules[key] = pitched_rule(self.given[name], allowed)
+                predictions[given_row(name)] = rule_predict(self._given_rules[key], song.notes)
+        for name, pred in predictions.items():
+            self.confusion[name].update(true, pred[scored])
+        self.per_instrument += np.bincount(true - 1, minlength=N_MUSIC)
+
+    def rows(self) -> dict[str, dict[str, float]]:
+        """``{system: metrics}`` over the songs added, the model first."""
+        return {name: c.compute() for name, c in self.confusion.items()}
 
 
 @dataclass
@@ -243,6 +303,9 @@ class SongEvaluation(Report):
         notes_by_instrument: scored notes of each true instrument.
         seconds: wall-clock seconds of the whole evaluation.
         settings: sampler settings, device, checkpoints and data used.
+        mode: which notes are fed and scored: "unified" here (the tracks of the build's
+            track unification); "whole" in
+            :class:`utils.evaluation.song_modes.WholeSongEvaluation`.
     """
 
     split: str
@@ -251,6 +314,7 @@ class SongEvaluation(Report):
     notes_by_instrument: dict[str, int]
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    mode: str = "unified"
 
     summary_keys: ClassVar[tuple[str, ...]] = SONG_SUMMARY_KEYS
     file_suffix: ClassVar[str] = "_songs"
@@ -258,7 +322,7 @@ class SongEvaluation(Report):
 
 
     def title(self) -> str:
-        return f"Song-level evaluation on the {self.split} split"
+        return f"Song-level evaluation on the {self.split} split: unified tracks"
 
     def intro(self) -> str:
         s = self.settings
@@ -276,7 +340,11 @@ class SongEvaluation(Report):
                 f"`pitched_note_accuracy` leaves them out. Baselines: {s.get('baselines')}.")
 
     def appendix(self) -> list[str]:
-        return ["Songs: " + ", ".join(self.songs), ""]
+        given = ([f"Rows ending in '{GIVEN_SUFFIX.strip()}': each song's true set of pitched "
+                  "instruments given to the system, which keeps every pitched note within it "
+                  "(the model: the most probable of them; a pitch rule: refitted on them).",
+                  ""] if any(r.endswith(GIVEN_SUFFIX) for r in self.rows) else [])
+        return [*given, "Songs: " + ", ".join(self.songs), ""]
 
 
 def check_unchanged(manifest: Manifest, names: list[str]) -> None:
@@ -305,6 +373,8 @@ class SplitSongs:
         melody_in_mixture: the build's contract option.
         melody_table: the build's melody JSON, read (empty: none, the detector decides).
         default_meter_4_4: the build's option: a song without a time signature is 4/4.
+        class_tracks: the build's track choice ("largest", the paper's, or "all").
+        max_song_bars: the build's longest song, in bars.
     """
 
     manifest: Manifest
@@ -313,6 +383,8 @@ class SplitSongs:
     melody_in_mixture: bool
     melody_table: dict = field(default_factory=dict)
     default_meter_4_4: bool = False
+    class_tracks: ClassTracks = "largest"
+    max_song_bars: int = MAX_SONG_BARS
 
     @classmethod
     def checked(cls, data_dir: str | Path, split: str, limit: int | None = None) -> SplitSongs:
@@ -336,14 +408,14 @@ class SplitSongs:
         melody_json = manifest.melody_json
         table = load_melody_json(melody_json) if melody_json else {}
         return cls(manifest, midi_dir, names, manifest.melody_in_mixture, table,
-                   manifest.default_meter_4_4)
+                   manifest.default_meter_4_4, manifest.class_tracks, manifest.max_song_bars)
 
     def truths(self) -> Iterator[SongTruth]:
         """Each song with its truth (:func:`song_truth`), read when asked for."""
         for n in self.names:
             program = melody_program_for(self.melody_table, n) if self.melody_table else None
             yield song_truth(self.midi_dir / n, n, program, self.melody_in_mixture,
-                             self.default_meter_4_4)
+                             self.default_meter_4_4, self.class_tracks)
 
 
 def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,

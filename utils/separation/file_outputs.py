@@ -1,6 +1,6 @@
 """What the MIDI file job writes: output names, the overwrite check, the notes' JSON, the
 audio of the separated notes and of the mixture, and the count of what was written
-(:class:`SongOutputs`); :mod:`utils.separation.midi_files` runs the job.
+(:class:`SongOutputs`); :mod:`utils.separation.file_job` runs the job.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ NAME_MAX = 255  # bytes in a file name on common file systems
 
 def output_paths(midi_path: str | Path, out_dir: str | Path,
                  write_json: bool = False) -> dict[str, Path]:
-    """The files :func:`utils.separation.midi_files.separate_midi_file` writes for
+    """The files :func:`utils.separation.file_job.separate_midi_file` writes for
     ``midi_path`` into ``out_dir``.
 
     Returns:
@@ -114,10 +114,12 @@ class SongOutputs:
         n_lyrics: lyric events dropped.
         n_markers: marker events dropped.
         excerpt: ``(first bar, last bar)`` drawn in the picture (from 1, both included).
-        synth: how the audio was made (``"fluidsynth"`` or ``"sine"``).
+        synth: how the audio was made (``"fluidsynth"`` or ``"sine"``; ``"none"``: no audio
+            written).
         sample_rate: the audio's sample rate (what the WAV headers say).
         warnings: one-line warnings (meter other than 4/4, no reference available, audio
             cut or rendered at another rate, picture cut).
+        hint: the instruments the notes were kept within (``--instruments``), or None.
     """
 
     paths: dict[str, Path]
@@ -135,6 +137,7 @@ class SongOutputs:
     synth: str
     sample_rate: int = 0
     warnings: list[str] = field(default_factory=list)
+    hint: str | None = None
 
     def summary(self) -> list[str]:
         """What the output keeps and drops, as lines for the terminal."""
@@ -153,6 +156,9 @@ class SongOutputs:
                          "instrument of the nearest row the model covers")
         if self.n_drum_channel:
             lines.append(f"{self.n_drum_channel} drum-channel notes stayed drums")
+        if self.hint is not None:
+            lines.append(f"instruments given: {self.hint} (every pitched note kept within "
+                         "them)")
         if extra:
             shown = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
             lines.append(f"{len(extra)} extra tracks ({shown}) hold notes that "
@@ -190,15 +196,18 @@ _JSON_ROWS = 10_000  # notes turned into JSON at a time
 
 
 def write_notes_json(path: Path, midi_path: str | Path, notes: SongNotes,
-                     result: NoteAssignment) -> None:
+                     result: NoteAssignment, given: tuple[str, ...] | None = None) -> None:
     """Write every note with its instrument and the probabilities behind it to ``path`` as
     JSON, row block by row block (memory flat in the number of notes).
 
     ``probabilities`` lists the mean probability of each of ``instruments`` over the note's
-    cells (null for a drum-channel note with no cell in the roll).
+    cells (null for a drum-channel note with no cell in the roll); with ``given``
+    (``--instruments``), ``instruments_given`` names the instruments the notes were kept
+    within.
     """
+    hint = {} if given is None else {"instruments_given": list(given)}
     head = json.dumps({"input": str(midi_path), "ticks_per_quarter": notes.tpq,
-                       "instruments": list(MUSIC_INSTRUMENTS), "notes": []})
+                       "instruments": list(MUSIC_INSTRUMENTS), **hint, "notes": []})
     with open(path, "w") as fh:
         fh.write(head[:-2])  # without the closing "]}"
         for lo in range(0, len(notes), _JSON_ROWS):
@@ -269,8 +278,9 @@ class AudioWriter:
 
 def song_outputs(paths: dict[str, Path], mixture: np.ndarray, notes: SongNotes,
                  result: NoteAssignment, tracks: list[OutputTrack], excerpt: tuple[int, int],
-                 audio: RenderedAudio, warnings: list[str]) -> SongOutputs:
-    """What a separation wrote, kept and dropped, counted (:class:`SongOutputs`)."""
+                 audio: RenderedAudio | None, warnings: list[str]) -> SongOutputs:
+    """What a separation wrote, kept and dropped, counted (:class:`SongOutputs`); without
+    ``audio`` (none written) its method reads ``"none"`` and its rate 0."""
     used = {s for t in tracks for s in t.sources}
     dropped = sum(len(t.controls) + len(t.bends) for i, t in enumerate(notes.tracks)
                   if i not in used)
@@ -280,4 +290,5 @@ def song_outputs(paths: dict[str, Path], mixture: np.ndarray, notes: SongNotes,
         per_instrument=result.counts(), n_out_of_range=int(out_of_range(notes).sum()),
         n_drum_channel=int((result.decided_by == DRUM_CHANNEL).sum()), tracks=tracks,
         n_controls_dropped=int(dropped), n_lyrics=notes.n_lyrics, n_markers=notes.n_markers,
-        excerpt=excerpt, synth=audio.method, sample_rate=audio.fs, warnings=warnings)
+        excerpt=excerpt, synth="none" if audio is None else audio.method,
+        sample_rate=0 if audio is None else audio.fs, warnings=warnings)

@@ -16,7 +16,7 @@ pitch row, one cell for a note shorter than a step (the data contract's quantisa
 
 The probabilities are accumulated chunk by chunk as they are stitched, so memory stays
 flat in the song's length; the song's second pass (:mod:`utils.separation.second_pass`)
-then decides the pitched notes again. :mod:`utils.separation.midi_files` reads a MIDI
+then decides the pitched notes again. :mod:`utils.separation.file_job` reads a MIDI
 file and writes the separation out.
 
 Arrays: ``mixture`` bool ``[T, 72]``; chunk probabilities float32 ``[n, 72, 5]``

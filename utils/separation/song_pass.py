@@ -28,6 +28,11 @@ from utils.separation.first_pass import FirstPass
 from utils.separation.register_prior import song_prior
 
 SONG_PASS_FILE = "song_pass.ckpt"
+MAX_SONG_PASS_BYTES = 256 * 2**20
+"""Largest ``song_pass.ckpt`` read: the largest network the settings allow
+(:data:`models.song_pass.SPEC_BOUNDS`) takes about 150 MB; the shipped one 1.4 MB."""
+MAX_WEIGHT = 1e3
+"""Largest magnitude of a song pass weight (the shipped network's largest is 3.7)."""
 PRIOR_WIDTH = 1.0
 """Smoothing (semitones) of the register prior fed to the network (the width the fixed
 second pass was chosen with, :mod:`utils.separation.register_prior`)."""
@@ -215,25 +220,72 @@ def song_pass_state(net: SongPassNet, trained: dict[str, Any]) -> dict[str, Any]
 
 
 def load_song_pass(path: str | Path, map_location: str | torch.device = "cpu") -> SongPass:
-    """Read a ``song_pass.ckpt``.
+    """Read a ``song_pass.ckpt``: checked whole before its network is built.
+
+    The file is at most :data:`MAX_SONG_PASS_BYTES` (checked before it is read); it must be
+    a dict whose ``song_pass`` settings are within :data:`models.song_pass.SPEC_BOUNDS`
+    (checked before any network exists), whose ``state_dict`` maps names to floating-point
+    tensors, every value finite and at most :data:`MAX_WEIGHT` in magnitude (else every
+    note would be decided by a broken network without a word), and whose ``trained``
+    record is a dict or absent.
 
     Raises:
-        utils.core.config.ConfigError: unreadable, or not a song pass checkpoint (the file is
-            named).
+        utils.core.config.ConfigError: unreadable, or not a song pass checkpoint; one line naming
+            the file and what is wrong.
     """
     path = Path(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        size = path.stat().st_size
     except FileNotFoundError:
         raise ConfigError(f"{path}: song pass checkpoint not found") from None
+    if size > MAX_SONG_PASS_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes, larger than any song pass checkpoint "
+                          f"({MAX_SONG_PASS_BYTES:,} bytes at most); not read")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one error line
         raise ConfigError(f"{path}: not a readable song pass checkpoint "
                           f"({type(exc).__name__})") from None
+    spec, weights, trained = _checked_state(path, state)
     try:
-        net = SongPassNet(SongPassSpec(**state["song_pass"]))
-        net.load_state_dict(state["state_dict"])
+        net = SongPassNet(spec)
+        net.load_state_dict(weights)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"{path}: not a song pass checkpoint "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+                          f"({type(exc).__name__}: {str(exc).strip().splitlines()[0]})") from None
     net.eval()
-    return SongPass(net=net, source=str(path), trained=state.get("trained"))
+    return SongPass(net=net, source=str(path), trained=trained)
+
+
+def _checked_state(path: Path, state: object
+                   ) -> tuple[SongPassSpec, dict[str, torch.Tensor], dict[str, Any] | None]:
+    """The settings, weights and record of a loaded ``song_pass.ckpt``, each checked
+    (:func:`load_song_pass`); ConfigError naming the file otherwise."""
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"{path}: not a song pass checkpoint ({why})")
+
+    if not isinstance(state, dict):
+        raise refuse(f"it holds a {type(state).__name__}, not a dict")
+    settings, weights, trained = (state.get(k) for k in ("song_pass", "state_dict", "trained"))
+    if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+        raise refuse("no 'song_pass' settings")
+    try:
+        spec = SongPassSpec(**settings)
+    except (TypeError, ValueError) as exc:
+        raise refuse(str(exc).strip().splitlines()[0]) from None
+    if not isinstance(weights, dict):
+        raise refuse(f"'state_dict' is a {type(weights).__name__}, not a dict of tensors")
+    for name, tensor in weights.items():
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            kind = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise refuse(f"weight {name!r} is {str(kind).removeprefix('torch.')}, not "
+                         f"floating point")
+        if tensor.numel() and not bool(torch.isfinite(tensor).all()):
+            raise refuse(f"weight {name!r} is not finite")
+        top = float(tensor.abs().max()) if tensor.numel() else 0.0
+        if top > MAX_WEIGHT:
+            raise refuse(f"weight {name!r} reaches {top:.3g}, over {MAX_WEIGHT:g}: not a "
+                         f"trained network")
+    if trained is not None and not isinstance(trained, dict):
+        raise refuse(f"'trained' is a {type(trained).__name__}, not a dict")
+    return spec, weights, trained

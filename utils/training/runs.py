@@ -21,15 +21,18 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from data.dataset import PhraseDataModule
+from data.dataset import PhraseDataModule, built_with_melody
 from data.errors import WorkFailed
-from data.store import DatasetError, check_split_files, split_paths
+from data.manifest import DatasetError, Manifest
+from data.mix import mix_counts, mix_shares
+from data.store import check_split_files, split_paths
 from utils.core.checkpoints import (
     BASELINES_FILE,
     BEST_PREFIX,
     LAST_NAME,
     atomic_checkpoint_io,
     check_resume_checkpoint,
+    check_resume_data,
     checkpoint_config,
     checkpoint_dir,
     find_checkpoint,
@@ -63,31 +66,85 @@ class NonFiniteLossStop(Callback):
                 f"stopped, best checkpoint kept")
 
 
-def check_data_dir(cfg: Config, splits: Sequence[str] = ("train", "val")) -> None:
+def check_data_dir(cfg: Config, splits: Sequence[str] = ("train", "val")) -> bool | None:
     """Raise ConfigError naming the key and the problem if a split is not usable.
 
     Checks ``data_dir``'s splits, and with ``train_mix`` the train split of every dataset
     it names (then ``data_dir`` needs only its ``val`` split). A missing split file asks
     for the build; a folder whose files disagree (an interrupted build, see
-    :func:`data.store.check_split_files`) asks for a re-run.
+    :func:`data.store.check_split_files`) asks for a re-run. A split with no phrase, a
+    ``train_mix`` weight whose share of an epoch rounds to no phrase, and datasets built
+    with and without the melody in the mixture (:func:`data.dataset.built_with_melody`)
+    are refused too: each would end the training in a traceback after the work.
+
+    Returns:
+        Whether the data's mixtures hold the melody (None: the manifests do not say).
     """
     data_dir = cfg.require_dir("data_dir")
     wanted = [("data_dir", data_dir, split) for split in splits
               if not (cfg.train_mix and split == "train")]
     if cfg.train_mix and "train" in splits:
         wanted += [("train_mix", Path(folder), "train") for folder in cfg.train_mix]
+    sizes: dict[str, int] = {}
     for key, folder, split in wanted:
-        if not folder.is_dir():
-            raise ConfigError(f"{cfg._source}: '{key}' names {str(folder)!r}, not a folder")
-        for path in split_paths(folder, split):
-            if not path.is_file():
-                raise ConfigError(f"{cfg._source}: '{key}' = {str(folder)!r} has no "
-                                  f"{path.name}; build the phrases first (python -m "
-                                  f"utils.preprocess)")
-        try:
-            check_split_files(folder, split)
-        except DatasetError as exc:
-            raise ConfigError(f"{cfg._source}: '{key}': {exc}") from None
+        phrases = _split_phrases(cfg, key, folder, split)
+        if phrases == 0:
+            which = f"'data_dir' = {str(folder)!r} has" if key == "data_dir" else \
+                f"'train_mix' names {str(folder)!r}, which has"
+            raise ConfigError(f"{cfg._source}: {which} no {split} phrases (its build put no "
+                              f"song, or no phrase of one, in the {split} split); training "
+                              f"needs some")
+        if key == "train_mix":
+            sizes[str(folder)] = phrases
+    if sizes:
+        _check_mix_counts(cfg, sizes)
+    return _data_melody(cfg, [(key, folder) for key, folder, _ in wanted])
+
+
+def _split_phrases(cfg: Config, key: str, folder: Path, split: str) -> int:
+    """The phrases of one split named by config key ``key``, its files checked first."""
+    if not folder.is_dir():
+        raise ConfigError(f"{cfg._source}: '{key}' names {str(folder)!r}, not a folder")
+    for path in split_paths(folder, split):
+        if not path.is_file():
+            raise ConfigError(f"{cfg._source}: '{key}' = {str(folder)!r} has no "
+                              f"{path.name}; build the phrases first (python -m "
+                              f"utils.preprocess)")
+    try:
+        check_split_files(folder, split)
+        return Manifest.read(folder).count("phrases", split)
+    except DatasetError as exc:
+        raise ConfigError(f"{cfg._source}: '{key}': {exc}") from None
+
+
+def _check_mix_counts(cfg: Config, sizes: dict[str, int]) -> None:
+    """Refuse a ``train_mix`` weight whose share of an epoch is no phrase (as
+    :class:`data.dataset.MixSampler` draws it)."""
+    weights = [cfg.train_mix[folder] for folder in sizes]
+    epoch = sum(sizes.values())
+    for folder, weight, share, count in zip(sizes, weights, mix_shares(weights),
+                                            mix_counts(weights, epoch)):
+        if count == 0:
+            raise ConfigError(f"{cfg._source}: 'train_mix' weight of {folder!r} ({weight!r}) "
+                              f"gives it 0 of the {epoch} phrases of an epoch (a share of "
+                              f"{share:.3g}); raise it or leave the dataset out")
+
+
+def _data_melody(cfg: Config, used: list[tuple[str, Path]]) -> bool | None:
+    """Whether the datasets a run trains and validates on hold the melody in their
+    mixtures; ConfigError when some do and some do not."""
+    kinds: dict[bool, tuple[str, Path]] = {}
+    for key, folder in used:
+        melody = built_with_melody(folder)
+        if melody is not None:
+            kinds.setdefault(melody, (key, folder))
+    if len(kinds) > 1:
+        (key_in, with_it), (key_out, without) = kinds[True], kinds[False]
+        raise ConfigError(f"{cfg._source}: '{key_in}' {str(with_it)!r} was built with the "
+                          f"melody in the mixture and '{key_out}' {str(without)!r} without it; "
+                          f"a model learns one kind of mixture: train and validate on builds "
+                          f"made alike")
+    return next(iter(kinds), None)
 
 
 def make_datamodule(cfg: Config) -> pl.LightningDataModule:
@@ -150,23 +207,30 @@ def build_trainer(cfg: Config, kind: str | CheckpointKind, max_epochs: int,
     return pl.Trainer(**kwargs)
 
 
-def _resume_path(cfg: Config, kind: CheckpointKind, resume: bool) -> Path | None:
-    """``last.ckpt`` to resume from, checked weights-only first (None: start afresh)."""
+def _resume_path(cfg: Config, kind: CheckpointKind, resume: bool
+                 ) -> tuple[Path | None, bool | None]:
+    """``last.ckpt`` to resume from (None: start afresh), checked weights-only first, and
+    whether its data held the melody (None: not known)."""
     if not (resume or cfg.resume):
-        return None
+        return None, None
     last = checkpoint_dir(cfg, kind) / LAST_NAME
     if not last.is_file():
         raise ConfigError(f"{cfg._source}: 'resume' is set but {str(last)!r} does not exist; "
                           f"train without resume first")
-    check_resume_checkpoint(last, cfg, kind)
-    return last
+    return last, check_resume_checkpoint(last, cfg, kind)
 
 
-def _checked_start(cfg: Config, kind: CheckpointKind, resume: bool) -> Path | None:
+def _checked_start(cfg: Config, kind: CheckpointKind, resume: bool,
+                   datamodule: pl.LightningDataModule | None) -> Path | None:
     """Checks made before any work: ``model_dir`` can be written (checkpoints and logs go
-    there) and the resume checkpoint, if any, fits. Returns that checkpoint."""
+    there), the resume checkpoint, if any, fits, and the config's data can train
+    (:func:`check_data_dir`, unless batches are given) and are of the kind the resumed
+    run trained on. Returns that checkpoint."""
     cfg.require_writable_dir("model_dir")
-    return _resume_path(cfg, kind, resume)
+    last, trained = _resume_path(cfg, kind, resume)
+    if datamodule is None:
+        check_resume_data(last, cfg, trained, check_data_dir(cfg))
+    return last
 
 
 def _fit(cfg: Config, kind: CheckpointKind, module: pl.LightningModule, max_epochs: int,
@@ -208,11 +272,10 @@ def train_separator(cfg: Config, resume: bool = False,
     if cfg.init_from and not (resume or cfg.resume):
         warm_start(module.net, cfg)
     baselines = None
-    ckpt_path = _checked_start(cfg, SEPARATOR, resume)
+    ckpt_path = _checked_start(cfg, SEPARATOR, resume, datamodule)
     if rank_zero_only.rank == 0 and datamodule is None:
         # the baselines of this training data travel with the model (evaluate.py reads
         # them); fitted before training, on the data the model trains on
-        check_data_dir(cfg)
         baselines = fit_train_baselines(cfg.train_mix or {cfg.data_dir: 1.0})
     best = _fit(cfg, SEPARATOR, module, cfg.max_epochs, ckpt_path, datamodule, **overrides)
     if baselines is not None:
@@ -241,7 +304,7 @@ def train_decoder(cfg: Config, resume: bool = False,
         return None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = DecoderModule(cfg, str(separator))
-    ckpt_path = _checked_start(cfg, DECODER, resume)
+    ckpt_path = _checked_start(cfg, DECODER, resume, datamodule)
     return _fit(cfg, DECODER, module, cfg.decoder_max_epochs, ckpt_path, datamodule,
                 **overrides)
 

@@ -6,7 +6,9 @@ note with a :class:`utils.separation.separator.Separator`
 MIDI (every input note exactly once, see :func:`data.notes.separated_midi`), audio of the
 separation and of the mixture, a picture of an excerpt and, optionally, a JSON of every
 note -- all under temporary names, renamed only when all of them succeeded. What the job
-does beyond the notes is one record, :class:`FileOptions`.
+does beyond the notes is one record, :class:`FileOptions`; which outputs are written and
+the instruments the pitched notes are kept within are its ``choices``
+(:class:`utils.separation.file_choices.FileChoices`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from utils.rendering.audio import (
     MAX_AUDIO_SECONDS,
 )
 from utils.rendering.pictures import STEP_PX, excerpt_steps, plot_comparison
+from utils.separation.file_choices import FileChoices
 from utils.separation.file_outputs import (
     AudioWriter,
     SongOutputs,
@@ -122,6 +125,9 @@ class FileOptions:
             rate is rendered at the nearest one, with a warning, and the WAV files say so).
         progress: show a progress bar in windows/s.
         limits: every limit on the input (:class:`Limits`).
+        choices: which of the outputs are written, and the instruments the pitched notes
+            are kept within (:class:`utils.separation.file_choices.FileChoices`); the
+            default: every output, any instrument.
     """
 
     reference: bool = False
@@ -132,6 +138,7 @@ class FileOptions:
     sample_rate: int = 22050
     progress: bool = False
     limits: Limits = field(default_factory=Limits)
+    choices: FileChoices = field(default_factory=FileChoices)
 
 
 def separate_midi_file(separator: SongSeparator, midi_path: str | Path, out_dir: str | Path,
@@ -143,8 +150,9 @@ def separate_midi_file(separator: SongSeparator, midi_path: str | Path, out_dir:
     note on a piano, the drum channel on drums), a picture of an excerpt (separated notes
     above the input mixture, and the file's own unified multitrack with
     ``options.reference``), and with ``options.write_json`` every note's instrument and
-    probabilities. All files are written under temporary names and renamed only when all
-    of them succeeded.
+    probabilities; ``options.choices`` may name fewer of them, and keep every pitched note
+    within the instruments of a hint. All files are written under temporary names and
+    renamed only when all of them succeeded.
 
     Bounded whatever the file: its size, notes, events and overlaps are checked against
     ``options.limits`` before anything of the song's size exists; the audio is at most
@@ -173,47 +181,52 @@ def separate_midi_file(separator: SongSeparator, midi_path: str | Path, out_dir:
         ValueError: ``bars`` starts after the song's end; an output is the input.
     """
     options = FileOptions() if options is None else options
-    limits = options.limits
+    limits, hint = options.limits, options.choices.hint
     midi_path = Path(midi_path)
-    paths = output_paths(midi_path, out_dir, options.write_json)
+    paths = options.choices.select(output_paths(midi_path, out_dir, options.write_json))
     check_outputs(paths, options.overwrite, midi_path)
     notes = read_song(midi_path, limits)
     mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, notes)
     # everything that can be refused or warned about is known before the long work
-    begin, end, cut = _picture_steps(mixture, options.bars)
+    begin, end, cut = (_picture_steps(mixture, options.bars) if "png" in paths
+                       else (0, 0, None))
     first_bar, last_bar = begin // STEPS_PER_BAR + 1, end // STEPS_PER_BAR
     found = [meter_warning(midi_path, timing.time_signatures), cut,
              unclosed_warning(midi_path, notes.n_unclosed)]
-    if options.reference and ref_roll is None:
+    if options.reference and ref_roll is None and "png" in paths:
         found.append(f"{midi_path}: no reference multitrack (fewer than 2 instrument classes "
                      "after track unification); picture without it")
     warnings = [line for line in found if line]
 
-    paths["midi"].parent.mkdir(parents=True, exist_ok=True)
+    paths[next(iter(paths))].parent.mkdir(parents=True, exist_ok=True)
     with claim_outputs(paths.values()):
         # again: another run may have finished
         check_outputs(paths, options.overwrite, midi_path)
         result = separator.separate_notes(MixtureSong(notes, mixture), skip_silent=True,
                                           drums_by_model=options.drums_by_model,
                                           progress=options.progress)
+        if hint is not None:
+            result.instrument = hint.apply(result.instrument, result.probs, notes.is_drum)
         separated, tracks = separated_midi(notes, result.instrument)
-        panels = _picture_panels(notes, result.instrument, mixture,
-                                 ref_roll if options.reference else None, begin, end)
         audio = AudioWriter(notes, timing, options.sample_rate, limits.max_audio_seconds)
         writers = {
-            paths["midi"]: lambda p: separated.save(p),
-            paths["wav"]: lambda p: audio.write(p, result.instrument),
+            "midi": lambda p: separated.save(p),
+            "wav": lambda p: audio.write(p, result.instrument),
             # the mixture as played: every pitched note on a piano, the drum channel on drums
-            paths["mixture_wav"]: lambda p: audio.write(p, np.where(notes.is_drum, DRUM, PIANO)),
-            paths["png"]: lambda p: plot_comparison(panels, p, first_bar=first_bar,
-                                                    step_px=STEP_PX),
+            "mixture_wav": lambda p: audio.write(p, np.where(notes.is_drum, DRUM, PIANO)),
+            "png": lambda p: plot_comparison(
+                _picture_panels(notes, result.instrument, mixture,
+                                ref_roll if options.reference else None, begin, end),
+                p, first_bar=first_bar, step_px=STEP_PX),
+            "json": lambda p: write_notes_json(p, midi_path, notes, result,
+                                               None if hint is None else hint.names),
         }
-        if options.write_json:
-            writers[paths["json"]] = lambda p: write_notes_json(p, midi_path, notes, result)
-        atomic_write_many(writers)
+        atomic_write_many({path: writers[key] for key, path in paths.items()})
     warnings += [f"{midi_path}: {line}" for line in audio.remarks()]
-    return song_outputs(paths, mixture, notes, result, tracks, (first_bar, last_bar),
-                        audio.rendered[0], warnings)
+    outputs = song_outputs(paths, mixture, notes, result, tracks, (first_bar, last_bar),
+                           audio.rendered[0] if audio.rendered else None, warnings)
+    outputs.hint = None if hint is None else hint.describe()
+    return outputs
 
 
 def read_song(midi_path: Path, limits: Limits) -> SongNotes:
