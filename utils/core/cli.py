@@ -16,7 +16,15 @@ import functools
 import sys
 from collections.abc import Callable, Sequence
 
-from data.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER, UserError, WorkFailed, one_line
+from data.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USER,
+    InputError,
+    UserError,
+    WorkFailed,
+    one_line,
+)
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -49,3 +57,22 @@ def command(main: Main | None = None, *, interrupted: str = "interrupted") -> Ma
                 return EXIT_INTERRUPTED
         return wrapped
     return wrap if main is None else wrap(main)
+
+
+def comma_list(text: str, flag: str, allowed: Sequence[str], noun: str) -> list[str]:
+    """Read a flag's comma-separated list of names (any case), each one of ``allowed``.
+
+    Returns:
+        the names, lower-cased, in the order given.
+
+    Raises:
+        data.errors.InputError: an unknown name, or none (one line naming the flag, the
+            names refused and the allowed ones; ``noun`` says what a name is).
+    """
+    words = [w.strip().lower() for w in text.split(",")]
+    unknown = [w for w in words if w not in allowed]
+    if unknown or not text.strip():
+        shown = ", ".join(repr(w) for w in unknown) if unknown else "nothing"
+        raise InputError(f"{flag}: {shown} is not {noun}; name one or more of "
+                         f"{', '.join(allowed)}, separated by commas")
+    return words

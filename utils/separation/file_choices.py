@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import InputError
+from utils.core.cli import comma_list
 from utils.separation.instrument_hints import InstrumentHint
 
 OUTPUT_KINDS: dict[str, str] = {"midi": "midi", "audio": "wav", "mixture": "mixture_wav",
@@ -28,12 +28,7 @@ def parse_outputs(text: str, flag: str = "--outputs") -> tuple[str, ...]:
         data.errors.InputError: an unknown kind, or none (one line naming the flag and the
             kinds).
     """
-    words = [w.strip().lower() for w in text.split(",")]
-    unknown = [w for w in words if w not in OUTPUT_KINDS]
-    if unknown or not text.strip():
-        shown = ", ".join(repr(w) for w in unknown) if unknown else "nothing"
-        raise InputError(f"{flag}: {shown} is not an output; name one or more of "
-                         f"{', '.join(OUTPUT_KINDS)}, separated by commas")
+    words = comma_list(text, flag, OUTPUT_KINDS, "an output")
     return tuple(k for k in OUTPUT_KINDS if k in words)
 
 

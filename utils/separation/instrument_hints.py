@@ -22,6 +22,7 @@ import numpy as np
 
 from data.contract import DRUM, INSTRUMENTS
 from data.errors import InputError
+from utils.core.cli import comma_list
 
 PITCHED_NAMES: tuple[str, ...] = INSTRUMENTS[1:DRUM]  # piano, guitar, bass, string
 ALIASES: dict[str, str] = {"strings": "string", "drums": "drum"}
@@ -81,12 +82,7 @@ class InstrumentHint:
             data.errors.InputError: an unknown or empty name, or no pitched instrument
                 named (one line naming the flag and the allowed names).
         """
-        words = [w.strip().lower() for w in text.split(",")]
-        unknown = [w for w in words if w not in HINT_NAMES]
-        if unknown or not text.strip():
-            shown = ", ".join(repr(w) for w in unknown) if unknown else "nothing"
-            raise InputError(f"{flag}: {shown} is not an instrument; name one or more of "
-                             f"{', '.join(HINT_NAMES)}, separated by commas")
+        words = comma_list(text, flag, HINT_NAMES, "an instrument")
         named = {ALIASES.get(w, w) for w in words}
         if not named & set(PITCHED_NAMES):
             raise InputError(f"{flag} {text!r} names no pitched instrument (one or more of "
