@@ -16,7 +16,7 @@ from data.contract import BASS, GUITAR, INSTRUMENTS, N_MUSIC, PIANO
 from tests.test_song_evaluation import TPQ, counted_song, low_is_bass, train_split
 from utils.core.config import Config
 from utils.evaluation.phrases import fit_train_baselines
-from utils.evaluation.song_modes import whole_song_truth
+from utils.evaluation.song_modes import evaluate_song_modes, whole_song_truth
 from utils.evaluation.songs import (
     NoteConfusion,
     SongScorer,
@@ -161,3 +161,13 @@ def test_whole_mode_scores_what_separate_writes(tmp_path: Path) -> None:
     expected.update(truth.true[truth.true > 0], pred[truth.true > 0])
     assert np.array_equal(scorer.confusion["model"].counts, expected.counts)
     assert expected.counts[GUITAR - 1, GUITAR - 1] == 0 < expected.counts.trace()
+
+
+def test_a_modes_table_does_not_depend_on_the_modes_before_it(tiny_run: Config) -> None:
+    """The tiny model samples a diffusion: scoring the whole songs first draws noise, and the
+    unified table must still be the one a run of that mode alone gives."""
+    alone = evaluate_song_modes(tiny_run, "test", 1, "cpu", progress=False,
+                                modes=("unified",))[0]
+    both = evaluate_song_modes(tiny_run, "test", 1, "cpu", progress=False)
+    assert [report.mode for report in both] == ["whole", "unified"]
+    assert both[1].rows == alone.rows

@@ -148,6 +148,7 @@ def evaluate_song_modes(cfg: Config, split: str = "test", limit: int | None = No
     reports = []
     for mode in modes:
         started = time.perf_counter()
+        separator.reseed()  # a mode's table does not depend on the modes scored before it
         scorer = SongScorer(separator, rules, song_model_row(separator.kind),
                             baselines if given else None)
         fed = 0

@@ -103,6 +103,10 @@ class Separator:
         self.process.to(self.device)
         self.second_pass = self.second_pass.to(self.device)
         self.generator = torch.Generator(device=self.device)
+        self.reseed()
+
+    def reseed(self) -> None:
+        """Restart the sampling noise from ``seed``, as a new Separator would."""
         self.generator.manual_seed(self.seed)
 
     @property
