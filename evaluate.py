@@ -2,6 +2,7 @@
 
     python evaluate.py --config config.json [--split test] [--limit N] [--device cpu]
                        [--data-dir DIR] [--songs [--instruments-given]]
+    python evaluate.py --config configs/real.json --panel [--split val] [--limit N]
 
 Uses the checkpoints named in the config (``transunet_model_path``,
 ``decoder_model_path``), else the newest ones in ``model_dir``, else the shipped model in
@@ -15,7 +16,10 @@ note level) in two modes (:mod:`utils.evaluation.song_modes`): first whole songs
 holds them (every note fed, every note of a classed track scored),
 ``evaluation_<split>_songs_whole.*``; then the song's unified tracks (the paper's track
 unification, as built), ``evaluation_<split>_songs.*``. ``--instruments-given`` adds
-every system's row with each song's true pitched instruments given.
+every system's row with each song's true pitched instruments given. ``--panel`` scores
+the val split (by default) of every corpus of the config's ``panel`` on whole songs and
+prints one table, corpus x system, with each corpus's margin over its best baseline, the
+mean margin and the worst (:mod:`utils.evaluation.panel`), ``panel_<split>.*``.
 Exit status 2 for a config or input problem (one ``error:`` line, found before any phrase
 is separated; :mod:`utils.core.cli`).
 """
@@ -28,7 +32,8 @@ from pathlib import Path
 
 from data.store import SPLITS
 from utils.core.cli import command
-from utils.core.config import load_config
+from utils.core.config import Config, load_config
+from utils.evaluation.panel import evaluate_panel, write_panel
 from utils.evaluation.phrases import evaluate_split, write_evaluation
 from utils.evaluation.song_modes import MODE_WORDS, evaluate_song_modes
 from utils.separation.devices import add_device_option
@@ -42,13 +47,26 @@ def dataset_tag(data_dir: str | Path) -> str:
     return f"{path.parent.name}_{path.name}" if path.parent.name else path.name
 
 
+def panel(cfg: Config, args: argparse.Namespace) -> int:
+    """``--panel``: score, print and write the validation panel."""
+    report = evaluate_panel(cfg, args.split or "val", args.limit, args.device,
+                            progress=not args.no_progress)
+    print(f"{report.settings['model']}; baselines {report.settings['baselines']}")
+    print(f"validation panel, whole songs of the {report.split} split, "
+          f"{report.seconds:.1f} s on {report.settings['device']}")
+    print(report.table())
+    json_path, md_path = write_panel(report, cfg.model_dir)
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, evaluate, print and write the tables; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="config.json", help="config file (config.json)")
-    parser.add_argument("--split", default="test", choices=SPLITS,
-                        help="split to evaluate (test)")
+    parser.add_argument("--split", default=None, choices=SPLITS,
+                        help="split to evaluate (test; with --panel: val)")
     parser.add_argument("--limit", type=int, default=None,
                         help="evaluate at most N phrases, spread over the split (with "
                              "--songs: the first N songs)")
@@ -61,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                              "given)')")
     parser.add_argument("--data-dir", default=None,
                         help="built dataset to score (default: the config's data_dir)")
+    parser.add_argument("--panel", action="store_true",
+                        help="score every corpus of the config's 'panel' on whole songs: one "
+                             "table, corpus x system, and the margins over the best baselines")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit <= 0:
@@ -68,8 +89,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.instruments_given and not args.songs:
         parser.error("--instruments-given needs --songs")
+    if args.panel and (args.songs or args.data_dir or args.instruments_given):
+        parser.error("--panel takes neither --songs, --data-dir nor --instruments-given")
     cfg = load_config(args.config)
     cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
+    if args.panel:
+        return panel(cfg, args)
+    args.split = args.split or "test"
     tag = "" if args.data_dir is None else dataset_tag(args.data_dir)
     if args.songs:
         reports = evaluate_song_modes(cfg, args.split, args.limit, args.device,

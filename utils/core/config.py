@@ -120,6 +120,7 @@ class Config:
     song_pass_data: list[str] = field(default_factory=list)  # its songs ([] = data_dir)
     song_pass_steps: int = 1500  # learned song pass: training steps (batches of songs)
     song_pass_velocity: bool = False  # learned song pass: read the notes' velocities
+    panel: dict[str, str] = field(default_factory=dict)  # validation panel: {corpus: dataset}
 
     # --- hardware (Lightning 2.x) ------------------------------------------------------
     accelerator: Accelerator = "auto"  # "cpu", "gpu", ...
@@ -222,6 +223,10 @@ class Config:
                 if not weight > 0:
                     raise ConfigError(f"{src}: 'train_mix' weight of {folder!r} must be > 0, "
                                       f"got {weight}")
+        for name, folder in self.panel.items():
+            if not name.strip() or not folder.strip():
+                raise ConfigError(f"{src}: 'panel' must map corpus names to dataset folders, "
+                                  f"got {name!r}: {folder!r}")
         if self.preprocess_workers is not None and self.preprocess_workers <= 0:
             raise ConfigError(f"{src}: 'preprocess_workers' must be > 0 or null, "
                               f"got {self.preprocess_workers}")
@@ -398,7 +403,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
                               f"(|value| > {MAX_INTEGER:,}), which no setting can use")
         if not _type_ok(value, annotation):
             raise ConfigError(f"{source}: '{key}' must be {_describe(annotation)}, got {value!r}")
-        if isinstance(value, dict):  # train_mix: {folder: weight}
+        if isinstance(value, dict) and key != "panel":  # train_mix: {folder: weight}
             if any(isinstance(v, float) and not math.isfinite(v) for v in value.values()):
                 raise ConfigError(f"{source}: '{key}' weights must be finite numbers, "
                                   f"got {value!r}")

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 from tqdm import tqdm
@@ -110,6 +110,55 @@ REPORTS: dict[str, type[SongEvaluation]] = {"whole": WholeSongEvaluation,
                                             "unified": SongEvaluation}
 
 
+@dataclass
+class SongSystems:
+    """The systems a song table scores: the model, loaded once, and the baselines saved
+    with it (refitted as pitch rules, :func:`utils.evaluation.songs.pitched_rule`)."""
+
+    separator: Separator
+    baselines: dict[str, Any]
+    baseline_source: str
+    rules: dict[str, Any]
+
+    @classmethod
+    def load(cls, cfg: Config, device: str | None = None) -> SongSystems:
+        """The config's model on ``device`` (None = the config's ``accelerator``) and its
+        baselines."""
+        separator = Separator.from_config(cfg, device)
+        baselines, source = model_baselines(separator, cfg)
+        return cls(separator, baselines, source,
+                   {name: pitched_rule(b) for name, b in baselines.items()})
+
+
+def score_song_modes(systems: SongSystems, songs: SplitSongs, split: str,
+                     data_dir: str | Path, modes: Sequence[str] = SONG_MODES,
+                     given: bool = False, progress: bool = True) -> list[SongEvaluation]:
+    """Score the checked songs of a split (``songs``, built in ``data_dir``) in each mode
+    with ``systems``; one report per mode (see :func:`evaluate_song_modes`)."""
+    separator = systems.separator
+    settings = {**separator.settings(), "baselines": systems.baseline_source,
+                "data_dir": str(data_dir),
+                "midi_dir": str(Path(songs.manifest.midi_dir_as_built)),
+                "melody_in_mixture": songs.melody_in_mixture,
+                "class_tracks": songs.class_tracks}
+    reports = []
+    for mode in modes:
+        started = time.perf_counter()
+        separator.reseed()  # a mode's table does not depend on the modes scored before it
+        scorer = SongScorer(separator, systems.rules, song_model_row(separator.kind),
+                            systems.baselines if given else None)
+        fed = 0
+        for song in tqdm(mode_truths(songs, mode), unit="song", desc=f"songs ({mode})",
+                         disable=not progress, total=len(songs.names), dynamic_ncols=True):
+            scorer.add(song)
+            fed += int((song.true > 0).sum() if song.fed is None else song.fed.sum())
+        per = dict(zip(MUSIC_INSTRUMENTS, scorer.per_instrument.tolist()))
+        reports.append(REPORTS[mode](
+            split=split, songs=songs.names, rows=scorer.rows(), notes_by_instrument=per,
+            seconds=time.perf_counter() - started, settings={**settings, "notes_fed": fed}))
+    return reports
+
+
 def evaluate_song_modes(cfg: Config, split: str = "test", limit: int | None = None,
                         device: str | None = None, progress: bool = True,
                         data_dir: str | Path | None = None,
@@ -137,27 +186,5 @@ def evaluate_song_modes(cfg: Config, split: str = "test", limit: int | None = No
     """
     data_dir = cfg.data_dir if data_dir is None else data_dir
     songs = SplitSongs.checked(data_dir, split, limit)
-    separator = Separator.from_config(cfg, device)
-    baselines, baseline_source = model_baselines(separator, cfg)
-    rules = {name: pitched_rule(b) for name, b in baselines.items()}
-    settings = {**separator.settings(), "baselines": baseline_source,
-                "data_dir": str(data_dir),
-                "midi_dir": str(Path(songs.manifest.midi_dir_as_built)),
-                "melody_in_mixture": songs.melody_in_mixture,
-                "class_tracks": songs.class_tracks}
-    reports = []
-    for mode in modes:
-        started = time.perf_counter()
-        separator.reseed()  # a mode's table does not depend on the modes scored before it
-        scorer = SongScorer(separator, rules, song_model_row(separator.kind),
-                            baselines if given else None)
-        fed = 0
-        for song in tqdm(mode_truths(songs, mode), unit="song", desc=f"songs ({mode})",
-                         disable=not progress, total=len(songs.names), dynamic_ncols=True):
-            scorer.add(song)
-            fed += int((song.true > 0).sum() if song.fed is None else song.fed.sum())
-        per = dict(zip(MUSIC_INSTRUMENTS, scorer.per_instrument.tolist()))
-        reports.append(REPORTS[mode](
-            split=split, songs=songs.names, rows=scorer.rows(), notes_by_instrument=per,
-            seconds=time.perf_counter() - started, settings={**settings, "notes_fed": fed}))
-    return reports
+    return score_song_modes(SongSystems.load(cfg, device), songs, split, data_dir, modes,
+                            given, progress)
