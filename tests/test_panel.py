@@ -1,0 +1,98 @@
+"""utils/evaluation/panel.py and ``evaluate.py --panel``: one table of every corpus, each
+corpus's margin over its best baseline, the mean margin and the worst."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import evaluate
+from utils.core.config import Config, ConfigError, config_from_dict
+from utils.evaluation.panel import PanelReport, corpus_score
+
+
+def row(pna: float, f1: float) -> dict[str, float]:
+    return {"notes": 100, "pitched_note_accuracy": pna, "macro_f1": f1, "note_accuracy": 0.9}
+
+
+def test_margins_mean_and_worst_by_hand() -> None:
+    model = "direct (notes)"
+    pop = corpus_score("runs/a", 3, {model: row(0.70, 0.6), "zone": row(0.55, 0.5),
+                                     "most_common": row(0.40, 0.2)}, model)
+    game = corpus_score("runs/b", 2, {model: row(0.50, 0.4), "zone": row(0.45, 0.5),
+                                      "pitch_row": row(0.58, 0.5)}, model)
+    assert (pop.best_baseline, game.best_baseline) == ("zone", "pitch_row")
+    assert pop.margin == pytest.approx(0.15) and game.margin == pytest.approx(-0.08)
+    assert list(pop.rows[model]) == ["pitched_note_accuracy", "macro_f1"]
+    report = PanelReport("val", model, {"pop": pop, "game": game})
+    assert report.mean_margin == pytest.approx((0.15 - 0.08) / 2)
+    assert (report.worst_corpus, report.worst_margin) == ("game", pytest.approx(-0.08))
+    table = report.table()
+    assert table.count("\n| pop |") == 3 and table.count("\n| game |") == 3
+    assert "+0.150 (over zone)" in table and "-0.080 (over pitch_row)" in table
+    assert "mean margin over 2 corpora: +0.035; worst corpus: game -0.080" in table
+
+
+def test_panel_config_key() -> None:
+    assert Config().panel == {}
+    assert config_from_dict({"panel": {"a": "runs/a"}}).panel == {"a": "runs/a"}
+    for bad in (["runs/a"], {"a": 1}, {"a": ""}, {"": "runs/a"}, "runs/a"):
+        with pytest.raises(ConfigError, match="'panel'"):
+            config_from_dict({"panel": bad})
+
+
+def panel_config(tiny_run: Config, tmp_path: Path, panel: dict[str, str]) -> Path:
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({**tiny_run.to_dict(), "model_dir": str(tmp_path / "models"),
+                                "panel": panel}))
+    return path
+
+
+def test_panel_against_the_per_corpus_reports(tiny_run: Config, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tiny_run.data_dir)
+    cfg = panel_config(tiny_run, tmp_path, {"first": data, "second": data})
+    assert evaluate.main(["--config", str(cfg), "--panel", "--limit", "1",
+                          "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    models = tmp_path / "models"
+    panel = json.loads((models / "panel_val.json").read_text())
+    assert "validation panel" in out and "mean margin over 2 corpora" in out
+    assert "mean margin" in (models / "panel_val.md").read_text()
+    # the same songs scored alone, whole, by evaluate.py --songs
+    assert evaluate.main(["--config", str(cfg), "--songs", "--split", "val", "--limit", "1",
+                          "--no-progress"]) == 0
+    whole = json.loads((models / "evaluation_val_songs_whole.json").read_text())["rows"]
+    model = panel["model"]
+    assert model == next(iter(whole))
+    accuracy = {name: r["pitched_note_accuracy"] for name, r in whole.items()}
+    best = max((n for n in accuracy if n != model), key=accuracy.__getitem__)
+    margin = accuracy[model] - accuracy[best]
+    for corpus in ("first", "second"):
+        scored = panel["corpora"][corpus]
+        assert list(scored["rows"]) == list(whole)  # one row per system, the model first
+        for name, r in scored["rows"].items():
+            assert r["pitched_note_accuracy"] == pytest.approx(accuracy[name])
+            assert r["macro_f1"] == pytest.approx(whole[name]["macro_f1"])
+        assert scored["best_baseline"] == best
+        assert scored["margin"] == pytest.approx(margin)
+    assert panel["mean_margin"] == pytest.approx(margin)
+    assert panel["worst_margin"] == pytest.approx(margin)
+    assert len(whole) >= 2 and out.count("| first |") == len(whole)
+
+
+def test_a_missing_panel_folder_is_refused_before_any_work(
+        tiny_run: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = panel_config(tiny_run, tmp_path, {"first": str(tiny_run.data_dir),
+                                            "gone": str(tmp_path / "nowhere")})
+    assert evaluate.main(["--config", str(cfg), "--panel", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "'panel' corpus 'gone'" in err[0]
+    models = tmp_path / "models"
+    assert not models.exists() or not any(models.iterdir())
+    empty = panel_config(tiny_run, tmp_path, {})
+    assert evaluate.main(["--config", str(empty), "--panel"]) == 2
+    with pytest.raises(SystemExit):
+        evaluate.main(["--config", str(cfg), "--panel", "--songs"])
