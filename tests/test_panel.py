@@ -10,6 +10,7 @@ import pytest
 
 import evaluate
 from utils.core.config import Config, ConfigError, config_from_dict
+from utils.evaluation import panel
 from utils.evaluation.panel import PanelReport, corpus_score
 
 
@@ -84,7 +85,12 @@ def test_panel_against_the_per_corpus_reports(tiny_run: Config, tmp_path: Path,
 
 
 def test_a_missing_panel_folder_is_refused_before_any_work(
-        tiny_run: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tiny_run: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_model(*args: object) -> None:
+        raise AssertionError("the model was loaded before the panel was checked")
+
+    monkeypatch.setattr(panel.SongSystems, "load", no_model)
     cfg = panel_config(tiny_run, tmp_path, {"first": str(tiny_run.data_dir),
                                             "gone": str(tmp_path / "nowhere")})
     assert evaluate.main(["--config", str(cfg), "--panel", "--no-progress"]) == 2
