@@ -149,15 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             raise InputError(f"--out-dir {args.out_dir!r} is not a writable folder ({problem})")
     out_dir = args.out_dir or cfg.output_dir
-    choices = FileChoices(outputs=outputs, hint=hint)
-    check_batch_outputs(files, out_dir, write_json, choices, args.overwrite)
     limits = Limits(max_song_bars=cfg.max_song_bars,
                     max_file_bytes=int(args.max_file_mb * 2**20),
                     max_notes=args.max_notes, max_overlap=args.max_overlap,
                     max_audio_seconds=args.max_audio_seconds)
     options = FileOptions(reference=args.reference, bars=bars, write_json=write_json,
                           drums_by_model=args.drums_by_model, overwrite=args.overwrite,
-                          sample_rate=args.sample_rate, limits=limits, choices=choices)
+                          sample_rate=args.sample_rate, limits=limits,
+                          choices=FileChoices(outputs=outputs, hint=hint))
+    check_batch_outputs(files, out_dir, options)
     separator = Separator.from_config(cfg, args.device)
     result = separate_files(separator, files, out_dir, options,
                             progress=not args.no_progress,

@@ -25,9 +25,8 @@ from tqdm import tqdm
 from data.errors import InputError, UserError, WorkFailed, one_line
 from data.fileio import not_a_file, path_kind
 from data.midi_files import MIDI_SUFFIXES
-from utils.separation.file_choices import FileChoices
 from utils.separation.file_job import FileOptions, separate_midi_file
-from utils.separation.file_outputs import SongOutputs, check_outputs, output_paths
+from utils.separation.file_outputs import SongOutputs, check_outputs
 from utils.separation.notes import SongSeparator
 
 OUTPUT_LABELS = {"midi": "MIDI", "wav": "audio", "mixture_wav": "mixture", "png": "picture",
@@ -61,8 +60,8 @@ def input_files(inputs: Sequence[str | Path]) -> list[Path]:
     return list(seen.values())
 
 
-def check_batch_outputs(files: Sequence[Path], out_dir: str | Path, write_json: bool,
-                        choices: FileChoices, overwrite: bool) -> None:
+def check_batch_outputs(files: Sequence[Path], out_dir: str | Path,
+                        options: FileOptions) -> None:
     """Refuse, before any work, inputs whose outputs would overwrite each other and
     outputs that cannot or must not be written (:func:`check_outputs`).
 
@@ -76,7 +75,7 @@ def check_batch_outputs(files: Sequence[Path], out_dir: str | Path, write_json: 
                              f"({path.stem}.*); separate them into different --out-dir "
                              "folders")
         owner[path.stem] = path
-        check_outputs(choices.select(output_paths(path, out_dir, write_json)), overwrite, path)
+        check_outputs(options.written_paths(path, out_dir), options.overwrite, path)
 
 
 def separate_file(separator: SongSeparator, path: Path, out_dir: str | Path,

@@ -140,6 +140,11 @@ class FileOptions:
     limits: Limits = field(default_factory=Limits)
     choices: FileChoices = field(default_factory=FileChoices)
 
+    def written_paths(self, midi_path: Path, out_dir: str | Path) -> dict[str, Path]:
+        """The outputs this job writes for ``midi_path``: the names of
+        :func:`utils.separation.file_outputs.output_paths` that the choices keep."""
+        return self.choices.select(output_paths(midi_path, out_dir, self.write_json))
+
 
 def separate_midi_file(separator: SongSeparator, midi_path: str | Path, out_dir: str | Path,
                        options: FileOptions | None = None) -> SongOutputs:
@@ -183,7 +188,7 @@ def separate_midi_file(separator: SongSeparator, midi_path: str | Path, out_dir:
     options = FileOptions() if options is None else options
     limits, hint = options.limits, options.choices.hint
     midi_path = Path(midi_path)
-    paths = options.choices.select(output_paths(midi_path, out_dir, options.write_json))
+    paths = options.written_paths(midi_path, out_dir)
     check_outputs(paths, options.overwrite, midi_path)
     notes = read_song(midi_path, limits)
     mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, notes)
