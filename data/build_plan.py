@@ -24,6 +24,7 @@ from data import contract
 from data.contract import check_option
 from data.errors import UserError, one_line
 from data.fileio import path_kind
+from data.instruments import PAPER, InstrumentSet
 from data.melody import load_melody_json
 from data.midi_files import (
     SPLIT_FOLDER_NAMES,
@@ -75,6 +76,8 @@ class BuildOptions:
         class_tracks: "largest" (the paper's: one track per class, the one with most
             notes, tracks of 50 notes or fewer dropped) or "all" (every track of a class
             merged into its channel, short ones kept: mixtures as dense as a user's file).
+        instruments: the classes a track can join (:mod:`data.instruments`; the paper's
+            five by default); the manifest records their names and programs.
     """
 
     melody_json: str | Path | None = None
@@ -86,6 +89,7 @@ class BuildOptions:
     melody_in_mixture: bool = False
     default_meter_4_4: bool = False
     class_tracks: ClassTracks = "largest"
+    instruments: InstrumentSet = PAPER
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ class BuildSettings:
     melody_in_mixture: bool
     default_meter_4_4: bool = False
     class_tracks: str = "largest"
+    instruments: InstrumentSet = PAPER
 
     @classmethod
     def of(cls, midi_dir: Path, out_dir: Path, workers: int | None,
@@ -115,7 +120,16 @@ class BuildSettings:
         return cls(midi_dir, out_dir, workers, None if melody_json is None else str(melody_json),
                    {}, options.seed, tuple(options.fractions), options.min_bar_density,
                    options.split_by, options.max_song_bars, options.melody_in_mixture,
-                   options.default_meter_4_4, options.class_tracks)
+                   options.default_meter_4_4, options.class_tracks, options.instruments)
+
+    def file_options(self) -> BuildOptions:
+        """What converting one file reads of these settings (a worker's task)."""
+        return BuildOptions(min_bar_density=self.min_bar_density,
+                            max_song_bars=self.max_song_bars,
+                            melody_in_mixture=self.melody_in_mixture,
+                            default_meter_4_4=self.default_meter_4_4,
+                            class_tracks=self.class_tracks,  # type: ignore[arg-type]
+                            instruments=self.instruments)
 
     def checked(self) -> BuildSettings:
         """Check every setting (the config's validator checks the same bounds for config
@@ -168,7 +182,7 @@ class BuildSettings:
                 "split_by": self.split_by, "max_song_bars": self.max_song_bars,
                 "melody_in_mixture": self.melody_in_mixture,
                 "default_meter_4_4": self.default_meter_4_4, "class_tracks": self.class_tracks,
-                "packed_bytes": PACKED_BYTES}
+                "packed_bytes": PACKED_BYTES, "instrument_set": self.instruments.record()}
 
     def record(self) -> dict[str, Any]:
         """The manifest's ``settings``: every setting and contract constant used."""
@@ -180,7 +194,8 @@ class BuildSettings:
             "steps_per_beat": contract.STEPS_PER_BEAT, "phrase_steps": contract.PHRASE_STEPS,
             "phrase_stride": contract.PHRASE_STRIDE,
             "pitch_range": [contract.PITCH_LOW, contract.PITCH_HIGH],
-            "instruments": list(contract.INSTRUMENTS),
+            "instruments": list(self.instruments.instruments),
+            "instrument_set": self.instruments.record(),
             "min_track_notes": contract.MIN_TRACK_NOTES,
             "min_bar_density": self.min_bar_density,
             "min_melody_cells": contract.MIN_MELODY_CELLS,

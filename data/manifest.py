@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from data.contract import (
-    INSTRUMENTS,
     MAX_SONG_BARS,
     PHRASE_STEPS,
     PHRASE_STRIDE,
@@ -33,6 +32,7 @@ from data.contract import (
     STEPS_PER_BEAT,
 )
 from data.errors import UserError
+from data.instruments import InstrumentSet, InstrumentSetError, set_of_record
 
 MANIFEST_NAME = "manifest.json"
 REBUILD = "re-run the build"  # how every DatasetError ends
@@ -40,8 +40,9 @@ REBUILD = "re-run the build"  # how every DatasetError ends
 # manifest["settings"] keys that must equal the contract this code reads phrases with
 CONTRACT_SETTINGS: dict[str, Any] = {
     "steps_per_beat": STEPS_PER_BEAT, "phrase_steps": PHRASE_STEPS,
-    "phrase_stride": PHRASE_STRIDE, "pitch_range": [PITCH_LOW, PITCH_HIGH],
-    "instruments": list(INSTRUMENTS)}
+    "phrase_stride": PHRASE_STRIDE, "pitch_range": [PITCH_LOW, PITCH_HIGH]}
+# the settings key of the build's instrument set (data.instruments; absent: the paper's)
+SET_KEY = "instrument_set"
 
 
 class DatasetError(UserError, ValueError):
@@ -59,6 +60,12 @@ def contract_mismatch(manifest: dict[str, Any]) -> str | None:
     for key, expected in CONTRACT_SETTINGS.items():
         if key in settings and settings[key] != expected:
             return f"{key} {settings[key]!r}, this code reads {expected!r}"
+    try:
+        names = list(set_of_record(settings.get(SET_KEY), SET_KEY).instruments)
+    except InstrumentSetError as exc:
+        return str(exc)
+    if "instruments" in settings and settings["instruments"] != names:
+        return f"instruments {settings['instruments']!r}, its {SET_KEY} names {names!r}"
     return None
 
 
@@ -166,6 +173,12 @@ class Manifest:
         """The melody JSON the build used (None: none, the detector decided)."""
         recorded = self.settings.get("melody_json")
         return None if not recorded else self.built_path(recorded)
+
+    @property
+    def instruments(self) -> InstrumentSet:
+        """The build's instrument set (the paper's for a build made before sets were
+        recorded); checked by :meth:`read`."""
+        return set_of_record(self.settings.get(SET_KEY), f"{self.path}: {SET_KEY}")
 
     @property
     def melody_in_mixture(self) -> bool:

@@ -67,11 +67,13 @@ from data.melody import melody_program_for
 from data.midi import MidiError, SkipFile
 from data.midi_files import empty_split_lines
 from data.roll import keep_phrases, window_view
-from data.song_roll import ClassTracks, load_song
+from data.instruments import PAPER, InstrumentSet
+from data.song_roll import load_song
 from data.store import (
     MANIFEST_NAME,
     PACKED_BYTES,
     SPLITS,
+    packed_bytes,
     atomic_save_npy,
     pack,
     write_split,
@@ -97,14 +99,11 @@ class FileResult:
 def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
     """The result of a file that gives no phrase, counted under ``reason``."""
     return FileResult({"path": rel_path, "status": reason, "detail": detail},
-                      np.zeros((0, PACKED_BYTES), dtype=np.uint8))
+                      np.zeros((0, 0), dtype=np.uint8))
 
 
 def process_file(path: Path, rel_path: str, melody_program: int | None,
-                 min_bar_density: float = contract.MIN_BAR_DENSITY,
-                 max_song_bars: int = contract.MAX_SONG_BARS,
-                 melody_in_mixture: bool = False, default_meter_4_4: bool = False,
-                 class_tracks: ClassTracks = "largest") -> FileResult:
+                 options: BuildOptions = BuildOptions()) -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
 
     Every step -- reading, unification, windowing, filtering, packing -- runs under one
@@ -119,22 +118,18 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         path: the MIDI file.
         rel_path: its path relative to the MIDI folder (the song's identity).
         melody_program: melody program from the melody JSON, or None (detector).
-        min_bar_density: the bar-density filter's threshold (docs/data.md: 0.01).
-        max_song_bars: longest song converted, in bars; longer ones are ``too_long``.
-        melody_in_mixture: the melody track also joins its program's class
-            (:func:`data.song_roll.choose_tracks`).
-        default_meter_4_4: a file without a time signature is read as 4/4 (the MIDI
-            standard's default); off: it is ``not_4_4``.
-        class_tracks: "largest" (the paper's) or "all" (every track of a class, short ones
-            too; :func:`data.song_roll.choose_tracks`).
+        options: the build's options (:class:`data.build_plan.BuildOptions`; its
+            ``min_bar_density``, ``max_song_bars``, ``melody_in_mixture``,
+            ``default_meter_4_4``, ``class_tracks`` and ``instruments`` are read).
 
     Returns:
         A :class:`FileResult`.
     """
     try:
-        song = load_song(path, melody_program=melody_program, max_bars=max_song_bars,
-                         melody_in_mixture=melody_in_mixture,
-                         default_meter_4_4=default_meter_4_4, class_tracks=class_tracks)
+        song = load_song(path, melody_program=melody_program, max_bars=options.max_song_bars,
+                         melody_in_mixture=options.melody_in_mixture,
+                         default_meter_4_4=options.default_meter_4_4,
+                         class_tracks=options.class_tracks, instruments=options.instruments)
         if song.roll.shape[0] == 0:
             return _skipped(rel_path, "empty", f"{path}: no note of the kept tracks inside "
                             f"the pitch range {contract.PITCH_LOW}..{contract.PITCH_HIGH} "
@@ -144,7 +139,7 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
             bars = -(-song.roll.shape[0] // contract.STEPS_PER_BAR)
             return _skipped(rel_path, "too_short", f"{path}: {bars} bar(s), shorter than one "
                             f"{contract.BARS_PER_PHRASE}-bar window")
-        keep = keep_phrases(windows, song.has_melody, min_bar_density)
+        keep = keep_phrases(windows, song.has_melody, options.min_bar_density)
         kept = windows[keep]  # (n, 64, 72, 6) copy
         kept_onsets = window_view(song.onsets)[0][keep]
         if not len(kept):
@@ -166,14 +161,13 @@ def process_file(path: Path, rel_path: str, melody_program: int | None,
         return _skipped(rel_path, "error", f"{path}: {type(exc).__name__}: {text}")
 
 
-# (path, relative path, melody program, min_bar_density, max_song_bars, melody_in_mixture,
-#  default_meter_4_4, class_tracks)
-Task = tuple[str, str, int | None, float, int, bool, bool, str]
+# (path, relative path, melody program, the build's options)
+Task = tuple[str, str, int | None, BuildOptions]
 
 
 def _process_task(task: Task) -> FileResult:
-    path, rel_path, program, *options = task
-    return process_file(Path(path), rel_path, program, *options)
+    path, rel_path, program, options = task
+    return process_file(Path(path), rel_path, program, options)
 
 
 def _crashed(task: Task) -> FileResult:
@@ -187,8 +181,9 @@ def _crashed(task: Task) -> FileResult:
 class ShardWriter:
     """Collects file results and commits them as atomic chunk files in ``OUT/shards``."""
 
-    def __init__(self, shard_dir: Path, next_index: int) -> None:
+    def __init__(self, shard_dir: Path, next_index: int, width: int = PACKED_BYTES) -> None:
         self.shard_dir = shard_dir
+        self.width = width  # bytes of a packed phrase
         self.index = next_index
         self.records: list[dict[str, Any]] = []
         self.parts: list[np.ndarray] = []
@@ -206,6 +201,7 @@ class ShardWriter:
             record["source"] = source
         self.records.append(record)
         if len(result.packed):
+            self.width = result.packed.shape[1]
             self.parts.append(result.packed)
             self.n_phrases += len(result.packed)
         if len(self.records) >= FLUSH_FILES or self.n_phrases >= FLUSH_PHRASES:
@@ -217,7 +213,7 @@ class ShardWriter:
             return
         stem = self.shard_dir / f"part-{self.index:06d}"
         packed = (np.concatenate(self.parts) if self.parts
-                  else np.zeros((0, PACKED_BYTES), dtype=np.uint8))
+                  else np.zeros((0, self.width), dtype=np.uint8))
         atomic_save_npy(stem.with_suffix(".npy"), packed)
         atomic_write_json(stem.with_suffix(".json"), {"records": self.records})
         self.index += 1
@@ -334,11 +330,12 @@ def build(midi_dir: str | Path, out_dir: str | Path, *, workers: int | None = No
         files = build_files(midi_dir, settings.split_by)  # named splits checked before any work
         sources = {rel: source_stat(midi_dir / rel) for rel in files}
         todo = _files_to_convert(shard_dir, files, sources, settings)
-        _convert(todo, shard_dir, sources, settings.workers, len(files), progress)
+        _convert(todo, shard_dir, sources, settings.workers, len(files), progress,
+                 packed_bytes(settings.instruments.n_instruments))
         done, _ = _load_shards(shard_dir)
         records = {rel: done[rel] for rel in files}  # files removed from the folder are ignored
         manifest = _finish(out_dir, records, settings.seed, settings.fractions,
-                           settings.split_by)
+                           settings.split_by, settings.instruments)
         manifest["settings"] = settings.record()
         manifest["files_this_run"] = len(todo)
         manifest["seconds_this_run"] = round(time.perf_counter() - started, 3)
@@ -364,13 +361,13 @@ def _check_resumable(shard_dir: Path, settings: BuildSettings) -> None:
         return
     # keys a folder built before they existed lacks: their values then
     stored = {"split_by": "song", "default_meter_4_4": False, "class_tracks": "largest",
-              **json.loads(settings_path.read_text())}
+              "instrument_set": PAPER.record(), **json.loads(settings_path.read_text())}
     if stored != fingerprint:
         old = "" if "packed_bytes" in stored else " (made before onsets were stored: " \
             "re-run the build into a new folder)"
         raise BuildError(f"{settings.out_dir}: built with another data contract, melody JSON, "
                          f"min_bar_density, split_by, max_song_bars, melody_in_mixture, "
-                         f"default_meter_4_4 or class_tracks{old}; use a new --out-dir or "
+                         f"default_meter_4_4, class_tracks or instrument_set{old}; use a new --out-dir or "
                          "delete this one")
 
 
@@ -379,22 +376,22 @@ def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list
     """The files with no record yet, or changed since (size or mtime), as worker tasks."""
     done, _ = _load_shards(shard_dir)
     table = settings.melody_table
+    options = settings.file_options()
     return [(str(settings.midi_dir / rel), rel,
-             melody_program_for(table, rel) if table else None, settings.min_bar_density,
-             settings.max_song_bars, settings.melody_in_mixture, settings.default_meter_4_4,
-             settings.class_tracks)
+             melody_program_for(table, rel) if table else None, options)
             for rel in files
             if rel not in done or done[rel][0].get("source") != sources[rel]]
 
 
 def _convert(todo: list[Task], shard_dir: Path, sources: dict[str, list[int]], workers: int,
-             total: int, progress: bool) -> None:
+             total: int, progress: bool, width: int = PACKED_BYTES) -> None:
     """Convert the files of ``todo`` in worker processes into committed shards.
 
     Whatever finished is committed even on Ctrl-C or an error, for the next run.
+    ``width``: bytes of a packed phrase of the build's instruments.
     """
     _, next_index = _load_shards(shard_dir)
-    writer = ShardWriter(shard_dir, next_index)
+    writer = ShardWriter(shard_dir, next_index, width)
     bar = tqdm(total=total, initial=total - len(todo), unit="file", desc="preprocess",
                disable=not progress, dynamic_ncols=True)
     new_phrases = 0
@@ -417,7 +414,8 @@ def _convert(todo: list[Task], shard_dir: Path, sources: dict[str, list[int]], w
 
 
 def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed: int,
-            fractions: tuple[float, float, float], split_by: str) -> dict[str, Any]:
+            fractions: tuple[float, float, float], split_by: str,
+            instruments: InstrumentSet) -> dict[str, Any]:
     """Split the kept songs, write the split files and return the manifest's counts.
 
     The old manifest is removed before the first split file is replaced: until the new
@@ -438,12 +436,13 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
         songs = splits[split]
         total = sum(records[rel][0]["phrases"] for rel in songs)
         phrases[split] = total
-        write_split(out_dir, split, total, _split_parts(songs, records))
+        write_split(out_dir, split, total, _split_parts(songs, records),
+                    packed_bytes(instruments.n_instruments))
     skipped, examples = reason_summary(
         ((records[rel][0]["status"], records[rel][0].get("detail", rel))
          for rel in sorted(records)), ok="kept")
-    cells = np.zeros(contract.N_INSTRUMENTS, dtype=np.int64)
-    with_inst = np.zeros(contract.N_INSTRUMENTS, dtype=np.int64)
+    cells = np.zeros(instruments.n_instruments, dtype=np.int64)
+    with_inst = np.zeros(instruments.n_instruments, dtype=np.int64)
     for rel in kept:
         cells += records[rel][0]["cells"]
         with_inst += records[rel][0]["phrases_with"]
@@ -454,12 +453,13 @@ def _finish(out_dir: Path, records: dict[str, tuple[dict[str, Any], Path]], seed
         "phrases": phrases,
         "songs": {split: len(splits[split]) for split in SPLITS},
         "melody_songs": sum(bool(records[rel][0]["has_melody"]) for rel in kept),
-        "instrument_phrases": dict(zip(contract.INSTRUMENTS, with_inst.tolist())),
-        "instrument_cells": dict(zip(contract.INSTRUMENTS, cells.tolist())),
+        "instrument_phrases": dict(zip(instruments.instruments, with_inst.tolist())),
+        "instrument_cells": dict(zip(instruments.instruments, cells.tolist())),
         "skipped_examples": examples,
         "split_songs": splits,
         "song_sources": {rel: records[rel][0].get("source") for rel in kept},
-        "format": "<split>.phrases.npy: uint8 [N, 6912] = np.packbits of bool [N, 2, 64, 72, 6] "
+        "format": f"<split>.phrases.npy: uint8 [N, {packed_bytes(instruments.n_instruments)}] "
+                  f"= np.packbits of bool [N, 2, 64, 72, {instruments.n_instruments}] "
                   "(cells, onsets); "
                   "<split>.song_ids.npy: int32 [N] index into split_songs[<split>]",
     }

@@ -38,12 +38,16 @@ from data.contract import (
     STEPS_PER_BAR,
 )
 
-BAR_CELLS = STEPS_PER_BAR * N_PITCH * N_INSTRUMENTS  # 6,912 cells in one bar of a phrase
+# 6,912 cells in one bar of a phrase of the paper's six instruments: the bar-density
+# filter's fraction is of these, whatever the instrument set (the same windows are kept
+# of a song's notes however many classes they are spread over)
+BAR_CELLS = STEPS_PER_BAR * N_PITCH * N_INSTRUMENTS
+MIN_CHANNELS = 3  # melody, one pitched class and the drum class
 
 
 def _check_roll(roll: np.ndarray, name: str = "roll") -> None:
-    if roll.ndim != 3 or roll.shape[1:] != (N_PITCH, N_INSTRUMENTS):
-        raise ValueError(f"{name} must have shape [T, {N_PITCH}, {N_INSTRUMENTS}], "
+    if roll.ndim != 3 or roll.shape[1] != N_PITCH or roll.shape[2] < MIN_CHANNELS:
+        raise ValueError(f"{name} must have shape [T, {N_PITCH}, instruments], "
                          f"got {list(roll.shape)}")
 
 
@@ -64,20 +68,20 @@ def window_view(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The training windows of a song roll: a read-only view, without copying.
 
     Args:
-        roll: bool ``[T, 72, 6]`` song roll.
+        roll: bool ``[T, 72, I]`` song roll (``I`` instruments, 6 for the paper's set).
 
     Returns:
-        ``(windows, starts)``: a strided view bool ``[N, 64, 72, 6]`` and int64 ``[N]``
+        ``(windows, starts)``: a strided view bool ``[N, 64, 72, I]`` and int64 ``[N]``
         start steps, those of :func:`window_starts` -- none for a song shorter than one
         window. ``N = max(ceil(T / 16) - 3, 0)``.
     """
     _check_roll(roll)
-    n_steps = roll.shape[0]
+    n_steps, n_inst = roll.shape[0], roll.shape[2]
     starts = np.asarray(window_starts(n_steps) if n_steps >= PHRASE_STEPS else [],
                         dtype=np.int64)
     if starts.size == 0:
-        return np.zeros((0, PHRASE_STEPS, N_PITCH, N_INSTRUMENTS), dtype=bool), starts
-    padded = np.zeros((int(starts[-1]) + PHRASE_STEPS, N_PITCH, N_INSTRUMENTS), dtype=bool)
+        return np.zeros((0, PHRASE_STEPS, N_PITCH, n_inst), dtype=bool), starts
+    padded = np.zeros((int(starts[-1]) + PHRASE_STEPS, N_PITCH, n_inst), dtype=bool)
     padded[:n_steps] = roll
     view = np.lib.stride_tricks.sliding_window_view(padded, PHRASE_STEPS, axis=0)
     # (n_steps - 63, 72, 6, 64) -> every bar -> (N, 64, 72, 6)
@@ -89,14 +93,14 @@ def bar_counts(phrases: np.ndarray) -> np.ndarray:
     """On-cells per bar of each phrase.
 
     Args:
-        phrases: bool ``[N, 64, 72, 6]``.
+        phrases: bool ``[N, 64, 72, I]``.
 
     Returns:
         int64 ``[N, 4]`` (``[0, 4]`` when there are no phrases).
     """
     n = phrases.shape[0]
     # explicit sizes: ``-1`` cannot be inferred when there are no phrases (n == 0)
-    bars = phrases.reshape(n, BARS_PER_PHRASE, STEPS_PER_BAR, N_PITCH * N_INSTRUMENTS)
+    bars = phrases.reshape(n, BARS_PER_PHRASE, STEPS_PER_BAR, N_PITCH * phrases.shape[3])
     return bars.sum(axis=(2, 3), dtype=np.int64)
 
 
@@ -105,20 +109,21 @@ def keep_phrases(phrases: np.ndarray, has_melody: bool,
     """The phrase filters of the data contract (docs/data.md).
 
     A window is dropped when any of its 4 bars has fewer than ``min_bar_density`` (1%)
-    of the bar's ``16 x 72 x 6`` cells on, and -- in a file with a melody -- when its
+    of the bar's ``16 x 72 x 6`` cells on (:data:`BAR_CELLS`, whatever the set), and -- in a file with a melody -- when its
     melody channel has fewer than 24 cells on.
 
     Args:
-        phrases: bool ``[N, 64, 72, 6]``.
+        phrases: bool ``[N, 64, 72, I]``.
         has_melody: whether the song has a melody track.
         min_bar_density: fraction of a bar's cells that must be on (docs/data.md: 0.01).
 
     Returns:
         bool ``[N]`` mask of the windows to keep.
     """
-    if phrases.ndim != 4 or phrases.shape[1:] != (PHRASE_STEPS, N_PITCH, N_INSTRUMENTS):
+    if phrases.ndim != 4 or phrases.shape[1:3] != (PHRASE_STEPS, N_PITCH) \
+            or phrases.shape[3] < MIN_CHANNELS:
         raise ValueError(f"phrases must have shape [N, {PHRASE_STEPS}, {N_PITCH}, "
-                         f"{N_INSTRUMENTS}], got {list(phrases.shape)}")
+                         f"instruments], got {list(phrases.shape)}")
     keep = (bar_counts(phrases) >= min_bar_density * BAR_CELLS).all(axis=1)
     if has_melody:
         melody_cells = phrases[..., MELODY].sum(axis=(1, 2))
@@ -127,17 +132,17 @@ def keep_phrases(phrases: np.ndarray, has_melody: bool,
 
 
 def music_and_mixture(phrases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Contract order -> model order; mixture = OR over the five music instruments.
+    """Contract order -> model order; mixture = OR over the music instruments.
 
     Args:
-        phrases: bool ``[N, T, 72, 6]`` (T is 64 for a phrase).
+        phrases: bool ``[N, T, 72, I]`` (T is 64 for a phrase; ``I`` = 6 for the paper's set).
 
     Returns:
-        ``(music, mixture)``: bool ``[N, 5, T, 72]`` (instruments 1..5, melody removed) and
+        ``(music, mixture)``: bool ``[N, I - 1, T, 72]`` (instruments 1.., melody removed) and
         bool ``[N, 1, T, 72]``.
     """
-    if phrases.ndim != 4 or phrases.shape[2:] != (N_PITCH, N_INSTRUMENTS):
-        raise ValueError(f"phrases must have shape [N, T, {N_PITCH}, {N_INSTRUMENTS}], "
+    if phrases.ndim != 4 or phrases.shape[2] != N_PITCH or phrases.shape[3] < MIN_CHANNELS:
+        raise ValueError(f"phrases must have shape [N, T, {N_PITCH}, instruments], "
                          f"got {list(phrases.shape)}")
     music = np.ascontiguousarray(np.moveaxis(phrases[..., MELODY + 1:], -1, 1))  # (N, 5, T, P)
     mixture = music.any(axis=1, keepdims=True)  # (N, 1, T, P)

@@ -22,19 +22,17 @@ from typing import Literal, get_args
 import numpy as np
 
 from data.contract import (
-    DRUM,
     MAX_SONG_BARS,
     MELODY,
     MIN_CLASSES,
     MIN_TRACK_NOTES,
-    N_INSTRUMENTS,
     N_PITCH,
     PITCH_HIGH,
     PITCH_LOW,
-    PROGRAM_FAMILY,
     STEPS_PER_BAR,
     check_option,
 )
+from data.instruments import PAPER, InstrumentSet
 from data.melody import Track, TrackNotes, find_melody, track_with_program
 from data.midi import (
     WRAPPED_STEPS,
@@ -132,8 +130,8 @@ def too_long(steps: int, max_bars: int) -> str | None:
 
 
 def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None,
-                  melody_in_mixture: bool = False,
-                  class_tracks: ClassTracks = "largest") -> dict[int, list[int]]:
+                  melody_in_mixture: bool = False, class_tracks: ClassTracks = "largest",
+                  instruments: InstrumentSet = PAPER) -> dict[int, list[int]]:
     """Track unification, steps 1-5 (docs/data.md): which tracks become which class.
 
     Args:
@@ -148,9 +146,10 @@ def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None
             ``MIN_TRACK_NOTES`` notes, one per class, the one with most notes) or "all"
             (every track of a class that holds a note joins it, short ones too; the melody
             is still found among the tracks of more than ``MIN_TRACK_NOTES`` notes).
+        instruments: the classes and their programs (default the paper's five).
 
     Returns:
-        ``{class (contract index 0..5): [indices into tracks]}``: one track per class
+        ``{class (contract index 0..n_music): [indices into tracks]}``: one track per class
         ("largest") or every track of the class ("all"), plus the melody track in its
         program's class when ``melody_in_mixture``. The file is kept only when it holds at
         least ``MIN_CLASSES`` classes (step 6, checked by the caller).
@@ -167,51 +166,53 @@ def choose_tracks(tracks: list[TrackNotes], tpq: int, melody_program: int | None
     for k, track in enumerate(candidates):
         if k == melody:
             continue
-        cls = track_class(track)  # steps 3-4
+        cls = track_class(track, instruments)  # steps 3-4
         if cls is None:
             continue
         if cls not in chosen or len(track) > len(tracks[chosen[cls]]):  # step 5
             chosen[cls] = kept[k]
     if check_option("class_tracks", class_tracks, CLASS_TRACKS) == "all":
-        classes = _every_class_track(tracks, chosen.get(MELODY))
+        classes = _every_class_track(tracks, chosen.get(MELODY), instruments)
     else:
         classes = {cls: [index] for cls, index in chosen.items()}
     if melody_in_mixture and melody is not None:
-        joins = track_class(candidates[melody])
+        joins = track_class(candidates[melody], instruments)
         if joins is not None:
             classes.setdefault(joins, []).append(kept[melody])
     return classes
 
 
-def _every_class_track(tracks: list[TrackNotes], melody: int | None) -> dict[int, list[int]]:
+def _every_class_track(tracks: list[TrackNotes], melody: int | None,
+                       instruments: InstrumentSet) -> dict[int, list[int]]:
     """``class_tracks`` "all": every track that holds a note, in track order, under its
     class (the melody track, when there is one, under the melody class only)."""
     classes: dict[int, list[int]] = {} if melody is None else {MELODY: [melody]}
     for i, track in enumerate(tracks):
-        cls = track_class(track)
+        cls = track_class(track, instruments)
         if i != melody and cls is not None and len(track):
             classes.setdefault(cls, []).append(i)
     return classes
 
 
-def track_class(track: TrackNotes | Track) -> int | None:
+def track_class(track: TrackNotes | Track, instruments: InstrumentSet = PAPER) -> int | None:
     """The class a track is unified into by its channel and program (None: dropped)."""
-    return DRUM if track.is_drum else PROGRAM_FAMILY.get(track.program // 8)
+    return instruments.class_of(track.program, track.is_drum)
 
 
 def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program: int | None,
            max_bars: int = MAX_SONG_BARS, melody_in_mixture: bool = False,
-           class_tracks: ClassTracks = "largest"
+           class_tracks: ClassTracks = "largest", instruments: InstrumentSet = PAPER
            ) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
     """Track unification (docs/data.md, steps 1-6) -> ``(roll, onsets, chosen)``.
 
-    ``roll`` and ``onsets`` are bool ``[T, 72, 6]``: the cells each class plays, and the
+    ``roll`` and ``onsets`` are bool ``[T, 72, n_instruments]``: the cells each class plays, and the
     first cell of each of its notes; ``chosen`` is :func:`choose_tracks`' answer.
 
     Raises:
         SkipFile: "too_few_instruments", or "too_long" (checked before the roll exists).
     """
-    chosen = choose_tracks(tracks, timing.tpq, melody_program, melody_in_mixture, class_tracks)
+    chosen = choose_tracks(tracks, timing.tpq, melody_program, melody_in_mixture, class_tracks,
+                           instruments)
     if len(chosen) < MIN_CLASSES:  # step 6
         raise SkipFile(path, "too_few_instruments",
                        f"{len(chosen)} instrument class(es) after track unification, "
@@ -222,8 +223,8 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
     reason = too_long(length, max_bars)
     if reason:
         raise SkipFile(path, "too_long", reason)
-    roll = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
-    onsets = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
+    roll = np.zeros((length, N_PITCH, instruments.n_instruments), dtype=bool)
+    onsets = np.zeros((length, N_PITCH, instruments.n_instruments), dtype=bool)
     for cls, parts in cells.items():
         plane = np.zeros((length, N_PITCH), dtype=bool)
         for first, stop, rows in parts:
@@ -236,7 +237,8 @@ def _unify(path: Path, tracks: list[TrackNotes], timing: Timing, melody_program:
 def load_song(path: str | Path, melody_program: int | None = None,
               max_bars: int = MAX_SONG_BARS, notes: SongNotes | None = None,
               melody_in_mixture: bool = False, default_meter_4_4: bool = False,
-              class_tracks: ClassTracks = "largest") -> UnifiedSong:
+              class_tracks: ClassTracks = "largest", instruments: InstrumentSet = PAPER
+              ) -> UnifiedSong:
     """Convert one MIDI file by the data contract (docs/data.md).
 
     Args:
@@ -250,9 +252,10 @@ def load_song(path: str | Path, melody_program: int | None = None,
         default_meter_4_4: a file without any time signature is 4/4 (the MIDI standard's
             default); off, the contract needs exactly one 4/4 signature.
         class_tracks: "largest" (the paper's) or "all" (:func:`choose_tracks`).
+        instruments: the classes (default the paper's five).
 
     Returns:
-        The :class:`UnifiedSong`, roll bool ``[T, 72, 6]`` (``T`` may be 0 when no note of the
+        The :class:`UnifiedSong`, roll bool ``[T, 72, n_instruments]`` (``T`` may be 0 when no note of the
         kept tracks lies inside the pitch range).
 
     Raises:
@@ -268,13 +271,14 @@ def load_song(path: str | Path, melody_program: int | None = None,
             found += " (the build option default_meter_4_4 reads such a file as 4/4)"
         raise SkipFile(path, "not_4_4", f"needs exactly one 4/4 time signature, found {found}")
     roll, onsets, chosen = _unify(path, notes.track_notes(), timing, melody_program, max_bars,
-                                  melody_in_mixture, class_tracks)
+                                  melody_in_mixture, class_tracks, instruments)
     return UnifiedSong(name=path.stem, roll=roll, timing=timing, has_melody=MELODY in chosen,
                 onsets=onsets, class_tracks=chosen, n_unclosed=notes.n_unclosed)
 
 
 def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
-                 notes: SongNotes | None = None) -> tuple[np.ndarray, np.ndarray | None, Timing]:
+                 notes: SongNotes | None = None, instruments: InstrumentSet = PAPER
+                 ) -> tuple[np.ndarray, np.ndarray | None, Timing]:
     """Read any MIDI file as a mixture to separate.
 
     The mixture is the OR of every pitched note of every track (no note-count or program
@@ -287,9 +291,10 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
         path: a MIDI file (any meter; one without a time signature is taken as 4/4).
         max_bars: longest song accepted, in bars (module docstring).
         notes: the file already read by :func:`read_notes` (not read again).
+        instruments: the classes of the reference (default the paper's five).
 
     Returns:
-        ``(mixture, reference, timing)``: bool ``[T, 72]``, bool ``[T, 72, 6]`` or None
+        ``(mixture, reference, timing)``: bool ``[T, 72]``, bool ``[T, 72, n_instruments]`` or None
         (same ``T``), and the file's :class:`Timing`.
 
     Raises:
@@ -314,10 +319,11 @@ def load_mixture(path: str | Path, max_bars: int = MAX_SONG_BARS,
     for first, stop, rows in cells:
         paint_notes(mixture, first, stop, rows)
     try:
-        reference, _, _ = _unify(path, tracks, timing, None, max_bars)
+        reference, _, _ = _unify(path, tracks, timing, None, max_bars,
+                                 instruments=instruments)
     except SkipFile:
         return mixture, None, timing
-    padded = np.zeros((length, N_PITCH, N_INSTRUMENTS), dtype=bool)
+    padded = np.zeros((length, N_PITCH, instruments.n_instruments), dtype=bool)
     padded[: reference.shape[0]] = reference[:length]
     return mixture, padded, timing
 
@@ -340,23 +346,24 @@ def out_of_range(notes: SongNotes) -> np.ndarray:
 
 
 def notes_roll(first: np.ndarray, stop: np.ndarray, rows: np.ndarray, instrument: np.ndarray,
-               begin: int, end: int) -> np.ndarray:
+               begin: int, end: int, n_music: int = PAPER.n_music) -> np.ndarray:
     """Paint notes into a roll of the steps ``begin .. end - 1`` (for pictures).
 
     Args:
         first, stop: int ``[K]`` grid steps of each note (stop exclusive).
         rows: int ``[K]`` row of each note; notes with row -1 are left out.
-        instrument: int ``[K]`` contract class of each note (1..5).
+        instrument: int ``[K]`` contract class of each note (1..n_music).
         begin, end: the excerpt's steps.
+        n_music: the set's classes (default the paper's five).
 
     Returns:
-        bool ``[end - begin, 72, 5]`` (instrument channels 1..5 of the contract).
+        bool ``[end - begin, 72, n_music]`` (instrument channels 1..n_music of the contract).
     """
-    roll = np.zeros((max(end - begin, 0), N_PITCH, DRUM), dtype=bool)
+    roll = np.zeros((max(end - begin, 0), N_PITCH, n_music), dtype=bool)
     inside = (rows >= 0) & (first < end) & (stop > begin)
     a = np.clip(first, begin, end) - begin  # clipped into the excerpt
     b = np.clip(stop, begin, end) - begin
-    for cls in range(1, DRUM + 1):
+    for cls in range(1, n_music + 1):
         mine = inside & (instrument == cls)
         plane = roll[..., cls - 1]  # a view: painted in place
         paint_notes(plane, a[mine], b[mine], rows[mine])

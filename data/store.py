@@ -6,7 +6,8 @@ A built dataset folder ``OUT`` holds, per split (``train``, ``val``, ``test``):
   ``[2, 64, 72, 6]`` -- the cells each instrument plays, then the first cell of each of
   its notes (onsets: repeated notes and one held note differ only there) -- flattened in C
   order and bit-packed (``np.packbits``, 8 cells per byte, 6,912 bytes a phrase instead of
-  55,296). Builds before onsets were stored wrote one plane (3,456 bytes) and are refused
+  55,296); a set of ``I`` instruments (:mod:`data.instruments`) gives ``[N, 1152 * I]``,
+  planes ``[2, 64, 72, I]``. Builds before onsets were stored wrote one plane (3,456 bytes) and are refused
   with "re-run the build";
 * ``OUT/<split>.song_ids.npy`` -- int32 ``[N]``: index of each phrase's song in
   ``manifest.json["split_songs"][<split>]`` (song = MIDI path relative to the MIDI folder).
@@ -32,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from data.contract import (
+    N_PITCH,
     PHRASE_CELLS,
-    PHRASE_SHAPE,
+    PHRASE_STEPS,
     check_option,
 )
 from data.fileio import atomic_write
@@ -43,39 +45,51 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 PLANES = 2  # on-cells, onsets
 PLANE_BYTES = PHRASE_CELLS // 8  # 3,456 bytes per plane
 PACKED_BYTES = PLANES * PLANE_BYTES  # 6,912 bytes per phrase
+INSTRUMENT_BYTES = PLANES * PHRASE_STEPS * N_PITCH // 8  # 1,152 bytes per instrument
+
+
+def packed_bytes(n_instruments: int) -> int:
+    """Bytes of one packed phrase of ``n_instruments`` instruments (6,912 for the paper's)."""
+    return n_instruments * INSTRUMENT_BYTES
+
+
 def check_split(split: str) -> str:
     """Validate a split name (one of :data:`SPLITS`)."""
     return check_option("split", split, SPLITS)
 
 
 def pack(phrases: np.ndarray, onsets: np.ndarray | None = None) -> np.ndarray:
-    """bool ``[N, 64, 72, 6]`` cells and onsets -> uint8 ``[N, 6912]``.
+    """bool ``[N, 64, 72, I]`` cells and onsets -> uint8 ``[N, 1152 * I]`` (``[N, 6912]``
+    for the paper's six instruments).
 
     ``onsets=None`` stores every cell as its own onset (a roll read from cells alone).
     """
-    if phrases.shape[1:] != PHRASE_SHAPE:
-        raise ValueError(f"phrases must have shape [N, {', '.join(map(str, PHRASE_SHAPE))}], "
-                         f"got {list(phrases.shape)}")
+    if phrases.ndim != 4 or phrases.shape[1:3] != (PHRASE_STEPS, N_PITCH):
+        raise ValueError(f"phrases must have shape [N, {PHRASE_STEPS}, {N_PITCH}, "
+                         f"instruments], got {list(phrases.shape)}")
     if onsets is None:
         onsets = phrases
     if onsets.shape != phrases.shape:
         raise ValueError(f"onsets must have the phrases' shape {list(phrases.shape)}, "
                          f"got {list(onsets.shape)}")
-    n = phrases.shape[0]
-    planes = np.concatenate([phrases.reshape(n, PHRASE_CELLS), onsets.reshape(n, PHRASE_CELLS)],
-                            axis=1)  # (N, 2 * 27648)
+    n, cells = phrases.shape[0], int(np.prod(phrases.shape[1:]))
+    planes = np.concatenate([phrases.reshape(n, cells), onsets.reshape(n, cells)],
+                            axis=1)  # (N, 2 * 27648) for six instruments
     return np.packbits(planes, axis=1)
 
 
 def _unpack_plane(packed: np.ndarray, plane: int) -> np.ndarray:
     packed = np.asarray(packed)
-    part = packed[..., plane * PLANE_BYTES: (plane + 1) * PLANE_BYTES]
-    bits = np.unpackbits(part, axis=-1, count=PHRASE_CELLS).view(bool)
-    return bits.reshape(*packed.shape[:-1], *PHRASE_SHAPE)
+    n_inst = packed.shape[-1] // INSTRUMENT_BYTES  # the width tells the instruments
+    width = packed.shape[-1] // PLANES
+    part = packed[..., plane * width: (plane + 1) * width]
+    bits = np.unpackbits(part, axis=-1, count=width * 8).view(bool)
+    return bits.reshape(*packed.shape[:-1], PHRASE_STEPS, N_PITCH, n_inst)
 
 
 def unpack(packed: np.ndarray) -> np.ndarray:
-    """uint8 ``[N, 6912]`` (or ``[6912]``) -> bool ``[N, 64, 72, 6]`` (or ``[64, 72, 6]``) cells."""
+    """uint8 ``[N, 1152 * I]`` (or ``[1152 * I]``) -> bool ``[N, 64, 72, I]`` (or
+    ``[64, 72, I]``) cells; ``I`` = 6 instruments for the paper's set."""
     return _unpack_plane(packed, 0)
 
 
@@ -98,21 +112,23 @@ def split_paths(out_dir: str | Path, split: str) -> tuple[Path, Path]:
 
 
 def write_split(out_dir: str | Path, split: str, total: int,
-                parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+                parts: Iterable[tuple[np.ndarray, np.ndarray]],
+                width: int = PACKED_BYTES) -> None:
     """Stream packed phrases into a split's files, atomically.
 
     Args:
         out_dir: dataset folder.
         split: "train", "val" or "test".
         total: number of phrases the parts add up to.
-        parts: ``(packed uint8 [n, 3456], song_ids int32 [n])`` pieces, in order.
+        parts: ``(packed uint8 [n, width], song_ids int32 [n])`` pieces, in order.
+        width: bytes of a packed phrase (:func:`packed_bytes`; the paper's 6,912).
     """
     phrases_path, ids_path = split_paths(out_dir, split)
     ids = np.zeros(total, dtype=np.int32)
 
     def write(tmp: Path) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(total, PACKED_BYTES))
+                                        shape=(total, width))
         row = 0
         for packed, song_ids in parts:
             out[row: row + len(packed)] = packed
@@ -141,14 +157,18 @@ def _open(path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: unreadable ({text}); {REBUILD}") from None
 
 
-def check_split_files(out_dir: str | Path, split: str) -> None:
+def check_split_files(out_dir: str | Path, split: str) -> int:
     """Refuse a split whose files disagree with each other or with the manifest.
 
     Checks: the manifest exists and records the contract this code reads
-    (:meth:`data.manifest.Manifest.read`); ``<split>.phrases.npy`` is uint8 ``[N, 3456]``;
+    (:meth:`data.manifest.Manifest.read`); ``<split>.phrases.npy`` is uint8 ``[N, 6912]``
+    (``[N, 1152 * I]`` for a set of ``I`` instruments);
     ``<split>.song_ids.npy`` is integer ``[N]`` with ids in ``0..S-1``; ``N`` is the
     manifest's ``phrases[split]`` and ``S`` = ``songs[split]`` = the length of
     ``split_songs[split]``. Reads only the file headers, the song ids and the manifest.
+
+    Returns:
+        The bytes of one packed phrase (:func:`packed_bytes` of the build's instruments).
 
     Raises:
         FileNotFoundError: a split file is missing.
@@ -158,6 +178,7 @@ def check_split_files(out_dir: str | Path, split: str) -> None:
     phrases_path, ids_path = split_paths(out_dir, split)
     packed, ids = _open(phrases_path), _open(ids_path)
     manifest = Manifest.read(out_dir)  # the contract is checked there
+    width = packed_bytes(manifest.instruments.n_instruments)
     n_phrases = manifest.count("phrases", split)
     n_songs = manifest.count("songs", split)
     songs = manifest.data.get("split_songs", {}).get(split)
@@ -165,11 +186,11 @@ def check_split_files(out_dir: str | Path, split: str) -> None:
     def refuse(why: str) -> DatasetError:
         return DatasetError(f"{out_dir}: {why}; {REBUILD}")
 
-    if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != PACKED_BYTES:
+    if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != width:
         older = " (built before onsets were stored)" if packed.ndim == 2 and \
-            packed.shape[1] == PLANE_BYTES else ""
+            packed.shape[1] == width // PLANES else ""
         raise refuse(f"{phrases_path.name} is {packed.dtype} {list(packed.shape)}{older}, "
-                     f"not uint8 [N, {PACKED_BYTES}]")
+                     f"not uint8 [N, {width}]")
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
         raise refuse(f"{ids_path.name} is {ids.dtype} {list(ids.shape)}, not int32 [N]")
     if len(packed) != len(ids):
@@ -184,6 +205,7 @@ def check_split_files(out_dir: str | Path, split: str) -> None:
     if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= n_songs):
         raise refuse(f"{ids_path.name} has song ids {int(ids.min())}..{int(ids.max())}, "
                      f"outside the {n_songs} {split} songs of {MANIFEST_NAME}")
+    return width
 
 
 class PhraseStore:
@@ -206,7 +228,7 @@ class PhraseStore:
         self.out_dir = Path(out_dir)
         self.split = check_split(split)
         self.phrases_path, self.ids_path = split_paths(self.out_dir, split)
-        check_split_files(self.out_dir, split)
+        self.width = check_split_files(self.out_dir, split)  # bytes of a packed phrase
         self._packed: np.ndarray | None = None
         self._ids: np.ndarray | None = None
         self._fd: int | None = None
@@ -276,18 +298,19 @@ class PhraseStore:
         if wanted.size and (wanted.min() < -self._rows or wanted.max() >= self._rows):
             raise IndexError(f"phrase index out of range 0..{self._rows - 1}")
         wanted = np.where(wanted < 0, wanted + self._rows, wanted)
-        out = np.empty((wanted.size, PACKED_BYTES), dtype=np.uint8)
+        width = self.width
+        out = np.empty((wanted.size, width), dtype=np.uint8)
         k = 0
         while k < wanted.size:  # one read for each run of consecutive rows
             end = k + 1
             while end < wanted.size and wanted[end] == wanted[end - 1] + 1:
                 end += 1
-            size = (end - k) * PACKED_BYTES
-            data = os.pread(fd, size, self._data_offset + int(wanted[k]) * PACKED_BYTES)
+            size = (end - k) * width
+            data = os.pread(fd, size, self._data_offset + int(wanted[k]) * width)
             if len(data) != size:
                 raise DatasetError(f"{self.phrases_path}: phrase file shorter than its header "
                                    f"says (changed or truncated while in use); {REBUILD}")
-            out[k:end] = np.frombuffer(data, dtype=np.uint8).reshape(end - k, PACKED_BYTES)
+            out[k:end] = np.frombuffer(data, dtype=np.uint8).reshape(end - k, width)
             k = end
         return out[0] if single else out
 

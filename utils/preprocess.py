@@ -8,8 +8,8 @@
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
 ``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
-``min_bar_density``, ``max_song_bars``, ``melody_in_mixture``, ``default_meter_4_4`` and
-``class_tracks`` are read from the config;
+``min_bar_density``, ``max_song_bars``, ``melody_in_mixture``, ``default_meter_4_4``,
+``class_tracks`` and ``instrument_set`` are read from the config;
 flags given explicitly replace them and are validated like config keys. Without
 ``--config`` the defaults of :class:`utils.core.config.Config` apply and ``--midi-dir`` and
 ``--out-dir`` are required.
@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      progress=not args.no_progress, min_bar_density=cfg.min_bar_density,
                      split_by=cfg.split_by, max_song_bars=cfg.max_song_bars,
                      melody_in_mixture=cfg.melody_in_mixture,
-                     default_meter_4_4=cfg.default_meter_4_4, class_tracks=cfg.class_tracks)
+                     default_meter_4_4=cfg.default_meter_4_4, class_tracks=cfg.class_tracks,
+                     instruments=cfg.instruments)
     shown = {k: v for k, v in manifest.items() if k not in ("split_songs", "split_folders",
                                                          "song_sources")}
     print(json.dumps(shown, indent=2))

@@ -22,6 +22,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from data.build_plan import MAX_SEED, MAX_SONG_BARS_LIMIT, SplitBy
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
+from data.instruments import InstrumentSet, InstrumentSetError, resolve_set
 from data.fileio import not_a_file, writable_dir_problem
 from data.song_roll import ClassTracks
 from models.options import (
@@ -77,6 +78,9 @@ class Config:
     max_song_bars: int = MAX_SONG_BARS  # longer MIDI files are refused (build: "too_long")
     preprocess_workers: int | None = None  # processes for the build; None = all cores
     seed: int = 0  # seeds the song split, weight init and sampling noise
+    # the classes separated: a preset ("paper", "arranger", "wide") or a list of
+    # {"name", "programs", "drum"?} (data.instruments); in_ch/out_ch = its class count
+    instrument_set: str | list[dict[str, Any]] = "paper"
 
     # --- network (docs/method.md section 2) ------------------------------------------
     separator: SeparatorKind = "diffusion"  # "diffusion" (the paper) or "direct" (one pass)
@@ -190,6 +194,24 @@ class Config:
         if self.time_steps > MAX_TIME_STEPS:
             raise ConfigError(f"{src}: 'time_steps' must be at most {MAX_TIME_STEPS:,} (the "
                               f"schedule is allocated up front), got {self.time_steps}")
+        n_music = self.instruments.n_music
+        for key in ("in_ch", "out_ch"):
+            if getattr(self, key) != n_music:
+                raise ConfigError(f"{src}: '{key}' must be {n_music}, the classes of "
+                                  f"'instrument_set' {self.instruments.describe()}, "
+                                  f"got {getattr(self, key)}")
+
+    @property
+    def instruments(self) -> InstrumentSet:
+        """The resolved ``instrument_set`` (:func:`data.instruments.resolve_set`).
+
+        Raises:
+            ConfigError: an unknown preset or a set that cannot be used, naming the key.
+        """
+        try:
+            return resolve_set(self.instrument_set)
+        except InstrumentSetError as exc:
+            raise ConfigError(f"{self._source}: {exc}") from None
 
     def _check_data(self, src: str) -> None:
         """The dataset's keys: splits, density, song length, seed, transposition, mix."""
