@@ -17,19 +17,17 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
-from data.contract import DRUM, MELODY
+from data.contract import MELODY
 from data.manifest import Manifest
 from data.mix import mix_counts, mix_shares
 from data.store import SPLITS, PhraseStore, unpack, unpack_onsets
 
-PITCHED_MUSIC = DRUM - MELODY - 1  # music channels 0..3 (piano, guitar, bass, string) move
-
-
 def transpose_music(planes: np.ndarray, semitones: int) -> np.ndarray:
-    """Move the pitched instruments by ``semitones`` rows; drums stay.
+    """Move the pitched instruments by ``semitones`` rows; drums (the last channel) stay.
 
     Args:
-        planes: bool ``[..., 5, T, 72]`` music (or onsets) in model order.
+        planes: bool ``[..., C, T, 72]`` music (or onsets) in model order, C = 5 for the
+            paper's set (piano, guitar, bass, string move; drum stays).
         semitones: rows to move up (negative: down); notes moved past row 0 or 71 are
             dropped.
 
@@ -39,13 +37,14 @@ def transpose_music(planes: np.ndarray, semitones: int) -> np.ndarray:
     if semitones == 0:
         return planes.copy()
     out = planes.copy()
-    pitched = planes[..., :PITCHED_MUSIC, :, :]
+    n_pitched = planes.shape[-3] - 1  # every class but the drum, the last one
+    pitched = planes[..., :n_pitched, :, :]
     moved = np.zeros_like(pitched)
     if semitones > 0:
         moved[..., semitones:] = pitched[..., :-semitones]
     else:
         moved[..., :semitones] = pitched[..., -semitones:]
-    out[..., :PITCHED_MUSIC, :, :] = moved
+    out[..., :n_pitched, :, :] = moved
     return out
 
 
@@ -54,8 +53,9 @@ class PhraseDataset(Dataset):
 
     Each item is a dict of float32 tensors (0/1 values):
 
-    * ``music``: ``[5, 64, 72]`` -- piano, guitar, bass, string, drum;
-    * ``mixture``: ``[1, 64, 72]`` -- OR of the five;
+    * ``music``: ``[C, 64, 72]`` -- the build's classes, C = 5 for the paper's set
+      (piano, guitar, bass, string, drum);
+    * ``mixture``: ``[1, 64, 72]`` -- OR of them;
     * ``onsets``: ``[1, 64, 72]`` -- the mixture's note starts (OR of the five
       instruments' onsets: the first cell of every note).
 
@@ -88,7 +88,7 @@ class PhraseDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         packed = self.store.rows(index)
-        cells = np.moveaxis(unpack(packed)[..., MELODY + 1:], -1, 0)  # (5, 64, 72)
+        cells = np.moveaxis(unpack(packed)[..., MELODY + 1:], -1, 0)  # (C, 64, 72)
         onsets = np.moveaxis(unpack_onsets(packed)[..., MELODY + 1:], -1, 0)
         lo, hi = self.transpose
         if (lo, hi) != (0, 0):

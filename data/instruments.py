@@ -270,3 +270,14 @@ def set_of_record(record: Any, where: str) -> InstrumentSet:
         InstrumentSetError: a record that is no valid set.
     """
     return PAPER if record is None else resolve_set(record, where)
+
+
+def set_mismatch(model: InstrumentSet, data: InstrumentSet, model_what: str,
+                 data_what: str) -> str | None:
+    """Why a model of one set cannot be used on data of another, or None when their
+    classes are the same (names, programs, drum), in words naming both."""
+    if model.same_classes(data):
+        return None
+    return (f"{model_what} separates the instrument set {model.describe()} but {data_what} "
+            f"was built with {data.describe()}; build the data with the model's "
+            f"'instrument_set' or use a model trained on it")

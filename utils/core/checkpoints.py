@@ -277,6 +277,10 @@ def _check_against(stored: Config, cfg: Config | None, keys: tuple[str, ...],
                    path: str | Path) -> None:
     if cfg is None:
         return
+    if not stored.instruments.same_classes(cfg.instruments):  # before in_ch, which follows it
+        raise ConfigError(f"{path}: checkpoint was trained with 'instrument_set' "
+                          f"{stored.instruments.describe()} but {cfg._source} sets "
+                          f"{cfg.instruments.describe()}")
     for key in keys:
         if getattr(stored, key) != getattr(cfg, key):
             raise ConfigError(f"{path}: checkpoint was trained with '{key}' = "

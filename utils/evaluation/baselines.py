@@ -39,11 +39,11 @@ def pitch_counts(batches: Iterable[Any]) -> np.ndarray:
     """Training cells per instrument and pitch row, streamed over batches.
 
     Args:
-        batches: iterable of binary music ``[B, 5, T, P]`` (numpy or torch); every batch
-            must have the same ``P``.
+        batches: iterable of binary music ``[B, C, T, P]`` (numpy or torch; C = 5 for the
+            paper's set); every batch must have the same ``C`` and ``P``.
 
     Returns:
-        int64 ``[5, P]``: ``counts[i, p]`` = on-cells of instrument ``i`` at row ``p``.
+        int64 ``[C, P]``: ``counts[i, p]`` = on-cells of instrument ``i`` at row ``p``.
 
     Raises:
         ValueError: on a batch of the wrong shape or when ``batches`` is empty.
@@ -51,15 +51,15 @@ def pitch_counts(batches: Iterable[Any]) -> np.ndarray:
     total: np.ndarray | None = None
     for k, batch in enumerate(batches):
         music = to_bool_array(batch, f"batch {k}")
-        if music.ndim != 4 or music.shape[1] != N_MUSIC:
-            raise ValueError(f"batch {k}: expected shape [B, {N_MUSIC}, T, P], "
+        if music.ndim != 4 or music.shape[1] < 2:
+            raise ValueError(f"batch {k}: expected shape [B, C, T, P] (C >= 2 instruments), "
                              f"got {list(music.shape)}")
-        c = np.count_nonzero(music, axis=(0, 2)).astype(np.int64)  # (5, P)
+        c = np.count_nonzero(music, axis=(0, 2)).astype(np.int64)  # (C, P)
         if total is None:
             total = c
         elif total.shape != c.shape:
-            raise ValueError(f"batch {k}: {c.shape[1]} pitch rows, earlier batches had "
-                             f"{total.shape[1]}")
+            raise ValueError(f"batch {k}: {list(c.shape)} instruments x pitch rows, earlier "
+                             f"batches had {list(total.shape)}")
         else:
             total += c
     if total is None:
@@ -116,6 +116,9 @@ def best_zones(counts: np.ndarray) -> tuple[int, tuple[int, ...], np.ndarray]:
 
     Runs :func:`zone_dp` for every one of the ``K!`` orders: ``O(K! * K * P)`` in all
     (120 * 5 * 72 steps for the contract), against ``O(K! * P^(K-1))`` for brute force.
+    Past :data:`MAX_ORDERED_ZONES` instruments (a wider instrument set) the same maximum
+    is found over subsets instead (:func:`subset_zones`, ``O(2^K * K * P)``); its ties may
+    fall to another order.
 
     Args:
         counts: int ``[K, P]`` cells per instrument and pitch row.
@@ -123,6 +126,8 @@ def best_zones(counts: np.ndarray) -> tuple[int, tuple[int, ...], np.ndarray]:
     Returns:
         ``(score, order, bounds)``; the first optimal order in lexicographic order wins.
     """
+    if counts.shape[0] > MAX_ORDERED_ZONES:
+        return subset_zones(counts)
     best: tuple[int, tuple[int, ...], np.ndarray] | None = None
     for order in itertools.permutations(range(counts.shape[0])):
         score, bounds = zone_dp(counts, order)
@@ -130,6 +135,47 @@ def best_zones(counts: np.ndarray) -> tuple[int, tuple[int, ...], np.ndarray]:
             best = (score, order, bounds)
     assert best is not None
     return best
+
+
+MAX_ORDERED_ZONES = 6  # instruments up to which every order is tried (720 orders)
+
+
+def subset_zones(counts: np.ndarray) -> tuple[int, tuple[int, ...], np.ndarray]:
+    """:func:`best_zones` by dynamic programming over the set of instruments placed.
+
+    ``f[S][b]`` = the most cells inside their own zone with the instruments of ``S``
+    stacked, in some order, in rows ``[0, b)``; adding instrument ``i`` on top is the
+    running maximum of :func:`zone_dp`. The optimum equals the one over every order.
+
+    Returns:
+        ``(score, order, bounds)`` as :func:`best_zones`.
+    """
+    n_k, n_p = counts.shape
+    prefix = np.zeros((n_k, n_p + 1), dtype=np.int64)
+    np.cumsum(counts, axis=1, out=prefix[:, 1:])
+    neg = np.iinfo(np.int64).min // 4
+    f = np.full((1 << n_k, n_p + 1), neg, dtype=np.int64)
+    f[0, 0] = 0
+    came = np.full((1 << n_k, n_p + 1, 2), -1, dtype=np.int64)  # (instrument on top, a)
+    for mask in range(1 << n_k):  # a superset always comes later
+        if f[mask].max() == neg:
+            continue
+        for inst in (i for i in range(n_k) if not mask >> i & 1):
+            run_max = np.maximum.accumulate(f[mask] - prefix[inst])
+            increased = np.r_[True, run_max[1:] > run_max[:-1]]
+            start = np.maximum.accumulate(np.where(increased, np.arange(n_p + 1), 0))
+            cand, new = prefix[inst] + run_max, mask | 1 << inst
+            better = cand > f[new]
+            f[new, better] = cand[better]
+            came[new, better] = np.stack([np.full(n_p + 1, inst), start], axis=1)[better]
+    mask, b, order, bounds = (1 << n_k) - 1, n_p, [], [n_p]
+    while mask:
+        inst, b = (int(v) for v in came[mask, b])
+        order.append(inst)
+        bounds.append(b)
+        mask ^= 1 << inst
+    return (int(f[(1 << n_k) - 1, n_p]), tuple(reversed(order)),
+            np.array(bounds[::-1], dtype=np.int64))
 
 
 class Baseline:
@@ -142,15 +188,19 @@ class Baseline:
     name: ClassVar[str] = "baseline"
 
     def __init__(self) -> None:
-        self.counts: np.ndarray | None = None  # int64 [5, P]
+        self.counts: np.ndarray | None = None  # int64 [C, P]
         self.assignment: np.ndarray | None = None  # int64 [P]
+        self.names: tuple[str, ...] = MUSIC_INSTRUMENTS  # the classes, in channel order
 
-    def fit_counts(self, counts: np.ndarray) -> Baseline:
-        """Fit from precomputed ``counts`` (int ``[5, P]``); returns ``self``."""
+    def fit_counts(self, counts: np.ndarray, names: tuple[str, ...] = MUSIC_INSTRUMENTS
+                   ) -> Baseline:
+        """Fit from precomputed ``counts`` (int ``[C, P]``) of the classes ``names`` (the
+        paper's five by default); returns ``self``."""
         counts = np.asarray(counts, dtype=np.int64)
-        if counts.ndim != 2 or counts.shape[0] != N_MUSIC:
-            raise ValueError(f"counts: expected shape [{N_MUSIC}, P], got {list(counts.shape)}")
-        self.counts = counts
+        if counts.ndim != 2 or counts.shape[0] != len(names):
+            raise ValueError(f"counts: expected shape [{len(names)}, P] ({', '.join(names)}), "
+                             f"got {list(counts.shape)}")
+        self.counts, self.names = counts, tuple(names)
         self.assignment = self._assignment(counts)
         return self
 
@@ -164,7 +214,7 @@ class Baseline:
             mixture: binary ``[N, 1, T, P]`` (numpy or torch).
 
         Returns:
-            bool ``[N, 5, T, P]``, exactly one instrument on every sounding cell.
+            bool ``[N, C, T, P]``, exactly one instrument on every sounding cell.
         """
         if self.assignment is None:
             raise RuntimeError(f"{self.name}: predict called before fit")
@@ -172,15 +222,17 @@ class Baseline:
         if m.shape[3] != self.assignment.size:
             raise ValueError(f"mixture: {m.shape[3]} pitch rows, {self.name} was fitted on "
                              f"{self.assignment.size}")
-        one_hot = self.assignment[None, :] == np.arange(N_MUSIC)[:, None]  # (5, P)
-        return m & one_hot[None, :, None, :]  # (N, 5, T, P)
+        one_hot = self.assignment[None, :] == np.arange(len(self.names))[:, None]  # (C, P)
+        return m & one_hot[None, :, None, :]  # (N, C, T, P)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able fitted state: ``{"name", "counts", "assignment"}``."""
+        """JSON-able fitted state: ``{"name", "counts", "assignment"}``, and ``"classes"``
+        (the rows of ``counts``) for a set other than the paper's."""
         if self.counts is None or self.assignment is None:
             raise RuntimeError(f"{self.name}: to_dict called before fit")
+        classes = {} if self.names == MUSIC_INSTRUMENTS else {"classes": list(self.names)}
         return {"name": self.name, "counts": self.counts.tolist(),
-                "assignment": [MUSIC_INSTRUMENTS[i] for i in self.assignment]}
+                "assignment": [self.names[i] for i in self.assignment], **classes}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(fitted={self.assignment is not None})"
@@ -242,7 +294,7 @@ class ZoneBaseline(Baseline):
         """``{instrument: (first row, end row exclusive)}``, bottom zone first."""
         if self.order is None or self.bounds is None:
             raise RuntimeError("zone: zones called before fit")
-        return {MUSIC_INSTRUMENTS[i]: (int(self.bounds[k]), int(self.bounds[k + 1]))
+        return {self.names[i]: (int(self.bounds[k]), int(self.bounds[k + 1]))
                 for k, i in enumerate(self.order)}
 
 
@@ -268,19 +320,20 @@ class OracleBaseline:
 
         Args:
             mixture: binary ``[N, 1, T, P]``.
-            true: binary ``[N, 5, T, P]``.
+            true: binary ``[N, C, T, P]``.
 
         Returns:
-            bool ``[N, 5, T, P]`` with at most one instrument per cell.
+            bool ``[N, C, T, P]`` with at most one instrument per cell.
         """
         m = _check_mixture(mixture)
         t = to_bool_array(true, "true")
-        want = (m.shape[0], N_MUSIC, m.shape[2], m.shape[3])
+        n_music = t.shape[1] if t.ndim == 4 else N_MUSIC
+        want = (m.shape[0], n_music, m.shape[2], m.shape[3])
         if t.shape != want:
             raise ValueError(f"true: expected shape {list(want)}, got {list(t.shape)}")
-        length = np.where(t, note_lengths(t), np.iinfo(np.int64).max)  # (N, 5, T, P)
+        length = np.where(t, note_lengths(t), np.iinfo(np.int64).max)  # (N, C, T, P)
         pick = np.argmin(length, axis=1)  # (N, T, P): first shortest on ties
-        one_hot = pick[:, None] == np.arange(N_MUSIC)[None, :, None, None]
+        one_hot = pick[:, None] == np.arange(n_music)[None, :, None, None]
         return one_hot & t & m
 
 
@@ -290,18 +343,20 @@ FITTED_BASELINES: dict[str, type[Baseline]] = {
 """The fitted baselines by name, in table order."""
 
 
-def fit_baselines(batches: Iterable[Any]) -> dict[str, Baseline]:
+def fit_baselines(batches: Iterable[Any], names: tuple[str, ...] = MUSIC_INSTRUMENTS
+                  ) -> dict[str, Baseline]:
     """Fit every baseline of :data:`FITTED_BASELINES` in one pass over the training music.
 
     Args:
-        batches: iterable of binary music ``[B, 5, T, P]`` (read once).
+        batches: iterable of binary music ``[B, C, T, P]`` (read once).
+        names: the ``C`` classes (the paper's five by default).
 
     Returns:
         ``{name: fitted baseline}`` in table order (the oracle is separate: it needs the
         truth at prediction time).
     """
     counts = pitch_counts(batches)
-    return {name: cls().fit_counts(counts) for name, cls in FITTED_BASELINES.items()}
+    return {name: cls().fit_counts(counts, names) for name, cls in FITTED_BASELINES.items()}
 
 
 def save_baselines(path: str | Path, baselines: dict[str, Baseline]) -> None:
@@ -330,7 +385,8 @@ def load_baselines(path: str | Path) -> dict[str, Baseline]:
             if name not in FITTED_BASELINES:
                 raise ValueError(f"unknown baseline {name!r}, allowed: "
                                  f"{', '.join(FITTED_BASELINES)}")
-            out[name] = FITTED_BASELINES[name]().fit_counts(np.asarray(state["counts"]))
+            names = tuple(state.get("classes", MUSIC_INSTRUMENTS))
+            out[name] = FITTED_BASELINES[name]().fit_counts(np.asarray(state["counts"]), names)
         return out
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise InputError(f"{path}: not a baselines file ({err})") from err

@@ -1,8 +1,8 @@
 """Separation metrics, the release's and those of published work (docs/method.md section 10).
 
-Axis order (model side): ``pred`` and ``true`` are binary ``[N, 5, T, P]`` (instrument
-channels in :data:`data.contract.MUSIC_INSTRUMENTS` order: piano, guitar, bass, string,
-drum), ``mixture`` is binary ``[N, 1, T, P]``. Inputs may be numpy arrays or torch
+Axis order (model side): ``pred`` and ``true`` are binary ``[N, C, T, P]`` (instrument
+channels in the instrument set's order, :attr:`data.instruments.InstrumentSet.music`; the
+paper's C = 5: piano, guitar, bass, string, drum), ``mixture`` is binary ``[N, 1, T, P]``. Inputs may be numpy arrays or torch
 tensors, bool or numeric 0/1; they are converted to numpy ``bool`` once, at the boundary.
 
 Every metric is computed one way, by :class:`MetricAccumulator`; each is a ratio of
@@ -44,19 +44,23 @@ SUMMARY_KEYS: tuple[str, ...] = (
 )
 """The headline metrics, in table order."""
 
-METRIC_KEYS: tuple[str, ...] = (
-    "consistency", "diversity", "cell_accuracy", "note_accuracy",
-    *(f"{inst}_{kind}" for inst in MUSIC_INSTRUMENTS for kind in ("precision", "recall", "f1")),
-    "macro_f1",
-)
-"""Every key of :meth:`MetricAccumulator.compute`, in table order."""
+def metric_keys(names: tuple[str, ...] = MUSIC_INSTRUMENTS) -> tuple[str, ...]:
+    """Every key of :meth:`MetricAccumulator.compute` for the classes ``names``, in table
+    order."""
+    return ("consistency", "diversity", "cell_accuracy", "note_accuracy",
+            *(f"{inst}_{kind}" for inst in names for kind in ("precision", "recall", "f1")),
+            "macro_f1")
 
-def _check_inputs(pred: Any, true: Any, mixture: Any
+
+METRIC_KEYS: tuple[str, ...] = metric_keys()
+"""Every key of :meth:`MetricAccumulator.compute` for the paper's set, in table order."""
+
+def _check_inputs(pred: Any, true: Any, mixture: Any, n_music: int = N_MUSIC
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Convert and shape-check ``pred [N,5,T,P]``, ``true [N,5,T,P]``, ``mixture [N,1,T,P]``."""
+    """Convert and shape-check ``pred [N,C,T,P]``, ``true [N,C,T,P]``, ``mixture [N,1,T,P]``."""
     p = to_bool_array(pred, "pred")
-    if p.ndim != 4 or p.shape[1] != N_MUSIC:
-        raise ValueError(f"pred: expected shape [N, {N_MUSIC}, T, P], got {list(p.shape)}")
+    if p.ndim != 4 or p.shape[1] != n_music:
+        raise ValueError(f"pred: expected shape [N, {n_music}, T, P], got {list(p.shape)}")
     t = to_bool_array(true, "true")
     if t.shape != p.shape:
         raise ValueError(f"true: expected shape {list(p.shape)} like pred, got {list(t.shape)}")
@@ -139,19 +143,24 @@ class MetricAccumulator:
     sets_right: int = 0  # sounding cells whose predicted instrument set is the true set
     notes: int = 0  # true notes
     notes_right: int = 0  # true notes with more than half their cells predicted
-    tp: np.ndarray = field(default_factory=lambda: np.zeros(N_MUSIC, dtype=np.int64))
-    fp: np.ndarray = field(default_factory=lambda: np.zeros(N_MUSIC, dtype=np.int64))
-    fn: np.ndarray = field(default_factory=lambda: np.zeros(N_MUSIC, dtype=np.int64))
+    names: tuple[str, ...] = MUSIC_INSTRUMENTS  # the classes, in channel order
+    tp: np.ndarray = field(init=False)  # per class
+    fp: np.ndarray = field(init=False)
+    fn: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tp, self.fp, self.fn = (np.zeros(len(self.names), dtype=np.int64)
+                                     for _ in range(3))
 
     def update(self, pred: Any, true: Any, mixture: Any) -> None:
         """Add one batch.
 
         Args:
-            pred: binary ``[N, 5, T, P]`` prediction (numpy or torch).
-            true: binary ``[N, 5, T, P]`` ground truth.
+            pred: binary ``[N, C, T, P]`` prediction (numpy or torch), C = ``len(names)``.
+            true: binary ``[N, C, T, P]`` ground truth.
             mixture: binary ``[N, 1, T, P]`` mixture.
         """
-        p, t, m = _check_inputs(pred, true, mixture)
+        p, t, m = _check_inputs(pred, true, mixture, len(self.names))
         self.mixture_cells += m.size
         self.inconsistent += int(np.count_nonzero(m ^ p.any(axis=1, keepdims=True)))
         self.music_cells += t.size
@@ -171,18 +180,18 @@ class MetricAccumulator:
 
         Returns:
             ``{inst: {"precision", "recall", "f1", "support"}}`` for every instrument of
-            :data:`MUSIC_INSTRUMENTS`; an instrument neither true nor predicted anywhere
+            :attr:`names`; an instrument neither true nor predicted anywhere
             scores 1.0 on all three (see the module docstring).
         """
         out: dict[str, dict[str, float]] = {}
-        for i, inst in enumerate(MUSIC_INSTRUMENTS):
+        for i, inst in enumerate(self.names):
             tp, fp, fn = int(self.tp[i]), int(self.fp[i]), int(self.fn[i])
             prec, rec, f1 = prf(tp, fp, fn, empty=0.0)
             out[inst] = {"precision": prec, "recall": rec, "f1": f1, "support": float(tp + fn)}
         return out
 
     def compute(self) -> dict[str, float]:
-        """All metrics as a flat dict with the keys of :data:`METRIC_KEYS`."""
+        """All metrics as a flat dict with the keys of :func:`metric_keys` of :attr:`names`."""
         res = {
             "consistency": _error_rate(self.inconsistent, self.mixture_cells),
             "diversity": _error_rate(self.wrong_cells, self.music_cells),
@@ -193,7 +202,7 @@ class MetricAccumulator:
         for inst, prf in self.instrument_prf().items():
             for kind in ("precision", "recall", "f1"):
                 res[f"{inst}_{kind}"] = prf[kind]
-            i = MUSIC_INSTRUMENTS.index(inst)
+            i = self.names.index(inst)
             if self.tp[i] + self.fp[i] + self.fn[i] > 0:
                 active.append(prf["f1"])
         res["macro_f1"] = float(np.mean(active)) if active else 1.0

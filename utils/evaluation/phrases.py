@@ -26,6 +26,8 @@ from tqdm import tqdm
 from data.contract import MUSIC_INSTRUMENTS
 from data.errors import InputError
 from data.fileio import atomic_write_json, atomic_write_text
+from data.instruments import set_mismatch
+from data.manifest import Manifest
 from data.mix import mix_shares
 from data.roll import music_and_mixture
 from data.store import PhraseStore, unpack, unpack_onsets
@@ -116,7 +118,8 @@ def fit_train_baselines(data: str | Path | dict[str, float],
         scale = shares[folder] * n_total / max(len(store), 1)
         part = np.rint(part * scale).astype(np.int64) if len(mix) > 1 else part
         counts = part if counts is None else counts + part
-    return {name: cls().fit_counts(counts) for name, cls in FITTED_BASELINES.items()}
+    names = Manifest.read(next(iter(mix))).instruments.music
+    return {name: cls().fit_counts(counts, names) for name, cls in FITTED_BASELINES.items()}
 
 
 # ----------------------------------------------------------------------------------
@@ -142,10 +145,16 @@ class Report:
     """
 
     summary_keys: ClassVar[tuple[str, ...]] = SUMMARY_KEYS
-    f1_keys: ClassVar[tuple[str, ...]] = F1_KEYS
     file_suffix: ClassVar[str] = ""
     split: str
     rows: dict[str, dict[str, float]]
+
+    @property
+    def f1_keys(self) -> tuple[str, ...]:
+        """The per-instrument F1 columns: ``<inst>_f1`` of the rows' classes, in order
+        (:data:`F1_KEYS` for the paper's set)."""
+        first = next(iter(self.rows.values()), {})
+        return tuple(k for k in first if k.endswith("_f1") and k != "macro_f1") or F1_KEYS
 
     def table(self) -> str:
         """Plain-text tables: headline metrics, then per-instrument F1."""
@@ -234,12 +243,13 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
     modes = [] if separator is None else [separator.assign, *(m for m in ASSIGN_MODES
                                                                 if m != separator.assign)]
     kind = "" if separator is None else separator.kind
+    names = MUSIC_INSTRUMENTS if separator is None else separator.instruments.music
     for mode in modes:
-        accs[model_row(mode, kind)] = MetricAccumulator()
+        accs[model_row(mode, kind)] = MetricAccumulator(names)
     for name in baselines:
-        accs[name] = MetricAccumulator()
+        accs[name] = MetricAccumulator(names)
     if oracle:
-        accs[ORACLE_NAME] = MetricAccumulator()
+        accs[ORACLE_NAME] = MetricAccumulator(names)
     oracle_model = OracleBaseline()
     seconds = 0.0
     with tqdm(total=total, unit="phrase", desc="separating", disable=not progress,
@@ -249,7 +259,7 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
                 start = time.perf_counter()
                 mix = torch.as_tensor(mixture).float()
                 inputs = torch.cat([mix, torch.as_tensor(onsets).float()], dim=1)
-                probs = separator.phrase_probs(inputs)  # (b, 5, 64, 72)
+                probs = separator.phrase_probs(inputs)  # (b, C, 64, 72)
                 seconds += time.perf_counter() - start
                 for mode in modes:
                     pred = assign_instruments(probs, mix, mode, separator.threshold)
@@ -261,6 +271,18 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
                                                   mixture)
             bar.update(len(music))
     return {name: acc.compute() for name, acc in accs.items()}, seconds
+
+
+def check_model_data(separator: Separator, data_dir: str | Path) -> None:
+    """Refuse a built dataset whose instrument set is not the model's.
+
+    Raises:
+        InputError: one line naming the model, the folder and both sets.
+    """
+    mismatch = set_mismatch(separator.instruments, Manifest.read(data_dir).instruments,
+                            f"the {separator.source}", repr(str(data_dir)))
+    if mismatch:
+        raise InputError(mismatch)
 
 
 def model_baselines(separator: Separator, cfg: Config) -> tuple[dict[str, Baseline], str]:
@@ -307,6 +329,7 @@ def evaluate_split(cfg: Config, split: str = "test", limit: int | None = None,
     if len(store) == 0:
         raise InputError(f"{data_dir}: the {split} split holds no phrases")
     separator = Separator.from_config(cfg, device)
+    check_model_data(separator, data_dir)
     baselines, baseline_source = model_baselines(separator, cfg)
     indices = subset_indices(len(store), limit)
     rows, seconds = score_systems(separator, baselines,

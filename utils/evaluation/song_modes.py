@@ -27,11 +27,12 @@ from typing import Any, ClassVar, Literal, get_args
 import numpy as np
 from tqdm import tqdm
 
-from data.contract import MAX_SONG_BARS, MUSIC_INSTRUMENTS
+from data.contract import MAX_SONG_BARS
+from data.instruments import PAPER, InstrumentSet
 from data.midi import read_notes
 from data.song_roll import load_mixture, track_class
 from utils.core.config import Config
-from utils.evaluation.phrases import model_baselines, sampling_words
+from utils.evaluation.phrases import check_model_data, model_baselines, sampling_words
 from utils.evaluation.songs import (
     SongEvaluation,
     SongScorer,
@@ -52,20 +53,23 @@ MODE_WORDS: dict[str, str] = {
 """Each mode in words, as ``evaluate.py`` heads its table."""
 
 
-def whole_song_truth(path: str | Path, name: str, max_bars: int = MAX_SONG_BARS) -> SongTruth:
+def whole_song_truth(path: str | Path, name: str, max_bars: int = MAX_SONG_BARS,
+                     instruments: InstrumentSet = PAPER) -> SongTruth:
     """A song as a user's file holds it, with the true instrument of each of its notes.
 
     Every note is fed: the mixture is :func:`data.song_roll.load_mixture`'s, as ``separate.py``
     builds it (every pitched note of every track, the drum channel through the drum
     merge). A note's true instrument is its track's class by program and channel
-    (:func:`data.song_roll.track_class`), -1 (fed, not scored) for a program of no class.
+    (:func:`data.song_roll.track_class` in ``instruments``), -1 (fed, not scored) for a
+    program of no class.
 
     Raises:
         data.midi.MidiError: the file no longer reads as it did in the build.
     """
     notes = read_notes(path)
     mixture, _, _ = load_mixture(path, max_bars, notes)
-    classes = np.array([-1 if (c := track_class(t)) is None else c for t in notes.tracks]
+    classes = np.array([-1 if (c := track_class(t, instruments)) is None else c
+                        for t in notes.tracks]
                        + [-1], dtype=np.int64)  # one past the end: a file without tracks
     true = classes[notes.track] if len(notes) else np.zeros(0, np.int64)
     return SongTruth(name=name, notes=notes, true=true, mixture=mixture,
@@ -78,7 +82,7 @@ def mode_truths(songs: SplitSongs, mode: str) -> Iterator[SongTruth]:
         yield from songs.truths()
         return
     for n in songs.names:
-        yield whole_song_truth(songs.midi_dir / n, n, songs.max_song_bars)
+        yield whole_song_truth(songs.midi_dir / n, n, songs.max_song_bars, songs.instruments)
 
 
 @dataclass
@@ -136,6 +140,7 @@ def score_song_modes(systems: SongSystems, songs: SplitSongs, split: str,
     """Score the checked songs of a split (``songs``, built in ``data_dir``) in each mode
     with ``systems``; one report per mode (see :func:`evaluate_song_modes`)."""
     separator = systems.separator
+    check_model_data(separator, data_dir)
     settings = {**separator.settings(), "baselines": systems.baseline_source,
                 "data_dir": str(data_dir),
                 "midi_dir": str(Path(songs.manifest.midi_dir_as_built)),
@@ -146,13 +151,13 @@ def score_song_modes(systems: SongSystems, songs: SplitSongs, split: str,
         started = time.perf_counter()
         separator.reseed()  # a mode's table does not depend on the modes scored before it
         scorer = SongScorer(separator, systems.rules, song_model_row(separator.kind),
-                            systems.baselines if given else None)
+                            systems.baselines if given else None, separator.instruments)
         fed = 0
         for song in tqdm(mode_truths(songs, mode), unit="song", desc=f"songs ({mode})",
                          disable=not progress, total=len(songs.names), dynamic_ncols=True):
             scorer.add(song)
             fed += int((song.true > 0).sum() if song.fed is None else song.fed.sum())
-        per = dict(zip(MUSIC_INSTRUMENTS, scorer.per_instrument.tolist()))
+        per = dict(zip(separator.instruments.music, scorer.per_instrument.tolist()))
         reports.append(REPORTS[mode](
             split=split, songs=songs.names, rows=scorer.rows(), notes_by_instrument=per,
             seconds=time.perf_counter() - started, settings={**settings, "notes_fed": fed}))

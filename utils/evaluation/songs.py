@@ -41,7 +41,8 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm import tqdm
 
-from data.contract import DRUM, MAX_SONG_BARS, MELODY, MUSIC_INSTRUMENTS, N_MUSIC, N_PITCHED
+from data.contract import MAX_SONG_BARS, MELODY, MUSIC_INSTRUMENTS
+from data.instruments import PAPER, InstrumentSet
 from data.errors import InputError
 from data.manifest import REBUILD, DatasetError, Manifest
 from data.melody import load_melody_json, melody_program_for
@@ -51,7 +52,7 @@ from data.song_roll import ClassTracks, load_song, nearest_rows
 from utils.core.config import Config
 from utils.evaluation.baselines import FITTED_BASELINES, Baseline
 from utils.evaluation.metrics import prf, ratio
-from utils.evaluation.phrases import Report, model_baselines, sampling_words
+from utils.evaluation.phrases import Report, check_model_data, model_baselines, sampling_words
 from utils.separation.first_pass import MixtureSong
 from utils.separation.instrument_hints import GIVEN_SUFFIX, given_row, restrict
 from utils.separation.notes import SongSeparator
@@ -93,7 +94,8 @@ class SongTruth:
 
 def song_truth(path: str | Path, name: str, melody_program: int | None = None,
                melody_in_mixture: bool = False, default_meter_4_4: bool = False,
-               class_tracks: ClassTracks = "largest") -> SongTruth:
+               class_tracks: ClassTracks = "largest", instruments: InstrumentSet = PAPER
+               ) -> SongTruth:
     """Read a song of a built split with the true instrument of each of its notes.
 
     Args:
@@ -104,6 +106,7 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
             scored as the class its program names (:func:`data.song_roll.choose_tracks`).
         default_meter_4_4: the build's option: a song without a time signature is 4/4.
         class_tracks: the build's track choice, "largest" (the paper's) or "all".
+        instruments: the build's instrument set.
 
     Raises:
         data.midi.MidiError, data.midi.SkipFile: the file no longer reads as it did in the
@@ -111,12 +114,13 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
     """
     notes = read_notes(path)
     song = load_song(path, melody_program, notes=notes, melody_in_mixture=melody_in_mixture,
-                     default_meter_4_4=default_meter_4_4, class_tracks=class_tracks)
+                     default_meter_4_4=default_meter_4_4, class_tracks=class_tracks,
+                     instruments=instruments)
     true = np.full(len(notes), -1, dtype=np.int64)
     for cls, tracks in song.class_tracks.items():
         if cls != MELODY:
             true[np.isin(notes.track, tracks)] = cls
-    music = song.roll[..., MELODY + 1:]  # (T, 72, 5)
+    music = song.roll[..., MELODY + 1:]  # (T, 72, C)
     return SongTruth(name=name, notes=notes, true=true, mixture=music.any(axis=-1))
 
 
@@ -125,30 +129,35 @@ class NoteConfusion:
     """Counts of notes by true and predicted instrument; every note metric derives from it.
 
     Attributes:
-        counts: int64 ``[5, 5]``, ``counts[t, p]`` = notes of true instrument ``t`` given
-            instrument ``p`` (:data:`MUSIC_INSTRUMENTS` order).
+        names: the classes, in channel order (the paper's five by default; the drum last).
+        counts: int64 ``[C, C]``, ``counts[t, p]`` = notes of true instrument ``t`` given
+            instrument ``p`` (``names`` order).
     """
 
-    counts: np.ndarray = field(default_factory=lambda: np.zeros((N_MUSIC, N_MUSIC),
-                                                                dtype=np.int64))
+    names: tuple[str, ...] = MUSIC_INSTRUMENTS
+    counts: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros((len(self.names), len(self.names)), dtype=np.int64)
 
     def update(self, true: np.ndarray, pred: np.ndarray) -> None:
-        """Add notes: ``true`` and ``pred`` int ``[K]`` contract classes 1..5."""
+        """Add notes: ``true`` and ``pred`` int ``[K]`` contract classes 1..C."""
         np.add.at(self.counts, (np.asarray(true) - 1, np.asarray(pred) - 1), 1)
 
     def compute(self) -> dict[str, float]:
         """The note metrics of the module docstring, and ``notes``, the notes counted."""
         c = self.counts
         n = int(c.sum())
-        pitched = c[: DRUM - 1]  # rows of the true pitched instruments
+        n_pitched = len(self.names) - 1  # every class but the drum, the last one
+        pitched = c[:n_pitched]  # rows of the true pitched instruments
         out: dict[str, float] = {
             "notes": n,
             "note_accuracy": ratio(int(np.trace(c)), n),
-            "pitched_note_accuracy": ratio(int(np.trace(pitched[:, : DRUM - 1])),
+            "pitched_note_accuracy": ratio(int(np.trace(pitched[:, :n_pitched])),
                                             int(pitched.sum())),
         }
         f1s = []
-        for i, inst in enumerate(MUSIC_INSTRUMENTS):
+        for i, inst in enumerate(self.names):
             tp, n_pred, n_true = int(c[i, i]), int(c[:, i].sum()), int(c[i].sum())
             precision, recall, f1 = prf(tp, n_pred - tp, n_true - tp, empty=1.0)
             out.update({f"{inst}_precision": precision, f"{inst}_recall": recall,
@@ -163,7 +172,8 @@ class NoteConfusion:
 # Note-level baselines
 # ----------------------------------------------------------------------------------
 def pitched_rule(baseline: Baseline, allowed: Collection[int] = ()) -> np.ndarray:
-    """A fitted baseline's pitch rule for pitched notes: int64 ``[72]`` classes 1..4.
+    """A fitted baseline's pitch rule for pitched notes: int64 ``[72]`` classes 1..C-1
+    (1..4 for the paper's set).
 
     The same kind of baseline is refitted on the training counts with the drum
     instrument removed (and, given ``allowed`` pitched classes, every other one: the
@@ -173,11 +183,12 @@ def pitched_rule(baseline: Baseline, allowed: Collection[int] = ()) -> np.ndarra
     """
     if baseline.counts is None:
         raise RuntimeError(f"{baseline.name}: not fitted")
-    keep = np.isin(np.arange(1, N_PITCHED + 1), list(allowed) or range(1, N_PITCHED + 1))
+    n_pitched = baseline.counts.shape[0] - 1  # the drum is the last class
+    keep = np.isin(np.arange(1, n_pitched + 1), list(allowed) or range(1, n_pitched + 1))
     counts = baseline.counts.copy()
-    counts[DRUM - 1] = 0
-    counts[:N_PITCHED][~keep] = 0
-    assignment = FITTED_BASELINES[baseline.name]().fit_counts(counts).assignment
+    counts[n_pitched] = 0
+    counts[:n_pitched][~keep] = 0
+    assignment = FITTED_BASELINES[baseline.name]().fit_counts(counts, baseline.names).assignment
     assert assignment is not None
     pitched_rows = np.flatnonzero(np.isin(assignment, np.flatnonzero(keep)))
     if pitched_rows.size == 0:  # nothing kept in training: every row the first kept class
@@ -187,17 +198,18 @@ def pitched_rule(baseline: Baseline, allowed: Collection[int] = ()) -> np.ndarra
     return assignment[nearest] + 1
 
 
-def rule_predict(rule: np.ndarray, notes: SongNotes) -> np.ndarray:
+def rule_predict(rule: np.ndarray, notes: SongNotes, drum: int = PAPER.drum) -> np.ndarray:
     """Instrument of every note under a pitch rule (drum-channel notes stay drums).
 
     Args:
-        rule: int ``[72]`` class (1..4) of each row.
+        rule: int ``[72]`` class (1..4 for the paper's set) of each row.
         notes: the song's notes (pitched notes outside the rows read at the nearest row).
+        drum: the drum class (the set's last; 5 for the paper's).
 
     Returns:
-        int64 ``[K]`` classes 1..5.
+        int64 ``[K]`` classes 1..drum.
     """
-    pred = np.full(len(notes), DRUM, dtype=np.int64)
+    pred = np.full(len(notes), drum, dtype=np.int64)
     pitched = ~notes.is_drum
     pred[pitched] = rule[nearest_rows(notes)[pitched]]
     return pred
@@ -230,7 +242,8 @@ def score_songs(separator: SongSeparator, rules: dict[str, np.ndarray],
     Returns:
         ``{system: metrics}``, the model first.
     """
-    scorer = SongScorer(separator, rules, model_row)
+    scorer = SongScorer(separator, rules, model_row,
+                        instruments=getattr(separator, "instruments", PAPER))
     for song in tqdm(songs, unit="song", desc="songs", disable=not progress, total=total,
                      dynamic_ncols=True):
         scorer.add(song)
@@ -251,18 +264,22 @@ class SongScorer:
         given: the fitted baselines behind ``rules``; when set, every system also gets a
             row with each song's true pitched instruments given
             (:mod:`utils.separation.instrument_hints`), after its own row.
+        instruments: the classes scored (the separator's; the paper's five by default).
     """
 
     separator: SongSeparator
     rules: dict[str, np.ndarray]
     model_row: str = "diffusion (notes)"
     given: dict[str, Baseline] | None = None
-    per_instrument: np.ndarray = field(default_factory=lambda: np.zeros(N_MUSIC, np.int64))
+    instruments: InstrumentSet = PAPER
+    per_instrument: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
+        self.per_instrument = np.zeros(self.instruments.n_music, np.int64)
         names = [(n, given_row(n)) if self.given is not None else (n,)
                  for n in (self.model_row, *self.rules)]
-        self.confusion = {n: NoteConfusion() for pair in names for n in pair}
+        self.confusion = {n: NoteConfusion(self.instruments.music) for pair in names
+                          for n in pair}
         self._given_rules: dict[tuple[str, frozenset[int]], np.ndarray] = {}
 
     def add(self, song: SongTruth) -> None:
@@ -271,21 +288,23 @@ class SongScorer:
         fed = scored if song.fed is None else song.fed
         result = self.separator.separate_notes(MixtureSong(song.notes, song.mixture, fed))
         true = song.true[scored]
-        allowed = frozenset(int(c) for c in np.unique(true) if c < DRUM)
+        drum = self.instruments.drum
+        allowed = frozenset(int(c) for c in np.unique(true) if c < drum)
         predictions = {self.model_row: result.instrument}
         if self.given is not None:
             predictions[given_row(self.model_row)] = restrict(
                 result.instrument, result.probs, ~song.notes.is_drum, allowed)
         for name, rule in self.rules.items():
-            predictions[name] = rule_predict(rule, song.notes)
+            predictions[name] = rule_predict(rule, song.notes, drum)
             if self.given is not None:
                 key = (name, allowed)
                 if key not in self._given_rules:
                     self._given_rules[key] = pitched_rule(self.given[name], allowed)
-                predictions[given_row(name)] = rule_predict(self._given_rules[key], song.notes)
+                predictions[given_row(name)] = rule_predict(self._given_rules[key], song.notes,
+                                                            drum)
         for name, pred in predictions.items():
             self.confusion[name].update(true, pred[scored])
-        self.per_instrument += np.bincount(true - 1, minlength=N_MUSIC)
+        self.per_instrument += np.bincount(true - 1, minlength=self.instruments.n_music)
 
     def rows(self) -> dict[str, dict[str, float]]:
         """``{system: metrics}`` over the songs added, the model first."""
@@ -375,6 +394,7 @@ class SplitSongs:
         default_meter_4_4: the build's option: a song without a time signature is 4/4.
         class_tracks: the build's track choice ("largest", the paper's, or "all").
         max_song_bars: the build's longest song, in bars.
+        instruments: the build's instrument set.
     """
 
     manifest: Manifest
@@ -385,6 +405,7 @@ class SplitSongs:
     default_meter_4_4: bool = False
     class_tracks: ClassTracks = "largest"
     max_song_bars: int = MAX_SONG_BARS
+    instruments: InstrumentSet = PAPER
 
     @classmethod
     def checked(cls, data_dir: str | Path, split: str, limit: int | None = None) -> SplitSongs:
@@ -408,14 +429,15 @@ class SplitSongs:
         melody_json = manifest.melody_json
         table = load_melody_json(melody_json) if melody_json else {}
         return cls(manifest, midi_dir, names, manifest.melody_in_mixture, table,
-                   manifest.default_meter_4_4, manifest.class_tracks, manifest.max_song_bars)
+                   manifest.default_meter_4_4, manifest.class_tracks, manifest.max_song_bars,
+                   manifest.instruments)
 
     def truths(self) -> Iterator[SongTruth]:
         """Each song with its truth (:func:`song_truth`), read when asked for."""
         for n in self.names:
             program = melody_program_for(self.melody_table, n) if self.melody_table else None
             yield song_truth(self.midi_dir / n, n, program, self.melody_in_mixture,
-                             self.default_meter_4_4, self.class_tracks)
+                             self.default_meter_4_4, self.class_tracks, self.instruments)
 
 
 def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
@@ -441,9 +463,10 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
     data_dir = cfg.data_dir if data_dir is None else data_dir
     songs = SplitSongs.checked(data_dir, split, limit)
     separator = Separator.from_config(cfg, device)
+    check_model_data(separator, data_dir)
     baselines, baseline_source = model_baselines(separator, cfg)
     rules = {name: pitched_rule(b) for name, b in baselines.items()}
-    per = np.zeros(N_MUSIC, dtype=np.int64)
+    per = np.zeros(separator.instruments.n_music, dtype=np.int64)
     rows = score_songs(separator, rules, songs.truths(), progress=progress,
                        model_row=song_model_row(separator.kind), total=len(songs.names),
                        per_instrument=per)
@@ -452,5 +475,6 @@ def evaluate_songs(cfg: Config, split: str = "test", limit: int | None = None,
                 "midi_dir": str(Path(songs.manifest.midi_dir_as_built)),
                 "melody_in_mixture": songs.melody_in_mixture}
     return SongEvaluation(split=split, songs=songs.names, rows=rows,
-                          notes_by_instrument=dict(zip(MUSIC_INSTRUMENTS, per.tolist())),
+                          notes_by_instrument=dict(zip(separator.instruments.music,
+                                                       per.tolist())),
                           seconds=time.perf_counter() - started, settings=settings)

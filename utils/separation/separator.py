@@ -20,7 +20,8 @@ from typing import get_args
 import numpy as np
 import torch
 
-from data.contract import N_MUSIC, check_option
+from data.contract import check_option
+from data.instruments import PAPER, InstrumentSet
 from models.options import Sampler
 from models.process import Sampling, SeparationProcess
 from utils.core.checkpoints import (
@@ -30,7 +31,7 @@ from utils.core.checkpoints import (
     load_separator,
     model_paths,
 )
-from utils.core.config import Config
+from utils.core.config import Config, ConfigError
 from utils.separation.assignment import ASSIGN_MODES, assign_instruments
 from utils.separation.devices import config_device, resolve_device
 from utils.separation.first_pass import MixtureSong
@@ -66,6 +67,8 @@ class Separator:
             of :mod:`utils.separation.second_pass` (none by default).
         source: which model this is, in words (printed by the scripts).
         folder: the folder of the model's files (its saved baselines live there).
+        instruments: the classes the model separates (its checkpoint's
+            ``instrument_set``; the paper's five by default).
     """
 
     model: torch.nn.Module
@@ -83,6 +86,7 @@ class Separator:
     second_pass: SecondPass = NO_SECOND_PASS
     source: str = "model given in code"
     folder: Path | None = None
+    instruments: InstrumentSet = PAPER
     generator: torch.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -138,7 +142,9 @@ class Separator:
                 "steps": self.steps, "eta": self.eta, "num_samples": self.num_samples,
                 "assign": self.assign, "threshold": self.threshold,
                 **self.second_pass.settings(),
-                "device": str(self.device), "seed": self.seed}
+                "device": str(self.device), "seed": self.seed,
+                **({} if self.instruments.same_classes(PAPER)
+                   else {"instrument_set": self.instruments.record()})}
 
     def baselines_path(self) -> Path | None:
         """The baselines saved with the model (fitted on its training data), if any."""
@@ -172,6 +178,10 @@ class Separator:
         paths = model_paths(cfg)
         check = None if paths.shipped else cfg
         model, process, stored = load_separator(paths.separator, map_location=dev, cfg=check)
+        if not stored.instruments.same_classes(cfg.instruments):  # the shipped model's
+            raise ConfigError(f"{cfg._source}: 'instrument_set' is "
+                              f"{cfg.instruments.describe()} but the {paths.describe()} "
+                              f"separates {stored.instruments.describe()}")
         decoder = None
         if process.needs_decoder:
             decoder_path = paths.decoder if paths.decoder is not None else \
@@ -185,7 +195,7 @@ class Separator:
                    num_samples=cfg.num_samples,
                    second_pass=second_pass_from_config(cfg, folders, model, dev),
                    source=paths.describe(),
-                   folder=paths.folder)
+                   folder=paths.folder, instruments=stored.instruments)
 
     def with_settings(self, **changes: object) -> Separator:
         """A copy sharing the networks, with other sampling settings and a fresh generator.
@@ -269,7 +279,8 @@ class Separator:
         out = [self.probs(mixture[i: i + self.batch_size]).cpu()
                for i in range(0, mixture.shape[0], self.batch_size)]
         if not out:
-            return torch.zeros((0, N_MUSIC, *mixture.shape[2:]), dtype=torch.float32)
+            return torch.zeros((0, self.instruments.n_music, *mixture.shape[2:]),
+                               dtype=torch.float32)
         return torch.cat(out)
 
 

@@ -23,6 +23,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from data.dataset import PhraseDataModule, built_with_melody
 from data.errors import WorkFailed
+from data.instruments import set_mismatch
 from data.manifest import DatasetError, Manifest
 from data.mix import mix_counts, mix_shares
 from data.store import check_split_files, split_paths
@@ -112,7 +113,12 @@ def _split_phrases(cfg: Config, key: str, folder: Path, split: str) -> int:
                               f"utils.preprocess)")
     try:
         check_split_files(folder, split)
-        return Manifest.read(folder).count("phrases", split)
+        manifest = Manifest.read(folder)
+        mismatch = set_mismatch(cfg.instruments, manifest.instruments, "the config",
+                                repr(str(folder)))
+        if mismatch:
+            raise ConfigError(f"{cfg._source}: '{key}': {mismatch}")
+        return manifest.count("phrases", split)
     except DatasetError as exc:
         raise ConfigError(f"{cfg._source}: '{key}': {exc}") from None
 
