@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default {','.join(DEFAULT_OUTPUTS)}, and json with --json)")
     parser.add_argument("--instruments", default=None, metavar="NAMES",
                         help="the instruments the song holds, comma-separated, of "
-                             f"{', '.join(HINT_NAMES)}: every pitched note is kept within them "
+                             f"{', '.join(HINT_NAMES)} (or the classes of the config's "
+                             "instrument_set): every pitched note is kept within them "
                              "(drum-channel notes keep their rule)")
     parser.add_argument("--drums-by-model", action="store_true",
                         help="let the model choose the instrument of drum-channel notes too "
@@ -139,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     if outputs is not None and args.json and "json" not in outputs:
         outputs = parse_outputs(",".join([*outputs, "json"]))
     write_json = args.json or (outputs is not None and "json" in outputs)
-    hint = None if args.instruments is None else InstrumentHint.parse(args.instruments)
     cfg = load_config(args.config)
+    hint = None if args.instruments is None else InstrumentHint.parse(
+        args.instruments, instruments=cfg.instruments)
     files = input_files(args.inputs)
     if args.out_dir is None:
         cfg.require_writable_dir("output_dir")

@@ -22,6 +22,7 @@ from data.manifest import Manifest
 from data.mix import mix_counts, mix_shares
 from data.store import SPLITS, PhraseStore, unpack, unpack_onsets
 
+
 def transpose_music(planes: np.ndarray, semitones: int) -> np.ndarray:
     """Move the pitched instruments by ``semitones`` rows; drums (the last channel) stay.
 

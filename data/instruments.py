@@ -35,6 +35,9 @@ MELODY_RENDER_PROGRAM = 40  # violin: the melody channel rendered back to MIDI
 DEFAULT_VELOCITY = 80
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 N_PROGRAMS = 128
+DRUM_CHANNEL = 9  # General MIDI's channel 10, 0-based
+# MIDI channels of a rendered file: 16, less the drum channel and the melody's
+MAX_PITCHED = 14
 
 
 class InstrumentSetError(UserError, ValueError):
@@ -129,6 +132,14 @@ class InstrumentSet:
         return {0: MELODY_RENDER_PROGRAM} | {k: c.render_program
                                              for k, c in enumerate(self.classes, start=1)
                                              if not c.is_drum}
+
+    def midi_channels(self) -> dict[int, int]:
+        """``{contract index: MIDI channel (0-based)}`` of a rendered file: the pitched
+        classes on channels 0.. in order, then the melody, the drum on channel 9 (the
+        paper's set: piano 0, guitar 1, bass 2, string 3, melody 4, drum 9)."""
+        free = [c for c in range(16) if c != DRUM_CHANNEL]
+        out = {k: free[k - 1] for k in range(1, self.n_pitched + 1)}
+        return out | {0: free[self.n_pitched], self.drum: DRUM_CHANNEL}
 
     def render_velocities(self) -> dict[int, int]:
         """``{contract index: velocity}`` of every instrument, the melody's 80."""
@@ -235,6 +246,10 @@ def check_classes(classes: tuple[InstrumentClass, ...], where: str) -> None:
                                                         else ""))
     if len(classes) < 2:
         raise InstrumentSetError(f"{where}: needs at least one pitched class beside the drum")
+    if len(classes) - 1 > MAX_PITCHED:
+        raise InstrumentSetError(f"{where}: {len(classes) - 1} pitched classes, more than "
+                                 f"the {MAX_PITCHED} MIDI channels a separated file has for "
+                                 f"them")
 
 
 def resolve_set(spec: str | list[Any], where: str = "instrument_set") -> InstrumentSet:

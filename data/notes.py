@@ -33,27 +33,21 @@ from typing import BinaryIO
 import numpy as np
 
 from data.contract import (
-    BASS,
-    DRUM,
     DRUM_KEYS,
     DRUM_ROW0,
-    GUITAR,
-    INSTRUMENTS,
     MELODY,
-    N_INSTRUMENTS,
     N_PITCH,
-    PIANO,
     PITCH_LOW,
-    RENDER_PROGRAM,
-    RENDER_VELOCITY,
     STEPS_PER_BEAT,
-    STRING,
 )
+from data.instruments import PAPER, InstrumentSet
 from data.midi import SongNotes, SourceTrack, Timing
 from data.roll import roll_notes
 
-# MIDI channel (0-based) of each instrument's tracks; 9 is General MIDI's drum channel 10
-OUTPUT_CHANNEL: dict[int, int] = {PIANO: 0, GUITAR: 1, BASS: 2, STRING: 3, MELODY: 4, DRUM: 9}
+# MIDI channel (0-based) of each instrument's tracks for the paper's set (piano 0, guitar 1,
+# bass 2, string 3, melody 4, drum 9: General MIDI's drum channel 10); a set's own:
+# data.instruments.InstrumentSet.midi_channels
+OUTPUT_CHANNEL: dict[int, int] = PAPER.midi_channels()
 
 
 # ----------------------------------------------------------------------------- writing
@@ -263,8 +257,8 @@ def _meta_track(notes: SongNotes) -> bytes:
     return events.encode()
 
 
-def separated_midi(notes: SongNotes, instrument: np.ndarray,
-                   layers: np.ndarray | None = None) -> tuple[EncodedMidi, list[OutputTrack]]:
+def separated_midi(notes: SongNotes, instrument: np.ndarray, layers: np.ndarray | None = None,
+                   instruments: InstrumentSet = PAPER) -> tuple[EncodedMidi, list[OutputTrack]]:
     """Write every note on the track of its instrument (see the module docstring).
 
     A type-1 file at the input's ticks per quarter: track 0 holds the tempo map (exact
@@ -281,6 +275,8 @@ def separated_midi(notes: SongNotes, instrument: np.ndarray,
         instrument: int ``[K]`` contract class of each note (1..5; 5 = drum).
         layers: int ``[K]`` overlap layer of each note (:func:`note_layers`), when already
             computed.
+        instruments: the classes: names, render programs and channels (the paper's
+            five by default).
 
     Returns:
         ``(midi, tracks)``: the encoded file and a description of each instrument track,
@@ -294,14 +290,15 @@ def separated_midi(notes: SongNotes, instrument: np.ndarray,
     if instrument.shape != notes.pitch.shape:
         raise ValueError(f"instrument must have shape [{len(notes)}], "
                          f"got {list(instrument.shape)}")
-    if len(notes) and (instrument.min() < 1 or instrument.max() > DRUM):
-        raise ValueError(f"instrument classes must be 1..{DRUM}")
-    layer = note_layers(notes, instrument) if layers is None else np.asarray(layers)
-    return _encode(notes, instrument, layer)
+    drum = instruments.drum
+    if len(notes) and (instrument.min() < 1 or instrument.max() > drum):
+        raise ValueError(f"instrument classes must be 1..{drum}")
+    layer = note_layers(notes, instrument, drum) if layers is None else np.asarray(layers)
+    return _encode(notes, instrument, layer, instruments)
 
 
-def _encode(notes: SongNotes, instrument: np.ndarray, layer: np.ndarray
-            ) -> tuple[EncodedMidi, list[OutputTrack]]:
+def _encode(notes: SongNotes, instrument: np.ndarray, layer: np.ndarray,
+            instruments: InstrumentSet = PAPER) -> tuple[EncodedMidi, list[OutputTrack]]:
     """The file of :func:`separated_midi`: the tempo track, then one track per class
     (contract order, melody first) and overlap layer that holds notes.
 
@@ -318,7 +315,7 @@ def _encode(notes: SongNotes, instrument: np.ndarray, layer: np.ndarray
         raise ValueError(f"ticks per quarter note must be 1..32767, got {notes.tpq}")
     plan: list[tuple[int, int, np.ndarray]] = []  # (layer, class, notes) of each track
     for lay in range(int(layer.max(initial=0)) + 1):
-        for cls in range(MELODY, DRUM + 1):
+        for cls in range(MELODY, instruments.drum + 1):
             pick = np.flatnonzero((instrument == cls) & (layer == lay))
             if pick.size:
                 plan.append((lay, cls, pick))
@@ -328,11 +325,15 @@ def _encode(notes: SongNotes, instrument: np.ndarray, layer: np.ndarray
                          f"({MAX_TRACKS:,})")
     chunks = [_meta_track(notes)]
     described: list[OutputTrack] = []
+    names, channels = instruments.instruments, instruments.midi_channels()
+    programs = instruments.render_programs()
     for lay, cls, pick in plan:
-        name = INSTRUMENTS[cls] if lay == 0 else f"{INSTRUMENTS[cls]} {lay + 1}"
+        name = names[cls] if lay == 0 else f"{names[cls]} {lay + 1}"
         sources = sorted(set(notes.track[pick].tolist()))
         copied = sorted(set(notes.track[instrument == cls].tolist())) if lay == 0 else []
-        chunk, n_controls, n_bends = _instrument_track(notes, pick, cls, name, copied)
+        chunk, n_controls, n_bends = _instrument_track(notes, pick, (channels[cls],
+                                                                     programs.get(cls, 0)),
+                                                       name, copied)
         chunks.append(chunk)
         described.append(OutputTrack(name=name, instrument=cls, layer=lay,
                                      n_notes=int(pick.size), sources=sources,
@@ -343,7 +344,7 @@ def _encode(notes: SongNotes, instrument: np.ndarray, layer: np.ndarray
 
 
 def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
-                 qpm: float = 120.0) -> EncodedMidi:
+                 qpm: float = 120.0, instruments: InstrumentSet = PAPER) -> EncodedMidi:
     """Render a song or phrase roll as multi-instrument MIDI (docs/method.md section 9).
 
     One track per non-empty channel (programs flute/piano/guitar/bass/strings and a drum
@@ -353,10 +354,12 @@ def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
     Drum cells below row 63 have no drum key and are not rendered.
 
     Args:
-        roll: bool ``[T, 72, 6]`` (contract order) or ``[T, 72, 5]`` (channels 1..5).
+        roll: bool ``[T, 72, 6]`` (contract order) or ``[T, 72, 5]`` (channels 1..5); for
+            another set ``[T, 72, n_instruments]`` or ``[T, 72, n_music]``.
         timing: the song's timing; the file then has its ticks per quarter note, tempo map
             and time signatures. None: a constant ``qpm`` in 4/4 at 480 ticks per quarter.
         qpm: tempo used when ``timing`` is None.
+        instruments: the classes of the roll (the paper's five by default).
 
     Returns:
         The encoded file (:meth:`EncodedMidi.save` writes it).
@@ -365,18 +368,18 @@ def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
         ValueError: a roll of another shape.
     """
     roll = np.asarray(roll)
-    if roll.ndim != 3 or roll.shape[1] != N_PITCH or roll.shape[2] not in (N_INSTRUMENTS,
-                                                                            N_INSTRUMENTS - 1):
-        raise ValueError(f"roll must have shape [T, {N_PITCH}, 6] or [T, {N_PITCH}, 5], "
-                         f"got {list(roll.shape)}")
-    offset = N_INSTRUMENTS - roll.shape[2]  # 1 when channel 0 (melody) is absent
+    n_inst, drum = instruments.n_instruments, instruments.drum
+    if roll.ndim != 3 or roll.shape[1] != N_PITCH or roll.shape[2] not in (n_inst, n_inst - 1):
+        raise ValueError(f"roll must have shape [T, {N_PITCH}, {n_inst}] or "
+                         f"[T, {N_PITCH}, {n_inst - 1}], got {list(roll.shape)}")
+    offset = n_inst - roll.shape[2]  # 1 when channel 0 (melody) is absent
     if timing is None:
         timing = Timing(tpq=480, tempos=[(0, float(qpm))], time_signatures=[(0, 4, 4)])
     classes, pitches, firsts, stops = [], [], [], []
     for channel in range(roll.shape[2]):
         cls = channel + offset
         rows, first, stop = roll_notes(roll[:, :, channel])
-        if cls == DRUM:
+        if cls == drum:
             keep = rows >= DRUM_ROW0
             rows, first, stop = rows[keep], first[keep], stop[keep]
             pitch = np.array(DRUM_KEYS, dtype=np.int64)[rows - DRUM_ROW0]
@@ -388,25 +391,27 @@ def roll_to_midi(roll: np.ndarray, timing: Timing | None = None,
         stops.append(stop)
     instrument = np.concatenate(classes)
     ticks_per_step = timing.tpq / STEPS_PER_BEAT
-    velocity = np.array([RENDER_VELOCITY[c] for c in range(N_INSTRUMENTS)], dtype=np.int64)
+    velocities, programs = instruments.render_velocities(), instruments.render_programs()
+    velocity = np.array([velocities[c] for c in range(n_inst)], dtype=np.int64)
     notes = SongNotes(
         tpq=timing.tpq, track=instrument,
         index=np.concatenate([np.arange(c.size, dtype=np.int64) for c in classes]),
         pitch=np.concatenate(pitches),
         start=np.floor(np.concatenate(firsts) * ticks_per_step + 0.5).astype(np.int64),
         end=np.floor(np.concatenate(stops) * ticks_per_step + 0.5).astype(np.int64),
-        velocity=velocity[instrument], is_drum=instrument == DRUM,
-        tracks=[SourceTrack(name=INSTRUMENTS[c], program=RENDER_PROGRAM.get(c, 0),
-                            is_drum=c == DRUM) for c in range(N_INSTRUMENTS)],
+        velocity=velocity[instrument], is_drum=instrument == drum,
+        tracks=[SourceTrack(name=instruments.instruments[c], program=programs.get(c, 0),
+                            is_drum=c == drum) for c in range(n_inst)],
         tempos=np.array([(tick, round(60e6 / q)) for tick, q in timing.tempos],
                         dtype=np.int64).reshape(-1, 2),
         time_signatures=timing.time_signatures, key_signatures=[])
     # the runs of one pitch on one channel never touch: every note is on layer 0
-    midi, _ = _encode(notes, instrument, np.zeros(len(notes), dtype=np.int64))
+    midi, _ = _encode(notes, instrument, np.zeros(len(notes), dtype=np.int64), instruments)
     return midi
 
 
-def note_layers(notes: SongNotes, instrument: np.ndarray) -> np.ndarray:
+def note_layers(notes: SongNotes, instrument: np.ndarray, drum: int = PAPER.drum
+                ) -> np.ndarray:
     """Overlap layer of every note on its instrument's tracks (:func:`overlap_layers`).
 
     Returns:
@@ -414,20 +419,20 @@ def note_layers(notes: SongNotes, instrument: np.ndarray) -> np.ndarray:
     """
     instrument = np.asarray(instrument, dtype=np.int64)
     layer = np.zeros(len(notes), dtype=np.int64)
-    for cls in range(1, DRUM + 1):
+    for cls in range(1, drum + 1):
         mine = np.flatnonzero(instrument == cls)
         layer[mine] = overlap_layers(notes.pitch[mine], notes.start[mine], notes.end[mine])
     return layer
 
 
-def _instrument_track(notes: SongNotes, pick: np.ndarray, cls: int, name: str,
-                      copied: list[int]) -> tuple[bytes, int, int]:
-    """One output track: the notes ``pick`` plus the controllers and bends of the source
-    tracks ``copied``."""
-    channel = OUTPUT_CHANNEL[cls]
+def _instrument_track(notes: SongNotes, pick: np.ndarray, channel_program: tuple[int, int],
+                      name: str, copied: list[int]) -> tuple[bytes, int, int]:
+    """One output track on ``(channel, program)``: the notes ``pick`` plus the
+    controllers and bends of the source tracks ``copied``."""
+    channel, program = channel_program
     title = name.encode("latin-1", "replace")
     prefix = (b"\x00\xff\x03" + _vlq(len(title)) + title  # track name, then the program
-              + bytes([0x00, 0xC0 | channel, RENDER_PROGRAM.get(cls, 0) & 0x7F]))
+              + bytes([0x00, 0xC0 | channel, program & 0x7F]))
     events = _Events()
     n_controls = n_bends = 0
     for s in copied:

@@ -63,23 +63,24 @@ from data.fileio import (
     remove_temporaries,
     writable_dir_problem,
 )
+from data.instruments import PAPER, InstrumentSet
 from data.melody import melody_program_for
 from data.midi import MidiError, SkipFile
 from data.midi_files import empty_split_lines
 from data.roll import keep_phrases, window_view
-from data.instruments import PAPER, InstrumentSet
 from data.song_roll import load_song
 from data.store import (
     MANIFEST_NAME,
     PACKED_BYTES,
     SPLITS,
-    packed_bytes,
     atomic_save_npy,
     pack,
+    packed_bytes,
     write_split,
 )
 from data.workers import reason_summary, run_tasks
 
+DEFAULT_OPTIONS = BuildOptions()  # the paper's build
 FLUSH_FILES = 256  # files per shard at most
 FLUSH_PHRASES = 20_000  # phrases per shard at most (about 69 MB packed)
 SHARD_GLOB = "part-*.json"
@@ -103,7 +104,7 @@ def _skipped(rel_path: str, reason: str, detail: str) -> FileResult:
 
 
 def process_file(path: Path, rel_path: str, melody_program: int | None,
-                 options: BuildOptions = BuildOptions()) -> FileResult:
+                 options: BuildOptions = DEFAULT_OPTIONS) -> FileResult:
     """Convert one file into its kept phrases; never raises for bad input.
 
     Every step -- reading, unification, windowing, filtering, packing -- runs under one
@@ -367,8 +368,8 @@ def _check_resumable(shard_dir: Path, settings: BuildSettings) -> None:
             "re-run the build into a new folder)"
         raise BuildError(f"{settings.out_dir}: built with another data contract, melody JSON, "
                          f"min_bar_density, split_by, max_song_bars, melody_in_mixture, "
-                         f"default_meter_4_4, class_tracks or instrument_set{old}; use a new --out-dir or "
-                         "delete this one")
+                         f"default_meter_4_4, class_tracks or instrument_set{old}; use a new "
+                         "--out-dir or delete this one")
 
 
 def _files_to_convert(shard_dir: Path, files: list[str], sources: dict[str, list[int]],

@@ -109,8 +109,8 @@ def keep_phrases(phrases: np.ndarray, has_melody: bool,
     """The phrase filters of the data contract (docs/data.md).
 
     A window is dropped when any of its 4 bars has fewer than ``min_bar_density`` (1%)
-    of the bar's ``16 x 72 x 6`` cells on (:data:`BAR_CELLS`, whatever the set), and -- in a file with a melody -- when its
-    melody channel has fewer than 24 cells on.
+    of the bar's ``16 x 72 x 6`` cells on (:data:`BAR_CELLS`, whatever the set), and --
+    in a file with a melody -- when its melody channel has fewer than 24 cells on.
 
     Args:
         phrases: bool ``[N, 64, 72, I]``.

@@ -255,8 +255,8 @@ def load_song(path: str | Path, melody_program: int | None = None,
         instruments: the classes (default the paper's five).
 
     Returns:
-        The :class:`UnifiedSong`, roll bool ``[T, 72, n_instruments]`` (``T`` may be 0 when no note of the
-        kept tracks lies inside the pitch range).
+        The :class:`UnifiedSong`, roll bool ``[T, 72, n_instruments]`` (``T`` may be 0
+        when no note of the kept tracks lies inside the pitch range).
 
     Raises:
         MidiError: unreadable, empty, truncated or not MIDI.

@@ -7,8 +7,8 @@ A built dataset folder ``OUT`` holds, per split (``train``, ``val``, ``test``):
   its notes (onsets: repeated notes and one held note differ only there) -- flattened in C
   order and bit-packed (``np.packbits``, 8 cells per byte, 6,912 bytes a phrase instead of
   55,296); a set of ``I`` instruments (:mod:`data.instruments`) gives ``[N, 1152 * I]``,
-  planes ``[2, 64, 72, I]``. Builds before onsets were stored wrote one plane (3,456 bytes) and are refused
-  with "re-run the build";
+  planes ``[2, 64, 72, I]``. Builds before onsets were stored wrote one plane (3,456
+  bytes) and are refused with "re-run the build";
 * ``OUT/<split>.song_ids.npy`` -- int32 ``[N]``: index of each phrase's song in
   ``manifest.json["split_songs"][<split>]`` (song = MIDI path relative to the MIDI folder).
 

@@ -35,9 +35,17 @@ from torch import nn
 
 from data.contract import N_PITCH, N_PITCHED, STEPS_PER_BAR
 
-N_CONTINUOUS = 9
-"""Per-note numbers besides pitch and beat: log duration, log simultaneous starts, lowest,
-highest, velocity / 127 (0 when unused), log register prior of the 4 pitched instruments."""
+
+def n_continuous(pitched: int = N_PITCHED) -> int:
+    """Per-note numbers besides pitch and beat: log duration, log simultaneous starts,
+    lowest, highest, velocity / 127 (0 when unused), log register prior of each of the
+    ``pitched`` instruments."""
+    return 5 + pitched
+
+
+N_CONTINUOUS = n_continuous()
+"""The per-note numbers of the paper's set (its 4 pitched instruments)."""
+MAX_PITCHED = 64  # pitched classes a song pass network is built for at most
 
 
 SPEC_BOUNDS = {"width": 512, "levels": 12, "stacks": 4}
@@ -54,12 +62,15 @@ class SongPassSpec:
         levels: dilations ``1, 2, ..., 2**(levels-1)`` in each stack.
         stacks: how many times the dilation ladder repeats.
         velocity: whether the network reads the notes' velocities.
+        pitched: the pitched instruments it decides between (the instrument set's; the
+            paper's 4, the default of a checkpoint that does not say).
     """
 
     width: int = 96
     levels: int = 6
     stacks: int = 2
     velocity: bool = False
+    pitched: int = N_PITCHED
 
     def __post_init__(self) -> None:
         for key, top in SPEC_BOUNDS.items():
@@ -67,6 +78,10 @@ class SongPassSpec:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
                 raise ValueError(f"song pass '{key}' must be an integer in 1..{top}, got "
                                  f"{value!r}")
+        if isinstance(self.pitched, bool) or not isinstance(self.pitched, int) \
+                or not 1 <= self.pitched <= MAX_PITCHED:
+            raise ValueError(f"song pass 'pitched' must be an integer in 1..{MAX_PITCHED}, "
+                             f"got {self.pitched!r}")
         if not isinstance(self.velocity, bool):
             raise ValueError(f"song pass 'velocity' must be true or false, got "
                              f"{self.velocity!r}")
@@ -104,10 +119,10 @@ class SongPassNet(nn.Module):
         self.spec = spec
         self.pitch = nn.Embedding(N_PITCH, 16)
         self.beat = nn.Embedding(STEPS_PER_BAR, 8)
-        self.inp = nn.Linear(16 + 8 + N_CONTINUOUS + N_PITCHED, spec.width)
+        self.inp = nn.Linear(16 + 8 + n_continuous(spec.pitched) + spec.pitched, spec.width)
         self.blocks = nn.ModuleList(_Block(spec.width, 2 ** level)
                                     for _ in range(spec.stacks) for level in range(spec.levels))
-        self.out = nn.Linear(2 * spec.width, N_PITCHED)
+        self.out = nn.Linear(2 * spec.width, spec.pitched)
 
     def forward(self, rows: torch.Tensor, beat: torch.Tensor, numbers: torch.Tensor,
                 log_probs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -37,13 +37,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from data.contract import N_PITCH, N_PITCHED
+from data.contract import N_MUSIC, N_PITCH
 from data.errors import InputError
 from data.fileio import atomic_write
 from data.manifest import Manifest
 from models.song_pass import SongPassNet, SongPassSpec
 from utils.core.cli import command
 from utils.core.config import Config, load_config
+from utils.evaluation.phrases import check_model_data
 from utils.evaluation.songs import SongTruth, SplitSongs
 from utils.separation.devices import add_device_option
 from utils.separation.first_pass import FirstPass, MixtureSong, note_probabilities
@@ -87,7 +88,8 @@ class TrainingSong:
         note accuracy leaves it out)."""
         feats = note_features(self.first_pass, use_velocity)
         target = self.target[feats.order] - 1
-        return feats, np.where((target >= 0) & (target < N_PITCHED), target, IGNORE)
+        n_pitched = self.first_pass.probs.shape[1] - 1  # the drum is the last class
+        return feats, np.where((target >= 0) & (target < n_pitched), target, IGNORE)
 
 
 FIRST_PASS_FIELDS = tuple(f.name for f in fields(FirstPass))
@@ -98,7 +100,9 @@ def first_pass_song(separator: Separator, song: SongTruth) -> TrainingSong:
     """Separate one song of a built split as the song-level evaluation does (first pass)."""
     scored = MixtureSong(song.notes, song.mixture, in_mixture=song.true > 0)
     first_pass = FirstPass.of(note_probabilities(separator.probs, scored,
-                                                 separator.batch_size), scored)
+                                                 separator.batch_size,
+                                                 n_music=separator.instruments.n_music),
+                              scored)
     compact = replace(first_pass, probs=first_pass.probs.astype(np.float32),
                       row_sums=first_pass.row_sums.astype(np.float32))
     return TrainingSong(compact, target=song.true)
@@ -125,10 +129,12 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
         utils.core.config.ConfigError, data.errors.InputError: no manifest, no songs.
     """
     songs_of_split = SplitSongs.checked(data_dir, split, limit)  # changed: a stale cache
+    check_model_data(separator, data_dir)
     key = first_pass_key(separator, data_dir, split, limit)
     folder = Path(data_dir).resolve()
     path = cache / f"first_pass_{folder.parent.name}_{folder.name}_{split}_{key}.npz"
-    cached = read_first_pass_cache(path, len(songs_of_split.names)) if path.exists() else None
+    cached = read_first_pass_cache(path, len(songs_of_split.names),
+                                   separator.instruments.n_music) if path.exists() else None
     if cached is not None:
         return cached
     songs = [first_pass_song(separator, truth)
@@ -147,7 +153,8 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     return songs
 
 
-def read_first_pass_cache(path: Path, n_songs: int) -> list[TrainingSong] | None:
+def read_first_pass_cache(path: Path, n_songs: int, n_music: int = N_MUSIC
+                          ) -> list[TrainingSong] | None:
     """The ``n_songs`` songs a first-pass cache file holds, or None (with one ``warning:``
     line) when it is unreadable -- truncated, not an archive, missing arrays -- or its
     arrays disagree with each other or with ``n_songs``."""
@@ -158,7 +165,7 @@ def read_first_pass_cache(path: Path, n_songs: int) -> list[TrainingSong] | None
         why = f"unreadable ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})" \
             if str(exc).strip() else f"unreadable ({type(exc).__name__})"
     else:
-        why = _cache_problem(stored, n_songs)
+        why = _cache_problem(stored, n_songs, n_music)
         if why is None:
             cuts = np.concatenate([[0], np.cumsum(stored["counts"])])
             return [TrainingSong(FirstPass(**{f: stored[f][i] if f == "row_sums" else
@@ -171,14 +178,15 @@ def read_first_pass_cache(path: Path, n_songs: int) -> list[TrainingSong] | None
     return None
 
 
-def _cache_problem(stored: dict[str, np.ndarray], n_songs: int) -> str | None:
+def _cache_problem(stored: dict[str, np.ndarray], n_songs: int, n_music: int = N_MUSIC
+                   ) -> str | None:
     """Why a first-pass cache's arrays cannot be the first pass of ``n_songs`` songs."""
     counts = stored["counts"]
     if counts.shape != (n_songs,) or not np.issubdtype(counts.dtype, np.integer) \
             or (counts < 0).any():
         return f"holds {counts.shape} song counts, not {n_songs}"
     notes = int(counts.sum())
-    expected = {"probs": (notes, 5), "row_sums": (n_songs, N_PITCH, 5)}
+    expected = {"probs": (notes, n_music), "row_sums": (n_songs, N_PITCH, n_music)}
     for name in (*FIRST_PASS_FIELDS, "target"):
         shape = expected.get(name, (notes,))
         if stored[name].shape != shape or stored[name].dtype.kind not in "biuf":
@@ -224,8 +232,9 @@ class Sequences:
             numbers = f.numbers[lo:hi]
             if velocity_scale is not None:
                 assert rng is not None
-                factor = rng.uniform(*velocity_scale, size=N_PITCHED + 1)  # last: ignored
-                scale = factor[np.where(t[lo:hi] == IGNORE, N_PITCHED, t[lo:hi])]
+                n_pitched = f.log_probs.shape[1]
+                factor = rng.uniform(*velocity_scale, size=n_pitched + 1)  # last: ignored
+                scale = factor[np.where(t[lo:hi] == IGNORE, n_pitched, t[lo:hi])]
                 numbers = numbers.copy()
                 velocity = numbers[:, VELOCITY] * 127.0 * scale
                 numbers[:, VELOCITY] = np.clip(np.rint(velocity), 1, 127) / 127.0
@@ -281,7 +290,7 @@ def train_network(train: Sequences, val: Sequences, spec: SongPassSpec, steps: i
             rng.integers(0, len(train), BATCH_SONGS), CROP_NOTES, rng,
             VELOCITY_SCALE if spec.velocity else None)
         logits = net(*inputs, lengths)
-        loss = loss_fn(logits.reshape(-1, N_PITCHED), target.reshape(-1))
+        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite song pass loss at step {step}")
         opt.zero_grad()
@@ -327,7 +336,7 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
     train_songs = [s for d in data_dirs
                    for s in first_pass_split(separator, d, "train", cache, progress, limit)]
     val_songs = first_pass_split(separator, data_dirs[0], "val", cache, progress, limit)
-    spec = SongPassSpec(velocity=cfg.song_pass_velocity)
+    spec = SongPassSpec(velocity=cfg.song_pass_velocity, pitched=separator.instruments.n_pitched)
     train = Sequences.of(train_songs, spec.velocity)
     val = Sequences.of(val_songs, spec.velocity)
     if not len(train) or not len(val):

@@ -22,8 +22,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from data.build_plan import MAX_SEED, MAX_SONG_BARS_LIMIT, SplitBy
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
-from data.instruments import InstrumentSet, InstrumentSetError, resolve_set
 from data.fileio import not_a_file, writable_dir_problem
+from data.instruments import InstrumentSet, InstrumentSetError, resolve_set
 from data.song_roll import ClassTracks
 from models.options import (
     GROUPS,

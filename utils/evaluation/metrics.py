@@ -2,8 +2,9 @@
 
 Axis order (model side): ``pred`` and ``true`` are binary ``[N, C, T, P]`` (instrument
 channels in the instrument set's order, :attr:`data.instruments.InstrumentSet.music`; the
-paper's C = 5: piano, guitar, bass, string, drum), ``mixture`` is binary ``[N, 1, T, P]``. Inputs may be numpy arrays or torch
-tensors, bool or numeric 0/1; they are converted to numpy ``bool`` once, at the boundary.
+paper's C = 5: piano, guitar, bass, string, drum), ``mixture`` is binary ``[N, 1, T, P]``.
+Inputs may be numpy arrays or torch tensors, bool or numeric 0/1; they are converted to
+numpy ``bool`` once, at the boundary.
 
 Every metric is computed one way, by :class:`MetricAccumulator`; each is a ratio of
 integer counts, so accumulating batch by batch equals one update with their

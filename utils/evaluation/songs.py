@@ -42,8 +42,8 @@ import numpy as np
 from tqdm import tqdm
 
 from data.contract import MAX_SONG_BARS, MELODY, MUSIC_INSTRUMENTS
-from data.instruments import PAPER, InstrumentSet
 from data.errors import InputError
+from data.instruments import PAPER, InstrumentSet
 from data.manifest import REBUILD, DatasetError, Manifest
 from data.melody import load_melody_json, melody_program_for
 from data.midi import SongNotes, read_notes
@@ -242,8 +242,7 @@ def score_songs(separator: SongSeparator, rules: dict[str, np.ndarray],
     Returns:
         ``{system: metrics}``, the model first.
     """
-    scorer = SongScorer(separator, rules, model_row,
-                        instruments=getattr(separator, "instruments", PAPER))
+    scorer = SongScorer(separator, rules, model_row, instruments=separator.instruments)
     for song in tqdm(songs, unit="song", desc="songs", disable=not progress, total=total,
                      dynamic_ncols=True):
         scorer.add(song)

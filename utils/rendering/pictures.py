@@ -26,9 +26,10 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from data.contract import INSTRUMENTS, MUSIC_INSTRUMENTS, N_INSTRUMENTS, PITCH_LOW, STEPS_PER_BAR
+from data.contract import PITCH_LOW, STEPS_PER_BAR
 from data.errors import InputError
 from data.fileio import atomic_write
+from data.instruments import PAPER, InstrumentSet
 from data.roll import to_bool_array
 
 COLORS: dict[str, str] = {
@@ -38,9 +39,22 @@ COLORS: dict[str, str] = {
     "bass": "tab:green",
     "string": "tab:purple",
     "drum": "tab:brown",
+    "organ": "tab:pink",
+    "brass": "gold",
+    "reed": "tab:cyan",
+    "synth_lead": "tab:olive",
+    "synth_pad": "navy",
     "mixture": "0.25",
 }
 """Colour of each instrument (and of an unlabelled mixture) in every picture."""
+SPARE_COLORS: tuple[str, ...] = ("teal", "salmon", "lime", "sienna", "orchid", "slategray",
+                                 "darkkhaki", "crimson", "steelblue", "yellowgreen")
+"""Colours of a written set's classes without one in :data:`COLORS`, by channel."""
+
+
+def color_of(name: str, channel: int) -> str:
+    """The colour of an instrument: its own (:data:`COLORS`), else a spare by channel."""
+    return COLORS.get(name, SPARE_COLORS[channel % len(SPARE_COLORS)])
 
 SAVE_DPI = 100  # resolution of saved pictures
 EXCERPT_BARS = 16  # bars in a song's default picture excerpt
@@ -63,21 +77,27 @@ class RollLayout:
     channels: Callable[[np.ndarray], tuple[np.ndarray, tuple[str, ...]] | None]
 
 
-def _model_channels(r: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]] | None:
-    if r.ndim == 3 and r.shape[0] == len(MUSIC_INSTRUMENTS):
-        return r, MUSIC_INSTRUMENTS
-    if r.ndim == 3 and r.shape[0] == 1:
-        return r, ("mixture",)
-    return None
+def set_layouts(instruments: InstrumentSet = PAPER) -> dict[str, RollLayout]:
+    """The layouts of an instrument set's rolls, by name: ``"model"`` ``[C, T, P]`` (or
+    ``[1, T, P]``), ``"phrase"`` ``[T, P, C + 1]``, ``"mixture"`` ``[T, P]``."""
+    music, names = instruments.music, instruments.instruments
+
+    def model(r: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]] | None:
+        if r.ndim == 3 and r.shape[0] == len(music):
+            return r, music
+        return (r, ("mixture",)) if r.ndim == 3 and r.shape[0] == 1 else None
+
+    return {layout.name: layout for layout in (
+        RollLayout("model", f"[{len(music)}, T, P] or [1, T, P]", model),
+        RollLayout("phrase", f"[T, P, {len(names)}]",
+                   lambda r: (np.moveaxis(r, -1, 0), names)
+                   if r.ndim == 3 and r.shape[2] == len(names) else None),
+        RollLayout("mixture", "[T, P]",
+                   lambda r: (r[None], ("mixture",)) if r.ndim == 2 else None),
+    )}
 
 
-ROLL_LAYOUTS: dict[str, RollLayout] = {layout.name: layout for layout in (
-    RollLayout("model", "[5, T, P] or [1, T, P]", _model_channels),
-    RollLayout("phrase", f"[T, P, {N_INSTRUMENTS}]",
-               lambda r: (np.moveaxis(r, -1, 0), INSTRUMENTS)
-               if r.ndim == 3 and r.shape[2] == N_INSTRUMENTS else None),
-    RollLayout("mixture", "[T, P]", lambda r: (r[None], ("mixture",)) if r.ndim == 2 else None),
-)}
+ROLL_LAYOUTS: dict[str, RollLayout] = set_layouts(PAPER)
 ROLL_ORDERS: tuple[str, ...] = tuple(ROLL_LAYOUTS)
 
 
@@ -117,7 +137,7 @@ def roll_image(roll: Any, *, order: str | RollLayout) -> tuple[np.ndarray, tuple
         instrument name of each channel.
     """
     chans, names = _channels(roll, order)  # (C, T, P)
-    colors = np.array([to_rgb(COLORS[n]) for n in names])  # (C, 3)
+    colors = np.array([to_rgb(color_of(n, k)) for k, n in enumerate(names)])  # (C, 3)
     count = chans.sum(axis=0)  # (T, P)
     mixed = np.einsum("ctp,ck->ptk", chans.astype(np.float64), colors)  # (P, T, 3)
     rgb = np.where(count.T[..., None] > 0, mixed / np.maximum(count.T, 1)[..., None], 1.0)
@@ -167,7 +187,7 @@ def plot_roll(
     if title:
         ax.set_title(title, loc="left", fontsize="medium")
     if legend:
-        handles = [Patch(facecolor=COLORS[n], label=n) for n in names]
+        handles = [Patch(facecolor=color_of(n, k), label=n) for k, n in enumerate(names)]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0),
                   fontsize="small", frameon=False)
 

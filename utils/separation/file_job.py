@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from data.contract import (
-    DRUM,
     MAX_SONG_BARS,
     PIANO,
     STEPS_PER_BAR,
 )
 from data.fileio import atomic_write_many, claim_outputs
+from data.instruments import PAPER, InstrumentSet
 from data.midi import (
     MAX_FILE_BYTES,
     MidiError,
@@ -38,7 +39,7 @@ from data.song_roll import load_mixture, notes_roll
 from utils.rendering.audio import (
     MAX_AUDIO_SECONDS,
 )
-from utils.rendering.pictures import STEP_PX, excerpt_steps, plot_comparison
+from utils.rendering.pictures import STEP_PX, excerpt_steps, plot_comparison, set_layouts
 from utils.separation.file_choices import FileChoices
 from utils.separation.file_outputs import (
     AudioWriter,
@@ -187,11 +188,13 @@ def separate_midi_file(separator: SongSeparator, midi_path: str | Path, out_dir:
     """
     options = FileOptions() if options is None else options
     limits, hint = options.limits, options.choices.hint
+    instruments = separator.instruments
     midi_path = Path(midi_path)
     paths = options.written_paths(midi_path, out_dir)
     check_outputs(paths, options.overwrite, midi_path)
     notes = read_song(midi_path, limits)
-    mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, notes)
+    mixture, ref_roll, timing = load_mixture(midi_path, limits.max_song_bars, notes,
+                                             instruments)
     # everything that can be refused or warned about is known before the long work
     begin, end, cut = (_picture_steps(mixture, options.bars) if "png" in paths
                        else (0, 0, None))
@@ -212,24 +215,29 @@ def separate_midi_file(separator: SongSeparator, midi_path: str | Path, out_dir:
                                           progress=options.progress)
         if hint is not None:
             result.instrument = hint.apply(result.instrument, result.probs, notes.is_drum)
-        separated, tracks = separated_midi(notes, result.instrument)
-        audio = AudioWriter(notes, timing, options.sample_rate, limits.max_audio_seconds)
+        separated, tracks = separated_midi(notes, result.instrument, instruments=instruments)
+        audio = AudioWriter(notes, timing, options.sample_rate, limits.max_audio_seconds,
+                            instruments=instruments)
         writers = {
             "midi": lambda p: separated.save(p),
             "wav": lambda p: audio.write(p, result.instrument),
             # the mixture as played: every pitched note on a piano, the drum channel on drums
-            "mixture_wav": lambda p: audio.write(p, np.where(notes.is_drum, DRUM, PIANO)),
+            "mixture_wav": lambda p: audio.write(p, np.where(notes.is_drum, instruments.drum,
+                                                             PIANO)),
             "png": lambda p: plot_comparison(
                 _picture_panels(notes, result.instrument, mixture,
-                                ref_roll if options.reference else None, begin, end),
+                                ref_roll if options.reference else None, (begin, end),
+                                instruments),
                 p, first_bar=first_bar, step_px=STEP_PX),
             "json": lambda p: write_notes_json(p, midi_path, notes, result,
-                                               None if hint is None else hint.names),
+                                               None if hint is None else hint.names,
+                                               instruments),
         }
         atomic_write_many({path: writers[key] for key, path in paths.items()})
     warnings += [f"{midi_path}: {line}" for line in audio.remarks()]
     outputs = song_outputs(paths, mixture, notes, result, tracks, (first_bar, last_bar),
                            audio.rendered[0] if audio.rendered else None, warnings)
+    outputs.per_instrument = result.counts(instruments.music)
     outputs.hint = None if hint is None else hint.describe()
     return outputs
 
@@ -273,19 +281,24 @@ def _picture_steps(mixture: np.ndarray, bars: tuple[int, int] | None
 
 
 def _picture_panels(notes: SongNotes, instrument: np.ndarray, mixture: np.ndarray,
-                    reference: np.ndarray | None, begin: int, end: int
-                    ) -> list[tuple[str, np.ndarray, str]]:
-    """The picture's panels over steps ``begin .. end - 1``: the separated notes, the input
-    mixture and, when given, the file's own multitrack ``reference`` (bool ``[T, 72, 6]``),
-    each as ``(title, roll, order)`` for :func:`utils.rendering.pictures.plot_comparison`."""
+                    reference: np.ndarray | None, steps: tuple[int, int],
+                    instruments: InstrumentSet = PAPER) -> list[tuple[str, np.ndarray, Any]]:
+    """The picture's panels over steps ``begin .. end - 1`` (``steps``): the separated
+    notes, the input mixture and, when given, the file's own multitrack ``reference``
+    (bool ``[T, 72, 6]``, the set's instruments), each as ``(title, roll, layout)`` for
+    :func:`utils.rendering.pictures.plot_comparison`."""
+    begin, end = steps
     first, stop = notes.steps()
-    separated_roll = notes_roll(first, stop, notes.rows(), instrument, begin, end)
+    separated_roll = notes_roll(first, stop, notes.rows(), instrument, begin, end,
+                                instruments.n_music)
+    layouts = set_layouts(instruments)
     panels = [
-        ("separated notes", np.moveaxis(separated_roll, -1, 0), "model"),  # (5, t, 72)
-        ("input mixture", _excerpt(mixture, begin, end), "mixture"),  # (t, 72)
+        ("separated notes", np.moveaxis(separated_roll, -1, 0), layouts["model"]),  # (C, t, 72)
+        ("input mixture", _excerpt(mixture, begin, end), layouts["mixture"]),  # (t, 72)
     ]
     if reference is not None:
-        panels.append(("original multitrack", _excerpt(reference, begin, end), "phrase"))
+        panels.append(("original multitrack", _excerpt(reference, begin, end),
+                       layouts["phrase"]))
     return panels
 
 

@@ -12,18 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from data.contract import (
-    DRUM,
-    INSTRUMENTS,
-    MUSIC_INSTRUMENTS,
-    RENDER_PROGRAM,
-)
 from data.errors import InputError
+from data.instruments import PAPER, InstrumentSet
 from data.midi import (
     SongNotes,
     Timing,
 )
-from data.notes import OUTPUT_CHANNEL, OutputTrack
+from data.notes import OutputTrack
 from data.roll import window_starts
 from data.song_roll import out_of_range
 from utils.rendering.audio import (
@@ -175,8 +170,10 @@ class SongOutputs:
         return lines
 
 
-def _note_rows(notes: SongNotes, result: NoteAssignment, lo: int, hi: int) -> list[dict]:
-    """The JSON rows of notes ``lo .. hi - 1`` (:func:`write_notes_json`)."""
+def _note_rows(notes: SongNotes, result: NoteAssignment, lo: int, hi: int,
+               names: tuple[str, ...]) -> list[dict]:
+    """The JSON rows of notes ``lo .. hi - 1`` (:func:`write_notes_json`); ``names``: the
+    contract's instrument names (melody first)."""
     probs = np.round(result.probs[lo:hi].astype(np.float64), 4)
     rows = []
     for k in range(lo, hi):
@@ -185,7 +182,7 @@ def _note_rows(notes: SongNotes, result: NoteAssignment, lo: int, hi: int) -> li
             "track": int(notes.track[k]), "index": int(notes.index[k]),
             "pitch": int(notes.pitch[k]), "start": int(notes.start[k]),
             "end": int(notes.end[k]), "velocity": int(notes.velocity[k]),
-            "instrument": INSTRUMENTS[int(result.instrument[k])],
+            "instrument": names[int(result.instrument[k])],
             "decided_by": DECIDED_BY[int(result.decided_by[k])],
             "probabilities": None if np.isnan(p).any() else p.tolist(),
         })
@@ -196,34 +193,38 @@ _JSON_ROWS = 10_000  # notes turned into JSON at a time
 
 
 def write_notes_json(path: Path, midi_path: str | Path, notes: SongNotes,
-                     result: NoteAssignment, given: tuple[str, ...] | None = None) -> None:
+                     result: NoteAssignment, given: tuple[str, ...] | None = None,
+                     instruments: InstrumentSet = PAPER) -> None:
     """Write every note with its instrument and the probabilities behind it to ``path`` as
     JSON, row block by row block (memory flat in the number of notes).
 
     ``probabilities`` lists the mean probability of each of ``instruments`` over the note's
     cells (null for a drum-channel note with no cell in the roll); with ``given``
     (``--instruments``), ``instruments_given`` names the instruments the notes were kept
-    within.
+    within. ``instruments``: the model's classes (the paper's five by default).
     """
     hint = {} if given is None else {"instruments_given": list(given)}
     head = json.dumps({"input": str(midi_path), "ticks_per_quarter": notes.tpq,
-                       "instruments": list(MUSIC_INSTRUMENTS), **hint, "notes": []})
+                       "instruments": list(instruments.music), **hint, "notes": []})
     with open(path, "w") as fh:
         fh.write(head[:-2])  # without the closing "]}"
         for lo in range(0, len(notes), _JSON_ROWS):
-            rows = json.dumps(_note_rows(notes, result, lo, min(lo + _JSON_ROWS, len(notes))))
+            rows = json.dumps(_note_rows(notes, result, lo, min(lo + _JSON_ROWS, len(notes)),
+                                         instruments.instruments))
             fh.write((", " if lo else "") + rows[1:-1])
         fh.write("]}\n")
 
 
-def audio_notes(notes: SongNotes, instrument: np.ndarray, timing: Timing) -> AudioNotes:
+def audio_notes(notes: SongNotes, instrument: np.ndarray, timing: Timing,
+                instruments: InstrumentSet = PAPER) -> AudioNotes:
     """The notes as :func:`utils.rendering.audio.render_notes` plays them: each on its instrument's
     channel and program, in seconds by the file's tempo map, with the controllers and
     pitch bends of every source track of an instrument's notes on its channel once (as
     :func:`data.notes.separated_midi` writes them), however many tracks hold its notes."""
     instrument = np.asarray(instrument, dtype=np.int64)
-    to_channel = np.zeros(DRUM + 1, dtype=np.int64)
-    for cls, channel in OUTPUT_CHANNEL.items():
+    channels, programs = instruments.midi_channels(), instruments.render_programs()
+    to_channel = np.zeros(instruments.drum + 1, dtype=np.int64)
+    for cls, channel in channels.items():
         to_channel[cls] = channel
     used = sorted(set(instrument.tolist()))
     c_time, c_chan, c_num, c_val = [], [], [], []
@@ -232,11 +233,11 @@ def audio_notes(notes: SongNotes, instrument: np.ndarray, timing: Timing) -> Aud
         for s in sorted(set(notes.track[instrument == cls].tolist())):
             controls, bends = notes.tracks[s].controls, notes.tracks[s].bends
             c_time.append(controls[:, 0])
-            c_chan.append(np.full(len(controls), OUTPUT_CHANNEL[cls]))
+            c_chan.append(np.full(len(controls), channels[cls]))
             c_num.append(controls[:, 1])
             c_val.append(controls[:, 2])
             b_time.append(bends[:, 0])
-            b_chan.append(np.full(len(bends), OUTPUT_CHANNEL[cls]))
+            b_chan.append(np.full(len(bends), channels[cls]))
             b_val.append(bends[:, 1])
 
     def cat(parts: list[np.ndarray]) -> np.ndarray:
@@ -245,7 +246,7 @@ def audio_notes(notes: SongNotes, instrument: np.ndarray, timing: Timing) -> Aud
     return AudioNotes(
         channel=to_channel[instrument], pitch=notes.pitch, velocity=notes.velocity,
         start=timing.tick_to_seconds(notes.start), end=timing.tick_to_seconds(notes.end),
-        programs={OUTPUT_CHANNEL[c]: RENDER_PROGRAM.get(c, 0) for c in used},
+        programs={channels[c]: programs.get(c, 0) for c in used},
         control_time=timing.tick_to_seconds(cat(c_time)), control_channel=cat(c_chan),
         control_number=cat(c_num), control_value=cat(c_val),
         bend_time=timing.tick_to_seconds(cat(b_time)), bend_channel=cat(b_chan),
@@ -262,10 +263,11 @@ class AudioWriter:
     sample_rate: int
     max_seconds: float
     rendered: list[RenderedAudio] = field(default_factory=list)
+    instruments: InstrumentSet = PAPER
 
     def write(self, path: Path, instrument: np.ndarray) -> None:
         """Render the notes, each on ``instrument``'s channel and program, into ``path``."""
-        audio = render_notes(audio_notes(self.notes, instrument, self.timing),
+        audio = render_notes(audio_notes(self.notes, instrument, self.timing, self.instruments),
                              self.sample_rate, max_seconds=self.max_seconds)
         write_wav(path, audio.audio, audio.fs)
         self.rendered.append(RenderedAudio(np.zeros(0, np.float32), audio.fs, audio.method,

@@ -51,16 +51,18 @@ class NoteProbAccumulator:
     Args:
         first, stop: int ``[K]`` grid steps of each note (stop exclusive, > first).
         rows: int ``[K]`` row each note is read at (-1: none).
+        n_music: the model's classes (the instrument set's; the paper's five by default).
     """
 
-    def __init__(self, first: np.ndarray, stop: np.ndarray, rows: np.ndarray) -> None:
+    def __init__(self, first: np.ndarray, stop: np.ndarray, rows: np.ndarray,
+                 n_music: int = N_MUSIC) -> None:
         self.first = np.asarray(first, dtype=np.int64)
         self.stop = np.asarray(stop, dtype=np.int64)
         self.rows = np.asarray(rows, dtype=np.int64)
         k = self.rows.size
-        self.sums = np.zeros((k, N_MUSIC), dtype=np.float64)  # probability sums per note
+        self.sums = np.zeros((k, n_music), dtype=np.float64)  # probability sums per note
         self.cells = np.zeros(k, dtype=np.int64)  # sounding cells under each note
-        self.row_sums = np.zeros((N_PITCH, N_MUSIC), dtype=np.float64)  # whole-song, per row
+        self.row_sums = np.zeros((N_PITCH, n_music), dtype=np.float64)  # whole-song, per row
         self.row_cells = np.zeros(N_PITCH, dtype=np.int64)
 
     def add(self, begin: int, probs: np.ndarray, mixture: np.ndarray) -> None:
@@ -76,7 +78,7 @@ class NoteProbAccumulator:
         masked = np.where(on[..., None], probs, 0.0)  # (n, 72, 5)
         self.row_sums += masked.sum(axis=0)
         self.row_cells += on.sum(axis=0)
-        cum = np.zeros((n + 1, N_PITCH, N_MUSIC), dtype=np.float64)  # prefix sums in time
+        cum = np.zeros((n + 1, N_PITCH, self.sums.shape[1]), dtype=np.float64)  # prefix sums
         np.cumsum(masked, axis=0, out=cum[1:])
         cum_on = np.zeros((n + 1, N_PITCH), dtype=np.int64)
         np.cumsum(on, axis=0, out=cum_on[1:])
@@ -103,7 +105,7 @@ def first_pass_probs(acc: NoteProbAccumulator, notes: SongNotes) -> np.ndarray:
     nearest row then) takes that row's average over the song; a drum-channel note without
     a cell reads NaN.
     """
-    probs = np.full((len(notes), N_MUSIC), np.nan, dtype=np.float64)
+    probs = np.full((len(notes), acc.sums.shape[1]), np.nan, dtype=np.float64)
     has = acc.cells > 0
     probs[has] = acc.sums[has] / acc.cells[has, None]
     for i in np.flatnonzero(~notes.is_drum & ~has).tolist():  # silent row: song average
@@ -112,7 +114,7 @@ def first_pass_probs(acc: NoteProbAccumulator, notes: SongNotes) -> np.ndarray:
     return probs
 
 
-def note_grid(notes: SongNotes, n_steps: int) -> NoteProbAccumulator:
+def note_grid(notes: SongNotes, n_steps: int, n_music: int = N_MUSIC) -> NoteProbAccumulator:
     """An empty accumulator for the notes of a song of ``n_steps`` steps.
 
     Notes are read at :func:`data.song_roll.nearest_rows` on their quantised steps; steps
@@ -120,10 +122,10 @@ def note_grid(notes: SongNotes, n_steps: int) -> NoteProbAccumulator:
     """
     first, stop = notes.steps()
     return NoteProbAccumulator(np.minimum(first, n_steps), np.minimum(stop, n_steps),
-                               nearest_rows(notes))
+                               nearest_rows(notes), n_music)
 
 
-def skip_silent_windows(prob_fn: ProbFn) -> ProbFn:
+def skip_silent_windows(prob_fn: ProbFn, n_music: int = N_MUSIC) -> ProbFn:
     """``prob_fn`` that never runs the model on a window whose mixture is silent.
 
     A silent window holds no sounding cell, and only sounding cells are read (every window
@@ -135,7 +137,7 @@ def skip_silent_windows(prob_fn: ProbFn) -> ProbFn:
         sounding = batch[:, 0].flatten(1).any(dim=1)  # channel 0: the mixture
         if bool(sounding.all()):
             return prob_fn(batch)
-        out = torch.zeros((batch.shape[0], N_MUSIC, *batch.shape[2:]), device=batch.device)
+        out = torch.zeros((batch.shape[0], n_music, *batch.shape[2:]), device=batch.device)
         if bool(sounding.any()):
             out[sounding] = prob_fn(batch[sounding]).to(out.dtype)
         return out
@@ -143,14 +145,14 @@ def skip_silent_windows(prob_fn: ProbFn) -> ProbFn:
 
 
 def note_probabilities(prob_fn: ProbFn, song: MixtureSong, batch_size: int = 64,
-                       device: torch.device | None = None, progress: bool = False
-                       ) -> NoteProbAccumulator:
+                       device: torch.device | None = None, progress: bool = False,
+                       n_music: int = N_MUSIC) -> NoteProbAccumulator:
     """Every note's summed cell probabilities, the song stitched in bounded memory, the
     note starts of ``song.in_mixture``'s notes given to the model (the first pass of
     :meth:`utils.separation.separator.Separator.separate_notes`)."""
     mixture = np.asarray(song.mixture, dtype=bool)
     notes, in_mixture = song.notes, song.in_mixture
-    acc = note_grid(notes, mixture.shape[0])
+    acc = note_grid(notes, mixture.shape[0], n_music)
     first, _ = notes.steps()
     rows = notes.rows() if in_mixture is None else np.where(in_mixture, notes.rows(), -1)
     onsets = onset_plane(first, rows, mixture.shape[0]) & mixture

@@ -10,7 +10,8 @@ the drum channel keep their rule (they stay drums, or with ``--drums-by-model`` 
 model's choice), and a pitched note is never given drums.
 
 Arrays: ``instrument`` int64 ``[K]`` contract classes 1..5; ``probs`` float ``[K, 5]``
-(:data:`data.contract.MUSIC_INSTRUMENTS` order).
+(:data:`data.contract.MUSIC_INSTRUMENTS` order; another instrument set's classes likewise,
+:mod:`data.instruments`).
 """
 
 from __future__ import annotations
@@ -20,15 +21,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.contract import DRUM, INSTRUMENTS
 from data.errors import InputError
+from data.instruments import PAPER, InstrumentSet
 from utils.core.cli import comma_list
 
-PITCHED_NAMES: tuple[str, ...] = INSTRUMENTS[1:DRUM]  # piano, guitar, bass, string
+PITCHED_NAMES: tuple[str, ...] = PAPER.pitched  # piano, guitar, bass, string
 ALIASES: dict[str, str] = {"strings": "string", "drums": "drum"}
 """Other spellings a hint accepts, and the instrument each names."""
 HINT_NAMES: tuple[str, ...] = (*PITCHED_NAMES, "drum", *ALIASES)
-"""Every name ``--instruments`` accepts."""
+"""Every name ``--instruments`` accepts (the paper's set)."""
+
+
+def hint_names(instruments: InstrumentSet = PAPER) -> tuple[str, ...]:
+    """Every name ``--instruments`` accepts for a set: its classes, and the aliases of
+    :data:`ALIASES` whose class it has."""
+    music = instruments.music
+    return (*music, *(a for a, n in ALIASES.items() if n in music))
 GIVEN_SUFFIX = " (instruments given)"
 """Ends the name of a system's row where each song's true instruments were given."""
 
@@ -69,31 +77,36 @@ class InstrumentHint:
 
     Attributes:
         names: the instruments, in contract order, canonical names
-            (:data:`data.contract.INSTRUMENTS`).
+            (:data:`data.contract.INSTRUMENTS`, or the set's).
+        instruments: the instrument set the names are of (the paper's by default).
     """
 
     names: tuple[str, ...]
+    instruments: InstrumentSet = PAPER
 
     @classmethod
-    def parse(cls, text: str, flag: str = "--instruments") -> InstrumentHint:
-        """Read a comma-separated list of names (any case; ``strings`` and ``drums`` too).
+    def parse(cls, text: str, flag: str = "--instruments",
+              instruments: InstrumentSet = PAPER) -> InstrumentHint:
+        """Read a comma-separated list of names of the set's classes (any case; for the
+        paper's set ``strings`` and ``drums`` too).
 
         Raises:
             data.errors.InputError: an unknown or empty name, or no pitched instrument
                 named (one line naming the flag and the allowed names).
         """
-        words = comma_list(text, flag, HINT_NAMES, "an instrument")
+        words = comma_list(text, flag, hint_names(instruments), "an instrument")
         named = {ALIASES.get(w, w) for w in words}
-        if not named & set(PITCHED_NAMES):
+        if not named & set(instruments.pitched):
             raise InputError(f"{flag} {text!r} names no pitched instrument (one or more of "
-                             f"{', '.join(PITCHED_NAMES)}); drum-channel notes stay drums "
-                             "by rule")
-        return cls(tuple(n for n in INSTRUMENTS if n in named))
+                             f"{', '.join(instruments.pitched)}); drum-channel notes stay "
+                             "drums by rule")
+        return cls(tuple(n for n in instruments.instruments if n in named), instruments)
 
     @property
     def classes(self) -> frozenset[int]:
-        """The pitched classes (1..4) named."""
-        return frozenset(INSTRUMENTS.index(n) for n in self.names if n in PITCHED_NAMES)
+        """The pitched classes (1..4 for the paper's set) named."""
+        names = self.instruments.instruments
+        return frozenset(names.index(n) for n in self.names if n in self.instruments.pitched)
 
     def apply(self, instrument: np.ndarray, probs: np.ndarray,
               is_drum: np.ndarray) -> np.ndarray:

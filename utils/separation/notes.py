@@ -32,7 +32,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from data.contract import DRUM, MUSIC_INSTRUMENTS, N_MUSIC, N_PITCHED
+from data.contract import MUSIC_INSTRUMENTS, N_MUSIC
+from data.instruments import PAPER, InstrumentSet
 from data.song_roll import out_of_range
 from utils.separation.first_pass import (
     FirstPass,
@@ -57,8 +58,9 @@ class NoteAssignment:
     """One instrument per input note.
 
     Attributes:
-        instrument: int64 ``[K]`` contract class 1..5 (piano .. drum).
-        probs: float32 ``[K, 5]`` mean instrument probabilities behind each decision (NaN
+        instrument: int64 ``[K]`` contract class 1..C (piano .. drum for the paper's set;
+            the drum is the last class C).
+        probs: float32 ``[K, C]`` mean instrument probabilities behind each decision (NaN
             for a drum-channel note with no cell in the roll).
         decided_by: int64 ``[K]`` index into :data:`DECIDED_BY`.
     """
@@ -67,10 +69,10 @@ class NoteAssignment:
     probs: np.ndarray
     decided_by: np.ndarray
 
-    def counts(self) -> dict[str, int]:
-        """Notes per instrument, in :data:`MUSIC_INSTRUMENTS` order."""
-        per = np.bincount(self.instrument - 1, minlength=N_MUSIC)
-        return dict(zip(MUSIC_INSTRUMENTS, per.tolist()))
+    def counts(self, names: tuple[str, ...] = MUSIC_INSTRUMENTS) -> dict[str, int]:
+        """Notes per instrument of the classes ``names``, in their order."""
+        per = np.bincount(self.instrument - 1, minlength=len(names))
+        return dict(zip(names, per.tolist()))
 
 
 def assign_notes(acc: NoteProbAccumulator, song: MixtureSong,
@@ -94,8 +96,9 @@ def assign_notes(acc: NoteProbAccumulator, song: MixtureSong,
     first_pass = FirstPass.of(acc, song)
     probs = second_pass.decide(first_pass)
     pitched = first_pass.pitched
-    instrument = np.full(k, DRUM, dtype=np.int64)
-    instrument[pitched] = np.argmax(probs[pitched, :N_PITCHED], axis=1) + 1
+    drum = probs.shape[1]  # the last class; the pitched ones come before it
+    instrument = np.full(k, drum, dtype=np.int64)
+    instrument[pitched] = np.argmax(probs[pitched, :drum - 1], axis=1) + 1
     by_model = notes.is_drum & (acc.cells > 0) & drums_by_model
     instrument[by_model] = np.argmax(probs[by_model], axis=1) + 1
     decided_by = np.full(k, MODEL, dtype=np.int64)
@@ -107,7 +110,8 @@ def assign_notes(acc: NoteProbAccumulator, song: MixtureSong,
 
 def separate_notes(prob_fn: ProbFn, song: MixtureSong, second_pass: SecondPass = NO_SECOND_PASS,
                    *, batch_size: int = 64, device: torch.device | None = None,
-                   drums_by_model: bool = False, progress: bool = False) -> NoteAssignment:
+                   drums_by_model: bool = False, progress: bool = False,
+                   n_music: int = N_MUSIC) -> NoteAssignment:
     """Separate a song note by note (module docstring), in bounded memory.
 
     Args:
@@ -121,17 +125,20 @@ def separate_notes(prob_fn: ProbFn, song: MixtureSong, second_pass: SecondPass =
         device: where the windows are put.
         drums_by_model: let the model choose for drum-channel notes too.
         progress: show a progress bar in windows/s.
+        n_music: the classes ``prob_fn`` gives (the instrument set's; 5 for the paper's).
 
     Returns:
         The :class:`NoteAssignment`.
     """
-    acc = note_probabilities(prob_fn, song, batch_size, device, progress)
+    acc = note_probabilities(prob_fn, song, batch_size, device, progress, n_music)
     return assign_notes(acc, song, second_pass, drums_by_model)
 
 
 class SongSeparator(Protocol):
     """What separates a song note by note: a :class:`NoteSeparator`, or a trained
-    :class:`utils.separation.separator.Separator`."""
+    :class:`utils.separation.separator.Separator`; ``instruments``: the classes it gives."""
+
+    instruments: InstrumentSet
 
     def separate_notes(self, song: MixtureSong, *, drums_by_model: bool = False,
                        skip_silent: bool = False, progress: bool = False) -> NoteAssignment:
@@ -147,18 +154,21 @@ class NoteSeparator:
         second_pass: the song-level second pass.
         batch_size: windows separated at once.
         device: where the windows are put.
+        instruments: the classes ``prob_fn`` gives (the paper's five by default).
     """
 
     prob_fn: ProbFn
     second_pass: SecondPass = NO_SECOND_PASS
     batch_size: int = 64
     device: torch.device | None = None
+    instruments: InstrumentSet = PAPER
 
     def separate_notes(self, song: MixtureSong, *, drums_by_model: bool = False,
                        skip_silent: bool = False, progress: bool = False) -> NoteAssignment:
         """Separate ``song`` note by note (:func:`separate_notes`); with ``skip_silent`` the
         model never runs on a silent window (:func:`skip_silent_windows`)."""
-        prob_fn = skip_silent_windows(self.prob_fn) if skip_silent else self.prob_fn
+        n_music = self.instruments.n_music
+        prob_fn = skip_silent_windows(self.prob_fn, n_music) if skip_silent else self.prob_fn
         return separate_notes(prob_fn, song, self.second_pass, batch_size=self.batch_size,
                               device=self.device, drums_by_model=drums_by_model,
-                              progress=progress)
+                              progress=progress, n_music=n_music)

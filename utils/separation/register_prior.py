@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data.contract import N_PITCH, N_PITCHED
+from data.contract import N_PITCH
 from utils.separation.first_pass import FirstPass
 
 EPS = 1e-6
@@ -44,7 +44,8 @@ def song_prior(row_sums: np.ndarray, width: float) -> np.ndarray:
         raise ValueError(f"song context width must be > 0, got {width}")
     rows = np.arange(N_PITCH, dtype=np.float64)
     kernel = np.exp(-((rows[:, None] - rows[None, :]) ** 2) / (2.0 * width ** 2))  # (72, 72)
-    smooth = kernel @ np.asarray(row_sums, dtype=np.float64)[:, :N_PITCHED] + EPS  # (72, 4)
+    n_pitched = np.shape(row_sums)[1] - 1  # every class but the drum, the last one
+    smooth = kernel @ np.asarray(row_sums, dtype=np.float64)[:, :n_pitched] + EPS  # (72, 4)
     return smooth / smooth.sum(axis=1, keepdims=True)
 
 
@@ -70,12 +71,13 @@ def apply_song_context(probs: np.ndarray, rows: np.ndarray, row_sums: np.ndarray
     if weight < 0:
         raise ValueError(f"song context weight must be >= 0, got {weight}")
     rows = np.asarray(rows, dtype=np.int64)
-    has = (rows >= 0) & np.isfinite(out[:, :N_PITCHED]).all(axis=1)
+    n_pitched = out.shape[1] - 1  # every class but the drum, the last one
+    has = (rows >= 0) & np.isfinite(out[:, :n_pitched]).all(axis=1)
     prior = song_prior(row_sums, width)[rows[has]]  # (k, 4)
-    first = out[has, :N_PITCHED]
+    first = out[has, :n_pitched]
     weighed = first * prior ** weight
     total = first.sum(axis=1, keepdims=True)
-    out[has, :N_PITCHED] = weighed / np.maximum(weighed.sum(axis=1, keepdims=True), EPS) * total
+    out[has, :n_pitched] = weighed / np.maximum(weighed.sum(axis=1, keepdims=True), EPS) * total
     return out
 
 

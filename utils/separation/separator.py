@@ -223,7 +223,8 @@ class Separator:
                 a sampler then draws its noise for fewer windows).
             progress: show a progress bar in windows/s.
         """
-        notes = NoteSeparator(self.probs, self.second_pass, self.batch_size, self.device)
+        notes = NoteSeparator(self.probs, self.second_pass, self.batch_size, self.device,
+                              self.instruments)
         return notes.separate_notes(song, drums_by_model=drums_by_model,
                                     skip_silent=skip_silent, progress=progress)
 

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.contract import N_PITCH, N_PITCHED, STEPS_PER_BAR
-from models.song_pass import N_CONTINUOUS, SongPassNet, SongPassSpec
+from data.contract import N_PITCH, STEPS_PER_BAR
+from models.song_pass import SongPassNet, SongPassSpec, n_continuous
 from utils.core.config import ConfigError
 from utils.separation.first_pass import FirstPass
 from utils.separation.register_prior import song_prior
@@ -87,11 +87,12 @@ def note_features(first_pass: FirstPass, use_velocity: bool) -> SongNoteFeatures
     sort = np.lexsort((row, first))
     idx, first, row = idx[sort], first[sort], row[sort]
     length = np.maximum(np.asarray(stop, dtype=np.int64)[idx] - first, 1)
-    p = np.nan_to_num(np.asarray(probs, dtype=np.float64)[idx, :N_PITCHED], nan=1.0)
+    n_pitched = np.shape(probs)[1] - 1  # every class but the drum, the last one
+    p = np.nan_to_num(np.asarray(probs, dtype=np.float64)[idx, :n_pitched], nan=1.0)
     p = np.clip(p, 0.0, None)
     total = p.sum(axis=1, keepdims=True)
-    p = np.where(total > 0, p / np.maximum(total, 1e-12), 1.0 / N_PITCHED)
-    numbers = np.zeros((idx.size, N_CONTINUOUS), dtype=np.float32)
+    p = np.where(total > 0, p / np.maximum(total, 1e-12), 1.0 / n_pitched)
+    numbers = np.zeros((idx.size, n_continuous(n_pitched)), dtype=np.float32)
     if idx.size:
         _, group, starts = np.unique(first, return_inverse=True, return_counts=True)
         lowest = np.full(starts.size, N_PITCH, dtype=np.int64)
@@ -137,7 +138,7 @@ class SongPass:
     def pitched_probs(self, feats: SongNoteFeatures) -> np.ndarray:
         """float64 ``[n, 4]`` the network's probabilities for the notes of ``feats``."""
         if len(feats) == 0:
-            return np.zeros((0, N_PITCHED))
+            return np.zeros((0, self.spec.pitched))
         device = next(self.net.parameters()).device
         logits = self.net(torch.from_numpy(feats.rows)[None].to(device),
                           torch.from_numpy(feats.beat)[None].to(device),
@@ -157,9 +158,10 @@ class SongPass:
         feats = note_features(replace(first_pass, probs=out), self.spec.velocity)
         if len(feats) == 0:
             return out
-        total = np.nan_to_num(out[feats.order, :N_PITCHED], nan=0.0).sum(axis=1, keepdims=True)
+        n_pitched = out.shape[1] - 1
+        total = np.nan_to_num(out[feats.order, :n_pitched], nan=0.0).sum(axis=1, keepdims=True)
         total = np.where(total > 0, total, 1.0)
-        out[feats.order, :N_PITCHED] = self.pitched_probs(feats) * total
+        out[feats.order, :n_pitched] = self.pitched_probs(feats) * total
         return out
 
     def settings(self) -> dict[str, object]:
