@@ -24,11 +24,14 @@ MELODY_IN_CONFIG ?= configs/real_melody_in.json
 DEBIAN_CORPUS ?= $(CORPORA)/debian
 DEBIAN_ROOT ?=
 DEBIAN_PACKAGES ?=
+WIDE_CONFIG ?= configs/real_wide.json
+WIDE_SET ?= wide
+WIDE ?= runs/wide
 ABLATION_STEPS ?= 250
 ABLATION_SONGS ?= 40
 
-.PHONY: setup demo synth synth-data slakh debian real-data ablation pretrained test lint \
-	clean-demo clean-synth
+.PHONY: setup demo synth synth-data slakh debian real-data ablation pretrained wide-data wide \
+	test lint clean-demo clean-synth
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -111,6 +114,35 @@ pretrained: real-data
 	$(call timed,OpenMSX test songs,$(PY) evaluate.py --config $(REAL_CONFIG) --split test \
 		--songs --data-dir runs/demo/dataset_melody)
 	$(PY) -m utils.pretrained --config $(REAL_CONFIG) --out pretrained
+
+# the real-song recipe with the wider instrument set (configs/real_wide.json: the paper's
+# classes plus organ, brass, reed, synth lead and synth pad): every corpus built again with
+# the set into runs/wide (the same builds as real-data, each with --instrument-set), the
+# separator and its song pass trained, and the validation panel scored
+wide-data: real-data
+	$(call timed,Slakh2100 wide,$(PY) -m utils.preprocess --config $(REAL_CONFIG) \
+		--instrument-set $(WIDE_SET) --out-dir $(WIDE)/slakh/dataset)
+	$(call timed,Slakh2100 wide with the melody,$(PY) -m utils.preprocess \
+		--config $(MELODY_IN_CONFIG) --instrument-set $(WIDE_SET) \
+		--out-dir $(WIDE)/slakh/dataset_melody)
+	$(call timed,Debian songs wide with the melody,$(PY) -m utils.preprocess \
+		--midi-dir $(DEBIAN_CORPUS) --out-dir $(WIDE)/debian/dataset_melody --split-by folder \
+		--min-bar-density 0.005 --melody-in-mixture --instrument-set $(WIDE_SET))
+	$(call timed,Debian songs wide without,$(PY) -m utils.preprocess \
+		--midi-dir $(DEBIAN_CORPUS) --out-dir $(WIDE)/debian/dataset --split-by folder \
+		--min-bar-density 0.005 --instrument-set $(WIDE_SET))
+	$(call timed,synthetic wide,$(PY) -m utils.preprocess --config $(SYNTH_CONFIG) \
+		--instrument-set $(WIDE_SET) --out-dir $(WIDE)/synth/dataset)
+	$(call timed,synthetic wide with the melody,$(PY) -m utils.preprocess \
+		--config $(SYNTH_CONFIG) --instrument-set $(WIDE_SET) \
+		--out-dir $(WIDE)/synth/dataset_melody --melody-in-mixture)
+	$(call timed,OpenMSX wide with the melody,$(PY) -m utils.preprocess --config $(DEMO_CONFIG) \
+		--instrument-set $(WIDE_SET) --out-dir $(WIDE)/demo/dataset_melody --melody-in-mixture)
+
+wide: wide-data
+	$(call timed,train wide,$(PY) melody2music_train.py --config $(WIDE_CONFIG))
+	$(call timed,song pass wide,$(PY) -m utils.song_pass_training --config $(WIDE_CONFIG))
+	$(call timed,validation panel wide,$(PY) evaluate.py --config $(WIDE_CONFIG) --panel)
 
 lint: setup
 	$(VENV)/bin/ruff check .

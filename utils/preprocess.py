@@ -3,14 +3,17 @@
     python -m utils.preprocess --config config.json [--midi-dir DIR] [--out-dir DIR]
         [--workers N] [--melody-json FILE] [--seed S] [--split-by song|folder|named]
         [--min-bar-density F] [--max-song-bars B] [--melody-in-mixture]
-        [--default-meter-4-4] [--class-tracks largest|all] [--no-progress]
+        [--default-meter-4-4] [--class-tracks largest|all] [--instrument-set NAME]
+        [--no-progress]
     python -m utils.preprocess --midi-dir DIR --out-dir DIR [...]
 
 With ``--config`` the keys ``midi_dir``, ``data_dir`` (the output folder), ``melody_json``,
 ``train_split``/``val_split``/``test_split``, ``split_by``, ``seed``, ``preprocess_workers``,
 ``min_bar_density``, ``max_song_bars``, ``melody_in_mixture``, ``default_meter_4_4``,
 ``class_tracks`` and ``instrument_set`` are read from the config;
-flags given explicitly replace them and are validated like config keys. Without
+flags given explicitly replace them and are validated like config keys
+(``--instrument-set`` names a preset of :mod:`data.instruments` and sets ``in_ch`` and
+``out_ch`` to its class count, which the build does not read). Without
 ``--config`` the defaults of :class:`utils.core.config.Config` apply and ``--midi-dir`` and
 ``--out-dir`` are required.
 Exit status: 0 done, 2 a config or input problem (one ``error:`` line, nothing written),
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from data.build_plan import SPLIT_BY
 from data.contract import MAX_SONG_BARS
+from data.instruments import PRESETS
 from data.preprocess import build
 from data.song_roll import CLASS_TRACKS
 from data.store import MANIFEST_NAME
@@ -38,7 +42,8 @@ FLAG_KEYS = {"midi_dir": "midi_dir", "out_dir": "data_dir", "workers": "preproce
              "melody_json": "melody_json", "seed": "seed", "min_bar_density": "min_bar_density",
              "split_by": "split_by", "max_song_bars": "max_song_bars",
              "melody_in_mixture": "melody_in_mixture", "default_meter_4_4": "default_meter_4_4",
-             "class_tracks": "class_tracks"}
+             "class_tracks": "class_tracks", "instrument_set": "instrument_set",
+             "in_ch": "in_ch", "out_ch": "out_ch"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -72,8 +77,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "of 50 notes or fewer dropped (the paper's); all: every track of "
                              "a class merged into its channel, short ones kept (default "
                              "largest)")
+    parser.add_argument("--instrument-set", choices=tuple(PRESETS),
+                        help="the classes tracks are sorted into, a preset (default: the "
+                             "config's instrument_set, else paper)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    n_music = PRESETS[args.instrument_set].n_music if args.instrument_set else None
+    args.in_ch = args.out_ch = n_music  # network keys follow the set; the build reads none
+    return args
 
 
 @command(interrupted="interrupted: the files finished so far are kept; run the same command "

@@ -245,11 +245,11 @@ def score_systems(separator: Separator | None, baselines: dict[str, Baseline],
     kind = "" if separator is None else separator.kind
     names = MUSIC_INSTRUMENTS if separator is None else separator.instruments.music
     for mode in modes:
-        accs[model_row(mode, kind)] = MetricAccumulator(names)
+        accs[model_row(mode, kind)] = MetricAccumulator(names=names)
     for name in baselines:
-        accs[name] = MetricAccumulator(names)
+        accs[name] = MetricAccumulator(names=names)
     if oracle:
-        accs[ORACLE_NAME] = MetricAccumulator(names)
+        accs[ORACLE_NAME] = MetricAccumulator(names=names)
     oracle_model = OracleBaseline()
     seconds = 0.0
     with tqdm(total=total, unit="phrase", desc="separating", disable=not progress,
