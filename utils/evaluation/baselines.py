@@ -35,12 +35,13 @@ from data.fileio import atomic_write_json
 from data.roll import note_lengths, to_bool_array
 
 
-def pitch_counts(batches: Iterable[Any]) -> np.ndarray:
+def pitch_counts(batches: Iterable[Any], n_music: int = N_MUSIC) -> np.ndarray:
     """Training cells per instrument and pitch row, streamed over batches.
 
     Args:
         batches: iterable of binary music ``[B, C, T, P]`` (numpy or torch; C = 5 for the
-            paper's set); every batch must have the same ``C`` and ``P``.
+            paper's set); every batch must have the same ``P``.
+        n_music: ``C``, the instrument set's classes (5 for the paper's).
 
     Returns:
         int64 ``[C, P]``: ``counts[i, p]`` = on-cells of instrument ``i`` at row ``p``.
@@ -51,15 +52,15 @@ def pitch_counts(batches: Iterable[Any]) -> np.ndarray:
     total: np.ndarray | None = None
     for k, batch in enumerate(batches):
         music = to_bool_array(batch, f"batch {k}")
-        if music.ndim != 4 or music.shape[1] < 2:
-            raise ValueError(f"batch {k}: expected shape [B, C, T, P] (C >= 2 instruments), "
+        if music.ndim != 4 or music.shape[1] != n_music:
+            raise ValueError(f"batch {k}: expected shape [B, {n_music}, T, P], "
                              f"got {list(music.shape)}")
         c = np.count_nonzero(music, axis=(0, 2)).astype(np.int64)  # (C, P)
         if total is None:
             total = c
         elif total.shape != c.shape:
-            raise ValueError(f"batch {k}: {list(c.shape)} instruments x pitch rows, earlier "
-                             f"batches had {list(total.shape)}")
+            raise ValueError(f"batch {k}: {c.shape[1]} pitch rows, earlier batches had "
+                             f"{total.shape[1]}")
         else:
             total += c
     if total is None:
@@ -355,7 +356,7 @@ def fit_baselines(batches: Iterable[Any], names: tuple[str, ...] = MUSIC_INSTRUM
         ``{name: fitted baseline}`` in table order (the oracle is separate: it needs the
         truth at prediction time).
     """
-    counts = pitch_counts(batches)
+    counts = pitch_counts(batches, len(names))
     return {name: cls().fit_counts(counts, names) for name, cls in FITTED_BASELINES.items()}
 
 

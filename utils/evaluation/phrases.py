@@ -111,14 +111,15 @@ def fit_train_baselines(data: str | Path | dict[str, float],
     shares = dict(zip(mix, mix_shares(list(mix.values()))))  # the sampler's shares
     stores = {folder: PhraseStore(folder, "train") for folder in mix}
     n_total = sum(len(store) for store in stores.values())
+    names = Manifest.read(next(iter(mix))).instruments.music
     counts = None
     for folder, store in stores.items():
-        part = pitch_counts(music for music, _, _ in phrase_batches(store, batch_size))
+        part = pitch_counts((music for music, _, _ in phrase_batches(store, batch_size)),
+                            len(names))
         # the phrases this dataset gives an epoch of n_total phrases, per phrase it holds
         scale = shares[folder] * n_total / max(len(store), 1)
         part = np.rint(part * scale).astype(np.int64) if len(mix) > 1 else part
         counts = part if counts is None else counts + part
-    names = Manifest.read(next(iter(mix))).instruments.music
     return {name: cls().fit_counts(counts, names) for name, cls in FITTED_BASELINES.items()}
 
 
