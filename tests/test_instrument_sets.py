@@ -122,6 +122,15 @@ def test_commands_refuse_a_bad_set_in_one_line(tmp_path: Path, capsys: pytest.Ca
     assert not (tmp_path / "data").exists()
 
 
+def test_the_wide_recipe_loads_with_its_set() -> None:
+    cfg = load_config(ROOT / "configs" / "real_wide.json")
+    assert cfg.instruments is PRESETS["wide"] and cfg.in_ch == cfg.out_ch == 10
+    assert all(folder.startswith("runs/wide/") for folder in
+               [cfg.data_dir, cfg.model_dir, *cfg.train_mix, *cfg.song_pass_data,
+                *cfg.panel.values()])
+    assert load_config(ROOT / "config.json").instruments is PAPER
+
+
 def test_checkpoints_without_a_record_are_the_paper_set() -> None:
     ckpt = read_checkpoint(PRETRAINED_DIR / "separator.ckpt")
     assert "instrument_set" not in ckpt["hyper_parameters"]["config"]

@@ -55,7 +55,7 @@ from utils.evaluation.metrics import prf, ratio
 from utils.evaluation.phrases import Report, check_model_data, model_baselines, sampling_words
 from utils.separation.first_pass import MixtureSong
 from utils.separation.instrument_hints import GIVEN_SUFFIX, given_row, restrict
-from utils.separation.notes import SongSeparator
+from utils.separation.notes import SongSeparator, instruments_of
 from utils.separation.separator import Separator
 
 
@@ -242,7 +242,7 @@ def score_songs(separator: SongSeparator, rules: dict[str, np.ndarray],
     Returns:
         ``{system: metrics}``, the model first.
     """
-    scorer = SongScorer(separator, rules, model_row, instruments=separator.instruments)
+    scorer = SongScorer(separator, rules, model_row, instruments=instruments_of(separator))
     for song in tqdm(songs, unit="song", desc="songs", disable=not progress, total=total,
                      dynamic_ncols=True):
         scorer.add(song)

@@ -50,7 +50,7 @@ from utils.separation.file_outputs import (
     write_notes_json,
 )
 from utils.separation.first_pass import MixtureSong
-from utils.separation.notes import SongSeparator
+from utils.separation.notes import SongSeparator, instruments_of
 
 MAX_NOTES = 2_000_000
 """Default most notes (and most controller and pitch-bend events) of a file separated."""
@@ -188,7 +188,7 @@ def separate_midi_file(separator: SongSeparator, midi_path: str | Path, out_dir:
     """
     options = FileOptions() if options is None else options
     limits, hint = options.limits, options.choices.hint
-    instruments = separator.instruments
+    instruments = instruments_of(separator)
     midi_path = Path(midi_path)
     paths = options.written_paths(midi_path, out_dir)
     check_outputs(paths, options.overwrite, midi_path)

@@ -136,13 +136,19 @@ def separate_notes(prob_fn: ProbFn, song: MixtureSong, second_pass: SecondPass =
 
 class SongSeparator(Protocol):
     """What separates a song note by note: a :class:`NoteSeparator`, or a trained
-    :class:`utils.separation.separator.Separator`; ``instruments``: the classes it gives."""
-
-    instruments: InstrumentSet
+    :class:`utils.separation.separator.Separator`; :func:`instruments_of` tells the classes
+    it gives."""
 
     def separate_notes(self, song: MixtureSong, *, drums_by_model: bool = False,
                        skip_silent: bool = False, progress: bool = False) -> NoteAssignment:
         ...
+
+
+def instruments_of(separator: object) -> InstrumentSet:
+    """The instrument set a song separator gives: its ``instruments``, the paper's for one
+    that does not say (a stand-in giving the paper's five channels)."""
+    found = getattr(separator, "instruments", PAPER)
+    return found if isinstance(found, InstrumentSet) else PAPER
 
 
 @dataclass
