@@ -251,6 +251,12 @@ def test_a_model_refuses_data_or_configs_of_another_set(six_run: Path, tmp_path:
     paper_cfg = cfg.replace(instrument_set="paper", in_ch=5, out_ch=5)
     with pytest.raises(ConfigError, match="trained with 'instrument_set' 'custom'"):
         load_separator(find_checkpoint(cfg, "separator"), cfg=paper_cfg)
+    # the song pass of the six-class model on paper-built songs
+    songs = _config(tmp_path, "songs.json", **{**json.loads(six_run.read_text()),
+                                               "song_pass_data": [str(paper_data)]})
+    assert song_pass_training.main(["--config", str(songs), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was built with 'paper'" in err[0]
     # training the six-class config on paper-built data
     other = _config(tmp_path, "train.json", **{**{k: v for k, v in json.loads(
         six_run.read_text()).items()}, "data_dir": str(paper_data),

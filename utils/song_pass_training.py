@@ -48,6 +48,7 @@ from utils.evaluation.phrases import check_model_data
 from utils.evaluation.songs import SongTruth, SplitSongs
 from utils.separation.devices import add_device_option
 from utils.separation.first_pass import FirstPass, MixtureSong, note_probabilities
+from utils.separation.notes import instruments_of
 from utils.separation.separator import Separator
 from utils.separation.song_pass import (
     SONG_PASS_FILE,
@@ -129,12 +130,11 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
         utils.core.config.ConfigError, data.errors.InputError: no manifest, no songs.
     """
     songs_of_split = SplitSongs.checked(data_dir, split, limit)  # changed: a stale cache
-    check_model_data(separator, data_dir)
     key = first_pass_key(separator, data_dir, split, limit)
     folder = Path(data_dir).resolve()
     path = cache / f"first_pass_{folder.parent.name}_{folder.name}_{split}_{key}.npz"
     cached = read_first_pass_cache(path, len(songs_of_split.names),
-                                   separator.instruments.n_music) if path.exists() else None
+                                   instruments_of(separator).n_music) if path.exists() else None
     if cached is not None:
         return cached
     songs = [first_pass_song(separator, truth)
@@ -332,6 +332,8 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
     cfg.require_writable_dir("model_dir")
     separator = Separator.from_config(cfg, device)  # its first pass only
     data_dirs = list(cfg.song_pass_data) or [cfg.data_dir]
+    for data_dir in data_dirs:  # built with the separator's classes, before any work
+        check_model_data(separator, data_dir)
     cache = Path(cfg.model_dir) / CACHE_DIR
     train_songs = [s for d in data_dirs
                    for s in first_pass_split(separator, d, "train", cache, progress, limit)]
