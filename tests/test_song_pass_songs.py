@@ -313,3 +313,44 @@ def test_bad_song_pass_weights_are_refused_with_one_line(
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and words in err[0]
         assert str(config) in err[0]
+
+
+def test_whole_song_pass_with_presence_trains_and_reports(
+        tiny_run: object, tmp_path: Path) -> None:
+    import evaluate
+    from utils import song_pass_training as training
+    from utils.core.checkpoints import find_checkpoint
+    from utils.core.config import load_config
+    from utils.separation.separator import Separator
+
+    config = tmp_path / "cfg.json"
+    data_dir = tiny_run.data_dir
+    config.write_text(json.dumps({
+        **tiny_run.to_dict(), "model_dir": str(tmp_path / "models"),
+        "transunet_model_path": str(find_checkpoint(tiny_run, "separator")),
+        "decoder_model_path": str(find_checkpoint(tiny_run, "decoder")),
+        "song_pass_steps": 3, "song_pass_data": {data_dir: 2}, "song_pass_songs": "whole",
+        "song_pass_presence": True, "song_pass_augment": 1, "panel": {"tiny": data_dir}}))
+    assert training.main(["--config", str(config), "--limit", "2", "--no-progress"]) == 0
+    cfg = load_config(config)
+    song_pass = load_song_pass(Path(cfg.model_dir) / SONG_PASS_FILE)
+    record = song_pass.trained
+    assert song_pass.spec.presence and record["songs"] == "whole" and record["augment"] == 1
+    assert record["data"] == [data_dir] and record["weights"] == [2.0]
+    assert 2 < record["train_songs"] <= 4  # 2 songs and their copies
+    assert "presence_accuracy" in record["val_corpora"][data_dir]
+    separator = Separator.from_config(cfg, "cpu")
+    assert separator.second_pass.spec.presence
+    assert evaluate.main(["--config", str(config), "--songs", "--limit", "1",
+                          "--no-progress"]) == 0
+    whole = json.loads((Path(cfg.model_dir) / "evaluation_test_songs_whole.json").read_text())
+    assert 0.0 <= whole["settings"]["presence_accuracy"] <= 1.0
+    assert whole["settings"]["presence_pairs"] == 4
+    assert "Presence accuracy of the learned song pass" in (
+        Path(cfg.model_dir) / "evaluation_test_songs_whole.md").read_text()
+    assert evaluate.main(["--config", str(config), "--panel", "--limit", "1",
+                          "--no-progress"]) == 0
+    panel = json.loads((Path(cfg.model_dir) / "panel_val.json").read_text())
+    assert set(panel["settings"]["presence_accuracy"]) == {"tiny"}
+    assert "presence accuracy of the learned song pass" in (
+        Path(cfg.model_dir) / "panel_val.md").read_text()
