@@ -4,6 +4,7 @@ weighted corpora, whole-song reading and song-level augmentation with its cache.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -354,3 +355,29 @@ def test_whole_song_pass_with_presence_trains_and_reports(
     assert set(panel["settings"]["presence_accuracy"]) == {"tiny"}
     assert "presence accuracy of the learned song pass" in (
         Path(cfg.model_dir) / "panel_val.md").read_text()
+
+
+def test_whole_songs_feed_and_decide_every_note_as_the_evaluation_does(
+        tmp_path: Path) -> None:
+    from utils import song_pass_training as training
+
+    tracks = [*dense_tracks(bars=4), Track("Lead", 80, [(0, 480, 84), (960, 1440, 86)])]
+    truth = whole_song_truth(write_midi(tmp_path / "lead.mid", tracks), "lead.mid")
+    lead = truth.notes.track == 3
+    assert (truth.true[lead] == -1).all() and truth.fed.all()  # fed, not scored
+    seen = []
+
+    def probs(batch: torch.Tensor) -> torch.Tensor:
+        seen.append(batch[:, 1].sum().item())  # the note starts given to the model
+        return torch.full((batch.shape[0], 5, *batch.shape[2:]), 0.2)
+
+    separator = type("Stand", (), {"probs": staticmethod(probs), "batch_size": 4})()
+    song = training.first_pass_song(separator, truth)
+    assert song.first_pass.chosen[lead].all()  # decided again, as at separation
+    feats, target = song.features(False)
+    assert (target[np.isin(feats.order, np.flatnonzero(lead))] == -100).all()
+    starts_fed = sum(seen)
+    seen.clear()
+    unscored = training.first_pass_song(separator, replace(truth, fed=None))
+    assert not unscored.first_pass.chosen[lead].any()
+    assert starts_fed > sum(seen)  # the lead's note starts were given to the model too

@@ -96,10 +96,12 @@ CACHE_FORMAT = 2  # 2: the first pass as FirstPass records it (with ``pitched``)
 
 
 def first_pass_song(separator: Separator, song: SongTruth) -> TrainingSong:
-    """Separate one song of a built split as the song-level evaluation does (first pass)."""
-    scored = MixtureSong(song.notes, song.mixture, in_mixture=song.true > 0)
-    first_pass = FirstPass.of(note_probabilities(separator.probs, scored,
-                                                 separator.batch_size), scored)
+    """Separate one song of a built split as the song-level evaluation does (first pass):
+    its fed notes make the mixture and are decided (``song.fed``; None: the scored ones)."""
+    fed = song.true > 0 if song.fed is None else song.fed
+    mixture_song = MixtureSong(song.notes, song.mixture, in_mixture=fed)
+    first_pass = FirstPass.of(note_probabilities(separator.probs, mixture_song,
+                                                 separator.batch_size), mixture_song)
     compact = replace(first_pass, probs=first_pass.probs.astype(np.float32),
                       row_sums=first_pass.row_sums.astype(np.float32))
     return TrainingSong(compact, target=song.true)
@@ -211,13 +213,14 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
     augment = SongAugment(cfg.song_pass_augment, cfg.seed) if cfg.song_pass_augment else None
     reading = SongReading(cfg.song_pass_songs)
     spec = SongPassSpec(velocity=cfg.song_pass_velocity, presence=cfg.song_pass_presence)
-    train, val = {}, {}
-    for d, weight in corpora.items():  # the songs to pass, then their first passes
-        train_songs = first_pass_split(separator, d, "train", cache, progress, limit,
-                                       replace(reading, augment=augment))
-        val_songs = first_pass_split(separator, d, "val", cache, progress, limit, reading)
-        train[d] = (Sequences.of(train_songs, spec.velocity), weight)
-        val[d] = Sequences.of(val_songs, spec.velocity)
+    readings = {"train": replace(reading, augment=augment), "val": reading}
+    to_pass = [(d, split) for d in corpora for split in readings]  # the songs to pass ...
+    passed = {(d, split): first_pass_split(separator, d, split, cache, progress, limit,
+                                           readings[split])
+              for d, split in to_pass}  # ... then their first passes
+    train = {d: (Sequences.of(passed[d, "train"], spec.velocity), w) for d, w in corpora.items()}
+    val = {d: Sequences.of(passed[d, "val"], spec.velocity) for d in corpora}
+    for d in corpora:
         if not len(train[d][0]) or not len(val[d]):
             raise InputError(f"{cfg._source}: 'song_pass_data' dataset {d} gives no pitched "
                              f"notes to train or validate the song pass on")
