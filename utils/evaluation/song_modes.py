@@ -160,7 +160,8 @@ def score_song_modes(systems: SongSystems, songs: SplitSongs, split: str,
         per = dict(zip(separator.instruments.music, scorer.per_instrument.tolist()))
         reports.append(REPORTS[mode](
             split=split, songs=songs.names, rows=scorer.rows(), notes_by_instrument=per,
-            seconds=time.perf_counter() - started, settings={**settings, "notes_fed": fed}))
+            seconds=time.perf_counter() - started,
+            settings={**settings, "notes_fed": fed, **scorer.presence_accuracy()}))
     return reports
 
 

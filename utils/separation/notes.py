@@ -63,11 +63,14 @@ class NoteAssignment:
         probs: float32 ``[K, C]`` mean instrument probabilities behind each decision (NaN
             for a drum-channel note with no cell in the roll).
         decided_by: int64 ``[K]`` index into :data:`DECIDED_BY`.
+        presence: bool ``[4]`` the pitched instruments the second pass predicts in the song
+            (a learned song pass with a presence head), or None.
     """
 
     instrument: np.ndarray
     probs: np.ndarray
     decided_by: np.ndarray
+    presence: np.ndarray | None = None
 
     def counts(self, names: tuple[str, ...] = MUSIC_INSTRUMENTS) -> dict[str, int]:
         """Notes per instrument of the classes ``names``, in their order."""
@@ -94,7 +97,7 @@ def assign_notes(acc: NoteProbAccumulator, song: MixtureSong,
     notes = song.notes
     k = len(notes)
     first_pass = FirstPass.of(acc, song)
-    probs = second_pass.decide(first_pass)
+    probs, presence = second_pass.decide_song(first_pass)
     pitched = first_pass.pitched
     drum = probs.shape[1]  # the last class; the pitched ones come before it
     instrument = np.full(k, drum, dtype=np.int64)
@@ -105,7 +108,7 @@ def assign_notes(acc: NoteProbAccumulator, song: MixtureSong,
     decided_by[out_of_range(notes)] = NEAREST_ROW
     decided_by[notes.is_drum & ~by_model] = DRUM_CHANNEL
     return NoteAssignment(instrument=instrument, probs=probs.astype(np.float32),
-                          decided_by=decided_by)
+                          decided_by=decided_by, presence=presence)
 
 
 def separate_notes(prob_fn: ProbFn, song: MixtureSong, second_pass: SecondPass = NO_SECOND_PASS,
