@@ -296,3 +296,13 @@ def set_mismatch(model: InstrumentSet, data: InstrumentSet, model_what: str,
     return (f"{model_what} separates the instrument set {model.describe()} but {data_what} "
             f"was built with {data.describe()}; build the data with the model's "
             f"'instrument_set' or use a model trained on it")
+
+
+def channels_problem(instruments: InstrumentSet, channels: dict[str, int]) -> str | None:
+    """Why network channel counts (``{"in_ch": n, "out_ch": n}``) do not fit a set (each
+    must be its class count), or None."""
+    for key, value in channels.items():
+        if value != instruments.n_music:
+            return (f"'{key}' must be {instruments.n_music}, the classes of 'instrument_set' "
+                    f"{instruments.describe()}, got {value}")
+    return None

@@ -23,7 +23,7 @@ from data.build_plan import MAX_SEED, MAX_SONG_BARS_LIMIT, SplitBy
 from data.contract import BARS_PER_PHRASE, MAX_SONG_BARS
 from data.errors import EXIT_USER, UserError
 from data.fileio import not_a_file, writable_dir_problem
-from data.instruments import InstrumentSet, InstrumentSetError, resolve_set
+from data.instruments import InstrumentSet, InstrumentSetError, channels_problem, resolve_set
 from data.song_roll import ClassTracks
 from models.options import (
     GROUPS,
@@ -81,8 +81,7 @@ class Config:
     max_song_bars: int = MAX_SONG_BARS  # longer MIDI files are refused (build: "too_long")
     preprocess_workers: int | None = None  # processes for the build; None = all cores
     seed: int = 0  # seeds the song split, weight init and sampling noise
-    # the classes separated: a preset ("paper", "arranger", "wide") or a list of
-    # {"name", "programs", "drum"?} (data.instruments); in_ch/out_ch = its class count
+    # the classes separated: a preset or [{"name", "programs", "drum"?}] (data.instruments)
     instrument_set: str | list[dict[str, Any]] = "paper"
 
     # --- network (docs/method.md section 2) ------------------------------------------
@@ -201,20 +200,13 @@ class Config:
         if self.time_steps > MAX_TIME_STEPS:
             raise ConfigError(f"{src}: 'time_steps' must be at most {MAX_TIME_STEPS:,} (the "
                               f"schedule is allocated up front), got {self.time_steps}")
-        n_music = self.instruments.n_music
-        for key in ("in_ch", "out_ch"):
-            if getattr(self, key) != n_music:
-                raise ConfigError(f"{src}: '{key}' must be {n_music}, the classes of "
-                                  f"'instrument_set' {self.instruments.describe()}, "
-                                  f"got {getattr(self, key)}")
+        problem = channels_problem(self.instruments, {"in_ch": self.in_ch, "out_ch": self.out_ch})
+        if problem:
+            raise ConfigError(f"{src}: {problem}")
 
     @property
     def instruments(self) -> InstrumentSet:
-        """The resolved ``instrument_set`` (:func:`data.instruments.resolve_set`).
-
-        Raises:
-            ConfigError: an unknown preset or a set that cannot be used, naming the key.
-        """
+        """The resolved ``instrument_set``; ConfigError naming the key if it is refused."""
         try:
             return resolve_set(self.instrument_set)
         except InstrumentSetError as exc:
