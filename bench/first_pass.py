@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(songs)} songs ({windows} windows, {sum(len(s.notes) for s in songs)} notes) "
           f"of {args.data}; {separator.describe()}; batch {separator.batch_size}, "
           f"{torch.get_num_threads()} threads, best of {args.repeat}\n")
-    print("| path | seconds | songs/s | windows/s | speed-up |\n| --- | ---: | ---: | ---: | ---: |")
+    print("| path | seconds | songs/s | windows/s | speed-up |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     base = best["one song at a time"]
     for name, seconds in best.items():
         print(f"| {name} | {seconds:.1f} | {len(songs) / seconds:.2f} | "

@@ -5,7 +5,8 @@
 1. The separator the config names (or the newest in ``model_dir``) runs its first pass over
    every train song of the datasets ``song_pass_data`` lists (default: ``data_dir``) and
    over the validation songs of the first of them, exactly as the song-level evaluation
-   separates songs (:mod:`utils.evaluation.songs`); each song's notes keep their first-pass
+   separates songs (:mod:`utils.evaluation.songs`), the windows of consecutive songs in one
+   batch (:mod:`utils.separation.many_songs`); each song's notes keep their first-pass
    probabilities and their true instruments. The first passes are cached in
    ``model_dir/song_pass/`` under a key of the separator's and the datasets' files, so a
    second run with other steps does not separate the songs again.
@@ -24,10 +25,11 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import itertools
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,8 @@ from utils.core.cli import command
 from utils.core.config import Config, load_config
 from utils.evaluation.songs import SongTruth, SplitSongs
 from utils.separation.devices import add_device_option
-from utils.separation.first_pass import FirstPass, MixtureSong, note_probabilities
+from utils.separation.first_pass import FirstPass, MixtureSong
+from utils.separation.many_songs import song_note_probabilities
 from utils.separation.separator import Separator
 from utils.separation.song_pass import (
     SONG_PASS_FILE,
@@ -94,14 +97,19 @@ FIRST_PASS_FIELDS = tuple(f.name for f in fields(FirstPass))
 CACHE_FORMAT = 2  # 2: the first pass as FirstPass records it (with ``pitched``)
 
 
-def first_pass_song(separator: Separator, song: SongTruth) -> TrainingSong:
-    """Separate one song of a built split as the song-level evaluation does (first pass)."""
-    scored = MixtureSong(song.notes, song.mixture, in_mixture=song.true > 0)
-    first_pass = FirstPass.of(note_probabilities(separator.probs, scored,
-                                                 separator.batch_size), scored)
-    compact = replace(first_pass, probs=first_pass.probs.astype(np.float32),
-                      row_sums=first_pass.row_sums.astype(np.float32))
-    return TrainingSong(compact, target=song.true)
+def first_pass_songs(separator: Separator, truths: Iterable[SongTruth]
+                     ) -> Iterator[TrainingSong]:
+    """Separate the songs of a built split as the song-level evaluation does (first pass),
+    the windows of consecutive songs batched together
+    (:func:`utils.separation.many_songs.song_note_probabilities`)."""
+    truths, again = itertools.tee(truths)
+    scored = (MixtureSong(t.notes, t.mixture, in_mixture=t.true > 0) for t in again)
+    for truth, (song, acc) in zip(truths, song_note_probabilities(
+            separator.probs, scored, separator.batch_size)):
+        first_pass = FirstPass.of(acc, song)
+        compact = replace(first_pass, probs=first_pass.probs.astype(np.float32),
+                          row_sums=first_pass.row_sums.astype(np.float32))
+        yield TrainingSong(compact, target=truth.true)
 
 
 def first_pass_key(separator: Separator, data_dir: str, split: str, limit: int | None) -> str:
@@ -131,11 +139,10 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
     cached = read_first_pass_cache(path, len(songs_of_split.names)) if path.exists() else None
     if cached is not None:
         return cached
-    songs = [first_pass_song(separator, truth)
-             for truth in tqdm(songs_of_split.truths(), total=len(songs_of_split.names),
-                               unit="song",
-                               desc=f"first pass {folder.parent.name}/{folder.name} {split}",
-                               disable=not progress, dynamic_ncols=True)]
+    songs = list(tqdm(first_pass_songs(separator, songs_of_split.truths()),
+                      total=len(songs_of_split.names), unit="song",
+                      desc=f"first pass {folder.parent.name}/{folder.name} {split}",
+                      disable=not progress, dynamic_ncols=True))
     arrays: dict[str, np.ndarray] = {
         f: (np.stack([getattr(s.first_pass, f) for s in songs]) if f == "row_sums" else
             np.concatenate([getattr(s.first_pass, f) for s in songs]))
