@@ -13,6 +13,7 @@ from data.midi import SongNotes
 from data.roll import window_starts
 from models.direct import DirectSeparation
 from models.transunet import InputPlanes, TransUNet
+from tests.test_separation import tiny_separator
 from utils.separation.first_pass import MixtureSong, note_probabilities
 from utils.separation.many_songs import song_note_probabilities
 from utils.separation.notes import assign_notes
@@ -137,3 +138,22 @@ def test_a_stitch_averages_windows_and_counts_silent_ones() -> None:
     assert lo == 0 and first.shape == (16, N_PITCH, 2) and np.all(first == 3.0)
     lo, rest = stitch.flush(40)
     assert lo == 16 and rest.shape == (24, N_PITCH, 2) and np.all(rest == 1.5)
+
+
+def test_a_separator_separates_many_songs_as_one_at_a_time() -> None:
+    given = songs()
+    direct = tiny_direct(batch_size=4)
+    batched = list(direct.separate_songs(iter(given)))
+    alone = [direct.separate_notes(song) for song in given]
+    assert len(batched) == len(given)
+    for a, b in zip(batched, alone):
+        assert np.array_equal(a.instrument, b.instrument)
+        assert np.array_equal(a.decided_by, b.decided_by)
+        assert np.allclose(a.probs, b.probs, rtol=1e-5, atol=1e-5, equal_nan=True)
+    # a process that samples: one song at a time, the same noise on the same windows
+    sampling = tiny_separator(batch_size=4)
+    drawn = list(sampling.separate_songs(given[:3]))
+    sampling.reseed()
+    again = [sampling.separate_notes(song) for song in given[:3]]
+    for a, b in zip(drawn, again):
+        assert np.array_equal(a.probs, b.probs, equal_nan=True)
