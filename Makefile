@@ -21,13 +21,15 @@ CORPORA ?= runs/corpora
 SLAKH_ARCHIVE ?= data/corpora/slakh2100.tar.xz
 REAL_CONFIG ?= configs/real.json
 MELODY_IN_CONFIG ?= configs/real_melody_in.json
+DENSE_CONFIG ?= configs/real_dense.json
 DEBIAN_CORPUS ?= $(CORPORA)/debian
+DEBIAN_CONFIG ?= configs/debian.json
 DEBIAN_ROOT ?=
 DEBIAN_PACKAGES ?=
 ABLATION_STEPS ?= 250
 ABLATION_SONGS ?= 40
 
-.PHONY: setup demo synth synth-data slakh debian real-data ablation pretrained test lint \
+.PHONY: setup demo synth synth-data slakh debian real-data dense-data ablation pretrained test lint \
 	clean-demo clean-synth
 
 $(VENV)/.installed: requirements.txt
@@ -79,20 +81,32 @@ slakh: setup $(CORPORA)/slakh2100/.unpacked
 
 # the songs of the Debian packages simutrans-data, freedoom, freedm, freedink-data,
 # planetblupi-music-midi, pianobooster: apt-get install them, or unpack their .deb files with
-# dpkg -x into a folder and give it as DEBIAN_ROOT; a missing one is named in one line
+# dpkg -x into a folder and give it as DEBIAN_ROOT; a missing one is named in one line. Split
+# by song (70/15/15, configs/debian.json), files without a time signature read as 4/4
 debian: setup
 	$(PY) -m utils.debian_songs --out $(DEBIAN_CORPUS) $(if $(DEBIAN_ROOT),--root $(DEBIAN_ROOT)) \
 		$(if $(DEBIAN_PACKAGES),--packages $(DEBIAN_PACKAGES))
-	$(call timed,Debian songs with the melody,$(PY) -m utils.preprocess --midi-dir $(DEBIAN_CORPUS) \
-		--out-dir runs/debian/dataset_melody --split-by folder --min-bar-density 0.005 \
-		--melody-in-mixture)
-	$(call timed,Debian songs without,$(PY) -m utils.preprocess --midi-dir $(DEBIAN_CORPUS) \
-		--out-dir runs/debian/dataset --split-by folder --min-bar-density 0.005)
+	$(call timed,Debian songs with the melody,$(PY) -m utils.preprocess --config $(DEBIAN_CONFIG) \
+		--midi-dir $(DEBIAN_CORPUS) --out-dir runs/debian/dataset_melody --melody-in-mixture)
+	$(call timed,Debian songs without,$(PY) -m utils.preprocess --config $(DEBIAN_CONFIG) \
+		--midi-dir $(DEBIAN_CORPUS) --out-dir runs/debian/dataset)
 
 # every corpus the real-song recipe trains or is scored on
 real-data: slakh debian synth-data
 	$(call timed,OpenMSX with the melody,$(PY) -m utils.preprocess --config $(DEMO_CONFIG) \
 		--out-dir runs/demo/dataset_melody --melody-in-mixture)
+
+# every corpus again as dense as real files (every track of a class in its channel, short
+# tracks kept, the tune in): the training data of configs/real_dense.json, and its panel
+DENSE = --melody-in-mixture --class-tracks all
+dense-data: real-data
+	$(call timed,Slakh2100 dense,$(PY) -m utils.preprocess --config $(DENSE_CONFIG))
+	$(call timed,synthetic dense,$(PY) -m utils.preprocess --config $(SYNTH_CONFIG) $(DENSE) \
+		--out-dir runs/synth/dataset_dense)
+	$(call timed,Debian dense,$(PY) -m utils.preprocess --config $(DEBIAN_CONFIG) $(DENSE) \
+		--midi-dir $(DEBIAN_CORPUS) --out-dir runs/debian/dataset_dense)
+	$(call timed,OpenMSX dense,$(PY) -m utils.preprocess --config $(DEMO_CONFIG) $(DENSE) \
+		--out-dir runs/demo/dataset_dense)
 
 # what the network sees, trained alike and scored song by song on validation songs
 ablation: real-data
