@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{evaluation.n_phrases} {args.split} phrases of {settings['data_dir']}, "
                   f"{evaluation.phrases_per_s:.2f} phrases/s on {settings['device']}")
         print(evaluation.table())
+        if "presence_accuracy" in evaluation.settings:
+            print(f"presence accuracy of the learned song pass: "
+                  f"{evaluation.settings['presence_accuracy']:.3f} "
+                  f"({evaluation.settings['presence_pairs']} song x instrument pairs)")
         json_path, md_path = write_evaluation(evaluation, cfg.model_dir, tag)
         print(f"wrote {json_path} and {md_path}")
     return 0

@@ -12,6 +12,13 @@ step, then by pitch row -- and corrects them:
                                                          twice: ~250 notes each way)
     g        = mean_k h^L_k                             (the song's summary)
     logits_k = V [h^L_k, g] + log p_k                   (4 pitched instruments)
+    q        = sigmoid(U g)                             (presence head, when the spec has
+                                                         one: each pitched instrument's
+                                                         probability of playing in the song)
+
+With the presence head, an instrument predicted absent (``q < 0.5``) is not chosen for any
+note (:func:`gate_logits`; when every one is predicted absent, the most likely one stays),
+so a song's notes cannot be spread over an instrument the song as a whole does not hold.
 
 ``c_k`` are per-note numbers read from the mixture (:data:`N_CONTINUOUS` of them, built by
 :func:`utils.separation.song_pass.note_features`): the note's duration, how many notes
@@ -54,12 +61,15 @@ class SongPassSpec:
         levels: dilations ``1, 2, ..., 2**(levels-1)`` in each stack.
         stacks: how many times the dilation ladder repeats.
         velocity: whether the network reads the notes' velocities.
+        presence: whether the network has the song-level presence head (a checkpoint
+            without the key has none: the shipped one).
     """
 
     width: int = 96
     levels: int = 6
     stacks: int = 2
     velocity: bool = False
+    presence: bool = False
 
     def __post_init__(self) -> None:
         for key, top in SPEC_BOUNDS.items():
@@ -67,12 +77,18 @@ class SongPassSpec:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
                 raise ValueError(f"song pass '{key}' must be an integer in 1..{top}, got "
                                  f"{value!r}")
-        if not isinstance(self.velocity, bool):
-            raise ValueError(f"song pass 'velocity' must be true or false, got "
-                             f"{self.velocity!r}")
+        for key in ("velocity", "presence"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"song pass '{key}' must be true or false, got "
+                                 f"{getattr(self, key)!r}")
 
     def to_dict(self) -> dict[str, int | bool]:
-        return asdict(self)
+        """The settings a checkpoint stores (``presence`` only when on, so a network
+        without the head is stored as before the head existed)."""
+        out = asdict(self)
+        if not self.presence:
+            del out["presence"]
+        return out
 
 
 class _Block(nn.Module):
@@ -108,10 +124,19 @@ class SongPassNet(nn.Module):
         self.blocks = nn.ModuleList(_Block(spec.width, 2 ** level)
                                     for _ in range(spec.stacks) for level in range(spec.levels))
         self.out = nn.Linear(2 * spec.width, N_PITCHED)
+        if spec.presence:  # absent from a network without the head: old weights load as saved
+            self.presence_head = nn.Linear(spec.width, N_PITCHED)
 
     def forward(self, rows: torch.Tensor, beat: torch.Tensor, numbers: torch.Tensor,
                 log_probs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of the pitched instruments of every note.
+        """Logits of the pitched instruments of every note (not gated): float32
+        ``[B, K, 4]``; the arguments are those of :meth:`song_outputs`."""
+        return self.song_outputs(rows, beat, numbers, log_probs, lengths)[0]
+
+    def song_outputs(self, rows: torch.Tensor, beat: torch.Tensor, numbers: torch.Tensor,
+                     log_probs: torch.Tensor, lengths: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits of the pitched instruments of every note, and of their presence in the song.
 
         Args:
             rows: int64 ``[B, K]`` pitch rows 0..71.
@@ -122,7 +147,8 @@ class SongPassNet(nn.Module):
                 reads); None = all ``K``.
 
         Returns:
-            float32 ``[B, K, 4]``.
+            ``(notes, presence)``: float32 ``[B, K, 4]`` (not gated) and float32 ``[B, 4]``
+            logits of each pitched instrument playing in the song (None without the head).
         """
         b, k = rows.shape
         if lengths is None:
@@ -135,5 +161,27 @@ class SongPassNet(nn.Module):
         for block in self.blocks:
             h = block(h, mask)
         song = (h.sum(dim=2, keepdim=True) / mask.sum(dim=2, keepdim=True).clamp(min=1.0))
+        presence = self.presence_head(song[..., 0]) if self.spec.presence else None  # (B, 4)
         h = torch.cat([h, song.expand_as(h)], dim=1).transpose(1, 2)  # (B, K, 2 * width)
-        return self.out(h) + log_probs
+        return self.out(h) + log_probs, presence
+
+
+def gate_logits(logits: torch.Tensor, presence: torch.Tensor | None) -> torch.Tensor:
+    """Note logits with every instrument the presence head predicts absent ruled out.
+
+    Args:
+        logits: float ``[B, K, 4]`` note logits.
+        presence: float ``[B, 4]`` presence logits (absent: < 0, probability < 0.5), or None
+            (no head: ``logits`` unchanged).
+
+    Returns:
+        float ``[B, K, 4]``: ``-inf`` at the absent instruments of each song; when all four
+        are predicted absent, the most likely one stays.
+    """
+    if presence is None:
+        return logits
+    present = presence >= 0  # (B, 4)
+    top = presence.argmax(dim=-1, keepdim=True)
+    present = present | (~present.any(dim=-1, keepdim=True)
+                         & (torch.arange(N_PITCHED, device=presence.device) == top))
+    return logits.masked_fill(~present[:, None, :], float("-inf"))

@@ -3,19 +3,25 @@
     python -m utils.song_pass_training --config configs/real.json
 
 1. The separator the config names (or the newest in ``model_dir``) runs its first pass over
-   every train song of the datasets ``song_pass_data`` lists (default: ``data_dir``) and
-   over the validation songs of the first of them, exactly as the song-level evaluation
-   separates songs (:mod:`utils.evaluation.songs`), the windows of consecutive songs in one
-   batch (:mod:`utils.separation.many_songs`); each song's notes keep their first-pass
-   probabilities and their true instruments. The first passes are cached in
-   ``model_dir/song_pass/`` under a key of the separator's and the datasets' files, so a
-   second run with other steps does not separate the songs again.
-2. :class:`models.song_pass.SongPassNet` trains on crops of ``CROP_NOTES`` notes of
-   ``BATCH_SONGS`` train songs per step (cross-entropy over the pitched notes, AdamW,
-   one-cycle learning rate), ``song_pass_steps`` steps, seeded by ``seed``.
-3. Every ``EVAL_EVERY`` steps it decides the validation songs' pitched notes whole; the
-   step with the best pitched note accuracy is kept and written atomically to
-   ``model_dir/song_pass.ckpt`` with what it scored against the first pass alone.
+   every train and validation song of the datasets ``song_pass_data`` names (default:
+   ``data_dir``), exactly as the song-level evaluation separates songs
+   (:mod:`utils.evaluation.song_modes`), the windows of consecutive songs in one batch
+   (:mod:`utils.separation.many_songs`; ``song_pass_songs``: "unified", the build's tracks,
+   or "whole", every track of the file with the tune in); each song's notes keep their
+   first-pass probabilities and their true instruments. With ``song_pass_augment`` each
+   train song also gets that many changed copies, transposed and with one or two pitched
+   instruments taken out of the mixture, separated again
+   (:mod:`utils.training.song_augment`). The first passes are cached in
+   ``model_dir/song_pass/`` under a key of the separator's and the datasets' files and of
+   how the songs are read, so a second run with other steps does not separate them again.
+2. :class:`models.song_pass.SongPassNet` (with a presence head when
+   ``song_pass_presence``) trains ``song_pass_steps`` steps, seeded by ``seed``, on batches
+   of songs drawn from the corpora by the weights of ``song_pass_data``
+   (:mod:`utils.training.song_pass_fit`).
+3. Every ``EVAL_EVERY`` steps it decides the validation songs of every corpus whole; the
+   step with the best mean over the corpora of the pitched note accuracy is kept and
+   written atomically to ``model_dir/song_pass.ckpt`` with what it scored, per corpus,
+   against the first pass alone.
 
 Separation then uses it wherever the separator's folder holds it (config key ``song_pass``).
 """
@@ -23,7 +29,6 @@ Separation then uses it wherever the separator's folder holds it (config key ``s
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import itertools
 import json
@@ -36,14 +41,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from data.contract import N_PITCH, N_PITCHED
 from data.errors import InputError
 from data.fileio import atomic_write
 from data.manifest import Manifest
-from models.song_pass import SongPassNet, SongPassSpec
+from models.song_pass import SongPassSpec
 from utils.core.cli import command
 from utils.core.config import Config, load_config
 from utils.evaluation.songs import SongTruth, SplitSongs
@@ -53,21 +57,18 @@ from utils.separation.many_songs import song_note_probabilities
 from utils.separation.separator import Separator
 from utils.separation.song_pass import (
     SONG_PASS_FILE,
-    VELOCITY,
     SongNoteFeatures,
     network_digest,
     note_features,
     song_pass_state,
 )
+from utils.training.song_augment import SongAugment, SongReading
+from utils.training.song_pass_fit import IGNORE, Sequences, presence_words, train_network
 
-BATCH_SONGS = 8
-CROP_NOTES = 512
-EVAL_EVERY = 250
-LEARNING_RATE = 2e-3
-WEIGHT_DECAY = 0.01
-VELOCITY_SCALE = (0.6, 1.4)  # per instrument and song, in training
+__all__ = ["IGNORE", "Sequences", "TrainingSong", "first_pass_split", "main", "train_song_pass"]
+
 CACHE_DIR = "song_pass"
-IGNORE = -100  # target of padding
+UNIFIED = SongReading()  # the build's tracks, no copies: the default
 
 
 @dataclass
@@ -99,30 +100,41 @@ CACHE_FORMAT = 2  # 2: the first pass as FirstPass records it (with ``pitched``)
 
 def first_pass_songs(separator: Separator, truths: Iterable[SongTruth]
                      ) -> Iterator[TrainingSong]:
-    """Separate the songs of a built split as the song-level evaluation does (first pass),
-    the windows of consecutive songs batched together
+    """Separate songs of a built split as the song-level evaluation does (first pass): each
+    song's fed notes make the mixture and are decided (``song.fed``; None: the scored ones);
+    the windows of consecutive songs are batched together
     (:func:`utils.separation.many_songs.song_note_probabilities`)."""
     truths, again = itertools.tee(truths)
-    scored = (MixtureSong(t.notes, t.mixture, in_mixture=t.true > 0) for t in again)
+    fed = (MixtureSong(t.notes, t.mixture, in_mixture=t.true > 0 if t.fed is None else t.fed)
+           for t in again)
     for truth, (song, acc) in zip(truths, song_note_probabilities(
-            separator.probs, scored, separator.batch_size)):
+            separator.probs, fed, separator.batch_size)):
         first_pass = FirstPass.of(acc, song)
         compact = replace(first_pass, probs=first_pass.probs.astype(np.float32),
                           row_sums=first_pass.row_sums.astype(np.float32))
         yield TrainingSong(compact, target=truth.true)
 
 
-def first_pass_key(separator: Separator, data_dir: str, split: str, limit: int | None) -> str:
+def first_pass_song(separator: Separator, song: SongTruth) -> TrainingSong:
+    """The first pass of one song (:func:`first_pass_songs`)."""
+    return next(first_pass_songs(separator, [song]))
+
+
+def first_pass_key(separator: Separator, data_dir: str, split: str, limit: int | None,
+                   reading: SongReading = UNIFIED) -> str:
     """What a cached first pass depends on: the separator's weights and sampling, the
-    dataset's manifest, the split and the song limit (16 hex digits)."""
+    dataset's manifest, the split, the song limit and how the songs are read (16 hex
+    digits)."""
     parts = [network_digest(separator.model), separator.process.describe(separator.sampling),
-             Manifest.read(data_dir).digest(), split, limit, CACHE_FORMAT]
+             Manifest.read(data_dir).digest(), split, limit, CACHE_FORMAT, *reading.key()]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Path,
-                     progress: bool = True, limit: int | None = None) -> list[TrainingSong]:
-    """The first pass over every song of a split, read from or written to ``cache``.
+                     progress: bool = True, limit: int | None = None,
+                     reading: SongReading = UNIFIED) -> list[TrainingSong]:
+    """The first pass over every song of a split (read as ``reading`` says, changed copies
+    included), read from or written to ``cache``.
 
     The cache file's name holds :func:`first_pass_key`, so a retrained separator (other
     weights, wherever its file lies) or a rebuilt dataset is separated again. A cache file
@@ -133,14 +145,15 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
         utils.core.config.ConfigError, data.errors.InputError: no manifest, no songs.
     """
     songs_of_split = SplitSongs.checked(data_dir, split, limit)  # changed: a stale cache
-    key = first_pass_key(separator, data_dir, split, limit)
+    key = first_pass_key(separator, data_dir, split, limit, reading)
     folder = Path(data_dir).resolve()
     path = cache / f"first_pass_{folder.parent.name}_{folder.name}_{split}_{key}.npz"
-    cached = read_first_pass_cache(path, len(songs_of_split.names)) if path.exists() else None
+    n_songs = reading.count(len(songs_of_split.names))
+    cached = read_first_pass_cache(path, n_songs) if path.exists() else None
     if cached is not None:
         return cached
-    songs = list(tqdm(first_pass_songs(separator, songs_of_split.truths()),
-                      total=len(songs_of_split.names), unit="song",
+    songs = list(tqdm(first_pass_songs(separator, reading.truths(songs_of_split)),
+                      total=n_songs, unit="song",
                       desc=f"first pass {folder.parent.name}/{folder.name} {split}",
                       disable=not progress, dynamic_ncols=True))
     arrays: dict[str, np.ndarray] = {
@@ -194,128 +207,6 @@ def _cache_problem(stored: dict[str, np.ndarray], n_songs: int) -> str | None:
     return None
 
 
-@dataclass
-class Sequences:
-    """Songs ready for the network: features and targets, one entry per song."""
-
-    feats: list[SongNoteFeatures]
-    targets: list[np.ndarray]
-
-    @classmethod
-    def of(cls, songs: list[TrainingSong], use_velocity: bool) -> Sequences:
-        pairs = [s.features(use_velocity) for s in songs]
-        keep = [(f, t) for f, t in pairs if len(f)]
-        return cls([f for f, _ in keep], [t for _, t in keep])
-
-    def __len__(self) -> int:
-        return len(self.feats)
-
-    def batch(self, pick: Sequence[int], crop: int | None = None,
-              rng: np.random.Generator | None = None,
-              velocity_scale: tuple[float, float] | None = None) -> tuple[torch.Tensor, ...]:
-        """``(rows, beat, numbers, log_probs, lengths, targets)`` of the picked songs, padded.
-
-        Each song is cut to a random ``crop`` notes when longer; with ``velocity_scale``
-        ``(lo, hi)`` the velocities of each instrument of each song are multiplied by one
-        factor drawn from ``U(lo, hi)`` (clipped to 1..127), so the network cannot learn one
-        corpus's mixing habits. ``rng`` draws both.
-        """
-        parts = []
-        for i in pick:
-            f, t = self.feats[i], self.targets[i]
-            lo, hi = 0, len(t)
-            if crop is not None and hi > crop:
-                assert rng is not None
-                lo = int(rng.integers(0, hi - crop + 1))
-                hi = lo + crop
-            numbers = f.numbers[lo:hi]
-            if velocity_scale is not None:
-                assert rng is not None
-                factor = rng.uniform(*velocity_scale, size=N_PITCHED + 1)  # last: ignored
-                scale = factor[np.where(t[lo:hi] == IGNORE, N_PITCHED, t[lo:hi])]
-                numbers = numbers.copy()
-                velocity = numbers[:, VELOCITY] * 127.0 * scale
-                numbers[:, VELOCITY] = np.clip(np.rint(velocity), 1, 127) / 127.0
-            parts.append((f.rows[lo:hi], f.beat[lo:hi], numbers, f.log_probs[lo:hi],
-                          t[lo:hi]))
-        width = max(len(p[0]) for p in parts)
-
-        def pad(j: int, fill: float | int) -> torch.Tensor:
-            first = parts[0][j]
-            out = np.full((len(parts), width, *first.shape[1:]), fill, dtype=first.dtype)
-            for b, p in enumerate(parts):
-                out[b, :len(p[j])] = p[j]
-            return torch.from_numpy(out)
-
-        lengths = torch.tensor([len(p[0]) for p in parts], dtype=torch.int64)
-        return pad(0, 0), pad(1, 0), pad(2, 0.0), pad(3, 0.0), lengths, pad(4, IGNORE)
-
-
-@torch.inference_mode()
-def pitched_accuracy(net: SongPassNet | None, seqs: Sequences) -> float:
-    """Pitched note accuracy over whole songs (``net`` None: the first pass alone)."""
-    right = total = 0
-    for i in range(len(seqs)):
-        f, t = seqs.feats[i], seqs.targets[i]
-        if net is None:
-            pred = f.log_probs.argmax(axis=1)
-        else:
-            rows, beat, numbers, log_probs, _, _ = seqs.batch([i])
-            pred = net(rows, beat, numbers, log_probs)[0].argmax(dim=1).numpy()
-        scored = t != IGNORE
-        right += int((pred[scored] == t[scored]).sum())
-        total += int(scored.sum())
-    return right / max(total, 1)
-
-
-def train_network(train: Sequences, val: Sequences, spec: SongPassSpec, steps: int, seed: int,
-                  progress: bool = True) -> tuple[SongPassNet, dict[str, Any]]:
-    """Train a song pass network; returns the best step's network and its record."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    net = SongPassNet(spec)
-    opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LEARNING_RATE, total_steps=steps)
-    loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
-    first_pass = pitched_accuracy(None, val)
-    best = {"step": 0, "val_pitched_note_accuracy": first_pass, "state": None}
-    history = []
-    bar = tqdm(range(1, steps + 1), unit="step", desc="song pass", disable=not progress,
-               dynamic_ncols=True)
-    for step in bar:
-        net.train()
-        *inputs, lengths, target = train.batch(
-            rng.integers(0, len(train), BATCH_SONGS), CROP_NOTES, rng,
-            VELOCITY_SCALE if spec.velocity else None)
-        logits = net(*inputs, lengths)
-        loss = loss_fn(logits.reshape(-1, N_PITCHED), target.reshape(-1))
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"non-finite song pass loss at step {step}")
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        schedule.step()
-        if step % EVAL_EVERY == 0 or step == steps:
-            net.eval()
-            acc = pitched_accuracy(net, val)
-            history.append({"step": step, "loss": round(loss.item(), 4),
-                            "val_pitched_note_accuracy": round(acc, 4)})
-            bar.write(f"step {step}: loss {loss.item():.4f}, validation pitched note "
-                      f"accuracy {acc:.4f} (first pass {first_pass:.4f})")
-            if acc > best["val_pitched_note_accuracy"]:
-                best = {"step": step, "val_pitched_note_accuracy": acc,
-                        "state": copy.deepcopy(net.state_dict())}
-    if best["state"] is not None:
-        net.load_state_dict(best["state"])
-    net.eval()
-    record = {"steps": steps, "best_step": best["step"],
-              "val_pitched_note_accuracy": round(best["val_pitched_note_accuracy"], 4),
-              "first_pass_val_pitched_note_accuracy": round(first_pass, 4),
-              "history": history}
-    return net, record
-
-
 def train_song_pass(cfg: Config, device: str | None = None, progress: bool = True,
                     limit: int | None = None) -> tuple[Path, dict[str, Any]]:
     """Steps 1-3 of the module docstring; returns the checkpoint written and its record.
@@ -329,26 +220,41 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
     started = time.perf_counter()
     cfg.require_writable_dir("model_dir")
     separator = Separator.from_config(cfg, device)  # its first pass only
-    data_dirs = list(cfg.song_pass_data) or [cfg.data_dir]
+    corpora = song_pass_corpora(cfg)
     cache = Path(cfg.model_dir) / CACHE_DIR
-    train_songs = [s for d in data_dirs
-                   for s in first_pass_split(separator, d, "train", cache, progress, limit)]
-    val_songs = first_pass_split(separator, data_dirs[0], "val", cache, progress, limit)
-    spec = SongPassSpec(velocity=cfg.song_pass_velocity)
-    train = Sequences.of(train_songs, spec.velocity)
-    val = Sequences.of(val_songs, spec.velocity)
-    if not len(train) or not len(val):
-        raise InputError(f"{cfg._source}: 'song_pass_data' gives no pitched notes to train or "
-                         f"validate the song pass on ({', '.join(data_dirs)})")
+    augment = SongAugment(cfg.song_pass_augment, cfg.seed) if cfg.song_pass_augment else None
+    reading = SongReading(cfg.song_pass_songs)
+    spec = SongPassSpec(velocity=cfg.song_pass_velocity, presence=cfg.song_pass_presence)
+    readings = {"train": replace(reading, augment=augment), "val": reading}
+    to_pass = [(d, split) for d in corpora for split in readings]  # the songs to pass ...
+    passed = {(d, split): first_pass_split(separator, d, split, cache, progress, limit,
+                                           readings[split])
+              for d, split in to_pass}  # ... then their first passes
+    train = {d: (Sequences.of(passed[d, "train"], spec.velocity), w) for d, w in corpora.items()}
+    val = {d: Sequences.of(passed[d, "val"], spec.velocity) for d in corpora}
+    for d in corpora:
+        if not len(train[d][0]) or not len(val[d]):
+            raise InputError(f"{cfg._source}: 'song_pass_data' dataset {d} gives no pitched "
+                             f"notes to train or validate the song pass on")
     net, record = train_network(train, val, spec, cfg.song_pass_steps, cfg.seed, progress)
     record.update({"separator": separator.source,
-                   "separator_digest": network_digest(separator.model), "data": data_dirs,
-                   "validation": f"{data_dirs[0]} val", "seed": cfg.seed,
-                   "train_songs": len(train), "val_songs": len(val),
+                   "separator_digest": network_digest(separator.model),
+                   "data": list(corpora), "weights": list(corpora.values()),
+                   "songs": cfg.song_pass_songs, "augment": cfg.song_pass_augment,
+                   "validation": ", ".join(f"{d} val" for d in corpora), "seed": cfg.seed,
+                   "train_songs": sum(len(s) for s, _ in train.values()),
+                   "val_songs": sum(len(s) for s in val.values()),
                    "seconds": round(time.perf_counter() - started, 1)})
     path = Path(cfg.model_dir) / SONG_PASS_FILE
     atomic_write(path, lambda f: torch.save(song_pass_state(net, record), f))
     return path, record
+
+
+def song_pass_corpora(cfg: Config) -> dict[str, float]:
+    """``{dataset folder: weight}`` of the config's ``song_pass_data`` (a list: equal
+    weights; empty: ``data_dir`` alone)."""
+    data = cfg.song_pass_data or [cfg.data_dir]
+    return dict(data) if isinstance(data, dict) else dict.fromkeys(data, 1.0)
 
 
 @command
@@ -368,8 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    progress=not args.no_progress, limit=args.limit)
     print(f"wrote {path}: validation pitched note accuracy "
           f"{record['val_pitched_note_accuracy']:.4f} at step {record['best_step']} "
-          f"(first pass alone {record['first_pass_val_pitched_note_accuracy']:.4f}), "
-          f"{record['seconds']:.0f} s")
+          f"(first pass alone {record['first_pass_val_pitched_note_accuracy']:.4f}; mean "
+          f"over {len(record['val_corpora'])} corpora"
+          f"{presence_words(record['val_corpora'])}), {record['seconds']:.0f} s")
     return 0
 
 

@@ -39,7 +39,10 @@ from models.options import (
 AssignMode = Literal["threshold", "partition"]  # see utils.separation.assignment
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
+SongPassSongs = Literal["unified", "whole"]  # see utils.training.song_pass_data
 Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]
+
+MAX_SONG_PASS_AUGMENT = 16  # each copy is a first pass of its own (~1.2 s a song on 2 cores)
 
 # The diffusion schedule is computed up front (about ten float64 tables of time_steps
 # entries) and the time embedding is indexed by it; 1e9 steps would take 8 GB before the
@@ -117,9 +120,13 @@ class Config:
     transpose: list[int] = field(default_factory=lambda: [0, 0])  # random semitones lo..hi
     train_mix: dict[str, float] | None = None  # {dataset folder: share of each epoch's phrases}
     init_from: str = ""  # separator checkpoint whose weights start a fresh run ("" = random)
-    song_pass_data: list[str] = field(default_factory=list)  # its songs ([] = data_dir)
+    song_pass_data: list[str] | dict[str, float] = field(default_factory=list)  # its songs
+    # ([] = data_dir; a list: equal weights; {folder: weight}: each batch's share of songs)
+    song_pass_songs: SongPassSongs = "unified"  # learned song pass: "whole" = every track
     song_pass_steps: int = 1500  # learned song pass: training steps (batches of songs)
     song_pass_velocity: bool = False  # learned song pass: read the notes' velocities
+    song_pass_presence: bool = False  # learned song pass: a head that gates by song presence
+    song_pass_augment: int = 0  # learned song pass: augmented copies per training song
     panel: dict[str, str] = field(default_factory=dict)  # validation panel: {corpus: dataset}
 
     # --- hardware (Lightning 2.x) ------------------------------------------------------
@@ -223,6 +230,18 @@ class Config:
                 if not weight > 0:
                     raise ConfigError(f"{src}: 'train_mix' weight of {folder!r} must be > 0, "
                                       f"got {weight}")
+        if isinstance(self.song_pass_data, dict):
+            if not self.song_pass_data:
+                raise ConfigError(f"{src}: 'song_pass_data' must name at least one dataset "
+                                  "(a list, or a mapping of folders to weights)")
+            for folder, weight in self.song_pass_data.items():
+                if not weight > 0:
+                    raise ConfigError(f"{src}: 'song_pass_data' weight of {folder!r} must be "
+                                      f"> 0, got {weight}")
+        if not 0 <= self.song_pass_augment <= MAX_SONG_PASS_AUGMENT:
+            raise ConfigError(f"{src}: 'song_pass_augment' must be in 0..{MAX_SONG_PASS_AUGMENT}"
+                              f" (augmented copies per training song), got "
+                              f"{self.song_pass_augment}")
         for name, folder in self.panel.items():
             if not name.strip() or not folder.strip():
                 raise ConfigError(f"{src}: 'panel' must map corpus names to dataset folders, "

@@ -115,6 +115,11 @@ class PanelReport:
         lines += ["", f"mean margin over {len(self.corpora)} corpora: {self.mean_margin:+.3f}; "
                   f"worst corpus: {self.worst_corpus} {self.worst_margin:+.3f} "
                   f"(rule: {self.rule})"]
+        presence = self.settings.get("presence_accuracy")
+        if presence:
+            lines += ["", "presence accuracy of the learned song pass (song x pitched-instrument "
+                      "pairs right / all): " + ", ".join(f"{name} {value:.3f}"
+                                                         for name, value in presence.items())]
         return "\n".join(lines)
 
     def markdown(self) -> str:
@@ -166,15 +171,18 @@ def evaluate_panel(cfg: Config, split: str = "val", limit: int | None = None,
     corpora = check_panel(cfg, split, limit)
     started = time.perf_counter()
     systems = SongSystems.load(cfg, device)
-    scores, settings, model = {}, {}, ""
+    scores, settings, model, presence = {}, {}, "", {}
     for name, songs in corpora.items():
         (report,) = score_song_modes(systems, songs, split, cfg.panel[name], ("whole",),
                                      given, progress)
         model = next(iter(report.rows))
         settings = report.settings
         scores[name] = corpus_score(cfg.panel[name], len(songs.names), report.rows, model)
+        if "presence_accuracy" in report.settings:
+            presence[name] = report.settings["presence_accuracy"]
+    kept = {k: settings.get(k) for k in ("model", "baselines", "device")}
     return PanelReport(split, model, scores, time.perf_counter() - started,
-                       {k: settings.get(k) for k in ("model", "baselines", "device")})
+                       {**kept, "presence_accuracy": presence} if presence else kept)
 
 
 def write_panel(report: PanelReport, out_dir: str | Path) -> tuple[Path, Path]:

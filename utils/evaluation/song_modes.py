@@ -154,7 +154,8 @@ def score_song_modes(systems: SongSystems, songs: SplitSongs, split: str,
         reports.append(REPORTS[mode](
             split=split, songs=songs.names, rows=scorer.rows(), notes_by_instrument=per,
             seconds=time.perf_counter() - started,
-            settings={**settings, "notes_fed": scorer.notes_fed}))
+            settings={**settings, "notes_fed": scorer.notes_fed,
+                      **scorer.presence_accuracy()}))
     return reports
 
 

@@ -264,6 +264,9 @@ class SongScorer:
     given: dict[str, Baseline] | None = None
     per_instrument: np.ndarray = field(default_factory=lambda: np.zeros(N_MUSIC, np.int64))
     notes_fed: int = 0  # notes of the songs added that were fed to the model
+    presence_pairs: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
+    """``[right, all]`` song x pitched-instrument pairs whose presence the model's second
+    pass predicted (a learned song pass with a presence head); ``[0, 0]`` otherwise."""
 
     def __post_init__(self) -> None:
         names = [(n, given_row(n)) if self.given is not None else (n,)
@@ -302,6 +305,16 @@ class SongScorer:
         for name, pred in predictions.items():
             self.confusion[name].update(true, pred[scored])
         self.per_instrument += np.bincount(true - 1, minlength=N_MUSIC)
+        if result.presence is not None:
+            present = np.isin(np.arange(1, N_PITCHED + 1), true)
+            self.presence_pairs += [int((result.presence == present).sum()), N_PITCHED]
+
+    def presence_accuracy(self) -> dict[str, float | int]:
+        """``{"presence_accuracy": right / pairs, "presence_pairs": pairs}`` of the songs
+        added, or ``{}`` when the model predicted no song's instruments."""
+        right, pairs = self.presence_pairs.tolist()
+        return {"presence_accuracy": ratio(right, pairs), "presence_pairs": pairs} \
+            if pairs else {}
 
     def rows(self) -> dict[str, dict[str, float]]:
         """``{system: metrics}`` over the songs added, the model first."""
@@ -356,11 +369,16 @@ class SongEvaluation(Report):
                 f"`pitched_note_accuracy` leaves them out. Baselines: {s.get('baselines')}.")
 
     def appendix(self) -> list[str]:
+        presence = ([f"Presence accuracy of the learned song pass's presence head: "
+                     f"{self.settings['presence_accuracy']:.3f} (song x pitched-instrument "
+                     f"pairs predicted right / all {self.settings['presence_pairs']} pairs; an "
+                     "instrument is present when a scored note plays it).", ""]
+                    if "presence_accuracy" in self.settings else [])
         given = ([f"Rows ending in '{GIVEN_SUFFIX.strip()}': each song's true set of pitched "
                   "instruments given to the system, which keeps every pitched note within it "
                   "(the model: the most probable of them; a pitch rule: refitted on them).",
                   ""] if any(r.endswith(GIVEN_SUFFIX) for r in self.rows) else [])
-        return [*given, "Songs: " + ", ".join(self.songs), ""]
+        return [*presence, *given, "Songs: " + ", ".join(self.songs), ""]
 
 
 def check_unchanged(manifest: Manifest, names: list[str]) -> None:

@@ -63,11 +63,14 @@ class NoteAssignment:
         probs: float32 ``[K, 5]`` mean instrument probabilities behind each decision (NaN
             for a drum-channel note with no cell in the roll).
         decided_by: int64 ``[K]`` index into :data:`DECIDED_BY`.
+        presence: bool ``[4]`` the pitched instruments the second pass predicts in the song
+            (a learned song pass with a presence head), or None.
     """
 
     instrument: np.ndarray
     probs: np.ndarray
     decided_by: np.ndarray
+    presence: np.ndarray | None = None
 
     def counts(self) -> dict[str, int]:
         """Notes per instrument, in :data:`MUSIC_INSTRUMENTS` order."""
@@ -94,7 +97,7 @@ def assign_notes(acc: NoteProbAccumulator, song: MixtureSong,
     notes = song.notes
     k = len(notes)
     first_pass = FirstPass.of(acc, song)
-    probs = second_pass.decide(first_pass)
+    probs, presence = second_pass.decide_song(first_pass)
     pitched = first_pass.pitched
     instrument = np.full(k, DRUM, dtype=np.int64)
     instrument[pitched] = np.argmax(probs[pitched, :N_PITCHED], axis=1) + 1
@@ -104,7 +107,7 @@ def assign_notes(acc: NoteProbAccumulator, song: MixtureSong,
     decided_by[out_of_range(notes)] = NEAREST_ROW
     decided_by[notes.is_drum & ~by_model] = DRUM_CHANNEL
     return NoteAssignment(instrument=instrument, probs=probs.astype(np.float32),
-                          decided_by=decided_by)
+                          decided_by=decided_by, presence=presence)
 
 
 def separate_notes(prob_fn: ProbFn, song: MixtureSong, second_pass: SecondPass = NO_SECOND_PASS,

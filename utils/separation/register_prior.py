@@ -98,6 +98,10 @@ class RegisterPrior:
                                   np.where(first_pass.pitched, first_pass.rows, -1),
                                   first_pass.row_sums, self.weight, self.width)
 
+    def decide_song(self, first_pass: FirstPass) -> tuple[np.ndarray, None]:
+        """:meth:`decide`, and no prediction of the song's instruments."""
+        return self.decide(first_pass), None
+
     def describe(self) -> str | None:
         return None
 

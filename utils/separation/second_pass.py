@@ -39,6 +39,11 @@ class SecondPass(Protocol):
         """float64 ``[K, 5]`` the notes' probabilities after the second pass."""
         ...
 
+    def decide_song(self, first_pass: FirstPass) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`decide`, and bool ``[4]`` the pitched instruments the pass predicts in the
+        song (None: a pass that predicts none)."""
+        ...
+
     def describe(self) -> str | None:
         """The pass in words for the model's line, or None when it adds nothing."""
         ...

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from data.contract import N_PITCH, N_PITCHED, STEPS_PER_BAR
-from models.song_pass import N_CONTINUOUS, SongPassNet, SongPassSpec
+from models.song_pass import N_CONTINUOUS, SongPassNet, SongPassSpec, gate_logits
 from utils.core.config import ConfigError
 from utils.separation.first_pass import FirstPass
 from utils.separation.register_prior import song_prior
@@ -134,33 +134,51 @@ class SongPass:
         return f"learned song pass ({self.source})"
 
     @torch.inference_mode()
+    def song_probs(self, feats: SongNoteFeatures) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network's view of the notes of ``feats``: float64 ``[n, 4]`` pitched
+        probabilities (gated by the presence head when it has one,
+        :func:`models.song_pass.gate_logits`) and bool ``[4]`` the pitched instruments the
+        head predicts present (None without the head, or for a song without notes)."""
+        if len(feats) == 0:
+            return np.zeros((0, N_PITCHED)), None
+        device = next(self.net.parameters()).device
+        logits, presence = self.net.song_outputs(
+            torch.from_numpy(feats.rows)[None].to(device),
+            torch.from_numpy(feats.beat)[None].to(device),
+            torch.from_numpy(feats.numbers)[None].to(device),
+            torch.from_numpy(feats.log_probs)[None].to(device))
+        logits = gate_logits(logits, presence)[0]
+        present = None if presence is None else (presence[0] >= 0).cpu().numpy()
+        return torch.softmax(logits.double(), dim=-1).cpu().numpy(), present
+
     def pitched_probs(self, feats: SongNoteFeatures) -> np.ndarray:
         """float64 ``[n, 4]`` the network's probabilities for the notes of ``feats``."""
-        if len(feats) == 0:
-            return np.zeros((0, N_PITCHED))
-        device = next(self.net.parameters()).device
-        logits = self.net(torch.from_numpy(feats.rows)[None].to(device),
-                          torch.from_numpy(feats.beat)[None].to(device),
-                          torch.from_numpy(feats.numbers)[None].to(device),
-                          torch.from_numpy(feats.log_probs)[None].to(device))[0]
-        return torch.softmax(logits.double(), dim=-1).cpu().numpy()
+        return self.song_probs(feats)[0]
 
     def decide(self, first_pass: FirstPass) -> np.ndarray:
-        """The first pass's note probabilities with the chosen notes' pitched part replaced.
+        """The first pass's note probabilities with the chosen notes' pitched part replaced
+        (:meth:`decide_song`'s first part)."""
+        return self.decide_song(first_pass)[0]
+
+    def decide_song(self, first_pass: FirstPass) -> tuple[np.ndarray, np.ndarray | None]:
+        """The first pass's note probabilities with the chosen notes' pitched part replaced,
+        and the pitched instruments the presence head predicts in the song.
 
         Returns:
-            float64 ``[K, 5]``: for every chosen note with a row, the network's pitched
-            probabilities scaled to what the first pass's 4 summed to (so the drum column
-            keeps its meaning); every other entry as given.
+            ``(probs, present)``: float64 ``[K, 5]``: for every chosen note with a row, the
+            network's pitched probabilities (an instrument predicted absent at 0) scaled to
+            what the first pass's 4 summed to (so the drum column keeps its meaning); every
+            other entry as given. bool ``[4]`` or None (no head, or no chosen note).
         """
         out = np.array(first_pass.probs, dtype=np.float64, copy=True)
         feats = note_features(replace(first_pass, probs=out), self.spec.velocity)
         if len(feats) == 0:
-            return out
+            return out, None
         total = np.nan_to_num(out[feats.order, :N_PITCHED], nan=0.0).sum(axis=1, keepdims=True)
         total = np.where(total > 0, total, 1.0)
-        out[feats.order, :N_PITCHED] = self.pitched_probs(feats) * total
-        return out
+        probs, present = self.song_probs(feats)
+        out[feats.order, :N_PITCHED] = probs * total
+        return out, present
 
     def settings(self) -> dict[str, object]:
         """What reports record of the second pass: the register prior the config sets
