@@ -33,7 +33,7 @@ ABLATION_STEPS ?= 250
 ABLATION_SONGS ?= 40
 
 .PHONY: setup demo synth synth-data slakh debian real-data dense-data ablation pretrained \
-	wide-data wide test lint clean-demo clean-synth
+	song-pass wide-data wide test lint clean-demo clean-synth
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -128,6 +128,25 @@ pretrained: real-data
 	$(call timed,OpenMSX test songs,$(PY) evaluate.py --config $(REAL_CONFIG) --split test \
 		--songs --data-dir runs/demo/dataset_melody)
 	$(PY) -m utils.pretrained --config $(REAL_CONFIG) --out pretrained
+
+# a song pass for the shipped separator (pretrained/separator.ckpt): trained on whole songs of
+# the four dense builds (configs/real_song_pass.json; SONG_PASS_LIMIT songs of each split
+# of each corpus), scored on the validation panel, then on the test songs, then copied beside
+# the separator with its tables
+SONG_PASS_CONFIG ?= configs/real_song_pass.json
+SONG_PASS_LIMIT ?= 120
+song-pass: dense-data
+	$(call timed,song pass,$(PY) -m utils.song_pass_training --config $(SONG_PASS_CONFIG) \
+		--limit $(SONG_PASS_LIMIT))
+	$(call timed,validation panel,$(PY) evaluate.py --config $(SONG_PASS_CONFIG) --panel \
+		--instruments-given)
+	$(call timed,Debian test songs,$(PY) evaluate.py --config $(SONG_PASS_CONFIG) --split test \
+		--songs --data-dir runs/debian/dataset_dense)
+	$(call timed,OpenMSX test songs,$(PY) evaluate.py --config $(SONG_PASS_CONFIG) --split test \
+		--songs --data-dir runs/demo/dataset_dense)
+	$(call timed,synthetic test songs,$(PY) evaluate.py --config $(SONG_PASS_CONFIG) --split test \
+		--songs --data-dir runs/synth/dataset_dense)
+	$(PY) -m utils.pretrained --config $(SONG_PASS_CONFIG) --out pretrained --song-pass
 
 # the real-song recipe with the wider instrument set (configs/real_wide.json: the paper's
 # classes plus organ, brass, reed, synth lead and synth pad): every corpus built again with

@@ -3,6 +3,7 @@
     python evaluate.py --config config.json [--split test] [--limit N] [--device cpu]
                        [--data-dir DIR] [--songs [--instruments-given]]
     python evaluate.py --config configs/real.json --panel [--split val] [--limit N]
+                       [--instruments-given]
 
 Uses the checkpoints named in the config (``transunet_model_path``,
 ``decoder_model_path``), else the newest ones in ``model_dir``, else the shipped model in
@@ -19,7 +20,9 @@ unification, as built), ``evaluation_<split>_songs.*``. ``--instruments-given`` 
 every system's row with each song's true pitched instruments given. ``--panel`` scores
 the val split (by default) of every corpus of the config's ``panel`` on whole songs and
 prints one table, corpus x system, with each corpus's margin over its best baseline, the
-mean margin and the worst (:mod:`utils.evaluation.panel`), ``panel_<split>.*``.
+mean margin and the worst (:mod:`utils.evaluation.panel`), ``panel_<split>.*``; with
+``--instruments-given`` it shows every system's row with the instruments given too (not
+counted in the margins).
 Exit status 2 for a config or input problem (one ``error:`` line, found before any phrase
 is separated; :mod:`utils.core.cli`).
 """
@@ -50,7 +53,7 @@ def dataset_tag(data_dir: str | Path) -> str:
 def panel(cfg: Config, args: argparse.Namespace) -> int:
     """``--panel``: score, print and write the validation panel."""
     report = evaluate_panel(cfg, args.split or "val", args.limit, args.device,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, given=args.instruments_given)
     print(f"{report.settings['model']}; baselines {report.settings['baselines']}")
     print(f"validation panel, whole songs of the {report.split} split, "
           f"{report.seconds:.1f} s on {report.settings['device']}")
@@ -74,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="separate whole songs and score every original note")
     add_device_option(parser)
     parser.add_argument("--instruments-given", action="store_true",
-                        help="with --songs: also score every system with each song's true set "
-                             "of pitched instruments given (rows ending in '(instruments "
-                             "given)')")
+                        help="with --songs or --panel: also score every system with each "
+                             "song's true set of pitched instruments given (rows ending in "
+                             "'(instruments given)'; not counted in the panel's margins)")
     parser.add_argument("--data-dir", default=None,
                         help="built dataset to score (default: the config's data_dir)")
     parser.add_argument("--panel", action="store_true",
@@ -87,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit <= 0:
         parser.error(f"--limit must be > 0, got {args.limit}")
 
-    if args.instruments_given and not args.songs:
-        parser.error("--instruments-given needs --songs")
-    if args.panel and (args.songs or args.data_dir or args.instruments_given):
-        parser.error("--panel takes neither --songs, --data-dir nor --instruments-given")
+    if args.instruments_given and not (args.songs or args.panel):
+        parser.error("--instruments-given needs --songs or --panel")
+    if args.panel and (args.songs or args.data_dir):
+        parser.error("--panel takes neither --songs nor --data-dir")
     cfg = load_config(args.config)
     cfg.require_writable_dir("model_dir")  # the tables go there: fail before computing
     if args.panel:

@@ -12,6 +12,7 @@ import evaluate
 from utils.core.config import Config, ConfigError, config_from_dict
 from utils.evaluation import panel
 from utils.evaluation.panel import PanelReport, corpus_score
+from utils.separation.instrument_hints import given_row
 
 
 def row(pna: float, f1: float) -> dict[str, float]:
@@ -34,6 +35,50 @@ def test_margins_mean_and_worst_by_hand() -> None:
     assert table.count("\n| pop |") == 3 and table.count("\n| game |") == 3
     assert "+0.150 (over zone)" in table and "-0.080 (over pitch_row)" in table
     assert "mean margin over 2 corpora: +0.035; worst corpus: game -0.080" in table
+
+
+def test_rows_with_the_instruments_given_are_shown_and_not_compared() -> None:
+    model = "direct (notes)"
+    rows = {model: row(0.70, 0.6), given_row(model): row(0.95, 0.9),
+            "zone": row(0.55, 0.5), given_row("zone"): row(0.90, 0.8),
+            "most_common": row(0.60, 0.3), given_row("most_common"): row(0.99, 0.9)}
+    pop = corpus_score("runs/a", 3, rows, model)
+    assert list(pop.rows) == list(rows)
+    assert pop.best_baseline == "most_common" and pop.margin == pytest.approx(0.10)
+    report = PanelReport("val", model, {"pop": pop})
+    assert report.mean_margin == pytest.approx(0.10)
+    table = report.table()
+    assert table.count("\n| pop |") == 6 and table.count("(over ") == 1
+    assert "| pop | direct (notes) (instruments given) | 0.950 | 0.900 |  |" in table
+    assert "'(instruments given)': each song's true set" in report.markdown()
+    plain = {name: r for name, r in rows.items() if "given" not in name}
+    assert "given" not in PanelReport("val", model, {
+        "pop": corpus_score("runs/a", 3, plain, model)}).markdown()
+
+
+def test_panel_with_the_instruments_given_against_the_song_reports(
+        tiny_run: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tiny_run.data_dir)
+    cfg = panel_config(tiny_run, tmp_path, {"only": data})
+    assert evaluate.main(["--config", str(cfg), "--panel", "--instruments-given", "--limit",
+                          "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    models = tmp_path / "models"
+    panel = json.loads((models / "panel_val.json").read_text())
+    assert evaluate.main(["--config", str(cfg), "--songs", "--instruments-given", "--split",
+                          "val", "--limit", "1", "--no-progress"]) == 0
+    whole = json.loads((models / "evaluation_val_songs_whole.json").read_text())["rows"]
+    scored = panel["corpora"]["only"]
+    assert list(scored["rows"]) == list(whole) and any("given" in name for name in whole)
+    for name, r in scored["rows"].items():
+        assert r["pitched_note_accuracy"] == pytest.approx(whole[name]["pitched_note_accuracy"])
+    model = panel["model"]
+    plain = {n: r["pitched_note_accuracy"] for n, r in whole.items() if "given" not in n}
+    best = max((n for n in plain if n != model), key=plain.__getitem__)
+    assert scored["best_baseline"] == best
+    assert scored["margin"] == pytest.approx(plain[model] - plain[best])
+    assert out.count("| only |") == len(whole)
+    assert "not counted in the margins" in (models / "panel_val.md").read_text()
 
 
 def test_panel_config_key() -> None:
@@ -102,3 +147,5 @@ def test_a_missing_panel_folder_is_refused_before_any_work(
     assert evaluate.main(["--config", str(empty), "--panel"]) == 2
     with pytest.raises(SystemExit):
         evaluate.main(["--config", str(cfg), "--panel", "--songs"])
+    with pytest.raises(SystemExit):
+        evaluate.main(["--config", str(cfg), "--instruments-given"])

@@ -134,17 +134,18 @@ def cached_first_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa:
     calls: list[str] = []
     rng = np.random.default_rng(0)
 
-    def first_pass_song(separator: object, truth: object) -> object:
-        calls.append(truth.name)
-        k = len(truth.true)
-        return training.TrainingSong(FirstPass(
-            probs=rng.random((k, 5), dtype=np.float32), rows=np.full(k, 3),
-            first=np.arange(k), stop=np.arange(k) + 1, velocity=np.full(k, 64),
-            pitched=np.ones(k, dtype=bool), chosen=truth.true > 0,
-            row_sums=rng.random((72, 5), dtype=np.float32)),
-            target=truth.true.astype(np.int64))
+    def first_pass_songs(separator: object, truths: object) -> object:
+        for truth in truths:
+            calls.append(truth.name)
+            k = len(truth.true)
+            yield training.TrainingSong(FirstPass(
+                probs=rng.random((k, 5), dtype=np.float32), rows=np.full(k, 3),
+                first=np.arange(k), stop=np.arange(k) + 1, velocity=np.full(k, 64),
+                pitched=np.ones(k, dtype=bool), chosen=truth.true > 0,
+                row_sums=rng.random((72, 5), dtype=np.float32)),
+                target=truth.true.astype(np.int64))
 
-    monkeypatch.setattr(training, "first_pass_song", first_pass_song)
+    monkeypatch.setattr(training, "first_pass_songs", first_pass_songs)
     monkeypatch.setattr(training, "first_pass_key", lambda *a: "0123456789abcdef")
     cache = tmp_path / "cache"
 

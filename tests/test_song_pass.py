@@ -16,7 +16,8 @@ from models.song_pass import N_CONTINUOUS, SongPassNet, SongPassSpec
 from utils.core import checkpoints as checkpoints
 from utils.core.checkpoints import BASELINES_FILE
 from utils.core.config import ConfigError, load_config
-from utils.pretrained import export_model
+from utils.pretrained import export_model, export_song_pass
+from utils.pretrained import main as pretrained_main
 from utils.separation.first_pass import FirstPass
 from utils.separation.register_prior import RegisterPrior, song_prior
 from utils.separation.separator import Separator
@@ -181,6 +182,34 @@ def test_export_ships_the_song_pass_with_its_separator(
     separator = Separator.from_config(fresh, "cpu")
     assert isinstance(separator.second_pass, SongPass)
     assert separator.second_pass.source == str(out / SONG_PASS_FILE)
+
+
+def test_export_song_pass_only_goes_beside_its_separator(song_pass_run: Path,
+                                                        tmp_path: Path) -> None:
+    cfg = load_config(song_pass_run)
+    trained_in = Path(cfg.transunet_model_path).parents[1]
+    shutil.copyfile(trained_in / BASELINES_FILE, Path(cfg.model_dir) / BASELINES_FILE)
+    out = tmp_path / "shipped"
+    export_model(cfg, out)
+    stale = out / "evaluation_old_songs.md"
+    stale.write_text("an earlier model's table")
+    (Path(cfg.model_dir) / "panel_val.md").write_text("| corpus |")
+    before = (out / "separator.ckpt").read_bytes()
+    written = export_song_pass(cfg, out)
+    assert out / SONG_PASS_FILE in written and (out / "panel_val.md").is_file()
+    assert not stale.exists() and (out / "separator.ckpt").read_bytes() == before
+    # beside another separator it is refused, and nothing is copied
+    other = tmp_path / "other"
+    other.mkdir()
+    state = torch.load(out / "separator.ckpt", weights_only=False)
+    for value in state["state_dict"].values():
+        value.add_(1.0)
+    torch.save(state, other / "separator.ckpt")
+    with pytest.raises(ConfigError, match="trained on another separator"):
+        export_song_pass(cfg, other)
+    assert not (other / SONG_PASS_FILE).exists()
+    assert pretrained_main(["--config", str(song_pass_run), "--out", str(tmp_path / "none"),
+                            "--song-pass"]) == 2
 
 
 def test_training_batches_rescale_velocities_per_instrument() -> None:

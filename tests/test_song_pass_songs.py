@@ -263,16 +263,17 @@ def test_augmented_whole_songs_are_cached_with_their_settings(
           min_bar_density=0.0)
     seen: list[SongTruth] = []
 
-    def first_pass_song(separator: object, truth: SongTruth) -> object:
-        seen.append(truth)
-        k = len(truth.true)
-        return training.TrainingSong(FirstPass(
-            probs=np.full((k, 5), 0.2, np.float32), rows=truth.notes.rows(),
-            first=np.arange(k), stop=np.arange(k) + 1, velocity=np.full(k, 64),
-            pitched=~truth.notes.is_drum, chosen=truth.true > 0,
-            row_sums=np.zeros((72, 5), np.float32)), target=truth.true.astype(np.int64))
+    def first_pass_songs(separator: object, truths: list[SongTruth]) -> object:
+        for truth in truths:
+            seen.append(truth)
+            k = len(truth.true)
+            yield training.TrainingSong(FirstPass(
+                probs=np.full((k, 5), 0.2, np.float32), rows=truth.notes.rows(),
+                first=np.arange(k), stop=np.arange(k) + 1, velocity=np.full(k, 64),
+                pitched=~truth.notes.is_drum, chosen=truth.true > 0,
+                row_sums=np.zeros((72, 5), np.float32)), target=truth.true.astype(np.int64))
 
-    monkeypatch.setattr(training, "first_pass_song", first_pass_song)
+    monkeypatch.setattr(training, "first_pass_songs", first_pass_songs)
     separator = type("Stand", (), {"model": torch.nn.Linear(1, 1), "sampling": None,
                                    "process": type("P", (), {"describe": lambda s, x: "p"})()})()
     cache = tmp_path / "cache"

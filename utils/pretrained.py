@@ -6,7 +6,9 @@ Takes the separator (and, for a diffusion separator, the decoder) that the confi
 or the newest in its ``model_dir``, strips the optimiser state, and writes them with the
 baselines saved beside them (fitted on the model's own training data), the learned song
 pass trained on that separator (``song_pass.ckpt``, if ``model_dir`` holds one) and the
-evaluation tables found in ``model_dir``. Scripts that separate fall back to this folder
+evaluation and panel tables found in ``model_dir``. With ``--song-pass`` it copies only the
+song pass and the tables, for a song pass trained on the separator already in ``--out``
+(``transunet_model_path`` naming it). Scripts that separate fall back to this folder
 when no model is configured or trained (:func:`utils.core.checkpoints.model_paths`).
 """
 
@@ -56,21 +58,49 @@ def export_model(cfg: Config, out_dir: str | Path) -> list[Path]:
         written.append(export_checkpoint(find_checkpoint(cfg, "decoder"), stale))
     elif stale.exists():
         stale.unlink()  # a decoder of an earlier model does not belong to this one
-    sources = [baselines, *sorted(Path(cfg.model_dir).glob("evaluation_*"))]
+    sources = [baselines, *_tables(Path(cfg.model_dir))]
     song_pass = Path(cfg.model_dir) / SONG_PASS_FILE
     if song_pass.is_file() and matching_song_pass([song_pass],
                                                   load_separator(separator)[0]):
         sources.append(song_pass)
     elif (out / SONG_PASS_FILE).exists():
         (out / SONG_PASS_FILE).unlink()  # trained on an earlier separator
+    return written + _copy_replacing_tables(sources, out)
+
+
+def _tables(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("evaluation_*"), *folder.glob("panel_*")])
+
+
+def _copy_replacing_tables(sources: list[Path], out: Path) -> list[Path]:
+    """Copy ``sources`` into ``out`` atomically; tables of an earlier model are removed."""
     copies = {out / source.name: source for source in sources}
     atomic_write_many({target: partial(shutil.copyfile, source)
                        for target, source in copies.items()})
-    for old in out.glob("evaluation_*"):  # tables of an earlier model do not describe this one
+    for old in _tables(out):  # tables of an earlier model do not describe this one
         if old not in copies:
             old.unlink()
-    written += copies
-    return written
+    return list(copies)
+
+
+def export_song_pass(cfg: Config, out_dir: str | Path) -> list[Path]:
+    """Copy the song pass in ``model_dir`` and its tables beside the separator in ``out_dir``.
+
+    Raises:
+        ConfigError: no song pass in ``model_dir``, no separator in ``out_dir``, or a song pass
+            trained on another separator than the one in ``out_dir``.
+    """
+    out = Path(out_dir)
+    song_pass = Path(cfg.model_dir) / SONG_PASS_FILE
+    separator = out / PRETRAINED_SEPARATOR
+    if not song_pass.is_file():
+        raise ConfigError(f"{cfg._source}: no {SONG_PASS_FILE} in 'model_dir' = "
+                          f"{cfg.model_dir!r}; train the song pass with this config first")
+    if not separator.is_file():
+        raise ConfigError(f"{separator}: no separator to put the song pass beside")
+    if not matching_song_pass([song_pass], load_separator(separator)[0]):
+        raise ConfigError(f"{song_pass}: trained on another separator than {separator}")
+    return _copy_replacing_tables([song_pass, *_tables(Path(cfg.model_dir))], out)
 
 
 @command
@@ -80,8 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="config.json", help="config of the trained model")
     parser.add_argument("--out", default="pretrained", help="target folder (pretrained)")
+    parser.add_argument("--song-pass", action="store_true",
+                        help="copy only the song pass and the tables, for the separator "
+                             "already in --out")
     args = parser.parse_args(argv)
-    written = export_model(load_config(args.config), args.out)
+    export = export_song_pass if args.song_pass else export_model
+    written = export(load_config(args.config), args.out)
     total = sum(p.stat().st_size for p in written)
     for path in written:
         print(f"  {path}  ({path.stat().st_size / 1e6:.2f} MB)")

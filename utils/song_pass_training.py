@@ -5,7 +5,8 @@
 1. The separator the config names (or the newest in ``model_dir``) runs its first pass over
    every train and validation song of the datasets ``song_pass_data`` names (default:
    ``data_dir``), exactly as the song-level evaluation separates songs
-   (:mod:`utils.evaluation.song_modes`; ``song_pass_songs``: "unified", the build's tracks,
+   (:mod:`utils.evaluation.song_modes`), the windows of consecutive songs in one batch
+   (:mod:`utils.separation.many_songs`; ``song_pass_songs``: "unified", the build's tracks,
    or "whole", every track of the file with the tune in); each song's notes keep their
    first-pass probabilities and their true instruments. With ``song_pass_augment`` each
    train song also gets that many changed copies, transposed and with one or two pitched
@@ -29,10 +30,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,8 @@ from utils.core.config import Config, load_config
 from utils.evaluation.phrases import check_model_data
 from utils.evaluation.songs import SongTruth, SplitSongs
 from utils.separation.devices import add_device_option
-from utils.separation.first_pass import FirstPass, MixtureSong, note_probabilities
+from utils.separation.first_pass import FirstPass, MixtureSong
+from utils.separation.many_songs import song_note_probabilities
 from utils.separation.notes import instruments_of
 from utils.separation.separator import Separator
 from utils.separation.song_pass import (
@@ -98,18 +101,26 @@ FIRST_PASS_FIELDS = tuple(f.name for f in fields(FirstPass))
 CACHE_FORMAT = 2  # 2: the first pass as FirstPass records it (with ``pitched``)
 
 
+def first_pass_songs(separator: Separator, truths: Iterable[SongTruth]
+                     ) -> Iterator[TrainingSong]:
+    """Separate songs of a built split as the song-level evaluation does (first pass): each
+    song's fed notes make the mixture and are decided (``song.fed``; None: the scored ones);
+    the windows of consecutive songs are batched together
+    (:func:`utils.separation.many_songs.song_note_probabilities`)."""
+    truths, again = itertools.tee(truths)
+    fed = (MixtureSong(t.notes, t.mixture, in_mixture=t.true > 0 if t.fed is None else t.fed)
+           for t in again)
+    for truth, (song, acc) in zip(truths, song_note_probabilities(
+            separator.probs, fed, separator.batch_size, n_music=instruments_of(separator).n_music)):
+        first_pass = FirstPass.of(acc, song)
+        compact = replace(first_pass, probs=first_pass.probs.astype(np.float32),
+                          row_sums=first_pass.row_sums.astype(np.float32))
+        yield TrainingSong(compact, target=truth.true)
+
+
 def first_pass_song(separator: Separator, song: SongTruth) -> TrainingSong:
-    """Separate one song of a built split as the song-level evaluation does (first pass):
-    its fed notes make the mixture and are decided (``song.fed``; None: the scored ones)."""
-    fed = song.true > 0 if song.fed is None else song.fed
-    mixture_song = MixtureSong(song.notes, song.mixture, in_mixture=fed)
-    first_pass = FirstPass.of(note_probabilities(separator.probs, mixture_song,
-                                                 separator.batch_size,
-                                                 n_music=instruments_of(separator).n_music),
-                              mixture_song)
-    compact = replace(first_pass, probs=first_pass.probs.astype(np.float32),
-                      row_sums=first_pass.row_sums.astype(np.float32))
-    return TrainingSong(compact, target=song.true)
+    """The first pass of one song (:func:`first_pass_songs`)."""
+    return next(first_pass_songs(separator, [song]))
 
 
 def first_pass_key(separator: Separator, data_dir: str, split: str, limit: int | None,
@@ -145,11 +156,10 @@ def first_pass_split(separator: Separator, data_dir: str, split: str, cache: Pat
         if path.exists() else None
     if cached is not None:
         return cached
-    songs = [first_pass_song(separator, truth)
-             for truth in tqdm(reading.truths(songs_of_split), total=n_songs,
-                               unit="song",
-                               desc=f"first pass {folder.parent.name}/{folder.name} {split}",
-                               disable=not progress, dynamic_ncols=True)]
+    songs = list(tqdm(first_pass_songs(separator, reading.truths(songs_of_split)),
+                      total=n_songs, unit="song",
+                      desc=f"first pass {folder.parent.name}/{folder.name} {split}",
+                      disable=not progress, dynamic_ncols=True))
     arrays: dict[str, np.ndarray] = {
         f: (np.stack([getattr(s.first_pass, f) for s in songs]) if f == "row_sums" else
             np.concatenate([getattr(s.first_pass, f) for s in songs]))

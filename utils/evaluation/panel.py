@@ -6,7 +6,10 @@ the config's ``panel`` (``{corpus name: built dataset folder}``) in the whole-so
 scored), with the model loaded once and the baselines saved with it. The table holds one
 row per corpus x system (the model and each baseline): pitched-note accuracy and macro F1,
 and on the model's row its margin over that corpus's best baseline (the baseline of the
-highest pitched-note accuracy there).
+highest pitched-note accuracy there). With ``given`` every system also gets a row with
+each song's true set of pitched instruments given (:mod:`utils.separation.instrument_hints`,
+as ``evaluate.py --songs --instruments-given``): shown in the table, never counted in the
+margins, which compare the model without hints to the baselines without hints.
 
 The choice rule, written down before the runs: **choose by the mean margin over the
 corpora, report the worst beside it** -- a model, a setting or a training mix is preferred
@@ -29,6 +32,7 @@ from data.fileio import atomic_write_json, atomic_write_text
 from utils.core.config import Config, ConfigError
 from utils.evaluation.song_modes import SongSystems, score_song_modes
 from utils.evaluation.songs import SplitSongs
+from utils.separation.instrument_hints import GIVEN_SUFFIX
 
 PANEL_METRICS: tuple[str, ...] = ("pitched_note_accuracy", "macro_f1")
 """The metrics of each row of the panel, in column order."""
@@ -58,9 +62,10 @@ class CorpusScore:
 
 def corpus_score(data_dir: str, songs: int, rows: dict[str, dict[str, float]],
                  model: str) -> CorpusScore:
-    """A corpus's rows (a whole-song report's, ``model`` the model's row) with its margin."""
+    """A corpus's rows (a whole-song report's, ``model`` the model's row) with its margin
+    over the best baseline; rows with the instruments given are kept and never compared."""
     kept = {name: {k: float(row[k]) for k in PANEL_METRICS} for name, row in rows.items()}
-    baselines = [name for name in kept if name != model]
+    baselines = [name for name in kept if name != model and not name.endswith(GIVEN_SUFFIX)]
     if not baselines:
         raise ValueError("a panel needs at least one baseline to measure a margin against")
     best = max(baselines, key=lambda name: kept[name]["pitched_note_accuracy"])
@@ -121,9 +126,13 @@ class PanelReport:
         """The whole file: a title, what was scored, the table."""
         scored = ", ".join(f"{name} {c.songs} songs / {c.notes} notes ({c.data_dir})"
                            for name, c in self.corpora.items())
+        given = any(r.endswith(GIVEN_SUFFIX) for c in self.corpora.values() for r in c.rows)
+        given_words = (f"\n\nRows ending in '{GIVEN_SUFFIX.strip()}': each song's true set of "
+                       "pitched instruments given to the system, which keeps every pitched "
+                       "note within it; not counted in the margins." if given else "")
         return (f"# Validation panel on the {self.split} split: whole songs\n\n"
                 f"{self.settings.get('model')}; baselines {self.settings.get('baselines')}. "
-                f"Scored: {scored}. {self.seconds:.1f} s.\n\n{self.table()}\n")
+                f"Scored: {scored}. {self.seconds:.1f} s.\n\n{self.table()}{given_words}\n")
 
 
 def check_panel(cfg: Config, split: str, limit: int | None = None) -> dict[str, SplitSongs]:
@@ -147,7 +156,8 @@ def check_panel(cfg: Config, split: str, limit: int | None = None) -> dict[str, 
 
 
 def evaluate_panel(cfg: Config, split: str = "val", limit: int | None = None,
-                   device: str | None = None, progress: bool = True) -> PanelReport:
+                   device: str | None = None, progress: bool = True,
+                   given: bool = False) -> PanelReport:
     """Score each corpus of the panel in the whole-song mode, the model loaded once.
 
     Args:
@@ -156,6 +166,7 @@ def evaluate_panel(cfg: Config, split: str = "val", limit: int | None = None,
         limit: at most this many songs of each corpus (the first ones of the split).
         device: sampling device; None = the config's ``accelerator``.
         progress: show a progress bar in songs.
+        given: add every system's ``(instruments given)`` row (not counted in the margins).
     """
     corpora = check_panel(cfg, split, limit)
     started = time.perf_counter()
@@ -163,7 +174,7 @@ def evaluate_panel(cfg: Config, split: str = "val", limit: int | None = None,
     scores, settings, model, presence = {}, {}, "", {}
     for name, songs in corpora.items():
         (report,) = score_song_modes(systems, songs, split, cfg.panel[name], ("whole",),
-                                     progress=progress)
+                                     given, progress)
         model = next(iter(report.rows))
         settings = report.settings
         scores[name] = corpus_score(cfg.panel[name], len(songs.names), report.rows, model)

@@ -152,16 +152,15 @@ def score_song_modes(systems: SongSystems, songs: SplitSongs, split: str,
         separator.reseed()  # a mode's table does not depend on the modes scored before it
         scorer = SongScorer(separator, systems.rules, song_model_row(separator.kind),
                             systems.baselines if given else None, separator.instruments)
-        fed = 0
-        for song in tqdm(mode_truths(songs, mode), unit="song", desc=f"songs ({mode})",
-                         disable=not progress, total=len(songs.names), dynamic_ncols=True):
-            scorer.add(song)
-            fed += int((song.true > 0).sum() if song.fed is None else song.fed.sum())
+        scorer.add_songs(tqdm(mode_truths(songs, mode), unit="song", desc=f"songs ({mode})",
+                              disable=not progress, total=len(songs.names),
+                              dynamic_ncols=True))
         per = dict(zip(separator.instruments.music, scorer.per_instrument.tolist()))
         reports.append(REPORTS[mode](
             split=split, songs=songs.names, rows=scorer.rows(), notes_by_instrument=per,
             seconds=time.perf_counter() - started,
-            settings={**settings, "notes_fed": fed, **scorer.presence_accuracy()}))
+            settings={**settings, "notes_fed": scorer.notes_fed,
+                      **scorer.presence_accuracy()}))
     return reports
 
 

@@ -32,6 +32,7 @@ Metrics over notes, from one confusion matrix (true x predicted, five instrument
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ from utils.evaluation.metrics import prf, ratio
 from utils.evaluation.phrases import Report, check_model_data, model_baselines, sampling_words
 from utils.separation.first_pass import MixtureSong
 from utils.separation.instrument_hints import GIVEN_SUFFIX, given_row, restrict
-from utils.separation.notes import SongSeparator, instruments_of
+from utils.separation.notes import NoteAssignment, SongSeparator, instruments_of
 from utils.separation.separator import Separator
 
 
@@ -243,12 +244,16 @@ def score_songs(separator: SongSeparator, rules: dict[str, np.ndarray],
         ``{system: metrics}``, the model first.
     """
     scorer = SongScorer(separator, rules, model_row, instruments=instruments_of(separator))
-    for song in tqdm(songs, unit="song", desc="songs", disable=not progress, total=total,
-                     dynamic_ncols=True):
-        scorer.add(song)
+    scorer.add_songs(tqdm(songs, unit="song", desc="songs", disable=not progress, total=total,
+                          dynamic_ncols=True))
     if per_instrument is not None:
         per_instrument += scorer.per_instrument
     return scorer.rows()
+
+
+def fed_song(song: SongTruth) -> MixtureSong:
+    """What the model is given of a song: its notes, the mixture, the notes that make it."""
+    return MixtureSong(song.notes, song.mixture, song.true > 0 if song.fed is None else song.fed)
 
 
 @dataclass
@@ -272,6 +277,7 @@ class SongScorer:
     given: dict[str, Baseline] | None = None
     instruments: InstrumentSet = PAPER
     per_instrument: np.ndarray = field(init=False)
+    notes_fed: int = 0  # notes of the songs added that were fed to the model
     presence_pairs: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
     """``[right, all]`` song x pitched-instrument pairs whose presence the model's second
     pass predicted (a learned song pass with a presence head); ``[0, 0]`` otherwise."""
@@ -286,9 +292,19 @@ class SongScorer:
 
     def add(self, song: SongTruth) -> None:
         """Separate one song and count its scored notes under every system."""
+        self.add_result(song, self.separator.separate_notes(fed_song(song)))
+
+    def add_songs(self, songs: Iterable[SongTruth]) -> None:
+        """Separate songs, the windows of consecutive songs batched together
+        (:meth:`utils.separation.notes.SongSeparator.separate_songs`), and count each."""
+        songs, again = itertools.tee(songs)
+        for song, result in zip(songs, self.separator.separate_songs(map(fed_song, again))):
+            self.add_result(song, result)
+
+    def add_result(self, song: SongTruth, result: NoteAssignment) -> None:
+        """Count the scored notes of a song separated into ``result`` under every system."""
         scored = song.true > 0
-        fed = scored if song.fed is None else song.fed
-        result = self.separator.separate_notes(MixtureSong(song.notes, song.mixture, fed))
+        self.notes_fed += int(scored.sum() if song.fed is None else song.fed.sum())
         true = song.true[scored]
         drum = self.instruments.drum
         allowed = frozenset(int(c) for c in np.unique(true) if c < drum)

@@ -151,15 +151,21 @@ def note_probabilities(prob_fn: ProbFn, song: MixtureSong, batch_size: int = 64,
     note starts of ``song.in_mixture``'s notes given to the model (the first pass of
     :meth:`utils.separation.separator.Separator.separate_notes`)."""
     mixture = np.asarray(song.mixture, dtype=bool)
-    notes, in_mixture = song.notes, song.in_mixture
-    acc = note_grid(notes, mixture.shape[0], n_music)
-    first, _ = notes.steps()
-    rows = notes.rows() if in_mixture is None else np.where(in_mixture, notes.rows(), -1)
-    onsets = onset_plane(first, rows, mixture.shape[0]) & mixture
+    acc = note_grid(song.notes, mixture.shape[0], n_music)
     for begin, probs in song_prob_chunks(prob_fn, mixture, batch_size, device, progress,
-                                         onsets):
+                                         model_onsets(song)):
         acc.add(begin, probs, mixture[begin: begin + len(probs)])
     return acc
+
+
+def model_onsets(song: MixtureSong) -> np.ndarray:
+    """bool ``[T, 72]`` the note starts the model is given: those of ``song.in_mixture``'s
+    notes, where the mixture sounds."""
+    mixture = np.asarray(song.mixture, dtype=bool)
+    notes, in_mixture = song.notes, song.in_mixture
+    first, _ = notes.steps()
+    rows = notes.rows() if in_mixture is None else np.where(in_mixture, notes.rows(), -1)
+    return onset_plane(first, rows, mixture.shape[0]) & mixture
 
 
 @dataclass

@@ -26,6 +26,7 @@ Arrays: ``mixture`` bool ``[T, 72]``; chunk probabilities float32 ``[n, 72, 5]``
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +43,7 @@ from utils.separation.first_pass import (
     note_probabilities,
     skip_silent_windows,
 )
+from utils.separation.many_songs import song_note_probabilities
 from utils.separation.register_prior import NoSecondPass
 from utils.separation.second_pass import SecondPass
 from utils.separation.windows import ProbFn
@@ -137,6 +139,19 @@ def separate_notes(prob_fn: ProbFn, song: MixtureSong, second_pass: SecondPass =
     return assign_notes(acc, song, second_pass, drums_by_model)
 
 
+def separate_songs(prob_fn: ProbFn, songs: Iterable[MixtureSong],
+                   second_pass: SecondPass = NO_SECOND_PASS, *, batch_size: int = 64,
+                   device: torch.device | None = None, n_music: int = N_MUSIC
+                   ) -> Iterator[NoteAssignment]:
+    """Separate songs note by note as :func:`separate_notes` does, the windows of
+    consecutive songs in one batch and silent windows never separated
+    (:func:`utils.separation.many_songs.song_note_probabilities`); one assignment per song,
+    in order, the songs read as the batches need them. ``n_music``: the classes
+    ``prob_fn`` gives."""
+    for song, acc in song_note_probabilities(prob_fn, songs, batch_size, device, n_music):
+        yield assign_notes(acc, song, second_pass)
+
+
 class SongSeparator(Protocol):
     """What separates a song note by note: a :class:`NoteSeparator`, or a trained
     :class:`utils.separation.separator.Separator`; :func:`instruments_of` tells the classes
@@ -144,6 +159,9 @@ class SongSeparator(Protocol):
 
     def separate_notes(self, song: MixtureSong, *, drums_by_model: bool = False,
                        skip_silent: bool = False, progress: bool = False) -> NoteAssignment:
+        ...
+
+    def separate_songs(self, songs: Iterable[MixtureSong]) -> Iterator[NoteAssignment]:
         ...
 
 
@@ -181,3 +199,9 @@ class NoteSeparator:
         return separate_notes(prob_fn, song, self.second_pass, batch_size=self.batch_size,
                               device=self.device, drums_by_model=drums_by_model,
                               progress=progress, n_music=n_music)
+
+    def separate_songs(self, songs: Iterable[MixtureSong]) -> Iterator[NoteAssignment]:
+        """Separate many songs, batched across songs (:func:`separate_songs`)."""
+        return separate_songs(self.prob_fn, songs, self.second_pass,
+                              batch_size=self.batch_size, device=self.device,
+                              n_music=self.instruments.n_music)

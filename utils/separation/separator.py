@@ -13,6 +13,7 @@ last, as the storage rolls of ``data/``); model tensors ``float32 [B, C, 64, 72]
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
@@ -227,6 +228,20 @@ class Separator:
                               self.instruments)
         return notes.separate_notes(song, drums_by_model=drums_by_model,
                                     skip_silent=skip_silent, progress=progress)
+
+    def separate_songs(self, songs: Iterable[MixtureSong]) -> Iterator[NoteAssignment]:
+        """Separate many songs note by note, one :class:`NoteAssignment` per song in order.
+
+        A process that does not sample batches the windows of consecutive songs together
+        (:func:`utils.separation.notes.separate_songs`: :meth:`separate_notes`'s
+        probabilities up to float rounding, silent windows skipped); one that samples
+        separates one song at a time, so its noise falls on the windows as before.
+        """
+        if self.max_steps > 1:  # it samples
+            return (self.separate_notes(song) for song in songs)
+        notes = NoteSeparator(self.probs, self.second_pass, self.batch_size, self.device,
+                              self.instruments)
+        return notes.separate_songs(songs)
 
     @torch.inference_mode()
     def probs(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -66,34 +66,80 @@ def song_prob_chunks(prob_fn: ProbFn, mixture: np.ndarray, batch_size: int = 64,
                              f"got {list(onsets.shape)}")
         planes = np.stack([mixture, onsets], axis=1)
     starts = window_starts(n_steps)
-    span = batch_size * PHRASE_STRIDE + PHRASE_STEPS  # steps held at once
-    total: np.ndarray | None = None  # (span, 72, C) float64 sums, step lo + i at row i
-    count = np.zeros((span, 1, 1), dtype=np.float64)  # windows covering each step
-    lo = 0
+    stitch = WindowStitch(n_steps, batch_size * PHRASE_STRIDE + PHRASE_STEPS)
     with tqdm(total=len(starts), unit="window", desc="separating", disable=not progress,
               dynamic_ncols=True) as bar:
         for b in range(0, len(starts), batch_size):
             batch_starts = starts[b: b + batch_size]
-            windows = np.zeros((len(batch_starts), PHRASE_STEPS, planes.shape[1], N_PITCH),
-                               dtype=bool)
-            for i, start in enumerate(batch_starts):
-                piece = planes[start: start + PHRASE_STEPS]
-                windows[i, : len(piece)] = piece  # the last window is zero-padded
-            batch = torch.from_numpy(windows).float().transpose(1, 2)  # (B, F, 64, 72)
+            batch = torch.from_numpy(cut_windows(planes, batch_starts)).float()
             if device is not None:
                 batch = batch.to(device)
             probs = prob_fn(batch).float().cpu().numpy()  # (B, C, 64, 72)
-            if total is None:
-                total = np.zeros((span, N_PITCH, probs.shape[1]), dtype=np.float64)
             for start, window in zip(batch_starts, probs):
-                total[start - lo: start - lo + PHRASE_STEPS] += np.transpose(window, (1, 2, 0))
-                count[start - lo: start - lo + PHRASE_STEPS] += 1.0
-            final = starts[b + batch_size] if b + batch_size < len(starts) else n_steps
-            done = min(final, n_steps) - lo  # steps [lo, lo + done) are covered for good
-            yield lo, (total[:done] / np.maximum(count[:done], 1.0)).astype(np.float32)
-            total[: span - done] = total[done:].copy()  # shift the buffer by `done` steps
-            total[span - done:] = 0.0
-            count[: span - done] = count[done:].copy()
-            count[span - done:] = 0.0
-            lo += done
+                stitch.add(start, window)
+            yield stitch.flush(starts[b + batch_size] if b + batch_size < len(starts)
+                               else n_steps)
             bar.update(len(batch_starts))
+
+
+def cut_windows(planes: np.ndarray, starts: list[int]) -> np.ndarray:
+    """The windows of a song that start at ``starts``, the last ones zero-padded past the end.
+
+    Args:
+        planes: bool ``[T, F, 72]`` the song's input planes (the mixture, its note starts).
+        starts: first steps of the windows.
+
+    Returns:
+        bool ``[B, F, 64, 72]``.
+    """
+    windows = np.zeros((len(starts), PHRASE_STEPS, planes.shape[1], N_PITCH), dtype=bool)
+    for i, start in enumerate(starts):
+        piece = planes[start: start + PHRASE_STEPS]
+        windows[i, : len(piece)] = piece
+    return windows.transpose(0, 2, 1, 3)  # (B, F, 64, 72)
+
+
+class WindowStitch:
+    """One song's window probabilities averaged over the windows that cover each step, in a
+    buffer of ``span`` steps (memory independent of the song's length).
+
+    Windows are added in the order of their starts; :meth:`flush` then hands out the steps
+    that no window still to come covers. Every window added between two flushes must end
+    within ``span`` steps of the first step not yet flushed.
+
+    Args:
+        n_steps: the song's steps T.
+        span: steps held at once.
+        channels: C, the probabilities' channels (None: those of the first window added).
+    """
+
+    def __init__(self, n_steps: int, span: int, channels: int | None = None) -> None:
+        self.n_steps, self.span, self.lo = n_steps, span, 0
+        self.total: np.ndarray | None = None  # (span, 72, C) float64 sums, step lo + i at i
+        if channels is not None:
+            self.total = np.zeros((span, N_PITCH, channels), dtype=np.float64)
+        self.count = np.zeros((span, 1, 1), dtype=np.float64)  # windows covering each step
+
+    def add(self, start: int, probs: np.ndarray | None) -> None:
+        """Add the window starting at song step ``start``: float ``[C, 64, 72]``
+        probabilities, or None for a window of zeros (a silent window, never separated)."""
+        at = start - self.lo
+        if probs is not None:
+            if self.total is None:
+                self.total = np.zeros((self.span, N_PITCH, probs.shape[0]), dtype=np.float64)
+            self.total[at: at + PHRASE_STEPS] += np.transpose(probs, (1, 2, 0))
+        self.count[at: at + PHRASE_STEPS] += 1.0
+
+    def flush(self, final: int) -> tuple[int, np.ndarray]:
+        """The averaged steps before ``final`` (the first step of the next window to come,
+        or T) not yet flushed: ``(first step, float32 [n, 72, C])``; they leave the buffer."""
+        assert self.total is not None, "nothing added"
+        done = min(final, self.n_steps) - self.lo  # steps [lo, lo + done) are final
+        out = (self.total[:done] / np.maximum(self.count[:done], 1.0)).astype(np.float32)
+        span, lo = self.span, self.lo
+        self.total[: span - done] = self.total[done:].copy()  # shift the buffer by `done`
+        self.total[span - done:] = 0.0
+        self.count[: span - done] = self.count[done:].copy()
+        self.count[span - done:] = 0.0
+        self.lo += done
+        return lo, out
