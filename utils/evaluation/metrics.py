@@ -210,6 +210,50 @@ class MetricAccumulator:
         return res
 
 
+@dataclass
+class NoteConfusion:
+    """Counts of notes by true and predicted instrument; every note metric derives from it.
+
+    Attributes:
+        names: the classes, in channel order (the paper's five by default; the drum last).
+        counts: int64 ``[C, C]``, ``counts[t, p]`` = notes of true instrument ``t`` given
+            instrument ``p`` (``names`` order).
+    """
+
+    names: tuple[str, ...] = MUSIC_INSTRUMENTS
+    counts: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros((len(self.names), len(self.names)), dtype=np.int64)
+
+    def update(self, true: np.ndarray, pred: np.ndarray) -> None:
+        """Add notes: ``true`` and ``pred`` int ``[K]`` contract classes 1..C."""
+        np.add.at(self.counts, (np.asarray(true) - 1, np.asarray(pred) - 1), 1)
+
+    def compute(self) -> dict[str, float]:
+        """The note metrics of the module docstring, and ``notes``, the notes counted."""
+        c = self.counts
+        n = int(c.sum())
+        n_pitched = len(self.names) - 1  # every class but the drum, the last one
+        pitched = c[:n_pitched]  # rows of the true pitched instruments
+        out: dict[str, float] = {
+            "notes": n,
+            "note_accuracy": ratio(int(np.trace(c)), n),
+            "pitched_note_accuracy": ratio(int(np.trace(pitched[:, :n_pitched])),
+                                            int(pitched.sum())),
+        }
+        f1s = []
+        for i, inst in enumerate(self.names):
+            tp, n_pred, n_true = int(c[i, i]), int(c[:, i].sum()), int(c[i].sum())
+            precision, recall, f1 = prf(tp, n_pred - tp, n_true - tp, empty=1.0)
+            out.update({f"{inst}_precision": precision, f"{inst}_recall": recall,
+                        f"{inst}_f1": f1})
+            if n_pred + n_true:
+                f1s.append(f1)
+        out["macro_f1"] = float(np.mean(f1s)) if f1s else 1.0
+        return out
+
+
 def _cell(value: Any) -> str:
     """Format one table value: floats with 4 decimals, anything else as str."""
     if isinstance(value, float):

@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm import tqdm
 
-from data.contract import MAX_SONG_BARS, MELODY, MUSIC_INSTRUMENTS
+from data.contract import MAX_SONG_BARS, MELODY
 from data.errors import InputError
 from data.instruments import PAPER, InstrumentSet
 from data.manifest import REBUILD, DatasetError, Manifest
@@ -52,7 +52,7 @@ from data.preprocess import source_stat
 from data.song_roll import ClassTracks, load_song, nearest_rows
 from utils.core.config import Config
 from utils.evaluation.baselines import FITTED_BASELINES, Baseline
-from utils.evaluation.metrics import prf, ratio
+from utils.evaluation.metrics import NoteConfusion, ratio
 from utils.evaluation.phrases import Report, check_model_data, model_baselines, sampling_words
 from utils.separation.first_pass import MixtureSong
 from utils.separation.instrument_hints import GIVEN_SUFFIX, given_row, restrict
@@ -123,50 +123,6 @@ def song_truth(path: str | Path, name: str, melody_program: int | None = None,
             true[np.isin(notes.track, tracks)] = cls
     music = song.roll[..., MELODY + 1:]  # (T, 72, C)
     return SongTruth(name=name, notes=notes, true=true, mixture=music.any(axis=-1))
-
-
-@dataclass
-class NoteConfusion:
-    """Counts of notes by true and predicted instrument; every note metric derives from it.
-
-    Attributes:
-        names: the classes, in channel order (the paper's five by default; the drum last).
-        counts: int64 ``[C, C]``, ``counts[t, p]`` = notes of true instrument ``t`` given
-            instrument ``p`` (``names`` order).
-    """
-
-    names: tuple[str, ...] = MUSIC_INSTRUMENTS
-    counts: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.counts = np.zeros((len(self.names), len(self.names)), dtype=np.int64)
-
-    def update(self, true: np.ndarray, pred: np.ndarray) -> None:
-        """Add notes: ``true`` and ``pred`` int ``[K]`` contract classes 1..C."""
-        np.add.at(self.counts, (np.asarray(true) - 1, np.asarray(pred) - 1), 1)
-
-    def compute(self) -> dict[str, float]:
-        """The note metrics of the module docstring, and ``notes``, the notes counted."""
-        c = self.counts
-        n = int(c.sum())
-        n_pitched = len(self.names) - 1  # every class but the drum, the last one
-        pitched = c[:n_pitched]  # rows of the true pitched instruments
-        out: dict[str, float] = {
-            "notes": n,
-            "note_accuracy": ratio(int(np.trace(c)), n),
-            "pitched_note_accuracy": ratio(int(np.trace(pitched[:, :n_pitched])),
-                                            int(pitched.sum())),
-        }
-        f1s = []
-        for i, inst in enumerate(self.names):
-            tp, n_pred, n_true = int(c[i, i]), int(c[:, i].sum()), int(c[i].sum())
-            precision, recall, f1 = prf(tp, n_pred - tp, n_true - tp, empty=1.0)
-            out.update({f"{inst}_precision": precision, f"{inst}_recall": recall,
-                        f"{inst}_f1": f1})
-            if n_pred + n_true:
-                f1s.append(f1)
-        out["macro_f1"] = float(np.mean(f1s)) if f1s else 1.0
-        return out
 
 
 # ----------------------------------------------------------------------------------
