@@ -157,12 +157,15 @@ def test_a_checkpoint_without_the_head_loads_and_scores_as_before(tmp_path: Path
     assert np.array_equal(probs[:, 4], song.probs[:, 4])
 
 
-def test_shipped_song_pass_has_no_head_and_decides_ungated() -> None:
+def test_shipped_song_pass_has_the_presence_head_and_gates() -> None:
     shipped = Path(__file__).resolve().parents[1] / "pretrained" / SONG_PASS_FILE
     song_pass = load_song_pass(shipped)
-    assert song_pass.spec.presence is False and not hasattr(song_pass.net, "presence_head")
+    assert song_pass.spec.presence is True and hasattr(song_pass.net, "presence_head")
+    assert song_pass.trained["songs"] == "whole" and song_pass.trained["augment"] == 1
     probs, present = song_pass.decide_song(_first_pass())
-    assert present is None and np.array_equal(probs, song_pass.decide(_first_pass()))
+    assert present is not None and present.any()
+    # an instrument judged absent gets no note
+    assert not probs[:, :4][:, ~present].any()
 
 
 def test_a_head_without_its_weights_is_refused(tmp_path: Path) -> None:
