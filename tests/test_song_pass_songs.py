@@ -376,12 +376,12 @@ def test_whole_songs_feed_and_decide_every_note_as_the_evaluation_does(
         return torch.full((batch.shape[0], 5, *batch.shape[2:]), 0.2)
 
     separator = type("Stand", (), {"probs": staticmethod(probs), "batch_size": 4})()
-    song = training.first_pass_song(separator, truth)
+    song = next(training.first_pass_songs(separator, [truth]))
     assert song.first_pass.chosen[lead].all()  # decided again, as at separation
     feats, target = song.features(False)
     assert (target[np.isin(feats.order, np.flatnonzero(lead))] == -100).all()
     starts_fed = sum(seen)
     seen.clear()
-    unscored = training.first_pass_song(separator, replace(truth, fed=None))
+    unscored = next(training.first_pass_songs(separator, [replace(truth, fed=None)]))
     assert not unscored.first_pass.chosen[lead].any()
     assert starts_fed > sum(seen)  # the lead's note starts were given to the model too

@@ -118,11 +118,6 @@ def first_pass_songs(separator: Separator, truths: Iterable[SongTruth]
         yield TrainingSong(compact, target=truth.true)
 
 
-def first_pass_song(separator: Separator, song: SongTruth) -> TrainingSong:
-    """The first pass of one song (:func:`first_pass_songs`)."""
-    return next(first_pass_songs(separator, [song]))
-
-
 def first_pass_key(separator: Separator, data_dir: str, split: str, limit: int | None,
                    reading: SongReading = UNIFIED) -> str:
     """What a cached first pass depends on: the separator's weights and sampling, the

@@ -324,7 +324,6 @@ class SongEvaluation(Report):
     file_suffix: ClassVar[str] = "_songs"
     f1_over: ClassVar[str] = "notes"
 
-
     def title(self) -> str:
         return f"Song-level evaluation on the {self.split} split: unified tracks"
 
