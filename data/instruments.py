@@ -154,6 +154,13 @@ class InstrumentSet:
         """The set in a few words: its name and classes."""
         return f"{self.name!r} ({', '.join(self.music)})"
 
+    def folds_onto(self, other: InstrumentSet) -> bool:
+        """Whether this set holds every class of ``other`` (names, programs, drum) and more:
+        its figures can be folded back onto ``other``'s classes
+        (:meth:`utils.evaluation.metrics.NoteConfusion.folded`)."""
+        mine = self.record()
+        return len(mine) > len(other.classes) and all(c in mine for c in other.record())
+
     def same_classes(self, other: InstrumentSet) -> bool:
         """Whether two sets have the same classes (names, programs, drum), whatever their
         names."""

@@ -33,7 +33,9 @@ from utils.core.checkpoints import (
 )
 from utils.core.config import ConfigError, load_config
 from utils.evaluation.baselines import best_zones, subset_zones
+from utils.evaluation.metrics import NoteConfusion
 from utils.evaluation.phrases import evaluate_split
+from utils.evaluation.song_modes import evaluate_song_modes
 from utils.evaluation.songs import evaluate_songs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +133,26 @@ def test_the_wide_recipe_loads_with_its_set() -> None:
     assert load_config(ROOT / "config.json").instruments is PAPER
 
 
+def test_a_wider_set_folds_back_onto_the_paper_classes() -> None:
+    six, wide = resolve_set(SIX), PRESETS["wide"]
+    assert six.folds_onto(PAPER) and wide.folds_onto(PAPER) and wide.folds_onto(six)
+    assert not PAPER.folds_onto(PAPER) and not PAPER.folds_onto(six)
+    assert not PRESETS["arranger"].folds_onto(PAPER)  # its strings are other programs
+    confusion = NoteConfusion(six.music)  # piano, guitar, bass, string, brass, drum
+    confusion.update(np.array([1, 1, 1, 4, 5, 5, 6]), np.array([1, 5, 2, 4, 5, 1, 6]))
+    folded = confusion.folded(PAPER.music)
+    # the brass notes are left out; the piano note given brass is an error; the brass note
+    # given piano does not count against piano's precision
+    assert folded["notes"] == 5 and folded["note_accuracy"] == pytest.approx(3 / 5)
+    assert folded["pitched_note_accuracy"] == pytest.approx(2 / 4)
+    assert folded["piano_precision"] == 1.0 and folded["piano_recall"] == pytest.approx(1 / 3)
+    assert folded["guitar_precision"] == 0.0 and folded["string_f1"] == 1.0
+    assert folded["macro_f1"] == pytest.approx(np.mean([0.5, 0.0, 1.0, 1.0]))  # no bass at all
+    assert confusion.folded(six.music) == confusion.compute()  # folding onto itself: the same
+    with pytest.raises(ValueError, match="organ"):
+        confusion.folded(("organ", "drum"))
+
+
 def test_checkpoints_without_a_record_are_the_paper_set() -> None:
     ckpt = read_checkpoint(PRETRAINED_DIR / "separator.ckpt")
     assert "instrument_set" not in ckpt["hyper_parameters"]["config"]
@@ -198,6 +220,14 @@ def test_six_classes_build_train_evaluate_and_separate(six_run: Path, tmp_path: 
     songs = evaluate_songs(cfg, "test", limit=1, device="cpu", progress=False)
     assert set(songs.notes_by_instrument) == set(cfg.instruments.music)
     assert songs.notes_by_instrument["brass"] > 0
+
+    (whole,) = evaluate_song_modes(cfg, "test", limit=1, device="cpu", progress=False,
+                                   modes=("whole",))
+    model, folded = next(iter(whole.rows)), whole.folded
+    assert list(folded) == list(whole.rows)  # every system folded back onto the paper's five
+    assert folded[model]["notes"] == whole.rows[model]["notes"] - whole.notes_by_instrument["brass"]
+    assert "brass_f1" not in folded[model] and "string_f1" in folded[model]
+    assert "Folded back onto the paper's five classes" in whole.markdown()
 
     song = cfg.midi_dir + "/song00.mid"
     out = tmp_path / "sep"

@@ -77,7 +77,10 @@ def test_panel_with_the_instruments_given_against_the_song_reports(
     best = max((n for n in plain if n != model), key=plain.__getitem__)
     assert scored["best_baseline"] == best
     assert scored["margin"] == pytest.approx(plain[model] - plain[best])
-    assert out.count("| only |") == len(whole)
+    assert out.count("| only |") == len(whole) + 1  # a row per system, one of F1 by class
+    assert scored["f1"] == {k[:-3]: pytest.approx(v) for k, v in whole[model].items()
+                            if k.endswith("_f1") and k != "macro_f1"}
+    assert scored["folded"] == {} and scored["folded_margin"] is None  # the paper's own set
     assert "not counted in the margins" in (models / "panel_val.md").read_text()
 
 
@@ -126,7 +129,7 @@ def test_panel_against_the_per_corpus_reports(tiny_run: Config, tmp_path: Path,
         assert scored["margin"] == pytest.approx(margin)
     assert panel["mean_margin"] == pytest.approx(margin)
     assert panel["worst_margin"] == pytest.approx(margin)
-    assert len(whole) >= 2 and out.count("| first |") == len(whole)
+    assert len(whole) >= 2 and out.count("| first |") == len(whole) + 1  # and its F1 row
 
 
 def test_a_missing_panel_folder_is_refused_before_any_work(

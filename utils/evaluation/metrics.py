@@ -32,6 +32,7 @@ that occur in the truth or the prediction (1.0 when none does).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,26 +233,52 @@ class NoteConfusion:
 
     def compute(self) -> dict[str, float]:
         """The note metrics of the module docstring, and ``notes``, the notes counted."""
-        c = self.counts
-        n = int(c.sum())
-        n_pitched = len(self.names) - 1  # every class but the drum, the last one
-        pitched = c[:n_pitched]  # rows of the true pitched instruments
-        out: dict[str, float] = {
-            "notes": n,
-            "note_accuracy": ratio(int(np.trace(c)), n),
-            "pitched_note_accuracy": ratio(int(np.trace(pitched[:, :n_pitched])),
-                                            int(pitched.sum())),
-        }
-        f1s = []
-        for i, inst in enumerate(self.names):
-            tp, n_pred, n_true = int(c[i, i]), int(c[:, i].sum()), int(c[i].sum())
-            precision, recall, f1 = prf(tp, n_pred - tp, n_true - tp, empty=1.0)
-            out.update({f"{inst}_precision": precision, f"{inst}_recall": recall,
-                        f"{inst}_f1": f1})
-            if n_pred + n_true:
-                f1s.append(f1)
-        out["macro_f1"] = float(np.mean(f1s)) if f1s else 1.0
-        return out
+        return note_metrics(self.counts, self.names)
+
+    def folded(self, names: Sequence[str]) -> dict[str, float]:
+        """The note metrics over the classes ``names`` alone (some of :attr:`names`, the drum
+        last): the notes of the other classes are left out, and another class given to a note
+        of one of ``names`` counts as an error. A wider set's figures folded back onto a
+        narrower one (the paper's five), so two sets compare on the same notes.
+
+        Raises:
+            ValueError: a name that is not one of this confusion's classes.
+        """
+        missing = [n for n in names if n not in self.names]
+        if missing:
+            raise ValueError(f"cannot fold onto {', '.join(missing)}: not among "
+                             f"{', '.join(self.names)}")
+        kept = [self.names.index(n) for n in names]
+        rows = self.counts[kept]
+        square = rows[:, kept]
+        other = rows.sum(axis=1) - square.sum(axis=1)  # given a class outside ``names``
+        return note_metrics(np.concatenate([square, other[:, None]], axis=1), tuple(names))
+
+
+def note_metrics(counts: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """The note metrics of ``counts`` (int ``[C, C]`` true x predicted, ``names`` order, the
+    drum last; a last extra column, if any, counts notes given a class outside ``names``)."""
+    c = counts
+    n_classes = len(names)
+    n = int(c.sum())
+    n_pitched = n_classes - 1  # every class but the drum, the last one
+    pitched = c[:n_pitched]  # rows of the true pitched instruments
+    out: dict[str, float] = {
+        "notes": n,
+        "note_accuracy": ratio(int(np.trace(c[:, :n_classes])), n),
+        "pitched_note_accuracy": ratio(int(np.trace(pitched[:, :n_pitched])),
+                                        int(pitched.sum())),
+    }
+    f1s = []
+    for i, inst in enumerate(names):
+        tp, n_pred, n_true = int(c[i, i]), int(c[:, i].sum()), int(c[i].sum())
+        precision, recall, f1 = prf(tp, n_pred - tp, n_true - tp, empty=1.0)
+        out.update({f"{inst}_precision": precision, f"{inst}_recall": recall,
+                    f"{inst}_f1": f1})
+        if n_pred + n_true:
+            f1s.append(f1)
+    out["macro_f1"] = float(np.mean(f1s)) if f1s else 1.0
+    return out
 
 
 def _cell(value: Any) -> str:

@@ -50,6 +50,10 @@ class CorpusScore:
         rows: ``{system: {metric: value}}`` for :data:`PANEL_METRICS`, the model first.
         best_baseline: the baseline of the highest pitched-note accuracy on this corpus.
         margin: the model's pitched-note accuracy minus the best baseline's.
+        f1: the model's F1 of each class (``{class: F1}``).
+        folded: for a model of a wider set, every system's rows folded back onto the
+            paper's five classes (:data:`PANEL_METRICS` and each class's F1), else empty;
+            folded_margin: the model's margin there.
     """
 
     data_dir: str
@@ -58,19 +62,40 @@ class CorpusScore:
     rows: dict[str, dict[str, float]]
     best_baseline: str
     margin: float
+    f1: dict[str, float] = field(default_factory=dict)
+    folded: dict[str, dict[str, float]] = field(default_factory=dict)
+    folded_margin: float | None = None
 
 
-def corpus_score(data_dir: str, songs: int, rows: dict[str, dict[str, float]],
-                 model: str) -> CorpusScore:
-    """A corpus's rows (a whole-song report's, ``model`` the model's row) with its margin
-    over the best baseline; rows with the instruments given are kept and never compared."""
+def _kept(rows: dict[str, dict[str, float]], model: str
+          ) -> tuple[dict[str, dict[str, float]], str, float]:
+    """The panel's metrics of each row, the best baseline and the model's margin over it."""
     kept = {name: {k: float(row[k]) for k in PANEL_METRICS} for name, row in rows.items()}
     baselines = [name for name in kept if name != model and not name.endswith(GIVEN_SUFFIX)]
     if not baselines:
         raise ValueError("a panel needs at least one baseline to measure a margin against")
     best = max(baselines, key=lambda name: kept[name]["pitched_note_accuracy"])
-    margin = kept[model]["pitched_note_accuracy"] - kept[best]["pitched_note_accuracy"]
-    return CorpusScore(data_dir, songs, int(rows[model]["notes"]), kept, best, margin)
+    return kept, best, kept[model]["pitched_note_accuracy"] - kept[best]["pitched_note_accuracy"]
+
+
+def class_f1(row: dict[str, float]) -> dict[str, float]:
+    """``{class: F1}`` of a metrics row (its ``<class>_f1`` keys but ``macro_f1``)."""
+    return {k[:-3]: float(v) for k, v in row.items() if k.endswith("_f1") and k != "macro_f1"}
+
+
+def corpus_score(data_dir: str, songs: int, rows: dict[str, dict[str, float]],
+                 model: str, folded: dict[str, dict[str, float]] | None = None) -> CorpusScore:
+    """A corpus's rows (a whole-song report's, ``model`` the model's row) with its margin
+    over the best baseline; rows with the instruments given are kept and never compared.
+    ``folded``: the report's rows folded onto the paper's classes, kept with their margin."""
+    kept, best, margin = _kept(rows, model)
+    score = CorpusScore(data_dir, songs, int(rows[model]["notes"]), kept, best, margin,
+                        class_f1(rows[model]))
+    if folded:
+        folded_kept, _, score.folded_margin = _kept(folded, model)
+        score.folded = {name: {**row, **{f"{c}_f1": f for c, f in class_f1(folded[name]).items()}}
+                        for name, row in folded_kept.items()}
+    return score
 
 
 @dataclass
@@ -115,12 +140,35 @@ class PanelReport:
         lines += ["", f"mean margin over {len(self.corpora)} corpora: {self.mean_margin:+.3f}; "
                   f"worst corpus: {self.worst_corpus} {self.worst_margin:+.3f} "
                   f"(rule: {self.rule})"]
+        if any(c.f1 for c in self.corpora.values()):
+            lines += ["", "F1 of each class, the model:", "",
+                      *f1_table({name: c.f1 for name, c in self.corpora.items()})]
+        if all(c.folded for c in self.corpora.values()):
+            lines += self.folded_table()
         presence = self.settings.get("presence_accuracy")
         if presence:
             lines += ["", "presence accuracy of the learned song pass (song x pitched-instrument "
                       "pairs right / all): " + ", ".join(f"{name} {value:.3f}"
                                                          for name, value in presence.items())]
         return "\n".join(lines)
+
+    def folded_table(self) -> list[str]:
+        """Lines of the table folded back onto the paper's five classes (a wider set)."""
+        lines = ["", "Folded back onto the paper's five classes (their notes alone; another "
+                 "class given to one of them is an error):", "",
+                 "| corpus | system | pitched-note accuracy | macro F1 | margin over the "
+                 "best baseline |", "| --- | --- | --- | --- | --- |"]
+        for name, corpus in self.corpora.items():
+            for system, row in corpus.folded.items():
+                margin = f"{corpus.folded_margin:+.3f}" if system == self.model else ""
+                lines.append(f"| {name} | {system} | {row['pitched_note_accuracy']:.3f} | "
+                             f"{row['macro_f1']:.3f} | {margin} |")
+        margins = [c.folded_margin or 0.0 for c in self.corpora.values()]
+        return [*lines, "", f"mean folded margin: {sum(margins) / len(margins):+.3f}", "",
+                "F1 of each of the five classes, the model, folded back:", "",
+                *f1_table({name: {k[:-3]: v for k, v in c.folded[self.model].items()
+                                  if k.endswith("_f1") and k != "macro_f1"}
+                           for name, c in self.corpora.items()})]
 
     def markdown(self) -> str:
         """The whole file: a title, what was scored, the table."""
@@ -133,6 +181,14 @@ class PanelReport:
         return (f"# Validation panel on the {self.split} split: whole songs\n\n"
                 f"{self.settings.get('model')}; baselines {self.settings.get('baselines')}. "
                 f"Scored: {scored}. {self.seconds:.1f} s.\n\n{self.table()}{given_words}\n")
+
+
+def f1_table(f1s: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown lines of a corpus x class F1 table (``{corpus: {class: F1}}``)."""
+    classes = list(dict.fromkeys(c for f1 in f1s.values() for c in f1))
+    return ["| corpus | " + " | ".join(classes) + " |", "| --- |" + " --- |" * len(classes),
+            *(f"| {name} | " + " | ".join(f"{f1[c]:.3f}" if c in f1 else "" for c in classes)
+              + " |" for name, f1 in f1s.items())]
 
 
 def check_panel(cfg: Config, split: str, limit: int | None = None) -> dict[str, SplitSongs]:
@@ -177,7 +233,8 @@ def evaluate_panel(cfg: Config, split: str = "val", limit: int | None = None,
                                      given, progress)
         model = next(iter(report.rows))
         settings = report.settings
-        scores[name] = corpus_score(cfg.panel[name], len(songs.names), report.rows, model)
+        scores[name] = corpus_score(cfg.panel[name], len(songs.names), report.rows, model,
+                                    report.folded)
         if "presence_accuracy" in report.settings:
             presence[name] = report.settings["presence_accuracy"]
     kept = {k: settings.get(k) for k in ("model", "baselines", "device")}

@@ -160,7 +160,8 @@ def score_song_modes(systems: SongSystems, songs: SplitSongs, split: str,
             split=split, songs=songs.names, rows=scorer.rows(), notes_by_instrument=per,
             seconds=time.perf_counter() - started,
             settings={**settings, "notes_fed": scorer.notes_fed,
-                      **scorer.presence_accuracy()}))
+                      **scorer.presence_accuracy()},
+            folded=scorer.folded_rows(PAPER)))
     return reports
 
 

@@ -52,7 +52,7 @@ from data.preprocess import source_stat
 from data.song_roll import ClassTracks, load_song, nearest_rows
 from utils.core.config import Config
 from utils.evaluation.baselines import FITTED_BASELINES, Baseline
-from utils.evaluation.metrics import NoteConfusion, ratio
+from utils.evaluation.metrics import NoteConfusion, markdown_table, ratio
 from utils.evaluation.phrases import Report, check_model_data, model_baselines, sampling_words
 from utils.separation.first_pass import MixtureSong
 from utils.separation.instrument_hints import GIVEN_SUFFIX, given_row, restrict
@@ -295,6 +295,14 @@ class SongScorer:
         """``{system: metrics}`` over the songs added, the model first."""
         return {name: c.compute() for name, c in self.confusion.items()}
 
+    def folded_rows(self, onto: InstrumentSet) -> dict[str, dict[str, float]]:
+        """:meth:`rows` folded back onto a narrower set's classes (the notes of ``onto``'s
+        classes alone, another class given to one of them an error); ``{}`` unless this
+        set folds onto ``onto`` (:meth:`data.instruments.InstrumentSet.folds_onto`)."""
+        if not self.instruments.folds_onto(onto):
+            return {}
+        return {name: c.folded(onto.music) for name, c in self.confusion.items()}
+
 
 @dataclass
 class SongEvaluation(Report):
@@ -319,6 +327,9 @@ class SongEvaluation(Report):
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
     mode: str = "unified"
+    folded: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The rows folded back onto the paper's five classes, for a model of a wider set
+    (:meth:`SongScorer.folded_rows`); empty otherwise."""
 
     summary_keys: ClassVar[tuple[str, ...]] = SONG_SUMMARY_KEYS
     file_suffix: ClassVar[str] = "_songs"
@@ -352,7 +363,12 @@ class SongEvaluation(Report):
                   "instruments given to the system, which keeps every pitched note within it "
                   "(the model: the most probable of them; a pitch rule: refitted on them).",
                   ""] if any(r.endswith(GIVEN_SUFFIX) for r in self.rows) else [])
-        return [*presence, *given, "Songs: " + ", ".join(self.songs), ""]
+        folded = ([f"Folded back onto the paper's five classes (the notes of "
+                   f"{', '.join(PAPER.music)} alone; another class given to one is an error):",
+                   "", markdown_table(self.folded, SONG_SUMMARY_KEYS), "",
+                   markdown_table(self.folded, tuple(f"{n}_f1" for n in PAPER.music)), ""]
+                  if self.folded else [])
+        return [*presence, *given, *folded, "Songs: " + ", ".join(self.songs), ""]
 
 
 def check_unchanged(manifest: Manifest, names: list[str]) -> None:
