@@ -29,7 +29,12 @@ from utils.separation.song_pass import (
     song_pass_state,
 )
 from utils.training.song_augment import SongAugment, SongReading, changed_song, fed_mixture
-from utils.training.song_pass_fit import Sequences, draw_songs, train_network
+from utils.training.song_pass_fit import (
+    Sequences,
+    draw_songs,
+    train_network,
+    validation_scores,
+)
 
 TINY = SongPassSpec(width=16, levels=2, stacks=1)
 PIANO, GUITAR, BASS, STRING = range(4)  # targets 0..3 of the pitched instruments
@@ -79,6 +84,22 @@ def test_presence_head_learns_which_instruments_a_song_holds() -> None:
                                        torch.from_numpy(f.numbers)[None],
                                        torch.from_numpy(f.log_probs)[None])
     assert (presence[0] >= 0).tolist() == [False, False, True, False]
+
+
+def test_moving_average_is_what_is_validated_and_kept() -> None:
+    rng = np.random.default_rng(0)
+    train = {"bass": (_songs("bass", 12, rng), 0.5), "ensemble": (_songs("pno", 12, rng), 0.5)}
+    val = {"bass": _songs("bass", 4, rng), "ensemble": _songs("pno", 4, rng)}
+    spec = SongPassSpec(width=16, levels=2, stacks=1, presence=True)
+    plain, plain_record = train_network(train, val, spec, 120, 0, False)
+    net, record = train_network(train, val, spec, 120, 0, False, ema=0.9)
+    assert record["ema"] == 0.9 and plain_record["ema"] == 0.0
+    assert record["best_step"] > 0 and record["val_corpora"]["bass"]["presence_accuracy"] >= 0.95
+    # the same steps, the same batches: the kept weights are the average, not the last ones
+    assert any(not torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                    plain.state_dict().values()))
+    scores = validation_scores(net, val)[0]  # the kept weights score what the record says
+    assert scores == pytest.approx(record["val_pitched_note_accuracy"], abs=1e-4)
 
 
 def test_gate_rules_out_absent_instruments_and_keeps_the_likeliest_of_none() -> None:
@@ -312,8 +333,10 @@ def test_bad_song_pass_weights_are_refused_with_one_line(
     config = tmp_path / "cfg.json"
     for weights, words in (({"runs/a": 0.5, "runs/b": 0}, "weight of 'runs/b' must be > 0"),
                            ({"runs/a": "x"}, "'song_pass_data' must be"),
-                           ({}, "'song_pass_data' must name at least one dataset")):
-        config.write_text(json.dumps({"song_pass_data": weights}))
+                           ({}, "'song_pass_data' must name at least one dataset"),
+                           ({"runs/a": 1.0, "song_pass_ema": 1.0}, "'song_pass_ema' must be")):
+        ema = weights.pop("song_pass_ema", 0.0)
+        config.write_text(json.dumps({"song_pass_data": weights, "song_pass_ema": ema}))
         assert training.main(["--config", str(config), "--no-progress"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and words in err[0]

@@ -242,7 +242,8 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
         if not len(train[d][0]) or not len(val[d]):
             raise InputError(f"{cfg._source}: 'song_pass_data' dataset {d} gives no pitched "
                              f"notes to train or validate the song pass on")
-    net, record = train_network(train, val, spec, cfg.song_pass_steps, cfg.seed, progress)
+    net, record = train_network(train, val, spec, cfg.song_pass_steps, cfg.seed, progress,
+                                cfg.song_pass_ema)
     record.update({"separator": separator.source,
                    "separator_digest": network_digest(separator.model),
                    "data": list(corpora), "weights": list(corpora.values()),

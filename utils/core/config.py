@@ -130,6 +130,7 @@ class Config:
     song_pass_velocity: bool = False  # learned song pass: read the notes' velocities
     song_pass_presence: bool = False  # learned song pass: a head that gates by song presence
     song_pass_augment: int = 0  # learned song pass: augmented copies per training song
+    song_pass_ema: float = 0.0  # learned song pass: decay of its weights' moving average
     panel: dict[str, str] = field(default_factory=dict)  # validation panel: {corpus: dataset}
 
     # --- hardware (Lightning 2.x) ------------------------------------------------------
@@ -256,6 +257,9 @@ class Config:
             raise ConfigError(f"{src}: 'song_pass_augment' must be in 0..{MAX_SONG_PASS_AUGMENT}"
                               f" (augmented copies per training song), got "
                               f"{self.song_pass_augment}")
+        if not 0 <= self.song_pass_ema < 1:
+            raise ConfigError(f"{src}: 'song_pass_ema' must be in [0, 1) (0: no moving "
+                              f"average), got {self.song_pass_ema}")
         for name, folder in self.panel.items():
             if not name.strip() or not folder.strip():
                 raise ConfigError(f"{src}: 'panel' must map corpus names to dataset folders, "

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from data.contract import N_PITCHED
@@ -196,8 +197,8 @@ def _step_loss(net: SongPassNet, batch: tuple[torch.Tensor, ...]) -> torch.Tenso
 
 
 def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str, Sequences],
-                  spec: SongPassSpec, steps: int, seed: int, progress: bool = True
-                  ) -> tuple[SongPassNet, dict[str, Any]]:
+                  spec: SongPassSpec, steps: int, seed: int, progress: bool = True,
+                  ema: float = 0.0) -> tuple[SongPassNet, dict[str, Any]]:
     """Train a song pass network; returns the best step's network and its record.
 
     Args:
@@ -205,6 +206,8 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
         val: ``{corpus: its validation songs}``; the step of the best mean pitched note
             accuracy over them is kept.
         spec, steps, seed, progress: the network's settings, the steps, the seed, bars.
+        ema: decay of the moving average of the weights validated and kept (0: the
+            trained weights themselves).
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -214,6 +217,8 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
     net = SongPassNet(spec)
     opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LEARNING_RATE, total_steps=steps)
+    averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema)) if ema else None
+    judged = net if averaged is None else averaged.module  # the weights validated and kept
     first_pass, first_corpora = validation_scores(None, val)
     best: dict[str, Any] = {"step": 0, "score": first_pass, "corpora": first_corpora,
                             "state": None}
@@ -232,9 +237,11 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         schedule.step()
+        if averaged is not None:
+            averaged.update_parameters(net)
         if step % EVAL_EVERY == 0 or step == steps:
-            net.eval()
-            acc, corpora = validation_scores(net, val)
+            judged.eval()
+            acc, corpora = validation_scores(judged, val)
             history.append({"step": step, "loss": round(loss.item(), 4),
                             "val_pitched_note_accuracy": round(acc, 4), "val_corpora": corpora})
             bar.write(f"step {step}: loss {loss.item():.4f}, validation pitched note "
@@ -242,11 +249,11 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
                       f"{len(val)} corpora){presence_words(corpora)}")
             if acc > best["score"]:
                 best = {"step": step, "score": acc, "corpora": corpora,
-                        "state": copy.deepcopy(net.state_dict())}
+                        "state": copy.deepcopy(judged.state_dict())}
     if best["state"] is not None:
         net.load_state_dict(best["state"])
     net.eval()
-    record = {"steps": steps, "best_step": best["step"],
+    record = {"steps": steps, "best_step": best["step"], "ema": ema,
               "val_pitched_note_accuracy": round(best["score"], 4),
               "first_pass_val_pitched_note_accuracy": round(first_pass, 4),
               "val_corpora": best["corpora"], "first_pass_val_corpora": first_corpora,
