@@ -14,6 +14,7 @@ import torch
 import evaluate
 import melody2music_train
 import separate
+from bench import instrument_sets
 from data import contract
 from data.instruments import PAPER, PRESETS, InstrumentSetError, resolve_set
 from data.manifest import Manifest
@@ -35,6 +36,7 @@ from utils.core.config import ConfigError, load_config
 from utils.evaluation.baselines import best_zones, subset_zones
 from utils.evaluation.metrics import NoteConfusion
 from utils.evaluation.phrases import evaluate_split
+from utils.evaluation.set_comparison import compare_sets
 from utils.evaluation.song_modes import evaluate_song_modes
 from utils.evaluation.songs import evaluate_songs
 
@@ -241,6 +243,44 @@ def test_six_classes_build_train_evaluate_and_separate(six_run: Path, tmp_path: 
     names = {m.name.split(" ")[0] for t in mido.MidiFile(out / "song00.separated.mid").tracks
              for m in t if m.type == "track_name"}  # "bass 2": an overlap layer of bass
     assert names <= {*cfg.instruments.music, "melody"} and names >= set(pitched)
+
+
+def test_sets_side_by_side_on_the_same_songs_and_notes(six_run: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    six = load_config(six_run)
+    paper_config = tmp_path / "paper.json"
+    raw = json.loads(six_run.read_text())
+    paper_config.write_text(json.dumps({
+        **raw, "instrument_set": "paper", "in_ch": 5, "out_ch": 5,
+        "data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models"),
+        "panel": {"songs": str(tmp_path / "data")}}))
+    six_config = tmp_path / "six.json"
+    six_config.write_text(json.dumps({**raw, "panel": {"songs": six.data_dir}}))
+    assert preprocess_cli.main(["--config", str(paper_config), "--workers", "1",
+                                "--no-progress"]) == 0
+    assert melody2music_train.main(["--config", str(paper_config)]) == 0
+    report = compare_sets([load_config(paper_config), load_config(six_config)],
+                          ["paper", "six"], "test", device="cpu", progress=False)
+    songs = report.corpora["songs"]
+    assert songs["songs"] > 0 and {"paper: model", "six: model"} <= set(songs["rows"])
+    best = songs["rows"][songs["best_baseline"]]["pitched_note_accuracy"]
+    for label in ("paper", "six"):
+        model = songs["rows"][f"{label}: model"]["pitched_note_accuracy"]
+        assert songs["margins"][label] == pytest.approx(model - best)
+    # the six-class model folded back: the notes of the five classes, the brass left out
+    (whole,) = evaluate_song_modes(load_config(six_config), "test", device="cpu",
+                                   progress=False, modes=("whole",))
+    if songs["songs"] == len(whole.songs):
+        assert songs["notes"] == whole.folded[next(iter(whole.rows))]["notes"]
+    out = tmp_path / "sets.md"
+    assert instrument_sets.main(["--config", str(paper_config), "--config", str(six_config),
+                                 "--split", "test", "--no-progress", "--out", str(out)]) == 0
+    assert "six: model" in out.read_text() and out.with_suffix(".json").is_file()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        instrument_sets.main(["--config", str(paper_config)])
+    assert refused.value.code == 2
+    assert "give --config at least twice" in capsys.readouterr().err
 
 
 def test_a_class_is_rendered_with_its_program_on_its_channel(tmp_path: Path) -> None:
