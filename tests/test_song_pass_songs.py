@@ -16,11 +16,13 @@ from data.preprocess import build
 from data.song_roll import load_mixture
 from models.song_pass import SongPassNet, SongPassSpec, gate_logits
 from tests.fixtures_midi import Track, dense_tracks, write_midi
+from utils.core.config import load_config
 from utils.evaluation.panel import PanelReport, corpus_score
 from utils.evaluation.song_modes import whole_song_truth
-from utils.evaluation.songs import SongScorer, SongTruth
+from utils.evaluation.songs import SongScorer, SongTruth, fed_song
 from utils.separation.first_pass import FirstPass
 from utils.separation.notes import NoteAssignment
+from utils.separation.separator import Separator
 from utils.separation.song_pass import (
     SONG_PASS_FILE,
     SongNoteFeatures,
@@ -38,6 +40,8 @@ from utils.training.song_pass_fit import (
 
 TINY = SongPassSpec(width=16, levels=2, stacks=1)
 PIANO, GUITAR, BASS, STRING = range(4)  # targets 0..3 of the pitched instruments
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _feats(rows: np.ndarray, log_probs: np.ndarray | None = None) -> SongNoteFeatures:
@@ -178,15 +182,22 @@ def test_a_checkpoint_without_the_head_loads_and_scores_as_before(tmp_path: Path
     assert np.array_equal(probs[:, 4], song.probs[:, 4])
 
 
-def test_shipped_song_pass_has_the_presence_head_and_gates() -> None:
+def test_shipped_song_pass_has_the_presence_head_and_gates(tmp_path: Path) -> None:
     shipped = Path(__file__).resolve().parents[1] / "pretrained" / SONG_PASS_FILE
     song_pass = load_song_pass(shipped)
     assert song_pass.spec.presence is True and hasattr(song_pass.net, "presence_head")
     assert song_pass.trained["songs"] == "whole" and song_pass.trained["augment"] == 1
-    probs, present = song_pass.decide_song(_first_pass())
-    assert present is not None and present.any()
+    # a real song through the shipped separator and its song pass
+    cfg = load_config(ROOT / "config.json", overrides={"model_dir": str(tmp_path / "none"),
+                                                        "accelerator": "cpu"})
+    separator = Separator.from_config(cfg)
+    song = whole_song_truth(ROOT / "data" / "demo" / "openmsx" / "chemistry_lab.mid", "lab")
+    result = separator.separate_notes(fed_song(song))
+    present = result.presence
+    assert present is not None and present.any() and not present.all()
     # an instrument judged absent gets no note
-    assert not probs[:, :4][:, ~present].any()
+    pitched = result.instrument[~song.notes.is_drum]
+    assert set(np.unique(pitched).tolist()) <= set((np.flatnonzero(present) + 1).tolist())
 
 
 def test_a_head_without_its_weights_is_refused(tmp_path: Path) -> None:

@@ -53,7 +53,6 @@ MAX_TIME_STEPS = 100_000
 # integer beyond 64 bits names no value the code can use.
 MAX_INTEGER = 2**63 - 1
 
-
 # Exit status of every command for a config or input problem (one ``error:`` line).
 EXIT_CONFIG = EXIT_USER
 
@@ -190,8 +189,9 @@ class Config:
                               f"d_model/{HEAD_DIM}), got {self.d_model}")
         if self.time_emb_dim % 2:
             raise ConfigError(f"{src}: 'time_emb_dim' must be even, got {self.time_emb_dim}")
-        if not 0.0 <= self.rate < 1.0:
-            raise ConfigError(f"{src}: 'rate' must be in [0, 1), got {self.rate}")
+        for key in ("rate", "song_pass_ema"):  # dropout; the song pass's moving average
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"{src}: '{key}' must be in [0, 1), got {getattr(self, key)}")
         if not 0.0 < self.beta_start < self.beta_end < 1.0:
             raise ConfigError(f"{src}: need 0 < 'beta_start' < 'beta_end' < 1, "
                               f"got {self.beta_start}, {self.beta_end}")
@@ -257,9 +257,6 @@ class Config:
             raise ConfigError(f"{src}: 'song_pass_augment' must be in 0..{MAX_SONG_PASS_AUGMENT}"
                               f" (augmented copies per training song), got "
                               f"{self.song_pass_augment}")
-        if not 0 <= self.song_pass_ema < 1:
-            raise ConfigError(f"{src}: 'song_pass_ema' must be in [0, 1) (0: no moving "
-                              f"average), got {self.song_pass_ema}")
         for name, folder in self.panel.items():
             if not name.strip() or not folder.strip():
                 raise ConfigError(f"{src}: 'panel' must map corpus names to dataset folders, "
