@@ -117,6 +117,18 @@ ablation: real-data
 		--config-melody-out $(REAL_CONFIG) --steps $(ABLATION_STEPS) \
 		--limit $(ABLATION_SONGS) --out runs/ablation)
 
+# $(call score_dense,CONFIG): a dense-recipe model scored on the validation panel, then once on
+# the test songs of the dense builds
+define score_dense
+	$(call timed,validation panel,$(PY) evaluate.py --config $(1) --panel --instruments-given)
+	$(call timed,Debian test songs,$(PY) evaluate.py --config $(1) --split test --songs \
+		--data-dir runs/debian/dataset_dense)
+	$(call timed,OpenMSX test songs,$(PY) evaluate.py --config $(1) --split test --songs \
+		--data-dir runs/demo/dataset_dense)
+	$(call timed,synthetic test songs,$(PY) evaluate.py --config $(1) --split test --songs \
+		--data-dir runs/synth/dataset_dense)
+endef
+
 # the shipped model, the dense recipe (configs/real_dense.json): the separator trained on
 # mixtures as dense as real files (every track of a class, the tune in), the learned song pass
 # on whole songs of the four dense builds (PRETRAINED_SONGS songs of each split of each corpus),
@@ -129,14 +141,7 @@ pretrained: dense-data
 	$(call timed,separator,$(PY) melody2music_train.py --config $(PRETRAINED_CONFIG))
 	$(call timed,song pass,$(PY) -m utils.song_pass_training --config $(PRETRAINED_CONFIG) \
 		--limit $(PRETRAINED_SONGS))
-	$(call timed,validation panel,$(PY) evaluate.py --config $(PRETRAINED_CONFIG) --panel \
-		--instruments-given)
-	$(call timed,Debian test songs,$(PY) evaluate.py --config $(PRETRAINED_CONFIG) --split test \
-		--songs --data-dir runs/debian/dataset_dense)
-	$(call timed,OpenMSX test songs,$(PY) evaluate.py --config $(PRETRAINED_CONFIG) --split test \
-		--songs --data-dir runs/demo/dataset_dense)
-	$(call timed,synthetic test songs,$(PY) evaluate.py --config $(PRETRAINED_CONFIG) --split test \
-		--songs --data-dir runs/synth/dataset_dense)
+	$(call score_dense,$(PRETRAINED_CONFIG))
 	$(PY) -m utils.pretrained --config $(PRETRAINED_CONFIG) --out pretrained
 
 # the paper's recipe (melody out of the mixture, the largest track of each class), the model
@@ -156,14 +161,7 @@ SONG_PASS_LIMIT ?= 120
 song-pass: dense-data
 	$(call timed,song pass,$(PY) -m utils.song_pass_training --config $(SONG_PASS_CONFIG) \
 		--limit $(SONG_PASS_LIMIT))
-	$(call timed,validation panel,$(PY) evaluate.py --config $(SONG_PASS_CONFIG) --panel \
-		--instruments-given)
-	$(call timed,Debian test songs,$(PY) evaluate.py --config $(SONG_PASS_CONFIG) --split test \
-		--songs --data-dir runs/debian/dataset_dense)
-	$(call timed,OpenMSX test songs,$(PY) evaluate.py --config $(SONG_PASS_CONFIG) --split test \
-		--songs --data-dir runs/demo/dataset_dense)
-	$(call timed,synthetic test songs,$(PY) evaluate.py --config $(SONG_PASS_CONFIG) --split test \
-		--songs --data-dir runs/synth/dataset_dense)
+	$(call score_dense,$(SONG_PASS_CONFIG))
 	$(PY) -m utils.pretrained --config $(SONG_PASS_CONFIG) --out pretrained --song-pass
 
 # the shipped recipe with the wider instrument set (configs/real_wide.json: the paper's

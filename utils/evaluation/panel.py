@@ -166,8 +166,7 @@ class PanelReport:
         margins = [c.folded_margin or 0.0 for c in self.corpora.values()]
         return [*lines, "", f"mean folded margin: {sum(margins) / len(margins):+.3f}", "",
                 "F1 of each of the five classes, the model, folded back:", "",
-                *f1_table({name: {k[:-3]: v for k, v in c.folded[self.model].items()
-                                  if k.endswith("_f1") and k != "macro_f1"}
+                *f1_table({name: class_f1(c.folded[self.model])
                            for name, c in self.corpora.items()})]
 
     def markdown(self) -> str:
