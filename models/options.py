@@ -20,3 +20,9 @@ HEAD_DIM = 64  # attention heads = d_model / 64 (docs/method.md section 2)
 GROUPS = 8  # GroupNorm groups
 # latent_dim must be a multiple of this: the stem has latent_dim / 4 channels in GROUPS groups
 LATENT_MULTIPLE = 4 * GROUPS
+
+# the learned song pass network's settings (models.song_pass.SongPassSpec; config key
+# song_pass_network): their largest values (at most about 38 million weights, 150 MB) and
+# the defaults, those of the shipped network
+SONG_PASS_BOUNDS = {"width": 512, "levels": 12, "stacks": 4}
+SONG_PASS_DEFAULTS = {"width": 96, "levels": 6, "stacks": 2}

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.contract import N_PITCH, N_PITCHED, STEPS_PER_BAR
+from models.options import SONG_PASS_BOUNDS, SONG_PASS_DEFAULTS
 
 
 def n_continuous(pitched: int = N_PITCHED) -> int:
@@ -55,9 +56,9 @@ N_CONTINUOUS = n_continuous()
 MAX_PITCHED = 64  # pitched classes a song pass network is built for at most
 
 
-SPEC_BOUNDS = {"width": 512, "levels": 12, "stacks": 4}
+SPEC_BOUNDS = SONG_PASS_BOUNDS
 """Largest settings a song pass network is built with: at most about 38 million weights
-(150 MB), whatever a checkpoint says (the shipped one: 96, 6, 2)."""
+(150 MB), whatever a checkpoint or a config says (the defaults: 96, 6, 2)."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,9 @@ class SongPassSpec:
             without the key has none: the shipped one).
     """
 
-    width: int = 96
-    levels: int = 6
-    stacks: int = 2
+    width: int = SONG_PASS_DEFAULTS["width"]
+    levels: int = SONG_PASS_DEFAULTS["levels"]
+    stacks: int = SONG_PASS_DEFAULTS["stacks"]
     velocity: bool = False
     pitched: int = N_PITCHED
     presence: bool = False

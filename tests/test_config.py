@@ -65,6 +65,11 @@ def test_shipped_configs_load_and_paper_defaults() -> None:
     ("time_steps", 10**9, "'time_steps' must be at most 100,000"),
     ("max_song_bars", 0, "'max_song_bars' must be >= 4"),
     ("gradient_clip_val", -1.0, "'gradient_clip_val' must be >= 0"),
+    ("song_pass_network", {"widht": 64}, "'song_pass_network' knows 'width', 'levels', "
+                                         "'stacks', not 'widht'"),
+    ("song_pass_network", {"width": 0}, "'song_pass_network' 'width' must be an integer in "
+                                        "1..512"),
+    ("song_pass_network", {"levels": 2.0}, "'song_pass_network' must be dict"),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, key: str, value: object, message: str) -> None:
     path = write(tmp_path, **{key: value})

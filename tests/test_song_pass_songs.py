@@ -369,12 +369,14 @@ def test_whole_song_pass_with_presence_trains_and_reports(
         "transunet_model_path": str(find_checkpoint(tiny_run, "separator")),
         "decoder_model_path": str(find_checkpoint(tiny_run, "decoder")),
         "song_pass_steps": 3, "song_pass_data": {data_dir: 2}, "song_pass_songs": "whole",
-        "song_pass_presence": True, "song_pass_augment": 1, "panel": {"tiny": data_dir}}))
+        "song_pass_presence": True, "song_pass_augment": 1, "panel": {"tiny": data_dir},
+        "song_pass_network": {"width": 24, "stacks": 1}}))
     assert training.main(["--config", str(config), "--limit", "2", "--no-progress"]) == 0
     cfg = load_config(config)
     song_pass = load_song_pass(Path(cfg.model_dir) / SONG_PASS_FILE)
     record = song_pass.trained
     assert song_pass.spec.presence and record["songs"] == "whole" and record["augment"] == 1
+    assert (song_pass.spec.width, song_pass.spec.levels, song_pass.spec.stacks) == (24, 6, 1)
     assert record["data"] == [data_dir] and record["weights"] == [2.0]
     assert 2 < record["train_songs"] <= 4  # 2 songs and their copies
     assert "presence_accuracy" in record["val_corpora"][data_dir]

@@ -29,6 +29,7 @@ from models.options import (
     GROUPS,
     HEAD_DIM,
     LATENT_MULTIPLE,
+    SONG_PASS_BOUNDS,
     BetaSchedule,
     DirectLoss,
     Sampler,
@@ -130,6 +131,8 @@ class Config:
     song_pass_presence: bool = False  # learned song pass: a head that gates by song presence
     song_pass_augment: int = 0  # learned song pass: augmented copies per training song
     song_pass_ema: float = 0.0  # learned song pass: decay of its weights' moving average
+    song_pass_network: dict[str, int] = field(default_factory=dict)  # learned song pass:
+    # its network's {"width", "levels", "stacks"} ({} or a missing one: 96, 6, 2)
     panel: dict[str, str] = field(default_factory=dict)  # validation panel: {corpus: dataset}
 
     # --- hardware (Lightning 2.x) ------------------------------------------------------
@@ -257,6 +260,14 @@ class Config:
             raise ConfigError(f"{src}: 'song_pass_augment' must be in 0..{MAX_SONG_PASS_AUGMENT}"
                               f" (augmented copies per training song), got "
                               f"{self.song_pass_augment}")
+        for key, value in self.song_pass_network.items():
+            top = SONG_PASS_BOUNDS.get(key)
+            if top is None:
+                raise ConfigError(f"{src}: 'song_pass_network' knows "
+                                  f"{', '.join(map(repr, SONG_PASS_BOUNDS))}, not {key!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
+                raise ConfigError(f"{src}: 'song_pass_network' {key!r} must be an integer in "
+                                  f"1..{top}, got {value!r}")
         for name, folder in self.panel.items():
             if not name.strip() or not folder.strip():
                 raise ConfigError(f"{src}: 'panel' must map corpus names to dataset folders, "
@@ -437,7 +448,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
                               f"(|value| > {MAX_INTEGER:,}), which no setting can use")
         if not _type_ok(value, annotation):
             raise ConfigError(f"{source}: '{key}' must be {_describe(annotation)}, got {value!r}")
-        if isinstance(value, dict) and key != "panel":  # train_mix: {folder: weight}
+        if isinstance(value, dict) and key in ("train_mix", "song_pass_data"):  # weights
             if any(isinstance(v, float) and not math.isfinite(v) for v in value.values()):
                 raise ConfigError(f"{source}: '{key}' weights must be finite numbers, "
                                   f"got {value!r}")
