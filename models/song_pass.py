@@ -9,7 +9,7 @@ step, then by pitch row -- and corrects them:
     x_k      = [E_pitch(row_k), E_beat(step_k mod 16), c_k, log p_k]
     h^0      = W x                                     (width channels per note)
     h^(l+1)  = h^l + Conv_l(GELU(LayerNorm(h^l)))       (kernel 3, dilation 1, 2, 4, ... 32,
-                                                         twice: ~250 notes each way)
+                                                         twice: 126 notes each way)
     g        = mean_k h^L_k                             (the song's summary)
     logits_k = V [h^L_k, g] + log p_k                   (4 pitched instruments)
     q        = sigmoid(U g)                             (presence head, when the spec has
