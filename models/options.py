@@ -26,3 +26,15 @@ LATENT_MULTIPLE = 4 * GROUPS
 # the defaults, those of the shipped network
 SONG_PASS_BOUNDS = {"width": 512, "levels": 12, "stacks": 4}
 SONG_PASS_DEFAULTS = {"width": 96, "levels": 6, "stacks": 2}
+
+
+def song_pass_network_problem(settings: dict[str, int]) -> str | None:
+    """Why ``song_pass_network`` settings cannot size a song pass network (None: they can)."""
+    for key, value in settings.items():
+        top = SONG_PASS_BOUNDS.get(key)
+        if top is None:
+            return (f"'song_pass_network' knows {', '.join(map(repr, SONG_PASS_BOUNDS))}, "
+                    f"not {key!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
+            return f"'song_pass_network' {key!r} must be an integer in 1..{top}, got {value!r}"
+    return None

@@ -29,12 +29,13 @@ from models.options import (
     GROUPS,
     HEAD_DIM,
     LATENT_MULTIPLE,
-    SONG_PASS_BOUNDS,
     BetaSchedule,
     DirectLoss,
     Sampler,
     SeparatorKind,
+    song_pass_network_problem,
 )
+from utils.core.json_types import MAX_INTEGER, describe, too_large, type_ok
 
 # The allowed values of the networks' options live in models.options (torch-free, so that
 # reading a config never imports torch); these are read by utils/ and the trainer set-up.
@@ -50,9 +51,6 @@ MAX_SONG_PASS_AUGMENT = 16  # each copy is a first pass of its own (~1.2 s a son
 # entries) and the time embedding is indexed by it; 1e9 steps would take 8 GB before the
 # first batch. 100x the paper's 1000 steps is far beyond any use.
 MAX_TIME_STEPS = 100_000
-# Integers are used as numpy and torch numbers (int64), and float keys as float64: an
-# integer beyond 64 bits names no value the code can use.
-MAX_INTEGER = 2**63 - 1
 
 # Exit status of every command for a config or input problem (one ``error:`` line).
 EXIT_CONFIG = EXIT_USER
@@ -260,14 +258,9 @@ class Config:
             raise ConfigError(f"{src}: 'song_pass_augment' must be in 0..{MAX_SONG_PASS_AUGMENT}"
                               f" (augmented copies per training song), got "
                               f"{self.song_pass_augment}")
-        for key, value in self.song_pass_network.items():
-            top = SONG_PASS_BOUNDS.get(key)
-            if top is None:
-                raise ConfigError(f"{src}: 'song_pass_network' knows "
-                                  f"{', '.join(map(repr, SONG_PASS_BOUNDS))}, not {key!r}")
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
-                raise ConfigError(f"{src}: 'song_pass_network' {key!r} must be an integer in "
-                                  f"1..{top}, got {value!r}")
+        problem = song_pass_network_problem(self.song_pass_network)
+        if problem:
+            raise ConfigError(f"{src}: {problem}")
         for name, folder in self.panel.items():
             if not name.strip() or not folder.strip():
                 raise ConfigError(f"{src}: 'panel' must map corpus names to dataset folders, "
@@ -384,53 +377,7 @@ class Config:
         return path
 
 
-def _type_ok(value: Any, annotation: Any) -> bool:
-    """Whether a JSON value matches a (simple) type annotation."""
-    origin = get_origin(annotation)
-    if annotation is Any:
-        return True
-    if origin is Literal:
-        return value in get_args(annotation)
-    if origin in (Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is list:
-        (item,) = get_args(annotation)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if origin is dict:
-        key_type, item = get_args(annotation)
-        return isinstance(value, dict) and all(_type_ok(k, key_type) and _type_ok(v, item)
-                                               for k, v in value.items())
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is str:
-        return isinstance(value, str)
-    raise TypeError(f"unsupported annotation {annotation!r}")
-
-
-def _describe(annotation: Any) -> str:
-    if get_origin(annotation) is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(annotation))
-    if isinstance(annotation, type):
-        return annotation.__name__
-    return str(annotation).replace("typing.", "")
-
-
 _HINTS = typing.get_type_hints(Config)
-
-
-def _too_large(value: Any) -> bool:
-    """Whether a JSON value is, or holds, an integer beyond :data:`MAX_INTEGER`."""
-    if isinstance(value, dict):
-        return any(_too_large(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_too_large(v) for v in value)
-    return isinstance(value, int) and abs(value) > MAX_INTEGER
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
@@ -443,11 +390,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
         if key not in known:
             raise ConfigError(f"{source}: unknown key '{key}'")
         annotation = _HINTS[key]
-        if _too_large(value):
+        if too_large(value):
             raise ConfigError(f"{source}: '{key}' holds an integer beyond 64 bits "
                               f"(|value| > {MAX_INTEGER:,}), which no setting can use")
-        if not _type_ok(value, annotation):
-            raise ConfigError(f"{source}: '{key}' must be {_describe(annotation)}, got {value!r}")
+        if not type_ok(value, annotation):
+            raise ConfigError(f"{source}: '{key}' must be {describe(annotation)}, got {value!r}")
         if isinstance(value, dict) and key in ("train_mix", "song_pass_data"):  # weights
             if any(isinstance(v, float) and not math.isfinite(v) for v in value.values()):
                 raise ConfigError(f"{source}: '{key}' weights must be finite numbers, "
