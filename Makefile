@@ -153,11 +153,11 @@ real-recipe: real-data
 		--split val --songs --data-dir runs/slakh/dataset_melody)
 
 # a song pass for the shipped separator (pretrained/separator.ckpt): trained on whole songs of
-# the four dense builds (configs/real_song_pass.json; SONG_PASS_LIMIT songs of each split
-# of each corpus), scored on the validation panel, then on the test songs, then copied beside
-# the separator with its tables
+# the four dense builds (configs/real_song_pass.json; SONG_PASS_LIMIT songs of each split of
+# each corpus, as many as make pretrained's), scored on the validation panel, then on the test
+# songs, then copied beside the separator with its tables
 SONG_PASS_CONFIG ?= configs/real_song_pass.json
-SONG_PASS_LIMIT ?= 120
+SONG_PASS_LIMIT ?= $(PRETRAINED_SONGS)
 song-pass: dense-data
 	$(call timed,song pass,$(PY) -m utils.song_pass_training --config $(SONG_PASS_CONFIG) \
 		--limit $(SONG_PASS_LIMIT))

@@ -22,19 +22,28 @@ GROUPS = 8  # GroupNorm groups
 LATENT_MULTIPLE = 4 * GROUPS
 
 # the learned song pass network's settings (models.song_pass.SongPassSpec; config key
-# song_pass_network): their largest values (at most about 38 million weights, 150 MB) and
-# the defaults, those of the shipped network
+# song_pass_network): their largest values, whatever a checkpoint or a config says (at most
+# about 38 million weights, 150 MB), and the defaults
 SONG_PASS_BOUNDS = {"width": 512, "levels": 12, "stacks": 4}
 SONG_PASS_DEFAULTS = {"width": 96, "levels": 6, "stacks": 2}
+
+
+def song_pass_size_problem(key: str, value: object) -> str | None:
+    """Why ``value`` cannot be the song pass network's ``key`` (one of
+    :data:`SONG_PASS_BOUNDS`), as the end of an error line; None when it can."""
+    top = SONG_PASS_BOUNDS[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
+        return f"must be an integer in 1..{top}, got {value!r}"
+    return None
 
 
 def song_pass_network_problem(settings: dict[str, int]) -> str | None:
     """Why ``song_pass_network`` settings cannot size a song pass network (None: they can)."""
     for key, value in settings.items():
-        top = SONG_PASS_BOUNDS.get(key)
-        if top is None:
+        if key not in SONG_PASS_BOUNDS:
             return (f"'song_pass_network' knows {', '.join(map(repr, SONG_PASS_BOUNDS))}, "
                     f"not {key!r}")
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
-            return f"'song_pass_network' {key!r} must be an integer in 1..{top}, got {value!r}"
+        problem = song_pass_size_problem(key, value)
+        if problem:
+            return f"'song_pass_network' {key!r} {problem}"
     return None

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.contract import N_PITCH, N_PITCHED, STEPS_PER_BAR
-from models.options import SONG_PASS_BOUNDS, SONG_PASS_DEFAULTS
+from models.options import SONG_PASS_BOUNDS, SONG_PASS_DEFAULTS, song_pass_size_problem
 
 
 def n_continuous(pitched: int = N_PITCHED) -> int:
@@ -54,11 +54,6 @@ def n_continuous(pitched: int = N_PITCHED) -> int:
 N_CONTINUOUS = n_continuous()
 """The per-note numbers of the paper's set (its 4 pitched instruments)."""
 MAX_PITCHED = 64  # pitched classes a song pass network is built for at most
-
-
-SPEC_BOUNDS = SONG_PASS_BOUNDS
-"""Largest settings a song pass network is built with: at most about 38 million weights
-(150 MB), whatever a checkpoint or a config says (the defaults: 96, 6, 2)."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +79,10 @@ class SongPassSpec:
     presence: bool = False
 
     def __post_init__(self) -> None:
-        for key, top in SPEC_BOUNDS.items():
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
-                raise ValueError(f"song pass '{key}' must be an integer in 1..{top}, got "
-                                 f"{value!r}")
+        for key in SONG_PASS_BOUNDS:
+            problem = song_pass_size_problem(key, getattr(self, key))
+            if problem:
+                raise ValueError(f"song pass '{key}' {problem}")
         if isinstance(self.pitched, bool) or not isinstance(self.pitched, int) \
                 or not 1 <= self.pitched <= MAX_PITCHED:
             raise ValueError(f"song pass 'pitched' must be an integer in 1..{MAX_PITCHED}, "

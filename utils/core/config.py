@@ -35,7 +35,7 @@ from models.options import (
     SeparatorKind,
     song_pass_network_problem,
 )
-from utils.core.json_types import MAX_INTEGER, describe, too_large, type_ok
+from utils.core.json_types import MAX_INTEGER, describe, float_valued, too_large, type_ok
 
 # The allowed values of the networks' options live in models.options (torch-free, so that
 # reading a config never imports torch); these are read by utils/ and the trainer set-up.
@@ -395,7 +395,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
                               f"(|value| > {MAX_INTEGER:,}), which no setting can use")
         if not type_ok(value, annotation):
             raise ConfigError(f"{source}: '{key}' must be {describe(annotation)}, got {value!r}")
-        if isinstance(value, dict) and key in ("train_mix", "song_pass_data"):  # weights
+        if isinstance(value, dict) and float_valued(annotation):  # {folder: weight}
             if any(isinstance(v, float) and not math.isfinite(v) for v in value.values()):
                 raise ConfigError(f"{source}: '{key}' weights must be finite numbers, "
                                   f"got {value!r}")

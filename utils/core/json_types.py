@@ -55,3 +55,11 @@ def too_large(value: Any) -> bool:
     if isinstance(value, list):
         return any(too_large(v) for v in value)
     return isinstance(value, int) and abs(value) > MAX_INTEGER
+
+
+def float_valued(annotation: Any) -> bool:
+    """Whether an annotation allows a ``dict`` of floats (weights: ``{folder: weight}``),
+    whose JSON integers are read as floats."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(float_valued(arg) for arg in get_args(annotation))
+    return get_origin(annotation) is dict and get_args(annotation)[1] is float

@@ -30,7 +30,7 @@ from utils.separation.register_prior import song_prior
 SONG_PASS_FILE = "song_pass.ckpt"
 MAX_SONG_PASS_BYTES = 256 * 2**20
 """Largest ``song_pass.ckpt`` read: the largest network the settings allow
-(:data:`models.song_pass.SPEC_BOUNDS`) takes about 150 MB; the shipped one 1.4 MB."""
+(:data:`models.options.SONG_PASS_BOUNDS`) takes about 150 MB; the shipped one 3.6 MB."""
 MAX_WEIGHT = 1e3
 """Largest magnitude of a song pass weight (the shipped network's largest is 3.7)."""
 PRIOR_WIDTH = 1.0
@@ -243,7 +243,7 @@ def load_song_pass(path: str | Path, map_location: str | torch.device = "cpu") -
     """Read a ``song_pass.ckpt``: checked whole before its network is built.
 
     The file is at most :data:`MAX_SONG_PASS_BYTES` (checked before it is read); it must be
-    a dict whose ``song_pass`` settings are within :data:`models.song_pass.SPEC_BOUNDS`
+    a dict whose ``song_pass`` settings are within :data:`models.options.SONG_PASS_BOUNDS`
     (checked before any network exists), whose ``state_dict`` maps names to floating-point
     tensors, every value finite and at most :data:`MAX_WEIGHT` in magnitude (else every
     note would be decided by a broken network without a word), and whose ``trained``
