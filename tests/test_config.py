@@ -40,6 +40,17 @@ def test_shipped_configs_load_and_paper_defaults() -> None:
     assert paper.to_dict() == Config().to_dict()
 
 
+def test_the_song_pass_config_is_the_shipped_recipe_but_its_folders() -> None:
+    # make song-pass trains a song pass for pretrained/separator.ckpt with the settings of
+    # make pretrained; only where it reads the separator and writes its runs may differ
+    dense = json.loads((ROOT / "configs" / "real_dense.json").read_text())
+    song_pass = json.loads((ROOT / "configs" / "real_song_pass.json").read_text())
+    folders = {"model_dir", "transunet_model_path", "output_dir"}
+    assert song_pass.keys() == dense.keys()
+    assert {key for key in dense if dense[key] != song_pass[key]} <= folders
+    assert song_pass["transunet_model_path"] == "pretrained/separator.ckpt"
+
+
 @pytest.mark.parametrize("key,value,message", [
     ("latent_dim", 40, "'latent_dim' must be a multiple of 32"),
     ("d_model", 100, "'d_model' must be a multiple of 64"),

@@ -32,7 +32,7 @@ MAX_SONG_PASS_BYTES = 256 * 2**20
 """Largest ``song_pass.ckpt`` read: the largest network the settings allow
 (:data:`models.options.SONG_PASS_BOUNDS`) takes about 150 MB; the shipped one 3.6 MB."""
 MAX_WEIGHT = 1e3
-"""Largest magnitude of a song pass weight (the shipped network's largest is 3.7)."""
+"""Largest magnitude of a song pass weight (the shipped network's largest is 4.0)."""
 PRIOR_WIDTH = 1.0
 """Smoothing (semitones) of the register prior fed to the network (the width the fixed
 second pass was chosen with, :mod:`utils.separation.register_prior`)."""
