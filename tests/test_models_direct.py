@@ -166,3 +166,45 @@ def test_legacy_checkpoint_configs_mean_the_paper_process() -> None:
     net, process = build_separator(SeparatorSpec.of(stored))
     assert isinstance(process, GuidedDiffusion) and not process.condition_on_mixture
     assert net.stem.in_channels == 5
+
+
+def test_separator_moving_average_is_validated_kept_and_exported(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path, separator="direct", pitch_channel=True, limit_train_batches=3,
+                   limit_val_batches=1, separator_ema=0.5)
+    data = SyntheticPhrases(synthetic_phrases(8), batch_size=4)
+    best = train_separator(cfg, datamodule=data, **QUIET)
+    state = torch.load(best, map_location="cpu", weights_only=True)
+    weights = state["state_dict"]
+    trained = {k[4:]: v for k, v in weights.items() if k.startswith("net.")}
+    averaged = {k[11:]: v for k, v in weights.items() if k.startswith("ema.module.")}
+    assert trained.keys() == averaged.keys()
+    assert any(not torch.equal(trained[k], averaged[k]) for k in trained)  # a real average
+    # the loaded network is the average, and the export keeps the average alone
+    net, _, _ = load_separator(best, cfg=cfg)
+    for name, tensor in net.state_dict().items():
+        assert torch.equal(tensor, averaged[name]), name
+    slim = export_checkpoint(best, tmp_path / "shipped" / "separator.ckpt")
+    shipped = torch.load(slim, map_location="cpu", weights_only=True)["state_dict"]
+    assert not any(k.startswith("net.") for k in shipped)
+    net2, _, _ = load_separator(slim)
+    for name, tensor in net2.state_dict().items():
+        assert torch.equal(tensor, averaged[name]), name
+    # the trained weights are scored beside the average, and the learning rate follows them
+    metrics = (Path(cfg.model_dir) / "logs" / "separator").rglob("metrics.csv")
+    header = next(iter(metrics)).read_text().splitlines()[0].split(",")
+    assert {"val_accuracy", "val_raw_accuracy", "val_loss", "val_raw_loss"} <= set(header)
+
+
+def test_separator_moving_average_decay_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'separator_ema'"):
+        tiny_cfg(tmp_path, separator_ema=1.0)
+
+
+def test_a_run_without_the_average_resumes_with_one(tmp_path: Path) -> None:
+    data = SyntheticPhrases(synthetic_phrases(8), batch_size=4)
+    keys = dict(separator="direct", limit_train_batches=2, limit_val_batches=1)
+    train_separator(tiny_cfg(tmp_path, max_epochs=1, **keys), datamodule=data, **QUIET)
+    cfg = tiny_cfg(tmp_path, max_epochs=2, separator_ema=0.9, **keys)
+    best = train_separator(cfg, resume=True, datamodule=data, **QUIET)
+    weights = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    assert int(weights["ema.n_averaged"]) >= 1 and any(k.startswith("ema.module.") for k in weights)

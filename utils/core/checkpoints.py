@@ -341,6 +341,17 @@ def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+# the separator's moving average of its weights (``separator_ema``), beside ``net.``
+EMA_PREFIX = "ema.module."
+
+
+def separator_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The separator weights a checkpoint's state dict serves: the moving average where it
+    holds one (:class:`utils.training.lightning.SeparatorModule`), else the trained ones."""
+    averaged = _sub_state(state, EMA_PREFIX)
+    return averaged or _sub_state(state, SEPARATOR.state_prefix)
+
+
 def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
     try:
         module.load_state_dict(state)
@@ -390,7 +401,7 @@ def load_separator(path: str | Path, map_location: str | torch.device = "cpu",
     config = checkpoint_config(ckpt, path)
     _check_against(config, cfg, SEPARATOR_KEYS, path)
     net, process = build_separator(SeparatorSpec.of(config), config.rate)
-    _load_into(net, _sub_state(ckpt["state_dict"], SEPARATOR.state_prefix), path)
+    _load_into(net, separator_state(ckpt["state_dict"]), path)
     process.to(map_location)
     return net.to(map_location).eval(), process, config
 
@@ -406,9 +417,15 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
 
 
 def export_loaded(ckpt: dict[str, Any], src: str | Path, dst: str | Path) -> Config:
-    """:func:`export_checkpoint` of a checkpoint already read; returns its stored config."""
+    """:func:`export_checkpoint` of a checkpoint already read; returns its stored config.
+
+    A separator with a moving average of its weights keeps the average alone (the weights
+    :func:`load_separator` gives)."""
     config = checkpoint_config(ckpt, src)
-    slim = {"state_dict": ckpt["state_dict"], "hyper_parameters": {"config": config.to_dict()}}
+    state = ckpt["state_dict"]
+    if any(k.startswith(EMA_PREFIX) for k in state):
+        state = {k: v for k, v in state.items() if not k.startswith(SEPARATOR.state_prefix)}
+    slim = {"state_dict": state, "hyper_parameters": {"config": config.to_dict()}}
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(dst, lambda tmp: torch.save(slim, tmp))
     return config
@@ -445,6 +462,6 @@ def warm_start(net: torch.nn.Module, cfg: Config) -> None:
         ckpt = read_checkpoint(path)
         stored = checkpoint_config(ckpt, path)
         _check_against(stored, cfg, SEPARATOR_KEYS, path)
-        _load_into(net, _sub_state(ckpt["state_dict"], SEPARATOR.state_prefix), path)
+        _load_into(net, separator_state(ckpt["state_dict"]), path)
     except ConfigError as exc:
         raise ConfigError(f"{cfg._source}: 'init_from': {exc}") from None

@@ -109,6 +109,7 @@ class Config:
     lr: float = 1e-3  # AdamW learning rate
     weight_decay: float = 0.01  # AdamW weight decay (torch default)
     lr_factor: float = 0.95  # ReduceLROnPlateau factor for the separator
+    separator_ema: float = 0.0  # separator: decay of its weights' moving average (0: none)
     decoder_lr_factor: float = 0.9  # ReduceLROnPlateau factor for the decoder
     lr_patience: int = 0  # ReduceLROnPlateau patience (epochs)
     min_lr: float = 1e-5  # ReduceLROnPlateau floor
@@ -190,7 +191,7 @@ class Config:
                               f"d_model/{HEAD_DIM}), got {self.d_model}")
         if self.time_emb_dim % 2:
             raise ConfigError(f"{src}: 'time_emb_dim' must be even, got {self.time_emb_dim}")
-        for key in ("rate", "song_pass_ema"):  # dropout; the song pass's moving average
+        for key in ("rate", "separator_ema", "song_pass_ema"):  # dropout; moving averages
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ConfigError(f"{src}: '{key}' must be in [0, 1), got {getattr(self, key)}")
         if not 0.0 < self.beta_start < self.beta_end < 1.0:

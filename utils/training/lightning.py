@@ -18,22 +18,24 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from models.decoder import Decoder
 from models.diffusion import draw_noise
-from utils.core.checkpoints import SeparatorSpec, build_separator, load_process
+from utils.core.checkpoints import EMA_PREFIX, SeparatorSpec, build_separator, load_process
 from utils.core.config import Config
 
 Batch = dict[str, torch.Tensor]
 
 
-def _plateau(cfg: Config, params: Any, factor: float) -> dict[str, Any]:
-    """AdamW + ReduceLROnPlateau on ``val_loss`` (docs/method.md section 3)."""
+def _plateau(cfg: Config, params: Any, factor: float, monitor: str = "val_loss"
+             ) -> dict[str, Any]:
+    """AdamW + ReduceLROnPlateau on ``monitor`` (docs/method.md section 3)."""
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=factor, patience=cfg.lr_patience, min_lr=cfg.min_lr)
     return {"optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch"}}
+            "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"}}
 
 
 class _GuidedModule(pl.LightningModule):
@@ -77,6 +79,14 @@ class SeparatorModule(_GuidedModule):
     """The TransUNet and the process that trains it (:mod:`models.process`: the explicitly
     guided diffusion, or the direct separator), named by the config's ``separator``.
 
+    With ``separator_ema`` > 0 the module also holds an exponential moving average of the
+    network's weights (``ema``, updated after every training step). Validation and test
+    then score the averaged weights under the usual names (``val_loss``, ``val_accuracy``:
+    the best checkpoint is the best average) and the trained weights under ``val_raw_*``;
+    the learning rate still follows the trained weights' ``val_raw_loss``, as it would
+    without the average. Checkpoints hold both; :func:`utils.core.checkpoints.load_separator`
+    gives the average.
+
     Args:
         cfg: the validated config; stored in checkpoints.
     """
@@ -84,17 +94,47 @@ class SeparatorModule(_GuidedModule):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.net, self.process = build_separator(SeparatorSpec.of(cfg), cfg.rate)
+        self.ema: AveragedModel | None = None
+        if cfg.separator_ema:
+            self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(
+                cfg.separator_ema), use_buffers=True)
+            self.ema.requires_grad_(False)  # not trained (and not a DDP gradient to wait for)
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
-        loss, metrics = self.process.step(self.net, batch, stage, batch_idx, self.config.seed)
-        for name, value in metrics.items():  # e.g. the direct separator's val_accuracy
-            self.log(f"{stage}_{name}", value, prog_bar=True, sync_dist=True, on_step=False,
+        if stage != "train" and self.ema is not None:
+            self._scored(self.net, batch, stage + "_raw", batch_idx)
+            return self._scored(self.ema.module, batch, stage, batch_idx)
+        return self._scored(self.net, batch, stage, batch_idx)
+
+    def _scored(self, net: torch.nn.Module, batch: Batch, name: str, batch_idx: int
+                ) -> torch.Tensor:
+        """The process's loss and metrics of ``net`` on a batch, logged as ``{name}_*``."""
+        stage = name.split("_")[0]
+        loss, metrics = self.process.step(net, batch, stage, batch_idx, self.config.seed)
+        for metric, value in metrics.items():  # e.g. the direct separator's val_accuracy
+            self.log(f"{name}_{metric}", value, prog_bar=True, sync_dist=True, on_step=False,
                      on_epoch=True, batch_size=batch["music"].shape[0])
-        self._log_loss(stage, loss, batch["music"].shape[0])
+        self._log_loss(name, loss, batch["music"].shape[0])
         return loss
 
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """As the base class; a checkpoint trained without the average resumes with one
+        that starts from its weights."""
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("state_dict", {})
+        if self.ema is not None and not any(k.startswith(EMA_PREFIX) for k in state):
+            for key, value in self.ema.state_dict().items():
+                name = key.removeprefix("module.")
+                state["ema." + key] = state.get("net." + name, value) if key != name \
+                    else torch.zeros_like(value)  # n_averaged 0: the next step copies
+
     def configure_optimizers(self) -> dict[str, Any]:
-        return _plateau(self.config, self.net.parameters(), self.config.lr_factor)
+        monitor = "val_raw_loss" if self.ema is not None else "val_loss"
+        return _plateau(self.config, self.net.parameters(), self.config.lr_factor, monitor)
 
 
 class DecoderModule(_GuidedModule):
