@@ -345,11 +345,15 @@ def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
 EMA_PREFIX = "ema.module."
 
 
+def holds_average(state: dict[str, torch.Tensor]) -> bool:
+    """Whether a checkpoint's state dict holds the separator's moving average."""
+    return any(k.startswith(EMA_PREFIX) for k in state)
+
+
 def separator_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The separator weights a checkpoint's state dict serves: the moving average where it
     holds one (:class:`utils.training.lightning.SeparatorModule`), else the trained ones."""
-    averaged = _sub_state(state, EMA_PREFIX)
-    return averaged or _sub_state(state, SEPARATOR.state_prefix)
+    return _sub_state(state, EMA_PREFIX if holds_average(state) else SEPARATOR.state_prefix)
 
 
 def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
@@ -423,7 +427,7 @@ def export_loaded(ckpt: dict[str, Any], src: str | Path, dst: str | Path) -> Con
     :func:`load_separator` gives)."""
     config = checkpoint_config(ckpt, src)
     state = ckpt["state_dict"]
-    if any(k.startswith(EMA_PREFIX) for k in state):
+    if holds_average(state):
         state = {k: v for k, v in state.items() if not k.startswith(SEPARATOR.state_prefix)}
     slim = {"state_dict": state, "hyper_parameters": {"config": config.to_dict()}}
     Path(dst).parent.mkdir(parents=True, exist_ok=True)

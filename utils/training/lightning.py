@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from models.decoder import Decoder
 from models.diffusion import draw_noise
-from utils.core.checkpoints import EMA_PREFIX, SeparatorSpec, build_separator, load_process
+from utils.core.checkpoints import SeparatorSpec, build_separator, holds_average, load_process
 from utils.core.config import Config
 
 Batch = dict[str, torch.Tensor]
@@ -102,19 +102,19 @@ class SeparatorModule(_GuidedModule):
 
     def _step(self, batch: Batch, stage: str, batch_idx: int = 0) -> torch.Tensor:
         if stage != "train" and self.ema is not None:
-            self._scored(self.net, batch, stage + "_raw", batch_idx)
+            self._scored(self.net, batch, stage, batch_idx, tag="_raw")
             return self._scored(self.ema.module, batch, stage, batch_idx)
         return self._scored(self.net, batch, stage, batch_idx)
 
-    def _scored(self, net: torch.nn.Module, batch: Batch, name: str, batch_idx: int
-                ) -> torch.Tensor:
-        """The process's loss and metrics of ``net`` on a batch, logged as ``{name}_*``."""
-        stage = name.split("_")[0]
+    def _scored(self, net: torch.nn.Module, batch: Batch, stage: str, batch_idx: int,
+                tag: str = "") -> torch.Tensor:
+        """The process's loss and metrics of ``net`` on a batch, logged as
+        ``{stage}{tag}_*``."""
         loss, metrics = self.process.step(net, batch, stage, batch_idx, self.config.seed)
         for metric, value in metrics.items():  # e.g. the direct separator's val_accuracy
-            self.log(f"{name}_{metric}", value, prog_bar=True, sync_dist=True, on_step=False,
-                     on_epoch=True, batch_size=batch["music"].shape[0])
-        self._log_loss(name, loss, batch["music"].shape[0])
+            self.log(f"{stage}{tag}_{metric}", value, prog_bar=True, sync_dist=True,
+                     on_step=False, on_epoch=True, batch_size=batch["music"].shape[0])
+        self._log_loss(stage + tag, loss, batch["music"].shape[0])
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
@@ -126,11 +126,9 @@ class SeparatorModule(_GuidedModule):
         that starts from its weights."""
         super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("state_dict", {})
-        if self.ema is not None and not any(k.startswith(EMA_PREFIX) for k in state):
-            for key, value in self.ema.state_dict().items():
-                name = key.removeprefix("module.")
-                state["ema." + key] = state.get("net." + name, value) if key != name \
-                    else torch.zeros_like(value)  # n_averaged 0: the next step copies
+        if self.ema is not None and not holds_average(state):
+            # a fresh average has n_averaged 0: its first update copies the trained weights
+            state.update({"ema." + k: v for k, v in self.ema.state_dict().items()})
 
     def configure_optimizers(self) -> dict[str, Any]:
         monitor = "val_raw_loss" if self.ema is not None else "val_loss"
