@@ -47,3 +47,14 @@ def song_pass_network_problem(settings: dict[str, int]) -> str | None:
         if problem:
             return f"'song_pass_network' {key!r} {problem}"
     return None
+
+
+DEFAULT_GATE = 0.5  # presence probability under which an instrument is ruled out
+
+
+def gate_problem(gate: object) -> str | None:
+    """Why ``gate`` is not a presence gate (a number in [0, 1)), or None."""
+    if isinstance(gate, bool) or not isinstance(gate, (int, float)) \
+            or not 0.0 <= float(gate) < 1.0:
+        return f"must be a number in [0, 1) (0: no gate), got {gate!r}"
+    return None

@@ -16,9 +16,11 @@ step, then by pitch row -- and corrects them:
                                                          one: each pitched instrument's
                                                          probability of playing in the song)
 
-With the presence head, an instrument predicted absent (``q < 0.5``) is not chosen for any
+With the presence head, an instrument predicted absent (``q`` below the spec's ``gate``,
+0.5 unless the training chose a lower one on the validation songs) is not chosen for any
 note (:func:`gate_logits`; when every one is predicted absent, the most likely one stays),
 so a song's notes cannot be spread over an instrument the song as a whole does not hold.
+``gate`` 0 keeps every instrument: the head is then trained and reported, not obeyed.
 
 ``c_k`` are per-note numbers read from the mixture (:data:`N_CONTINUOUS` of them, built by
 :func:`utils.separation.song_pass.note_features`): the note's duration, how many notes
@@ -34,6 +36,7 @@ then trains in parallel on a CPU.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -41,7 +44,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.contract import N_PITCH, N_PITCHED, STEPS_PER_BAR
-from models.options import SONG_PASS_BOUNDS, SONG_PASS_DEFAULTS, song_pass_size_problem
+from models.options import (
+    DEFAULT_GATE,
+    SONG_PASS_BOUNDS,
+    SONG_PASS_DEFAULTS,
+    gate_problem,
+    song_pass_size_problem,
+)
 
 
 def n_continuous(pitched: int = N_PITCHED) -> int:
@@ -69,6 +78,8 @@ class SongPassSpec:
             paper's 4, the default of a checkpoint that does not say).
         presence: whether the network has the song-level presence head (a checkpoint
             without the key has none: the shipped one).
+        gate: the presence probability under which the head rules an instrument out of a
+            song (:func:`gate_logits`; 0: never; a checkpoint without the key: 0.5).
     """
 
     width: int = SONG_PASS_DEFAULTS["width"]
@@ -77,6 +88,7 @@ class SongPassSpec:
     velocity: bool = False
     pitched: int = N_PITCHED
     presence: bool = False
+    gate: float = DEFAULT_GATE
 
     def __post_init__(self) -> None:
         for key in SONG_PASS_BOUNDS:
@@ -91,13 +103,19 @@ class SongPassSpec:
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"song pass '{key}' must be true or false, got "
                                  f"{getattr(self, key)!r}")
+        problem = gate_problem(self.gate)
+        if problem:
+            raise ValueError(f"song pass 'gate' {problem}")
 
     def to_dict(self) -> dict[str, int | bool]:
-        """The settings a checkpoint stores (``presence`` only when on and ``pitched`` only
-        for another set than the paper's, so a network of neither is stored as before)."""
+        """The settings a checkpoint stores (``presence`` only when on, ``gate`` only when
+        not 0.5 and ``pitched`` only for another set than the paper's, so a network of none
+        of them is stored as before)."""
         out = asdict(self)
         if not self.presence:
             del out["presence"]
+        if self.gate == DEFAULT_GATE:
+            del out["gate"]
         if self.pitched == N_PITCHED:
             del out["pitched"]
         return out
@@ -178,21 +196,24 @@ class SongPassNet(nn.Module):
         return self.out(h) + log_probs, presence
 
 
-def gate_logits(logits: torch.Tensor, presence: torch.Tensor | None) -> torch.Tensor:
+def gate_logits(logits: torch.Tensor, presence: torch.Tensor | None,
+                gate: float = DEFAULT_GATE) -> torch.Tensor:
     """Note logits with every instrument the presence head predicts absent ruled out.
 
     Args:
         logits: float ``[B, K, 4]`` note logits.
-        presence: float ``[B, 4]`` presence logits (absent: < 0, probability < 0.5), or None
-            (no head: ``logits`` unchanged).
+        presence: float ``[B, 4]`` presence logits, or None (no head: ``logits``
+            unchanged).
+        gate: an instrument whose presence probability is below it is absent (0.5:
+            presence logit < 0; 0: none is, ``logits`` unchanged).
 
     Returns:
         float ``[B, K, 4]``: ``-inf`` at the absent instruments of each song; when all four
         are predicted absent, the most likely one stays.
     """
-    if presence is None:
+    if presence is None or gate <= 0:
         return logits
-    present = presence >= 0  # (B, 4)
+    present = presence >= math.log(gate / (1.0 - gate))  # (B, 4); 0.5: logit >= 0
     top = presence.argmax(dim=-1, keepdim=True)
     present = present | (~present.any(dim=-1, keepdim=True)
                          & (torch.arange(presence.shape[-1], device=presence.device) == top))

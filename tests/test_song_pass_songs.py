@@ -102,8 +102,26 @@ def test_moving_average_is_what_is_validated_and_kept() -> None:
     # the same steps, the same batches: the kept weights are the average, not the last ones
     assert any(not torch.equal(a, b) for a, b in zip(net.state_dict().values(),
                                                     plain.state_dict().values()))
-    scores = validation_scores(net, val)[0]  # the kept weights score what the record says
-    assert scores == pytest.approx(record["val_pitched_note_accuracy"], abs=1e-4)
+    mean, _ = validation_scores(net, val)[0]  # the kept weights score what the record says
+    assert mean == pytest.approx(record["val_pitched_note_accuracy"], abs=1e-4)
+
+
+def test_gate_is_chosen_with_the_step_on_the_validation_songs() -> None:
+    rng = np.random.default_rng(0)
+    train = {"bass": (_songs("bass", 12, rng), 0.5), "ensemble": (_songs("pno", 12, rng), 0.5)}
+    val = {"bass": _songs("bass", 4, rng), "ensemble": _songs("pno", 4, rng)}
+    spec = SongPassSpec(width=16, levels=2, stacks=1, presence=True)
+    one, one_record = train_network(train, val, spec, 120, 0, False)
+    net, record = train_network(train, val, spec, 120, 0, False, gates=[0.5, 0.2, 0.0])
+    assert one_record["gate"] == 0.5 and one.spec.gate == 0.5
+    assert record["gate"] in (0.5, 0.2, 0.0) and net.spec.gate == record["gate"]
+    # gates change no training step: the kept score is the best over the same steps
+    assert record["val_pitched_note_accuracy"] >= one_record["val_pitched_note_accuracy"]
+    by_gate = {g: validation_scores(net, val, [g])[0][0] for g in (0.5, 0.2, 0.0)}
+    assert by_gate[record["gate"]] == pytest.approx(record["val_pitched_note_accuracy"],
+                                                    abs=1e-4)
+    assert by_gate[record["gate"]] == max(by_gate.values())
+    assert set(record["history"][-1]["val_by_gate"]) == {"0.5", "0.2", "0.0"}
 
 
 def test_gate_rules_out_absent_instruments_and_keeps_the_likeliest_of_none() -> None:
@@ -114,6 +132,40 @@ def test_gate_rules_out_absent_instruments_and_keeps_the_likeliest_of_none() -> 
     assert torch.isinf(gated[0, 0, [1, 3]]).all()
     none = gate_logits(logits, torch.tensor([[-4.0, -1.0, -2.0, -3.0]]))
     assert torch.isfinite(none[0, 0]).tolist() == [False, True, False, False]
+    # guitar at probability 0.27: out at the default gate 0.5, in at 0.2, and no gate at 0
+    presence = torch.tensor([[2.0, -1.0, 0.5, -3.0]])
+    assert torch.isfinite(gate_logits(logits, presence, 0.2)[0, 0]).tolist() == \
+        [True, True, True, False]
+    assert gate_logits(logits, presence, 0.2)[0, 0].argmax().item() == 1
+    assert gate_logits(logits, presence, 0.0) is logits
+
+
+def test_gate_is_stored_with_the_network_and_checked() -> None:
+    spec = SongPassSpec(width=16, levels=2, stacks=1, presence=True, gate=0.2)
+    assert spec.to_dict()["gate"] == 0.2 and SongPassSpec(**spec.to_dict()) == spec
+    assert "gate" not in SongPassSpec(presence=True).to_dict()  # 0.5: stored as before
+    for bad in (1.0, -0.1, True, "0.2"):
+        with pytest.raises(ValueError, match="'gate'"):
+            SongPassSpec(presence=True, gate=bad)
+
+
+def test_a_loaded_song_pass_gates_at_its_own_gate(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = SongPassNet(SongPassSpec(width=16, levels=2, stacks=1, presence=True))
+    with torch.no_grad():  # the head says: guitar at probability 0.27, the rest at 0.88
+        net.presence_head.weight.zero_()
+        net.presence_head.bias.copy_(torch.tensor([2.0, -1.0, 2.0, 2.0]))
+    feats = _feats(np.arange(30, 42), np.log(np.tile([0.1, 0.7, 0.1, 0.1], (12, 1))))
+    guitar = {}
+    for gate in (0.5, 0.2):
+        net.spec = replace(net.spec, gate=gate)
+        torch.save(song_pass_state(net, {}), tmp_path / f"{gate}.ckpt")
+        loaded = load_song_pass(tmp_path / f"{gate}.ckpt")
+        assert loaded.spec.gate == gate
+        probs, present = loaded.song_probs(feats)
+        assert present.tolist() == [True, False, True, True]  # the head's answer either way
+        guitar[gate] = probs[:, GUITAR]
+    assert (guitar[0.5] == 0).all() and (guitar[0.2] > 0.5).any()
 
 
 def _first_pass(k: int = 6) -> FirstPass:
@@ -345,9 +397,17 @@ def test_bad_song_pass_weights_are_refused_with_one_line(
     for weights, words in (({"runs/a": 0.5, "runs/b": 0}, "weight of 'runs/b' must be > 0"),
                            ({"runs/a": "x"}, "'song_pass_data' must be"),
                            ({}, "'song_pass_data' must name at least one dataset"),
-                           ({"runs/a": 1.0, "song_pass_ema": 1.0}, "'song_pass_ema' must be")):
+                           ({"runs/a": 1.0, "song_pass_ema": 1.0}, "'song_pass_ema' must be"),
+                           ({"runs/a": 1.0, "song_pass_gates": [0.5, 1.0]},
+                            "'song_pass_gates' must be a number in [0, 1)"),
+                           ({"runs/a": 1.0, "song_pass_gates": []},
+                            "'song_pass_gates' must be distinct numbers"),
+                           ({"runs/a": 1.0, "song_pass_gates": [0.2, 0.2]},
+                            "'song_pass_gates' must be distinct numbers")):
         ema = weights.pop("song_pass_ema", 0.0)
-        config.write_text(json.dumps({"song_pass_data": weights, "song_pass_ema": ema}))
+        gates = weights.pop("song_pass_gates", [0.5])
+        config.write_text(json.dumps({"song_pass_data": weights, "song_pass_ema": ema,
+                                      "song_pass_gates": gates}))
         assert training.main(["--config", str(config), "--no-progress"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and words in err[0]
@@ -370,7 +430,7 @@ def test_whole_song_pass_with_presence_trains_and_reports(
         "decoder_model_path": str(find_checkpoint(tiny_run, "decoder")),
         "song_pass_steps": 3, "song_pass_data": {data_dir: 2}, "song_pass_songs": "whole",
         "song_pass_presence": True, "song_pass_augment": 1, "panel": {"tiny": data_dir},
-        "song_pass_network": {"width": 24, "stacks": 1}}))
+        "song_pass_network": {"width": 24, "stacks": 1}, "song_pass_gates": [0.5, 0.0]}))
     assert training.main(["--config", str(config), "--limit", "2", "--no-progress"]) == 0
     cfg = load_config(config)
     song_pass = load_song_pass(Path(cfg.model_dir) / SONG_PASS_FILE)
@@ -380,8 +440,10 @@ def test_whole_song_pass_with_presence_trains_and_reports(
     assert record["data"] == [data_dir] and record["weights"] == [2.0]
     assert 2 < record["train_songs"] <= 4  # 2 songs and their copies
     assert "presence_accuracy" in record["val_corpora"][data_dir]
+    assert record["gates"] == [0.5, 0.0] and song_pass.spec.gate == record["gate"]
     separator = Separator.from_config(cfg, "cpu")
     assert separator.second_pass.spec.presence
+    assert separator.second_pass.spec.gate == record["gate"]
     assert evaluate.main(["--config", str(config), "--songs", "--limit", "1",
                           "--no-progress"]) == 0
     whole = json.loads((Path(cfg.model_dir) / "evaluation_test_songs_whole.json").read_text())

@@ -19,7 +19,8 @@
    of songs drawn from the corpora by the weights of ``song_pass_data``
    (:mod:`utils.training.song_pass_fit`).
 3. Every ``EVAL_EVERY`` steps it decides the validation songs of every corpus whole; the
-   step with the best mean over the corpora of the pitched note accuracy is kept and
+   step with the best mean over the corpora of the pitched note accuracy is kept (with the
+   presence head, together with the best of the presence gates ``song_pass_gates``) and
    written atomically to ``model_dir/song_pass.ckpt`` with what it scored, per corpus,
    against the first pass alone.
 
@@ -243,7 +244,7 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
             raise InputError(f"{cfg._source}: 'song_pass_data' dataset {d} gives no pitched "
                              f"notes to train or validate the song pass on")
     net, record = train_network(train, val, spec, cfg.song_pass_steps, cfg.seed, progress,
-                                cfg.song_pass_ema)
+                                cfg.song_pass_ema, cfg.song_pass_gates)
     record.update({"separator": separator.source,
                    "separator_digest": network_digest(separator.model),
                    "data": list(corpora), "weights": list(corpora.values()),
@@ -279,8 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--limit must be > 0, got {args.limit}")
     path, record = train_song_pass(load_config(args.config), args.device,
                                    progress=not args.no_progress, limit=args.limit)
+    gate = f", presence gate {record['gate']:g}" if len(record["gates"]) > 1 else ""
     print(f"wrote {path}: validation pitched note accuracy "
-          f"{record['val_pitched_note_accuracy']:.4f} at step {record['best_step']} "
+          f"{record['val_pitched_note_accuracy']:.4f} at step {record['best_step']}{gate} "
           f"(first pass alone {record['first_pass_val_pitched_note_accuracy']:.4f}; mean "
           f"over {len(record['val_corpora'])} corpora"
           f"{presence_words(record['val_corpora'])}), {record['seconds']:.0f} s")

@@ -33,6 +33,7 @@ from models.options import (
     DirectLoss,
     Sampler,
     SeparatorKind,
+    gate_problem,
     song_pass_network_problem,
 )
 from utils.core.json_types import MAX_INTEGER, describe, float_valued, too_large, type_ok
@@ -130,6 +131,8 @@ class Config:
     song_pass_presence: bool = False  # learned song pass: a head that gates by song presence
     song_pass_augment: int = 0  # learned song pass: augmented copies per training song
     song_pass_ema: float = 0.0  # learned song pass: decay of its weights' moving average
+    song_pass_gates: list[float] = field(default_factory=lambda: [0.5])  # learned song
+    # pass: presence gates tried at each validation, the best kept with its step
     song_pass_network: dict[str, int] = field(default_factory=dict)  # learned song pass:
     # its network's {"width", "levels", "stacks"} ({} or a missing one: 96, 6, 2)
     panel: dict[str, str] = field(default_factory=dict)  # validation panel: {corpus: dataset}
@@ -262,6 +265,12 @@ class Config:
         problem = song_pass_network_problem(self.song_pass_network)
         if problem:
             raise ConfigError(f"{src}: {problem}")
+        gates = self.song_pass_gates
+        problems = [gate_problem(g) for g in gates]
+        if not gates or any(problems) or len(set(gates)) != len(gates):
+            why = next((p for p in problems if p), "must be distinct numbers in [0, 1), "
+                       f"at least one, got {gates!r}")
+            raise ConfigError(f"{src}: 'song_pass_gates' {why}")
         for name, folder in self.panel.items():
             if not name.strip() or not folder.strip():
                 raise ConfigError(f"{src}: 'panel' must map corpus names to dataset folders, "

@@ -137,9 +137,10 @@ class SongPass:
     @torch.inference_mode()
     def song_probs(self, feats: SongNoteFeatures) -> tuple[np.ndarray, np.ndarray | None]:
         """The network's view of the notes of ``feats``: float64 ``[n, 4]`` pitched
-        probabilities (gated by the presence head when it has one,
-        :func:`models.song_pass.gate_logits`) and bool ``[4]`` the pitched instruments the
-        head predicts present (None without the head, or for a song without notes)."""
+        probabilities (gated by the presence head when it has one, at the network's
+        ``spec.gate``, :func:`models.song_pass.gate_logits`) and bool ``[4]`` the pitched
+        instruments the head predicts present, its own answer at probability 0.5 whatever
+        the gate (None without the head, or for a song without notes)."""
         if len(feats) == 0:
             return np.zeros((0, self.spec.pitched)), None
         device = next(self.net.parameters()).device
@@ -148,7 +149,7 @@ class SongPass:
             torch.from_numpy(feats.beat)[None].to(device),
             torch.from_numpy(feats.numbers)[None].to(device),
             torch.from_numpy(feats.log_probs)[None].to(device))
-        logits = gate_logits(logits, presence)[0]
+        logits = gate_logits(logits, presence, self.spec.gate)[0]
         present = None if presence is None else (presence[0] >= 0).cpu().numpy()
         return torch.softmax(logits.double(), dim=-1).cpu().numpy(), present
 

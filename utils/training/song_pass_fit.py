@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from data.contract import N_PITCHED
+from models.options import DEFAULT_GATE
 from models.song_pass import SongPassNet, SongPassSpec, gate_logits
 from utils.separation.song_pass import VELOCITY, SongNoteFeatures
 
@@ -148,26 +149,39 @@ class SongScores:
 
 
 @torch.inference_mode()
-def song_scores(net: SongPassNet | None, seqs: Sequences) -> SongScores:
-    """Scores over whole songs (``net`` None: the first pass alone), gated by the presence
-    head when ``net`` has one."""
-    right = total = present_right = pairs = 0
+def gate_scores(net: SongPassNet | None, seqs: Sequences, gates: Sequence[float]
+                ) -> list[SongScores]:
+    """Scores over whole songs under each presence gate of ``gates``
+    (:func:`models.song_pass.gate_logits`), the network run once a song (``net`` None: the
+    first pass alone, the same for every gate)."""
+    right, total = np.zeros(len(gates), np.int64), 0
+    present_right = pairs = 0
     for i in range(len(seqs)):
         f, t = seqs.feats[i], seqs.targets[i]
+        scored = t != IGNORE
         if net is None:
-            pred = f.log_probs.argmax(axis=1)
+            preds = [f.log_probs.argmax(axis=1)] * len(gates)
         else:
             rows, beat, numbers, log_probs, _, target = seqs.batch([i])
             logits, presence = net.song_outputs(rows, beat, numbers, log_probs)
-            pred = gate_logits(logits, presence)[0].argmax(dim=1).numpy()
-            if presence is not None:
+            preds = [gate_logits(logits, presence, g)[0].argmax(dim=1).numpy() for g in gates]
+            if presence is not None:  # the head's own answer: probability >= 0.5
                 present_right += int(((presence[0] >= 0).float()
                                       == presence_of(target, presence.shape[-1])[0]).sum())
                 pairs += presence.shape[-1]
-        scored = t != IGNORE
-        right += int((pred[scored] == t[scored]).sum())
+        right += [int((pred[scored] == t[scored]).sum()) for pred in preds]
         total += int(scored.sum())
-    return SongScores(right / max(total, 1), present_right / pairs if pairs else None)
+    return [SongScores(int(r) / max(total, 1), present_right / pairs if pairs else None)
+            for r in right]
+
+
+def song_scores(net: SongPassNet | None, seqs: Sequences, gate: float | None = None
+                ) -> SongScores:
+    """Scores over whole songs (``net`` None: the first pass alone), gated by the presence
+    head when ``net`` has one, at ``gate`` (None: the network's own, ``net.spec.gate``)."""
+    if gate is None:
+        gate = net.spec.gate if net is not None else DEFAULT_GATE
+    return gate_scores(net, seqs, [gate])[0]
 
 
 def pitched_accuracy(net: SongPassNet | None, seqs: Sequences) -> float:
@@ -175,12 +189,20 @@ def pitched_accuracy(net: SongPassNet | None, seqs: Sequences) -> float:
     return song_scores(net, seqs).pitched_note_accuracy
 
 
-def validation_scores(net: SongPassNet | None, val: Mapping[str, Sequences]
-                      ) -> tuple[float, dict[str, dict[str, float]]]:
-    """The mean over the corpora of the pitched note accuracy, and each corpus's scores."""
-    scores = {name: song_scores(net, seqs) for name, seqs in val.items()}
-    mean = float(np.mean([s.pitched_note_accuracy for s in scores.values()]))
-    return mean, {name: s.to_dict() for name, s in scores.items()}
+def validation_scores(net: SongPassNet | None, val: Mapping[str, Sequences],
+                      gates: Sequence[float] | None = None
+                      ) -> list[tuple[float, dict[str, dict[str, float]]]]:
+    """For each presence gate of ``gates`` (None: the network's own): the mean over the
+    corpora of the pitched note accuracy, and each corpus's scores."""
+    if gates is None:
+        gates = [net.spec.gate if net is not None else DEFAULT_GATE]
+    per_corpus = {name: gate_scores(net, seqs, gates) for name, seqs in val.items()}
+    out = []
+    for k in range(len(gates)):
+        scores = {name: s[k] for name, s in per_corpus.items()}
+        mean = float(np.mean([s.pitched_note_accuracy for s in scores.values()]))
+        out.append((mean, {name: s.to_dict() for name, s in scores.items()}))
+    return out
 
 
 def _step_loss(net: SongPassNet, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -198,7 +220,8 @@ def _step_loss(net: SongPassNet, batch: tuple[torch.Tensor, ...]) -> torch.Tenso
 
 def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str, Sequences],
                   spec: SongPassSpec, steps: int, seed: int, progress: bool = True,
-                  ema: float = 0.0) -> tuple[SongPassNet, dict[str, Any]]:
+                  ema: float = 0.0, gates: Sequence[float] = (DEFAULT_GATE,)
+                  ) -> tuple[SongPassNet, dict[str, Any]]:
     """Train a song pass network; returns the best step's network and its record.
 
     Args:
@@ -208,6 +231,10 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
         spec, steps, seed, progress: the network's settings, the steps, the seed, bars.
         ema: decay of the moving average of the weights validated and kept (0: the
             trained weights themselves).
+        gates: presence gates scored at every validation (with the presence head); the
+            best (step, gate) pair is kept, a tie going to the earlier step and then to the
+            gate listed first, and the kept network's ``spec.gate`` is that gate. Gates do
+            not change training, only which notes the head rules out.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -219,9 +246,10 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LEARNING_RATE, total_steps=steps)
     averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema)) if ema else None
     judged = net if averaged is None else averaged.module  # the weights validated and kept
-    first_pass, first_corpora = validation_scores(None, val)
+    gates = list(gates) if spec.presence else [spec.gate]  # no head: nothing to gate
+    first_pass, first_corpora = validation_scores(None, val)[0]
     best: dict[str, Any] = {"step": 0, "score": first_pass, "corpora": first_corpora,
-                            "state": None}
+                            "state": None, "gate": gates[0]}
     history = []
     bar = tqdm(range(1, steps + 1), unit="step", desc="song pass", disable=not progress,
                dynamic_ncols=True)
@@ -241,19 +269,28 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
             averaged.update_parameters(net)
         if step % EVAL_EVERY == 0 or step == steps:
             judged.eval()
-            acc, corpora = validation_scores(judged, val)
-            history.append({"step": step, "loss": round(loss.item(), 4),
-                            "val_pitched_note_accuracy": round(acc, 4), "val_corpora": corpora})
+            by_gate = validation_scores(judged, val, gates)
+            k = max(range(len(gates)), key=lambda j: (by_gate[j][0], -j))  # ties: listed first
+            acc, corpora = by_gate[k]
+            entry = {"step": step, "loss": round(loss.item(), 4),
+                     "val_pitched_note_accuracy": round(acc, 4), "val_corpora": corpora}
+            if len(gates) > 1:
+                entry.update(gate=gates[k], val_by_gate={
+                    str(g): round(m, 4) for g, (m, _) in zip(gates, by_gate)})
+            history.append(entry)
             bar.write(f"step {step}: loss {loss.item():.4f}, validation pitched note "
-                      f"accuracy {acc:.4f} (first pass {first_pass:.4f}; mean over "
+                      f"accuracy {acc:.4f}{f' at gate {gates[k]:g}' if len(gates) > 1 else ''} "
+                      f"(first pass {first_pass:.4f}; mean over "
                       f"{len(val)} corpora){presence_words(corpora)}")
             if acc > best["score"]:
-                best = {"step": step, "score": acc, "corpora": corpora,
+                best = {"step": step, "score": acc, "corpora": corpora, "gate": gates[k],
                         "state": copy.deepcopy(judged.state_dict())}
     if best["state"] is not None:
         net.load_state_dict(best["state"])
+    net.spec = replace(net.spec, gate=float(best["gate"]))
     net.eval()
     record = {"steps": steps, "best_step": best["step"], "ema": ema,
+              "gate": net.spec.gate, "gates": gates,
               "val_pitched_note_accuracy": round(best["score"], 4),
               "first_pass_val_pitched_note_accuracy": round(first_pass, 4),
               "val_corpora": best["corpora"], "first_pass_val_corpora": first_corpora,
