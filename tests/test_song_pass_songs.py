@@ -239,15 +239,21 @@ def test_shipped_song_pass_has_the_presence_head_and_gates(tmp_path: Path) -> No
     song_pass = load_song_pass(shipped)
     assert song_pass.spec.presence is True and hasattr(song_pass.net, "presence_head")
     assert song_pass.trained["songs"] == "whole" and song_pass.trained["augment"] == 1
+    # its gate is the one its training chose, from the gates it tried
+    assert song_pass.spec.gate == song_pass.trained["gate"] in song_pass.trained["gates"]
     # a real song through the shipped separator and its song pass
     cfg = load_config(ROOT / "config.json", overrides={"model_dir": str(tmp_path / "none"),
                                                         "accelerator": "cpu"})
     separator = Separator.from_config(cfg)
+    assert separator.second_pass.spec.gate == song_pass.spec.gate
     song = whole_song_truth(ROOT / "data" / "demo" / "openmsx" / "chemistry_lab.mid", "lab")
-    result = separator.separate_notes(fed_song(song))
-    present = result.presence
+    shipped = separator.separate_notes(fed_song(song))
+    present = shipped.presence  # the head's own answer, at probability 0.5
     assert present is not None and present.any() and not present.all()
-    # an instrument judged absent gets no note
+    # gated at 0.5, an instrument the head judges absent gets no note
+    net = separator.second_pass.net
+    net.spec = replace(net.spec, gate=0.5)
+    result = separator.separate_notes(fed_song(song))
     pitched = result.instrument[~song.notes.is_drum]
     assert set(np.unique(pitched).tolist()) <= set((np.flatnonzero(present) + 1).tolist())
 
