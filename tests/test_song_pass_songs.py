@@ -39,6 +39,7 @@ from utils.training.song_pass_fit import (
 )
 
 TINY = SongPassSpec(width=16, levels=2, stacks=1)
+PRESENT = replace(TINY, presence=True)  # with the presence head
 PIANO, GUITAR, BASS, STRING = range(4)  # targets 0..3 of the pitched instruments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,12 +70,17 @@ def _songs(kind: str, n_songs: int, rng: np.random.Generator) -> Sequences:
     return Sequences(feats, targets)
 
 
-def test_presence_head_learns_which_instruments_a_song_holds() -> None:
+def _two_corpora() -> tuple[dict[str, tuple[Sequences, float]], dict[str, Sequences]]:
+    """Train songs of a bass corpus and a piano-and-strings one, weighted equally, and their
+    validation songs (seeded)."""
     rng = np.random.default_rng(0)
     train = {"bass": (_songs("bass", 12, rng), 0.5), "ensemble": (_songs("pno", 12, rng), 0.5)}
-    val = {"bass": _songs("bass", 4, rng), "ensemble": _songs("pno", 4, rng)}
-    net, record = train_network(train, val, SongPassSpec(width=16, levels=2, stacks=1,
-                                                         presence=True), 120, 0, False)
+    return train, {"bass": _songs("bass", 4, rng), "ensemble": _songs("pno", 4, rng)}
+
+
+def test_presence_head_learns_which_instruments_a_song_holds() -> None:
+    train, val = _two_corpora()
+    net, record = train_network(train, val, PRESENT, 120, 0, False)
     assert record["best_step"] > 0
     for corpus in ("bass", "ensemble"):
         assert record["val_corpora"][corpus]["presence_accuracy"] >= 0.95
@@ -91,12 +97,9 @@ def test_presence_head_learns_which_instruments_a_song_holds() -> None:
 
 
 def test_moving_average_is_what_is_validated_and_kept() -> None:
-    rng = np.random.default_rng(0)
-    train = {"bass": (_songs("bass", 12, rng), 0.5), "ensemble": (_songs("pno", 12, rng), 0.5)}
-    val = {"bass": _songs("bass", 4, rng), "ensemble": _songs("pno", 4, rng)}
-    spec = SongPassSpec(width=16, levels=2, stacks=1, presence=True)
-    plain, plain_record = train_network(train, val, spec, 120, 0, False)
-    net, record = train_network(train, val, spec, 120, 0, False, ema=0.9)
+    train, val = _two_corpora()
+    plain, plain_record = train_network(train, val, PRESENT, 120, 0, False)
+    net, record = train_network(train, val, PRESENT, 120, 0, False, ema=0.9)
     assert record["ema"] == 0.9 and plain_record["ema"] == 0.0
     assert record["best_step"] > 0 and record["val_corpora"]["bass"]["presence_accuracy"] >= 0.95
     # the same steps, the same batches: the kept weights are the average, not the last ones
@@ -107,12 +110,9 @@ def test_moving_average_is_what_is_validated_and_kept() -> None:
 
 
 def test_gate_is_chosen_with_the_step_on_the_validation_songs() -> None:
-    rng = np.random.default_rng(0)
-    train = {"bass": (_songs("bass", 12, rng), 0.5), "ensemble": (_songs("pno", 12, rng), 0.5)}
-    val = {"bass": _songs("bass", 4, rng), "ensemble": _songs("pno", 4, rng)}
-    spec = SongPassSpec(width=16, levels=2, stacks=1, presence=True)
-    one, one_record = train_network(train, val, spec, 120, 0, False)
-    net, record = train_network(train, val, spec, 120, 0, False, gates=[0.5, 0.2, 0.0])
+    train, val = _two_corpora()
+    one, one_record = train_network(train, val, PRESENT, 120, 0, False)
+    net, record = train_network(train, val, PRESENT, 120, 0, False, gates=[0.5, 0.2, 0.0])
     assert one_record["gate"] == 0.5 and one.spec.gate == 0.5
     assert record["gate"] in (0.5, 0.2, 0.0) and net.spec.gate == record["gate"]
     # gates change no training step: the kept score is the best over the same steps
@@ -141,7 +141,7 @@ def test_gate_rules_out_absent_instruments_and_keeps_the_likeliest_of_none() -> 
 
 
 def test_gate_is_stored_with_the_network_and_checked() -> None:
-    spec = SongPassSpec(width=16, levels=2, stacks=1, presence=True, gate=0.2)
+    spec = replace(PRESENT, gate=0.2)
     assert spec.to_dict()["gate"] == 0.2 and SongPassSpec(**spec.to_dict()) == spec
     assert "gate" not in SongPassSpec(presence=True).to_dict()  # 0.5: stored as before
     for bad in (1.0, -0.1, True, "0.2"):
@@ -151,7 +151,7 @@ def test_gate_is_stored_with_the_network_and_checked() -> None:
 
 def test_a_loaded_song_pass_gates_at_its_own_gate(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    net = SongPassNet(SongPassSpec(width=16, levels=2, stacks=1, presence=True))
+    net = SongPassNet(PRESENT)
     with torch.no_grad():  # the head says: guitar at probability 0.27, the rest at 0.88
         net.presence_head.weight.zero_()
         net.presence_head.bias.copy_(torch.tensor([2.0, -1.0, 2.0, 2.0]))
@@ -193,9 +193,8 @@ def _checkpoint(path: Path, spec: SongPassSpec, presence_bias: list[float] | Non
 def test_the_gate_changes_a_songs_answer(tmp_path: Path) -> None:
     song = _first_pass()
     plain = load_song_pass(_checkpoint(tmp_path / "plain.ckpt", TINY, None))
-    gated = load_song_pass(_checkpoint(tmp_path / "gated.ckpt",
-                                       SongPassSpec(width=16, levels=2, stacks=1,
-                                                    presence=True), [4.0, -4.0, -4.0, -4.0]))
+    gated = load_song_pass(_checkpoint(tmp_path / "gated.ckpt", PRESENT,
+                                       [4.0, -4.0, -4.0, -4.0]))
     probs, present = plain.decide_song(song)
     assert present is None and (probs[:, :4].argmax(axis=1) == GUITAR).all()
     probs, present = gated.decide_song(song)

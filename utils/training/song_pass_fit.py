@@ -175,13 +175,16 @@ def gate_scores(net: SongPassNet | None, seqs: Sequences, gates: Sequence[float]
             for r in right]
 
 
+def own_gate(net: SongPassNet | None) -> float:
+    """The gate ``net`` decides with (``net.spec.gate``; the default for the first pass)."""
+    return net.spec.gate if net is not None else DEFAULT_GATE
+
+
 def song_scores(net: SongPassNet | None, seqs: Sequences, gate: float | None = None
                 ) -> SongScores:
     """Scores over whole songs (``net`` None: the first pass alone), gated by the presence
-    head when ``net`` has one, at ``gate`` (None: the network's own, ``net.spec.gate``)."""
-    if gate is None:
-        gate = net.spec.gate if net is not None else DEFAULT_GATE
-    return gate_scores(net, seqs, [gate])[0]
+    head when ``net`` has one, at ``gate`` (None: the network's own, :func:`own_gate`)."""
+    return gate_scores(net, seqs, [own_gate(net) if gate is None else gate])[0]
 
 
 def pitched_accuracy(net: SongPassNet | None, seqs: Sequences) -> float:
@@ -194,8 +197,7 @@ def validation_scores(net: SongPassNet | None, val: Mapping[str, Sequences],
                       ) -> list[tuple[float, dict[str, dict[str, float]]]]:
     """For each presence gate of ``gates`` (None: the network's own): the mean over the
     corpora of the pitched note accuracy, and each corpus's scores."""
-    if gates is None:
-        gates = [net.spec.gate if net is not None else DEFAULT_GATE]
+    gates = [own_gate(net)] if gates is None else gates
     per_corpus = {name: gate_scores(net, seqs, gates) for name, seqs in val.items()}
     out = []
     for k in range(len(gates)):
@@ -278,9 +280,9 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
                 entry.update(gate=gates[k], val_by_gate={
                     str(g): round(m, 4) for g, (m, _) in zip(gates, by_gate)})
             history.append(entry)
+            at_gate = f" at gate {gates[k]:g}" if len(gates) > 1 else ""
             bar.write(f"step {step}: loss {loss.item():.4f}, validation pitched note "
-                      f"accuracy {acc:.4f}{f' at gate {gates[k]:g}' if len(gates) > 1 else ''} "
-                      f"(first pass {first_pass:.4f}; mean over "
+                      f"accuracy {acc:.4f}{at_gate} (first pass {first_pass:.4f}; mean over "
                       f"{len(val)} corpora){presence_words(corpora)}")
             if acc > best["score"]:
                 best = {"step": step, "score": acc, "corpora": corpora, "gate": gates[k],
