@@ -49,6 +49,17 @@ def song_pass_network_problem(settings: dict[str, int]) -> str | None:
     return None
 
 
+MAX_DROPOUT = 0.9  # the song pass's dropout: at most this fraction of channels
+
+
+def dropout_problem(dropout: object) -> str | None:
+    """Why ``dropout`` is not a song pass dropout (a number in [0, 0.9]), or None."""
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+            or not 0.0 <= float(dropout) <= MAX_DROPOUT:
+        return f"must be a number in [0, {MAX_DROPOUT:g}] (0: none), got {dropout!r}"
+    return None
+
+
 DEFAULT_GATE = 0.5  # presence probability under which an instrument is ruled out
 
 

@@ -8,10 +8,11 @@ step, then by pitch row -- and corrects them:
 
     x_k      = [E_pitch(row_k), E_beat(step_k mod 16), c_k, log p_k]
     h^0      = W x                                     (width channels per note)
-    h^(l+1)  = h^l + Conv_l(GELU(LayerNorm(h^l)))       (kernel 3, dilation 1, 2, 4, ... 32,
+    h^(l+1)  = h^l + Conv_l(Drop(GELU(LayerNorm(h^l)))) (kernel 3, dilation 1, 2, 4, ... 32,
                                                          twice: 126 notes each way)
     g        = mean_k h^L_k                             (the song's summary)
-    logits_k = V [h^L_k, g] + log p_k                   (4 pitched instruments)
+    logits_k = V [h^L_k, g] + log p_k                   (4 pitched instruments; without
+                                                         ``residual``: V [h^L_k, g])
     q        = sigmoid(U g)                             (presence head, when the spec has
                                                          one: each pitched instrument's
                                                          probability of playing in the song)
@@ -48,6 +49,7 @@ from models.options import (
     DEFAULT_GATE,
     SONG_PASS_BOUNDS,
     SONG_PASS_DEFAULTS,
+    dropout_problem,
     gate_problem,
     song_pass_size_problem,
 )
@@ -80,6 +82,11 @@ class SongPassSpec:
             without the key has none: the shipped one).
         gate: the presence probability under which the head rules an instrument out of a
             song (:func:`gate_logits`; 0: never; a checkpoint without the key: 0.5).
+        dropout: the fraction of each block's channels dropped in training (0: none; a
+            checkpoint without the key: 0).
+        residual: whether the first pass's log probabilities are added to the output, so
+            the network learns what to change (a checkpoint without the key: true); false:
+            they are only one of its inputs.
     """
 
     width: int = SONG_PASS_DEFAULTS["width"]
@@ -89,6 +96,8 @@ class SongPassSpec:
     pitched: int = N_PITCHED
     presence: bool = False
     gate: float = DEFAULT_GATE
+    dropout: float = 0.0
+    residual: bool = True
 
     def __post_init__(self) -> None:
         for key in SONG_PASS_BOUNDS:
@@ -99,19 +108,27 @@ class SongPassSpec:
                 or not 1 <= self.pitched <= MAX_PITCHED:
             raise ValueError(f"song pass 'pitched' must be an integer in 1..{MAX_PITCHED}, "
                              f"got {self.pitched!r}")
-        for key in ("velocity", "presence"):
+        for key in ("velocity", "presence", "residual"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"song pass '{key}' must be true or false, got "
                                  f"{getattr(self, key)!r}")
         problem = gate_problem(self.gate)
         if problem:
             raise ValueError(f"song pass 'gate' {problem}")
+        problem = dropout_problem(self.dropout)
+        if problem:
+            raise ValueError(f"song pass 'dropout' {problem}")
 
     def to_dict(self) -> dict[str, int | bool]:
         """The settings a checkpoint stores (``presence`` only when on, ``gate`` only when
-        not 0.5 and ``pitched`` only for another set than the paper's, so a network of none
-        of them is stored as before)."""
+        not 0.5, ``pitched`` only for another set than the paper's, ``dropout`` only when
+        not 0 and ``residual`` only when false, so a network of none of them is stored as
+        before)."""
         out = asdict(self)
+        if not self.dropout:
+            del out["dropout"]
+        if self.residual:
+            del out["residual"]
         if not self.presence:
             del out["presence"]
         if self.gate == DEFAULT_GATE:
@@ -128,14 +145,15 @@ class _Block(nn.Module):
     batch: padding stays 0 and a song reads the same alone or padded.
     """
 
-    def __init__(self, width: int, dilation: int) -> None:
+    def __init__(self, width: int, dilation: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(width)
+        self.drop = nn.Dropout(dropout)
         self.conv = nn.Conv1d(width, width, kernel_size=3, dilation=dilation, padding=dilation)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         normed = self.norm(h.transpose(1, 2)).transpose(1, 2)
-        return h + self.conv(F.gelu(normed) * mask) * mask
+        return h + self.conv(self.drop(F.gelu(normed)) * mask) * mask
 
 
 class SongPassNet(nn.Module):
@@ -151,7 +169,7 @@ class SongPassNet(nn.Module):
         self.pitch = nn.Embedding(N_PITCH, 16)
         self.beat = nn.Embedding(STEPS_PER_BAR, 8)
         self.inp = nn.Linear(16 + 8 + n_continuous(spec.pitched) + spec.pitched, spec.width)
-        self.blocks = nn.ModuleList(_Block(spec.width, 2 ** level)
+        self.blocks = nn.ModuleList(_Block(spec.width, 2 ** level, spec.dropout)
                                     for _ in range(spec.stacks) for level in range(spec.levels))
         self.out = nn.Linear(2 * spec.width, spec.pitched)
         if spec.presence:  # absent from a network without the head: old weights load as saved
@@ -193,7 +211,8 @@ class SongPassNet(nn.Module):
         song = (h.sum(dim=2, keepdim=True) / mask.sum(dim=2, keepdim=True).clamp(min=1.0))
         presence = self.presence_head(song[..., 0]) if self.spec.presence else None  # (B, 4)
         h = torch.cat([h, song.expand_as(h)], dim=1).transpose(1, 2)  # (B, K, 2 * width)
-        return self.out(h) + log_probs, presence
+        logits = self.out(h)
+        return (logits + log_probs if self.spec.residual else logits), presence
 
 
 def gate_logits(logits: torch.Tensor, presence: torch.Tensor | None,

@@ -231,7 +231,8 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
         if cfg.song_pass_augment else None
     reading = SongReading(cfg.song_pass_songs)
     spec = SongPassSpec(velocity=cfg.song_pass_velocity, presence=cfg.song_pass_presence,
-                        pitched=separator.instruments.n_pitched, **cfg.song_pass_network)
+                        pitched=separator.instruments.n_pitched, dropout=cfg.song_pass_dropout,
+                        residual=cfg.song_pass_residual, **cfg.song_pass_network)
     readings = {"train": replace(reading, augment=augment), "val": reading}
     to_pass = [(d, split) for d in corpora for split in readings]  # the songs to pass ...
     passed = {(d, split): first_pass_split(separator, d, split, cache, progress, limit,

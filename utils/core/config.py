@@ -33,6 +33,7 @@ from models.options import (
     DirectLoss,
     Sampler,
     SeparatorKind,
+    dropout_problem,
     gate_problem,
     song_pass_network_problem,
 )
@@ -135,6 +136,8 @@ class Config:
     # pass: presence gates tried at each validation, the best kept with its step
     song_pass_network: dict[str, int] = field(default_factory=dict)  # learned song pass:
     # its network's {"width", "levels", "stacks"} ({} or a missing one: 96, 6, 2)
+    song_pass_dropout: float = 0.0  # learned song pass: channels dropped in training
+    song_pass_residual: bool = True  # learned song pass: add the first pass to its output
     panel: dict[str, str] = field(default_factory=dict)  # validation panel: {corpus: dataset}
 
     # --- hardware (Lightning 2.x) ------------------------------------------------------
@@ -265,6 +268,9 @@ class Config:
         problem = song_pass_network_problem(self.song_pass_network)
         if problem:
             raise ConfigError(f"{src}: {problem}")
+        problem = dropout_problem(self.song_pass_dropout)
+        if problem:
+            raise ConfigError(f"{src}: 'song_pass_dropout' {problem}")
         gates = self.song_pass_gates
         problems = [gate_problem(g) for g in gates]
         if not gates or any(problems) or len(set(gates)) != len(gates):
