@@ -96,6 +96,46 @@ def test_network_reads_a_song_alike_alone_or_padded() -> None:
     torch.testing.assert_close(padded[:, :k], alone)
 
 
+def test_dropout_acts_in_training_only_and_residual_can_be_off() -> None:
+    torch.manual_seed(0)
+    k = 40
+    rows, beat = torch.randint(0, 72, (1, k)), torch.randint(0, 16, (1, k))
+    numbers, log_probs = torch.randn(1, k, N_CONTINUOUS), torch.randn(1, k, 4)
+    net = SongPassNet(replace(TINY, dropout=0.5))
+    net.train()
+    assert not torch.equal(net(rows, beat, numbers, log_probs),
+                           net(rows, beat, numbers, log_probs))  # channels dropped at random
+    net.eval()
+    torch.testing.assert_close(net(rows, beat, numbers, log_probs),
+                               net(rows, beat, numbers, log_probs))
+    # without the residual the first pass is an input only: a network whose output layer
+    # is zero says nothing, whatever the first pass said
+    flat = SongPassNet(replace(TINY, residual=False)).eval()
+    torch.nn.init.zeros_(flat.out.weight)
+    torch.nn.init.zeros_(flat.out.bias)
+    assert torch.equal(flat(rows, beat, numbers, log_probs), torch.zeros(1, k, 4))
+    added = SongPassNet(TINY).eval()
+    added.load_state_dict(flat.state_dict())  # the same weights, the residual form
+    torch.testing.assert_close(added(rows, beat, numbers, log_probs), log_probs)
+
+
+def test_dropout_and_residual_are_stored_only_when_set(tmp_path: Path) -> None:
+    assert "dropout" not in TINY.to_dict() and "residual" not in TINY.to_dict()
+    spec = replace(TINY, dropout=0.2, residual=False)
+    assert SongPassSpec(**spec.to_dict()) == spec
+    with pytest.raises(ValueError, match="song pass 'dropout' must be a number in"):
+        replace(TINY, dropout=1.5)
+    with pytest.raises(ValueError, match="song pass 'residual' must be true or false"):
+        replace(TINY, residual=1)
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"song_pass_dropout": -0.1}))
+    with pytest.raises(ConfigError, match=f"{path}: 'song_pass_dropout' must be a number in"):
+        load_config(path)
+    path.write_text(json.dumps({"song_pass_dropout": 0.2, "song_pass_residual": False}))
+    cfg = load_config(path)
+    assert (cfg.song_pass_dropout, cfg.song_pass_residual) == (0.2, False)
+
+
 def test_apply_changes_only_the_chosen_pitched_notes() -> None:
     torch.manual_seed(0)
     song = _song()
@@ -244,3 +284,18 @@ def test_a_second_run_reads_the_cached_first_pass_and_trains_alike(song_pass_run
         after["trained"]["val_pitched_note_accuracy"]
     for key, value in before["state_dict"].items():
         torch.testing.assert_close(after["state_dict"][key], value)
+
+
+def test_the_config_sets_the_trained_networks_dropout_and_residual(song_pass_run: Path,
+                                                                    tmp_path: Path) -> None:
+    cfg = load_config(song_pass_run)
+    models = tmp_path / "models"
+    shutil.copytree(cfg.model_dir, models)  # the cached first passes come along
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps({**cfg.to_dict(), "model_dir": str(models),
+                                  "song_pass_dropout": 0.3, "song_pass_residual": False}))
+    assert train_main(["--config", str(config), "--limit", "2", "--no-progress"]) == 0
+    saved = torch.load(models / SONG_PASS_FILE, weights_only=True)
+    assert (saved["song_pass"]["dropout"], saved["song_pass"]["residual"]) == (0.3, False)
+    net = load_song_pass(models / SONG_PASS_FILE).net
+    assert (net.spec.dropout, net.spec.residual, net.training) == (0.3, False, False)
