@@ -23,17 +23,18 @@ LATENT_MULTIPLE = 4 * GROUPS
 
 # the learned song pass network's settings (models.song_pass.SongPassSpec; config key
 # song_pass_network): their largest values, whatever a checkpoint or a config says (at most
-# about 38 million weights, 150 MB), and the defaults
-SONG_PASS_BOUNDS = {"width": 512, "levels": 12, "stacks": 4}
-SONG_PASS_DEFAULTS = {"width": 96, "levels": 6, "stacks": 2}
+# about 42 million weights, 170 MB), and the defaults
+SONG_PASS_BOUNDS = {"width": 512, "levels": 12, "stacks": 4, "recurrent": 512}
+SONG_PASS_DEFAULTS = {"width": 96, "levels": 6, "stacks": 2, "recurrent": 0}
+SONG_PASS_OFF = {"recurrent"}  # settings whose 0 means "none"
 
 
 def song_pass_size_problem(key: str, value: object) -> str | None:
     """Why ``value`` cannot be the song pass network's ``key`` (one of
     :data:`SONG_PASS_BOUNDS`), as the end of an error line; None when it can."""
-    top = SONG_PASS_BOUNDS[key]
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top:
-        return f"must be an integer in 1..{top}, got {value!r}"
+    top, low = SONG_PASS_BOUNDS[key], 0 if key in SONG_PASS_OFF else 1
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= top:
+        return f"must be an integer in {low}..{top}, got {value!r}"
     return None
 
 

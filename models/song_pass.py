@@ -10,6 +10,9 @@ step, then by pitch row -- and corrects them:
     h^0      = W x                                     (width channels per note)
     h^(l+1)  = h^l + Conv_l(Drop(GELU(LayerNorm(h^l)))) (kernel 3, dilation 1, 2, 4, ... 32,
                                                          twice: 126 notes each way)
+    h^L     += P BiGRU(LayerNorm(h^L))                  (with ``recurrent`` H > 0: a
+                                                         bidirectional GRU of H units each
+                                                         way over the whole song)
     g        = mean_k h^L_k                             (the song's summary)
     logits_k = V [h^L_k, g] + log p_k                   (4 pitched instruments; without
                                                          ``residual``: V [h^L_k, g])
@@ -75,6 +78,9 @@ class SongPassSpec:
         width: channels per note.
         levels: dilations ``1, 2, ..., 2**(levels-1)`` in each stack.
         stacks: how many times the dilation ladder repeats.
+        recurrent: units each way of a bidirectional GRU read over the whole song after
+            the convolutions, its output added to theirs (0: none; a checkpoint without the
+            key: 0).
         velocity: whether the network reads the notes' velocities.
         pitched: the pitched instruments it decides between (the instrument set's; the
             paper's 4, the default of a checkpoint that does not say).
@@ -92,6 +98,7 @@ class SongPassSpec:
     width: int = SONG_PASS_DEFAULTS["width"]
     levels: int = SONG_PASS_DEFAULTS["levels"]
     stacks: int = SONG_PASS_DEFAULTS["stacks"]
+    recurrent: int = SONG_PASS_DEFAULTS["recurrent"]
     velocity: bool = False
     pitched: int = N_PITCHED
     presence: bool = False
@@ -121,10 +128,12 @@ class SongPassSpec:
 
     def to_dict(self) -> dict[str, int | bool]:
         """The settings a checkpoint stores (``presence`` only when on, ``gate`` only when
-        not 0.5, ``pitched`` only for another set than the paper's, ``dropout`` only when
-        not 0 and ``residual`` only when false, so a network of none of them is stored as
+        not 0.5, ``pitched`` only for another set than the paper's, ``recurrent`` and
+        ``dropout`` only when not 0 and ``residual`` only when false, so a network of none of them is stored as
         before)."""
         out = asdict(self)
+        if not self.recurrent:
+            del out["recurrent"]
         if not self.dropout:
             del out["dropout"]
         if self.residual:
@@ -171,6 +180,10 @@ class SongPassNet(nn.Module):
         self.inp = nn.Linear(16 + 8 + n_continuous(spec.pitched) + spec.pitched, spec.width)
         self.blocks = nn.ModuleList(_Block(spec.width, 2 ** level, spec.dropout)
                                     for _ in range(spec.stacks) for level in range(spec.levels))
+        if spec.recurrent:  # absent without it: old weights load as saved
+            self.rnn_norm = nn.LayerNorm(spec.width)
+            self.rnn = nn.GRU(spec.width, spec.recurrent, batch_first=True, bidirectional=True)
+            self.rnn_out = nn.Linear(2 * spec.recurrent, spec.width)
         self.out = nn.Linear(2 * spec.width, spec.pitched)
         if spec.presence:  # absent from a network without the head: old weights load as saved
             self.presence_head = nn.Linear(spec.width, spec.pitched)
@@ -208,11 +221,28 @@ class SongPassNet(nn.Module):
         h = self.inp(x).transpose(1, 2) * mask  # (B, width, K)
         for block in self.blocks:
             h = block(h, mask)
+        if self.spec.recurrent:
+            h = h + self._recurrent(h, mask, lengths)
         song = (h.sum(dim=2, keepdim=True) / mask.sum(dim=2, keepdim=True).clamp(min=1.0))
         presence = self.presence_head(song[..., 0]) if self.spec.presence else None  # (B, 4)
         h = torch.cat([h, song.expand_as(h)], dim=1).transpose(1, 2)  # (B, K, 2 * width)
         logits = self.out(h)
         return (logits + log_probs if self.spec.residual else logits), presence
+
+
+    def _recurrent(self, h: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor | None
+                   ) -> torch.Tensor:
+        """The GRU's change to ``h`` (B, width, K): each song read over its own notes only,
+        so padding changes nothing."""
+        x = self.rnn_norm(h.transpose(1, 2))  # (B, K, width)
+        if lengths is None:
+            out, _ = self.rnn(x)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(
+                x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+            out, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True,
+                                                      total_length=x.shape[1])
+        return self.rnn_out(out).transpose(1, 2) * mask
 
 
 def gate_logits(logits: torch.Tensor, presence: torch.Tensor | None,

@@ -77,7 +77,9 @@ def test_the_song_pass_config_is_the_shipped_recipe_but_its_folders() -> None:
     ("max_song_bars", 0, "'max_song_bars' must be >= 4"),
     ("gradient_clip_val", -1.0, "'gradient_clip_val' must be >= 0"),
     ("song_pass_network", {"widht": 64}, "'song_pass_network' knows 'width', 'levels', "
-                                         "'stacks', not 'widht'"),
+                                         "'stacks', 'recurrent', not 'widht'"),
+    ("song_pass_network", {"recurrent": -1}, "'song_pass_network' 'recurrent' must be an "
+                                             "integer in 0..512"),
     ("song_pass_network", {"width": 0}, "'song_pass_network' 'width' must be an integer in "
                                         "1..512"),
     ("song_pass_network", {"levels": 2.0}, "'song_pass_network' must be dict"),

@@ -81,9 +81,10 @@ def test_note_features_cell_by_cell() -> None:
     assert (without.numbers[:, 4] == 0).all()
 
 
-def test_network_reads_a_song_alike_alone_or_padded() -> None:
+@pytest.mark.parametrize("recurrent", [0, 6])
+def test_network_reads_a_song_alike_alone_or_padded(recurrent: int) -> None:
     torch.manual_seed(0)
-    net = SongPassNet(TINY).eval()
+    net = SongPassNet(replace(TINY, recurrent=recurrent)).eval()
     k = 30
     rows, beat = torch.randint(0, 72, (1, k)), torch.randint(0, 16, (1, k))
     numbers, log_probs = torch.randn(1, k, N_CONTINUOUS), torch.randn(1, k, 4)
@@ -94,6 +95,13 @@ def test_network_reads_a_song_alike_alone_or_padded() -> None:
     alone = net(rows, beat, numbers, log_probs)
     padded = net(pad(rows), pad(beat), pad(numbers), pad(log_probs), torch.tensor([k]))
     torch.testing.assert_close(padded[:, :k], alone)
+    if recurrent:  # the GRU reads the whole song: the first note hears the last
+        h = torch.randn(1, TINY.width, 8)  # 8 notes: beyond the convolutions' 3 each way
+        moved = h.clone()
+        moved[..., -1] = torch.randn(TINY.width)  # another last note
+        ones = torch.ones(1, 1, 8)
+        assert not torch.allclose(net._recurrent(h, ones, None)[..., 0],
+                                  net._recurrent(moved, ones, None)[..., 0])
 
 
 def test_dropout_acts_in_training_only_and_residual_can_be_off() -> None:
@@ -120,8 +128,8 @@ def test_dropout_acts_in_training_only_and_residual_can_be_off() -> None:
 
 
 def test_dropout_and_residual_are_stored_only_when_set(tmp_path: Path) -> None:
-    assert "dropout" not in TINY.to_dict() and "residual" not in TINY.to_dict()
-    spec = replace(TINY, dropout=0.2, residual=False)
+    assert not {"dropout", "residual", "recurrent"} & set(TINY.to_dict())
+    spec = replace(TINY, dropout=0.2, residual=False, recurrent=8)
     assert SongPassSpec(**spec.to_dict()) == spec
     with pytest.raises(ValueError, match="song pass 'dropout' must be a number in"):
         replace(TINY, dropout=1.5)
