@@ -129,8 +129,8 @@ class SongPassSpec:
     def to_dict(self) -> dict[str, int | bool]:
         """The settings a checkpoint stores (``presence`` only when on, ``gate`` only when
         not 0.5, ``pitched`` only for another set than the paper's, ``recurrent`` and
-        ``dropout`` only when not 0 and ``residual`` only when false, so a network of none of them is stored as
-        before)."""
+        ``dropout`` only when not 0 and ``residual`` only when false, so a network of none
+        of them is stored as before)."""
         out = asdict(self)
         if not self.recurrent:
             del out["recurrent"]
