@@ -126,7 +126,7 @@ class SongPassSpec:
         if problem:
             raise ValueError(f"song pass 'dropout' {problem}")
 
-    def to_dict(self) -> dict[str, int | bool]:
+    def to_dict(self) -> dict[str, int | float | bool]:
         """The settings a checkpoint stores (``presence`` only when on, ``gate`` only when
         not 0.5, ``pitched`` only for another set than the paper's, ``recurrent`` and
         ``dropout`` only when not 0 and ``residual`` only when false, so a network of none
@@ -228,7 +228,6 @@ class SongPassNet(nn.Module):
         h = torch.cat([h, song.expand_as(h)], dim=1).transpose(1, 2)  # (B, K, 2 * width)
         logits = self.out(h)
         return (logits + log_probs if self.spec.residual else logits), presence
-
 
     def _recurrent(self, h: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor | None
                    ) -> torch.Tensor:

@@ -135,7 +135,7 @@ class Config:
     song_pass_gates: list[float] = field(default_factory=lambda: [0.5])  # learned song
     # pass: presence gates tried at each validation, the best kept with its step
     song_pass_network: dict[str, int] = field(default_factory=dict)  # learned song pass:
-    # its network's {"width", "levels", "stacks"} ({} or a missing one: 96, 6, 2)
+    # its network's {"width", "levels", "stacks", "recurrent"} ({} or a missing one: 96, 6, 2, 0)
     song_pass_dropout: float = 0.0  # learned song pass: channels dropped in training
     song_pass_residual: bool = True  # learned song pass: add the first pass to its output
     panel: dict[str, str] = field(default_factory=dict)  # validation panel: {corpus: dataset}
