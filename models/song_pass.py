@@ -70,6 +70,12 @@ N_CONTINUOUS = n_continuous()
 MAX_PITCHED = 64  # pitched classes a song pass network is built for at most
 
 
+UNSTORED_DEFAULTS: dict[str, int | float | bool] = {
+    "recurrent": 0, "dropout": 0.0, "residual": True, "presence": False,
+    "gate": DEFAULT_GATE, "pitched": N_PITCHED}
+"""Settings a checkpoint leaves out at these values (older checkpoints hold none of them)."""
+
+
 @dataclass(frozen=True)
 class SongPassSpec:
     """The song pass network's settings, stored with its weights.
@@ -127,24 +133,10 @@ class SongPassSpec:
             raise ValueError(f"song pass 'dropout' {problem}")
 
     def to_dict(self) -> dict[str, int | float | bool]:
-        """The settings a checkpoint stores (``presence`` only when on, ``gate`` only when
-        not 0.5, ``pitched`` only for another set than the paper's, ``recurrent`` and
-        ``dropout`` only when not 0 and ``residual`` only when false, so a network of none
-        of them is stored as before)."""
-        out = asdict(self)
-        if not self.recurrent:
-            del out["recurrent"]
-        if not self.dropout:
-            del out["dropout"]
-        if self.residual:
-            del out["residual"]
-        if not self.presence:
-            del out["presence"]
-        if self.gate == DEFAULT_GATE:
-            del out["gate"]
-        if self.pitched == N_PITCHED:
-            del out["pitched"]
-        return out
+        """The settings a checkpoint stores: those of :data:`UNSTORED_DEFAULTS` only when
+        they differ from it, so a network of none of them is stored as before."""
+        return {key: value for key, value in asdict(self).items()
+                if key not in UNSTORED_DEFAULTS or value != UNSTORED_DEFAULTS[key]}
 
 
 class _Block(nn.Module):
