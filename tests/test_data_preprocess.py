@@ -471,7 +471,7 @@ def test_ctrl_c_stops_at_once_keeps_finished_files_and_exits_130(tmp_path: Path)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err  # stderr says why when it is not
     assert "interrupted" in err and "Traceback" not in err
     with pytest.raises(OSError) as info:  # the stuck worker is gone too (no reader left)
         os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
