@@ -14,7 +14,11 @@ the kernel, out of memory) and often hangs on Ctrl-C. :func:`run_tasks` instead:
   and the remaining tasks continue in a new pool;
 * leaves Ctrl-C to the main process (workers ignore SIGINT) and, when the caller stops
   iterating -- ``KeyboardInterrupt``, an exception, or simply closing the generator --
-  terminates the workers at once, so the caller keeps what it has and exits in seconds.
+  terminates the workers at once, so the caller keeps what it has and exits in seconds;
+* while a pool runs, raises Ctrl-C's ``KeyboardInterrupt`` only between two steps of its
+  own (:class:`_CtrlC`), never inside ``concurrent.futures``, where an interrupt that lands
+  while a future's lock is held leaves the executor's thread waiting for that lock for
+  ever -- and with it the interpreter's exit.
 
 Results come back in completion order, not task order.
 """
@@ -24,9 +28,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
@@ -37,10 +42,67 @@ R = TypeVar("R")
 
 IN_FLIGHT_PER_WORKER = 4  # tasks submitted ahead per worker (keeps every worker busy)
 TERMINATE_WAIT_S = 5.0  # how long a worker may take to die of SIGTERM before SIGKILL
+POLL_S = 0.1  # how often a wait on the workers looks for a Ctrl-C noted meanwhile
 
 
 class WorkerStartError(WorkFailed, RuntimeError):
     """Worker processes die before running any task, so no task can be blamed."""
+
+
+class _CtrlC:
+    """Ctrl-C noted while a pool runs, and raised only where no lock of the executor is held.
+
+    ``concurrent.futures.wait`` takes the lock of every future in turn; a
+    ``KeyboardInterrupt`` raised by Python's own handler at that moment leaves one taken,
+    and the executor's thread, which needs it to settle the future, waits for ever, so the
+    process never exits. While :func:`run_tasks` runs a pool, SIGINT therefore only sets a
+    flag; the waits below look at it every :data:`POLL_S` and raise ``KeyboardInterrupt``
+    themselves, and a Ctrl-C pressed while the caller holds a result is raised when it asks
+    for the next one (or when the results end). A caller that closes the results early is
+    already stopping: a Ctrl-C noted then is not raised again. Where SIGINT is ignored or
+    has a handler other than Python's, or outside the main thread, nothing is changed.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: object = None
+
+    def __enter__(self) -> _CtrlC:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.pressed = True
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed since the last check."""
+        if self.pressed:
+            self.pressed = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+            self._previous = None
+        if exc_type is None:
+            self.check()  # pressed after the last result was handed over
+
+    def wait(self, futures: Iterable[Future], return_when: str = FIRST_COMPLETED
+             ) -> set[Future]:
+        """``concurrent.futures.wait`` that raises a Ctrl-C within :data:`POLL_S`; the done."""
+        futures = list(futures)
+        while True:
+            done, not_done = wait(futures, timeout=POLL_S, return_when=return_when)
+            self.check()
+            if not not_done or (done and return_when == FIRST_COMPLETED):
+                return done
+
+    def result(self, future: Future[R]) -> R:
+        """``future.result()``, raising a Ctrl-C within :data:`POLL_S` while it waits."""
+        self.wait([future])
+        return future.result()
 
 
 def _init_worker() -> None:
@@ -95,8 +157,8 @@ class _Broken(Exception):  # noqa: N818 -- internal signal from _run_pool to run
         self.suspects = suspects
 
 
-def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequence[str]
-              ) -> Iterator[tuple[T, R]]:
+def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequence[str],
+              ctrl_c: _CtrlC) -> Iterator[tuple[T, R]]:
     """Run queued tasks in one pool until the queue is empty or the pool breaks.
 
     On a broken pool, the results that did arrive are yielded, then :class:`_Broken` is
@@ -117,14 +179,14 @@ def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequ
                     queue.appendleft(task)
                     broken = True
                     break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED) if in_flight else ((), ())
+            done = ctrl_c.wait(in_flight) if in_flight else set()
             for future in done:
                 if isinstance(future.exception(), BrokenProcessPool):
                     broken = True  # dealt with below, once every future has settled
                 else:
                     yield in_flight.pop(future), future.result()
         if broken:
-            wait(in_flight)  # a broken executor fails every unfinished future at once
+            ctrl_c.wait(in_flight, ALL_COMPLETED)  # a broken executor fails them all at once
             for future, task in in_flight.items():
                 if isinstance(future.exception(), BrokenProcessPool):
                     suspects.append(task)
@@ -138,7 +200,8 @@ def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequ
         raise _Broken(suspects)
 
 
-def _run_alone(fn: Callable[[T], R], task: T, preload: Sequence[str]) -> R | None:
+def _run_alone(fn: Callable[[T], R], task: T, preload: Sequence[str], ctrl_c: _CtrlC
+               ) -> R | None:
     """Run one task in a fresh one-worker pool; None when that worker dies on it.
 
     Raises:
@@ -148,12 +211,12 @@ def _run_alone(fn: Callable[[T], R], task: T, preload: Sequence[str]) -> R | Non
     pool = _Pool(1, preload)
     try:
         try:
-            pool.executor.submit(os.getpid).result()  # the worker is up and answers
+            ctrl_c.result(pool.executor.submit(os.getpid))  # the worker is up and answers
         except BrokenProcessPool:
             raise WorkerStartError("worker processes die as they start (before running any "
                                    "task); run with one worker to see why") from None
         try:
-            result: R | None = pool.executor.submit(fn, task).result()
+            result: R | None = ctrl_c.result(pool.executor.submit(fn, task))
         except BrokenProcessPool:
             result = None
     except BaseException:
@@ -188,12 +251,13 @@ def run_tasks(fn: Callable[[T], R], tasks: Iterable[T], workers: int,
             yield task, fn(task)
         return
     queue = deque(tasks)
-    while queue:
-        try:
-            yield from _run_pool(fn, queue, workers, preload)
-        except _Broken as broken:
-            for task in broken.suspects:
-                yield task, _run_alone(fn, task, preload)
+    with _CtrlC() as ctrl_c:
+        while queue:
+            try:
+                yield from _run_pool(fn, queue, workers, preload, ctrl_c)
+            except _Broken as broken:
+                for task in broken.suspects:
+                    yield task, _run_alone(fn, task, preload, ctrl_c)
 
 
 def reason_summary(outcomes: Iterable[tuple[str, str]], ok: str, shown: int = 3

@@ -431,8 +431,12 @@ def test_a_worker_killed_by_the_system_is_named_and_counted(
 
 
 INTERRUPTED_BUILD = """
+import signal
 import sys
 import data.preprocess as pre
+# Ctrl-C as in a terminal, however the tests were started (a shell's background job
+# ignores SIGINT, and its children inherit that)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import utils.preprocess as cli
 import tests.fixtures_workers as t
 pre.FLUSH_FILES = 1  # one shard per file, reported on stderr as it is written

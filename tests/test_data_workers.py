@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ def test_results_of_every_task() -> None:
     tasks = list(range(30))
     for workers in (1, 2):
         assert sorted(run_tasks(square_or_die, tasks, workers)) == [(t, t * t) for t in tasks]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C as before
     with pytest.raises(ValueError, match="workers must be >= 1"):
         list(run_tasks(square_or_die, tasks, 0))
 
@@ -60,3 +62,49 @@ def test_stopping_early_stops_a_busy_worker(tmp_path: Path) -> None:
     with pytest.raises(OSError) as info:
         os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
     assert info.value.errno == errno.ENXIO
+
+
+def _assert_no_worker_left(fifo: Path) -> None:
+    """The stuck worker is gone: a FIFO without a reader refuses a non-blocking writer."""
+    with pytest.raises(OSError) as info:
+        os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    assert info.value.errno == errno.ENXIO
+
+
+def test_ctrl_c_never_cuts_the_callers_work_on_a_result_and_stops_at_the_next(
+        tmp_path: Path) -> None:
+    """Ctrl-C while the caller handles a result (the build writing a shard) lets it finish,
+    then stops the run at the next result; the pool's threads end and Ctrl-C is Python's
+    again, so the process can exit."""
+    fifo = tmp_path / "never"
+    os.mkfifo(fifo)
+    threads = set(threading.enumerate())
+    results = run_tasks(block_on_fifo, [(n, str(fifo)) for n in range(12)], 2)
+    handled = []
+    with pytest.raises(KeyboardInterrupt):
+        for (number, _), _ in results:
+            handled.append(number)
+            if len(handled) == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+                handled.append("rest of the caller's work")
+    assert handled[2:] == ["rest of the caller's work"]  # and no result after it
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    _assert_no_worker_left(fifo)
+    for thread in set(threading.enumerate()) - threads:
+        thread.join(10)
+        assert not thread.is_alive(), f"{thread.name} of the pool still runs"
+
+
+def test_ctrl_c_while_every_worker_is_stuck_stops_the_wait(tmp_path: Path) -> None:
+    fifo = tmp_path / "never"
+    os.mkfifo(fifo)
+    results = run_tasks(block_on_fifo, [(0, str(fifo))], 2)
+    ctrl_c = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    ctrl_c.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            next(results)
+    finally:
+        ctrl_c.cancel()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    _assert_no_worker_left(fifo)
