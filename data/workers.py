@@ -181,6 +181,7 @@ def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequ
                     break
             done = ctrl_c.wait(in_flight) if in_flight else set()
             for future in done:
+                ctrl_c.check()  # pressed while the caller held the last result
                 if isinstance(future.exception(), BrokenProcessPool):
                     broken = True  # dealt with below, once every future has settled
                 else:
@@ -188,6 +189,7 @@ def _run_pool(fn: Callable[[T], R], queue: deque[T], workers: int, preload: Sequ
         if broken:
             ctrl_c.wait(in_flight, ALL_COMPLETED)  # a broken executor fails them all at once
             for future, task in in_flight.items():
+                ctrl_c.check()
                 if isinstance(future.exception(), BrokenProcessPool):
                     suspects.append(task)
                 else:
