@@ -117,6 +117,9 @@ ablation: real-data
 		--config-melody-out $(REAL_CONFIG) --steps $(ABLATION_STEPS) \
 		--limit $(ABLATION_SONGS) --out runs/ablation)
 
+# $(call song_limit,N): the song pass's --limit N, or nothing (every song) when N is empty
+song_limit = $(if $(strip $(1)),--limit $(1))
+
 # $(call score_dense,CONFIG): a dense-recipe model scored on the validation panel, then once on
 # the test songs of the dense builds
 define score_dense
@@ -131,7 +134,8 @@ endef
 
 # the shipped model, the dense recipe (configs/real_dense.json): the separator trained on
 # mixtures as dense as real files (every track of a class, the tune in), the learned song pass
-# on whole songs of the four dense builds (PRETRAINED_SONGS songs of each split of each corpus),
+# on whole songs of the four dense builds (PRETRAINED_SONGS songs of each split of each corpus;
+# PRETRAINED_SONGS= with nothing: every song),
 # the validation panel it is chosen on, the test songs once, then its checkpoints, baselines
 # and tables copied to pretrained/. The paper's recipe (melody out, largest tracks) stays in
 # configs/real.json (REAL_RECIPE below)
@@ -140,7 +144,7 @@ PRETRAINED_SONGS ?= 240
 pretrained: dense-data
 	$(call timed,separator,$(PY) melody2music_train.py --config $(PRETRAINED_CONFIG))
 	$(call timed,song pass,$(PY) -m utils.song_pass_training --config $(PRETRAINED_CONFIG) \
-		--limit $(PRETRAINED_SONGS))
+		$(call song_limit,$(PRETRAINED_SONGS)))
 	$(call score_dense,$(PRETRAINED_CONFIG))
 	$(PY) -m utils.pretrained --config $(PRETRAINED_CONFIG) --out pretrained
 
@@ -160,7 +164,7 @@ SONG_PASS_CONFIG ?= configs/real_song_pass.json
 SONG_PASS_LIMIT ?= $(PRETRAINED_SONGS)
 song-pass: dense-data
 	$(call timed,song pass,$(PY) -m utils.song_pass_training --config $(SONG_PASS_CONFIG) \
-		--limit $(SONG_PASS_LIMIT))
+		$(call song_limit,$(SONG_PASS_LIMIT)))
 	$(call score_dense,$(SONG_PASS_CONFIG))
 	$(PY) -m utils.pretrained --config $(SONG_PASS_CONFIG) --out pretrained --song-pass
 
@@ -184,7 +188,7 @@ wide-data: dense-data
 wide: wide-data
 	$(call timed,train wide,$(PY) melody2music_train.py --config $(WIDE_CONFIG))
 	$(call timed,song pass wide,$(PY) -m utils.song_pass_training --config $(WIDE_CONFIG) \
-		--limit $(WIDE_SONGS))
+		$(call song_limit,$(WIDE_SONGS)))
 	$(call timed,validation panel wide,$(PY) evaluate.py --config $(WIDE_CONFIG) --panel)
 
 lint: setup
