@@ -10,6 +10,7 @@ import errno
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,16 @@ def block_on_fifo(task: tuple[int, str]) -> int:
     return number
 
 
-def test_results_of_every_task() -> None:
+@pytest.fixture
+def python_ctrl_c() -> Iterator[None]:
+    """Ctrl-C as in a terminal, however the tests were started (a shell's background job
+    ignores SIGINT, and pytest would inherit that)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_results_of_every_task(python_ctrl_c: None) -> None:
     tasks = list(range(30))
     for workers in (1, 2):
         assert sorted(run_tasks(square_or_die, tasks, workers)) == [(t, t * t) for t in tasks]
@@ -72,7 +82,7 @@ def _assert_no_worker_left(fifo: Path) -> None:
 
 
 def test_ctrl_c_never_cuts_the_callers_work_on_a_result_and_stops_at_the_next(
-        tmp_path: Path) -> None:
+        tmp_path: Path, python_ctrl_c: None) -> None:
     """Ctrl-C while the caller handles a result (the build writing a shard) lets it finish,
     then stops the run at the next result; the pool's threads end and Ctrl-C is Python's
     again, so the process can exit."""
@@ -95,7 +105,8 @@ def test_ctrl_c_never_cuts_the_callers_work_on_a_result_and_stops_at_the_next(
         assert not thread.is_alive(), f"{thread.name} of the pool still runs"
 
 
-def test_ctrl_c_while_every_worker_is_stuck_stops_the_wait(tmp_path: Path) -> None:
+def test_ctrl_c_while_every_worker_is_stuck_stops_the_wait(tmp_path: Path,
+                                                           python_ctrl_c: None) -> None:
     fifo = tmp_path / "never"
     os.mkfifo(fifo)
     results = run_tasks(block_on_fifo, [(0, str(fifo))], 2)
