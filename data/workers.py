@@ -65,12 +65,13 @@ class _CtrlC:
 
     def __init__(self) -> None:
         self.pressed = False
-        self._previous: object = None
+        self._installed = False  # Python's own handler replaced (and to be put back)
 
     def __enter__(self) -> _CtrlC:
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._note)
+            signal.signal(signal.SIGINT, self._note)
+            self._installed = True
         return self
 
     def _note(self, signum: int, frame: object) -> None:
@@ -83,9 +84,9 @@ class _CtrlC:
             raise KeyboardInterrupt
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
-            self._previous = None
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._installed = False
         if exc_type is None:
             self.check()  # pressed after the last result was handed over
 

@@ -34,6 +34,13 @@ def block_on_fifo(task: tuple[int, str]) -> int:
     return number
 
 
+def _assert_no_worker_left(fifo: Path) -> None:
+    """The stuck worker is gone: a FIFO without a reader refuses a non-blocking writer."""
+    with pytest.raises(OSError) as info:
+        os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    assert info.value.errno == errno.ENXIO
+
+
 @pytest.fixture
 def python_ctrl_c() -> Iterator[None]:
     """Ctrl-C as in a terminal, however the tests were started (a shell's background job
@@ -68,17 +75,7 @@ def test_stopping_early_stops_a_busy_worker(tmp_path: Path) -> None:
     got = [next(results) for _ in range(5)]  # the other worker keeps going meanwhile
     assert all(number > 0 for (number, _), _ in got)
     results.close()
-    # the stuck worker is gone: a FIFO without a reader refuses a non-blocking writer
-    with pytest.raises(OSError) as info:
-        os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    assert info.value.errno == errno.ENXIO
-
-
-def _assert_no_worker_left(fifo: Path) -> None:
-    """The stuck worker is gone: a FIFO without a reader refuses a non-blocking writer."""
-    with pytest.raises(OSError) as info:
-        os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    assert info.value.errno == errno.ENXIO
+    _assert_no_worker_left(fifo)
 
 
 def test_ctrl_c_never_cuts_the_callers_work_on_a_result_and_stops_at_the_next(
