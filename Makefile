@@ -140,7 +140,7 @@ endef
 # and tables copied to pretrained/. The paper's recipe (melody out, largest tracks) stays in
 # configs/real.json (REAL_RECIPE below)
 PRETRAINED_CONFIG ?= configs/real_dense.json
-PRETRAINED_SONGS ?=
+PRETRAINED_SONGS ?= 240
 pretrained: dense-data
 	$(call timed,separator,$(PY) melody2music_train.py --config $(PRETRAINED_CONFIG))
 	$(call timed,song pass,$(PY) -m utils.song_pass_training --config $(PRETRAINED_CONFIG) \
