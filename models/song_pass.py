@@ -29,8 +29,10 @@ so a song's notes cannot be spread over an instrument the song as a whole does n
 ``c_k`` are per-note numbers read from the mixture (:data:`N_CONTINUOUS` of them, built by
 :func:`utils.separation.song_pass.note_features`): the note's duration, how many notes
 start with it, whether it is the lowest or the highest of those, its velocity (when the
-model uses velocities) and the song's register prior at its row
-(:mod:`utils.separation.register_prior`). The
+model uses velocities), the song's register prior at its row
+(:mod:`utils.separation.register_prior`) and, when the model reads them (``timing``), its
+timing numbers (:data:`N_TIMING`): the sequence alone says which notes are neighbours, not
+how far apart in time they start. The
 first pass's log probabilities are added to the output, so the network learns what to
 change. It plays the part of Arranger's note-sequence model (Dong et al., ISMIR 2021, a
 BiLSTM over pitch, beat position and duration), given the separator's probabilities as
@@ -58,11 +60,17 @@ from models.options import (
 )
 
 
-def n_continuous(pitched: int = N_PITCHED) -> int:
+N_TIMING = 12
+"""Per-note timing numbers of a network that reads them (``timing``): the gaps to the
+previous and the next start, the notes sounding and the starts under the note, and the
+start step on four slower clocks (:func:`utils.separation.song_pass.timing_numbers`)."""
+
+
+def n_continuous(pitched: int = N_PITCHED, timing: bool = False) -> int:
     """Per-note numbers besides pitch and beat: log duration, log simultaneous starts,
     lowest, highest, velocity / 127 (0 when unused), log register prior of each of the
-    ``pitched`` instruments."""
-    return 5 + pitched
+    ``pitched`` instruments, then (with ``timing``) the :data:`N_TIMING` timing numbers."""
+    return 5 + pitched + (N_TIMING if timing else 0)
 
 
 N_CONTINUOUS = n_continuous()
@@ -72,7 +80,7 @@ MAX_PITCHED = 64  # pitched classes a song pass network is built for at most
 
 UNSTORED_DEFAULTS: dict[str, int | float | bool] = {
     "recurrent": 0, "dropout": 0.0, "residual": True, "presence": False,
-    "gate": DEFAULT_GATE, "pitched": N_PITCHED}
+    "gate": DEFAULT_GATE, "pitched": N_PITCHED, "timing": False}
 """Settings a checkpoint leaves out at these values (older checkpoints hold none of them)."""
 
 
@@ -99,6 +107,9 @@ class SongPassSpec:
         residual: whether the first pass's log probabilities are added to the output, so
             the network learns what to change (a checkpoint without the key: true); false:
             they are only one of its inputs.
+        timing: whether the network reads the notes' timing numbers (:data:`N_TIMING`:
+            how far apart the starts around a note are, what sounds under it, where it
+            starts on slower clocks than the bar); a checkpoint without the key: false.
     """
 
     width: int = SONG_PASS_DEFAULTS["width"]
@@ -111,6 +122,7 @@ class SongPassSpec:
     gate: float = DEFAULT_GATE
     dropout: float = 0.0
     residual: bool = True
+    timing: bool = False
 
     def __post_init__(self) -> None:
         for key in SONG_PASS_BOUNDS:
@@ -121,7 +133,7 @@ class SongPassSpec:
                 or not 1 <= self.pitched <= MAX_PITCHED:
             raise ValueError(f"song pass 'pitched' must be an integer in 1..{MAX_PITCHED}, "
                              f"got {self.pitched!r}")
-        for key in ("velocity", "presence", "residual"):
+        for key in ("velocity", "presence", "residual", "timing"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"song pass '{key}' must be true or false, got "
                                  f"{getattr(self, key)!r}")
@@ -169,7 +181,8 @@ class SongPassNet(nn.Module):
         self.spec = spec
         self.pitch = nn.Embedding(N_PITCH, 16)
         self.beat = nn.Embedding(STEPS_PER_BAR, 8)
-        self.inp = nn.Linear(16 + 8 + n_continuous(spec.pitched) + spec.pitched, spec.width)
+        self.inp = nn.Linear(16 + 8 + n_continuous(spec.pitched, spec.timing) + spec.pitched,
+                             spec.width)
         self.blocks = nn.ModuleList(_Block(spec.width, 2 ** level, spec.dropout)
                                     for _ in range(spec.stacks) for level in range(spec.levels))
         if spec.recurrent:  # absent without it: old weights load as saved
@@ -194,7 +207,7 @@ class SongPassNet(nn.Module):
         Args:
             rows: int64 ``[B, K]`` pitch rows 0..71.
             beat: int64 ``[B, K]`` start step within its bar, 0..15.
-            numbers: float32 ``[B, K, N_CONTINUOUS]``.
+            numbers: float32 ``[B, K, n_continuous(pitched, timing)]``.
             log_probs: float32 ``[B, K, 4]`` the first pass's log probabilities.
             lengths: int64 ``[B]`` notes of each song (the rest is padding, which no note
                 reads); None = all ``K``.

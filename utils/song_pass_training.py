@@ -88,11 +88,12 @@ class TrainingSong:
     first_pass: FirstPass
     target: np.ndarray
 
-    def features(self, use_velocity: bool) -> tuple[SongNoteFeatures, np.ndarray]:
+    def features(self, use_velocity: bool, timing: bool = False
+                 ) -> tuple[SongNoteFeatures, np.ndarray]:
         """The network's inputs and int64 targets 0..3 of the chosen notes, in order (a
         note whose true class is not a pitched instrument: :data:`IGNORE`, as the pitched
-        note accuracy leaves it out)."""
-        feats = note_features(self.first_pass, use_velocity)
+        note accuracy leaves it out); ``timing``: with the timing numbers."""
+        feats = note_features(self.first_pass, use_velocity, timing)
         target = self.target[feats.order] - 1
         n_pitched = self.first_pass.probs.shape[1] - 1  # the drum is the last class
         return feats, np.where((target >= 0) & (target < n_pitched), target, IGNORE)
@@ -232,14 +233,16 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
     reading = SongReading(cfg.song_pass_songs)
     spec = SongPassSpec(velocity=cfg.song_pass_velocity, presence=cfg.song_pass_presence,
                         pitched=separator.instruments.n_pitched, dropout=cfg.song_pass_dropout,
-                        residual=cfg.song_pass_residual, **cfg.song_pass_network)
+                        residual=cfg.song_pass_residual, timing=cfg.song_pass_timing,
+                        **cfg.song_pass_network)
     readings = {"train": replace(reading, augment=augment), "val": reading}
     to_pass = [(d, split) for d in corpora for split in readings]  # the songs to pass ...
     passed = {(d, split): first_pass_split(separator, d, split, cache, progress, limit,
                                            readings[split])
               for d, split in to_pass}  # ... then their first passes
-    train = {d: (Sequences.of(passed[d, "train"], spec.velocity), w) for d, w in corpora.items()}
-    val = {d: Sequences.of(passed[d, "val"], spec.velocity) for d in corpora}
+    train = {d: (Sequences.of(passed[d, "train"], spec.velocity, spec.timing), w)
+             for d, w in corpora.items()}
+    val = {d: Sequences.of(passed[d, "val"], spec.velocity, spec.timing) for d in corpora}
     for d in corpora:
         if not len(train[d][0]) or not len(val[d]):
             raise InputError(f"{cfg._source}: 'song_pass_data' dataset {d} gives no pitched "

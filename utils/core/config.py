@@ -138,6 +138,7 @@ class Config:
     # its network's {"width", "levels", "stacks", "recurrent"} ({} or a missing one: 96, 6, 2, 0)
     song_pass_dropout: float = 0.0  # learned song pass: channels dropped in training
     song_pass_residual: bool = True  # learned song pass: add the first pass to its output
+    song_pass_timing: bool = False  # learned song pass: read the notes' timing numbers
     panel: dict[str, str] = field(default_factory=dict)  # validation panel: {corpus: dataset}
 
     # --- hardware (Lightning 2.x) ------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from data.contract import N_PITCH, STEPS_PER_BAR
-from models.song_pass import SongPassNet, SongPassSpec, gate_logits, n_continuous
+from models.song_pass import N_TIMING, SongPassNet, SongPassSpec, gate_logits, n_continuous
 from utils.core.config import ConfigError
 from utils.separation.first_pass import FirstPass
 from utils.separation.register_prior import song_prior
@@ -39,6 +39,46 @@ second pass was chosen with, :mod:`utils.separation.register_prior`)."""
 LOG_FLOOR = 1e-4  # probabilities are floored before the log: a 0 would be -inf
 VELOCITY = 4
 """Column of ``SongNoteFeatures.numbers`` that holds velocity / 127 (0 when unused)."""
+CLOCKS = (32, 64, 128, 256)
+"""Periods (steps: 2, 4, 8 and 16 bars) of the slow clocks a timing network reads each
+note's start on: where it falls in a phrase, and how far apart two notes start."""
+
+
+def timing_numbers(first: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """The :data:`models.song_pass.N_TIMING` timing numbers of a song's notes.
+
+    Args:
+        first, stop: int64 ``[n]`` grid steps of the song's notes (stop exclusive, after
+            ``first``), any order.
+
+    Returns:
+        float32 ``[n, 12]``, per note: log(1 + steps since the previous start of another
+        step) and log(1 + steps to the next one) (0 at the song's ends), log(1 + the
+        notes started before it and still sounding at its start), log(1 + the starts of
+        other steps while it sounds), then sin and cos of ``2 pi first / P`` for each
+        period ``P`` of :data:`CLOCKS`.
+    """
+    first = np.asarray(first, dtype=np.int64)
+    stop = np.asarray(stop, dtype=np.int64)
+    out = np.zeros((first.size, N_TIMING), dtype=np.float32)
+    if not first.size:
+        return out
+    steps = np.unique(first)  # sorted starts, once each
+    at = np.searchsorted(steps, first)
+    before = np.where(at > 0, first - steps[np.maximum(at - 1, 0)], 0)
+    after = np.where(at + 1 < steps.size, steps[np.minimum(at + 1, steps.size - 1)] - first, 0)
+    starts, stops = np.sort(first), np.sort(stop)
+    sounding = np.searchsorted(starts, first, "left") - np.searchsorted(stops, first, "right")
+    under = np.searchsorted(steps, stop, "left") - at - 1
+    out[:, 0] = np.log1p(before)
+    out[:, 1] = np.log1p(after)
+    out[:, 2] = np.log1p(np.maximum(sounding, 0))
+    out[:, 3] = np.log1p(np.maximum(under, 0))
+    for k, period in enumerate(CLOCKS):
+        angle = 2.0 * np.pi * (first % period) / period
+        out[:, 4 + 2 * k] = np.sin(angle)
+        out[:, 5 + 2 * k] = np.cos(angle)
+    return out
 
 
 @dataclass
@@ -64,7 +104,8 @@ class SongNoteFeatures:
         return int(self.order.size)
 
 
-def note_features(first_pass: FirstPass, use_velocity: bool) -> SongNoteFeatures:
+def note_features(first_pass: FirstPass, use_velocity: bool, timing: bool = False
+                  ) -> SongNoteFeatures:
     """The song pass's inputs for the chosen notes of a song's first pass.
 
     Args:
@@ -73,6 +114,7 @@ def note_features(first_pass: FirstPass, use_velocity: bool) -> SongNoteFeatures
             none; such notes are left out), steps, velocities, the notes the pass decides
             (``chosen``) and the song's probability sums per row.
         use_velocity: fill the velocity number (else 0).
+        timing: add the notes' timing numbers (:func:`timing_numbers`) after the others.
 
     Returns:
         The :class:`SongNoteFeatures`, sorted by start step, then row.
@@ -92,7 +134,7 @@ def note_features(first_pass: FirstPass, use_velocity: bool) -> SongNoteFeatures
     p = np.clip(p, 0.0, None)
     total = p.sum(axis=1, keepdims=True)
     p = np.where(total > 0, p / np.maximum(total, 1e-12), 1.0 / n_pitched)
-    numbers = np.zeros((idx.size, n_continuous(n_pitched)), dtype=np.float32)
+    numbers = np.zeros((idx.size, n_continuous(n_pitched, timing)), dtype=np.float32)
     if idx.size:
         _, group, starts = np.unique(first, return_inverse=True, return_counts=True)
         lowest = np.full(starts.size, N_PITCH, dtype=np.int64)
@@ -105,7 +147,10 @@ def note_features(first_pass: FirstPass, use_velocity: bool) -> SongNoteFeatures
         numbers[:, 3] = row == highest[group]
         if use_velocity:
             numbers[:, VELOCITY] = np.asarray(velocity, dtype=np.float64)[idx] / 127.0
-        numbers[:, 5:] = np.log(song_prior(row_sums, PRIOR_WIDTH)[row] + LOG_FLOOR)
+        numbers[:, 5:5 + n_pitched] = np.log(song_prior(row_sums, PRIOR_WIDTH)[row] + LOG_FLOOR)
+        if timing:
+            numbers[:, 5 + n_pitched:] = timing_numbers(
+                first, np.asarray(stop, dtype=np.int64)[idx])
     return SongNoteFeatures(order=idx, rows=row, beat=first % STEPS_PER_BAR,
                             numbers=numbers, log_probs=np.log(p + LOG_FLOOR).astype(np.float32))
 
@@ -173,7 +218,8 @@ class SongPass:
             other entry as given. bool ``[4]`` or None (no head, or no chosen note).
         """
         out = np.array(first_pass.probs, dtype=np.float64, copy=True)
-        feats = note_features(replace(first_pass, probs=out), self.spec.velocity)
+        feats = note_features(replace(first_pass, probs=out), self.spec.velocity,
+                              self.spec.timing)
         if len(feats) == 0:
             return out, None
         n_pitched = out.shape[1] - 1

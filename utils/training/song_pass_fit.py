@@ -42,8 +42,10 @@ IGNORE = -100  # target of padding
 class SongExample(Protocol):
     """A training song: its first pass's network inputs and targets."""
 
-    def features(self, use_velocity: bool) -> tuple[SongNoteFeatures, np.ndarray]:
-        """The network's inputs and int64 targets 0..3 (:data:`IGNORE`: not scored)."""
+    def features(self, use_velocity: bool, timing: bool = False
+                 ) -> tuple[SongNoteFeatures, np.ndarray]:
+        """The network's inputs and int64 targets 0..3 (:data:`IGNORE`: not scored);
+        ``timing``: with the timing numbers."""
         ...
 
 
@@ -55,8 +57,9 @@ class Sequences:
     targets: list[np.ndarray]
 
     @classmethod
-    def of(cls, songs: Iterable[SongExample], use_velocity: bool) -> Sequences:
-        pairs = [s.features(use_velocity) for s in songs]
+    def of(cls, songs: Iterable[SongExample], use_velocity: bool, timing: bool = False
+           ) -> Sequences:
+        pairs = [s.features(use_velocity, timing) for s in songs]
         keep = [(f, t) for f, t in pairs if len(f)]
         return cls([f for f, _ in keep], [t for _, t in keep])
 
