@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import evaluate
-from models.song_pass import N_CONTINUOUS, SongPassNet, SongPassSpec
+from models.song_pass import N_CONTINUOUS, N_TIMING, SongPassNet, SongPassSpec, n_continuous
 from utils.core import checkpoints as checkpoints
 from utils.core.checkpoints import BASELINES_FILE
 from utils.core.config import ConfigError, load_config
@@ -30,6 +30,7 @@ from utils.separation.song_pass import (
     load_song_pass,
     network_digest,
     note_features,
+    timing_numbers,
 )
 from utils.song_pass_training import IGNORE, Sequences, TrainingSong
 from utils.song_pass_training import main as train_main
@@ -142,6 +143,59 @@ def test_dropout_and_residual_are_stored_only_when_set(tmp_path: Path) -> None:
     path.write_text(json.dumps({"song_pass_dropout": 0.2, "song_pass_residual": False}))
     cfg = load_config(path)
     assert (cfg.song_pass_dropout, cfg.song_pass_residual) == (0.2, False)
+
+
+def test_timing_numbers_counted_by_hand() -> None:
+    # A (0-16) holds while C (4-8), D (8-9) and E (8-12) start; B (0-4) is A's partner;
+    # F (20-24) starts after a gap of 12 steps, when nothing sounds
+    first = np.array([0, 0, 4, 8, 8, 20])
+    stop = np.array([16, 4, 8, 9, 12, 24])
+    got = timing_numbers(first, stop)
+    assert got.shape == (6, N_TIMING) and got.dtype == np.float32
+    counts = np.rint(np.expm1(got[:, :4])).astype(int)
+    # since the previous start, to the next, sounding at its start, starts while it sounds
+    assert counts.tolist() == [[0, 4, 0, 2], [0, 4, 0, 0], [4, 4, 1, 0],
+                               [4, 12, 1, 0], [4, 12, 1, 0], [12, 0, 0, 0]]
+    # the 2-bar clock: step 4 is an eighth of its turn, step 20 five eighths
+    np.testing.assert_allclose(got[[0, 2, 5], 4:6], [[0.0, 1.0], [np.sqrt(0.5)] * 2,
+                                                      [-np.sqrt(0.5)] * 2], atol=1e-6)
+    # the 16-bar clock tells step 0 from step 32, which the 2-bar clock cannot
+    late = timing_numbers(np.array([32]), np.array([33]))
+    np.testing.assert_allclose(late[0, 4:6], got[0, 4:6], atol=1e-6)
+    assert not np.allclose(late[0, 10:12], got[0, 10:12])
+    # the order of the notes does not matter
+    turn = np.array([5, 3, 1, 0, 4, 2])
+    np.testing.assert_array_equal(timing_numbers(first[turn], stop[turn]), got[turn])
+    assert timing_numbers(np.zeros(0, np.int64), np.zeros(0, np.int64)).shape == (0, N_TIMING)
+
+
+def test_a_timing_network_reads_the_timing_numbers_after_the_others(tmp_path: Path) -> None:
+    song = _song()
+    plain = note_features(song, use_velocity=False)
+    timed = note_features(song, use_velocity=False, timing=True)
+    assert timed.numbers.shape == (4, n_continuous(4, timing=True))  # the pitched notes
+    np.testing.assert_array_equal(timed.numbers[:, :N_CONTINUOUS], plain.numbers)
+    chosen = plain.order
+    np.testing.assert_array_equal(timed.numbers[:, N_CONTINUOUS:],
+                                  timing_numbers(song.first[chosen], song.stop[chosen]))
+    # stored only when set; a timing network is built, saved and read back as one
+    assert "timing" not in TINY.to_dict()
+    spec = replace(TINY, timing=True)
+    assert SongPassSpec(**spec.to_dict()) == spec
+    with pytest.raises(ValueError, match="song pass 'timing' must be true or false"):
+        replace(TINY, timing="yes")
+    torch.manual_seed(0)
+    net = SongPassNet(spec).eval()
+    path = tmp_path / SONG_PASS_FILE
+    torch.save({"song_pass": spec.to_dict(), "state_dict": net.state_dict()}, path)
+    loaded = load_song_pass(path)
+    assert loaded.spec.timing
+    np.testing.assert_allclose(loaded.decide(song), SongPass(net).decide(song))
+    # a network without timing refuses the wider inputs rather than misreading them
+    with pytest.raises(RuntimeError):
+        SongPassNet(TINY)(torch.from_numpy(timed.rows)[None], torch.from_numpy(timed.beat)[None],
+                          torch.from_numpy(timed.numbers)[None],
+                          torch.from_numpy(timed.log_probs)[None])
 
 
 def test_apply_changes_only_the_chosen_pitched_notes() -> None:
@@ -294,16 +348,19 @@ def test_a_second_run_reads_the_cached_first_pass_and_trains_alike(song_pass_run
         torch.testing.assert_close(after["state_dict"][key], value)
 
 
-def test_the_config_sets_the_trained_networks_dropout_and_residual(song_pass_run: Path,
-                                                                    tmp_path: Path) -> None:
+def test_the_config_sets_the_trained_networks_dropout_residual_and_timing(
+        song_pass_run: Path, tmp_path: Path) -> None:
     cfg = load_config(song_pass_run)
     models = tmp_path / "models"
     shutil.copytree(cfg.model_dir, models)  # the cached first passes come along
     config = tmp_path / "cfg.json"
     config.write_text(json.dumps({**cfg.to_dict(), "model_dir": str(models),
-                                  "song_pass_dropout": 0.3, "song_pass_residual": False}))
+                                  "song_pass_dropout": 0.3, "song_pass_residual": False,
+                                  "song_pass_timing": True}))
     assert train_main(["--config", str(config), "--limit", "2", "--no-progress"]) == 0
     saved = torch.load(models / SONG_PASS_FILE, weights_only=True)
-    assert (saved["song_pass"]["dropout"], saved["song_pass"]["residual"]) == (0.3, False)
+    assert (saved["song_pass"]["dropout"], saved["song_pass"]["residual"],
+            saved["song_pass"]["timing"]) == (0.3, False, True)
     net = load_song_pass(models / SONG_PASS_FILE).net
-    assert (net.spec.dropout, net.spec.residual, net.training) == (0.3, False, False)
+    assert (net.spec.dropout, net.spec.residual, net.spec.timing, net.training) == \
+        (0.3, False, True, False)
