@@ -59,7 +59,6 @@ from models.options import (
     song_pass_size_problem,
 )
 
-
 N_TIMING = 12
 """Per-note timing numbers of a network that reads them (``timing``): the gaps to the
 previous and the next start, the notes sounding and the starts under the note, and the
