@@ -47,6 +47,8 @@ Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 SongPassSongs = Literal["unified", "whole"]  # see utils.training.song_pass_data
 Precision = Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"]
 
+BATCH_NOTES = 4096  # notes of a song pass training step: song_pass_crop x songs
+MIN_CROP_NOTES = 64  # shortest song pass training crop
 MAX_SONG_PASS_AUGMENT = 16  # each copy is a first pass of its own (~1.2 s a song on 2 cores)
 
 # The diffusion schedule is computed up front (about ten float64 tables of time_steps
@@ -139,6 +141,8 @@ class Config:
     song_pass_dropout: float = 0.0  # learned song pass: channels dropped in training
     song_pass_residual: bool = True  # learned song pass: add the first pass to its output
     song_pass_timing: bool = False  # learned song pass: read the notes' timing numbers
+    song_pass_crop: int = 512  # learned song pass: notes of each training crop (a step
+    # reads 4,096 notes: 4,096 // crop songs)
     panel: dict[str, str] = field(default_factory=dict)  # validation panel: {corpus: dataset}
 
     # --- hardware (Lightning 2.x) ------------------------------------------------------
@@ -262,6 +266,11 @@ class Config:
                 if not weight > 0:
                     raise ConfigError(f"{src}: 'song_pass_data' weight of {folder!r} must be "
                                       f"> 0, got {weight}")
+        if isinstance(self.song_pass_crop, bool) or not isinstance(self.song_pass_crop, int) \
+                or not MIN_CROP_NOTES <= self.song_pass_crop <= BATCH_NOTES:
+            raise ConfigError(f"{src}: 'song_pass_crop' must be an integer in "
+                              f"{MIN_CROP_NOTES}..{BATCH_NOTES} (notes of a training crop), "
+                              f"got {self.song_pass_crop!r}")
         if not 0 <= self.song_pass_augment <= MAX_SONG_PASS_AUGMENT:
             raise ConfigError(f"{src}: 'song_pass_augment' must be in 0..{MAX_SONG_PASS_AUGMENT}"
                               f" (augmented copies per training song), got "

@@ -2,7 +2,8 @@
 
 :mod:`utils.song_pass_training` gathers the songs' first passes and calls
 :func:`train_network`, which trains :class:`models.song_pass.SongPassNet` on crops of
-``CROP_NOTES`` notes of ``BATCH_SONGS`` train songs per step (cross-entropy over the
+``crop`` notes (``song_pass_crop``, :data:`CROP_NOTES` by default) of ``BATCH_NOTES //
+crop`` train songs per step (cross-entropy over the
 pitched notes, plus, with the presence head, binary cross-entropy of each pitched
 instrument's presence in the crop; AdamW, one-cycle learning rate). The songs of a step
 are drawn from the corpora by weight (:func:`draw_songs`). Every ``EVAL_EVERY`` steps the
@@ -28,10 +29,11 @@ from tqdm import tqdm
 from data.contract import N_PITCHED
 from models.options import DEFAULT_GATE
 from models.song_pass import SongPassNet, SongPassSpec, gate_logits
+from utils.core.config import BATCH_NOTES
 from utils.separation.song_pass import VELOCITY, SongNoteFeatures
 
-BATCH_SONGS = 8
-CROP_NOTES = 512
+CROP_NOTES = 512  # the default crop (config key song_pass_crop) ...
+BATCH_SONGS = BATCH_NOTES // CROP_NOTES  # ... and the songs of a step with it
 EVAL_EVERY = 250
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 0.01
@@ -225,8 +227,8 @@ def _step_loss(net: SongPassNet, batch: tuple[torch.Tensor, ...]) -> torch.Tenso
 
 def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str, Sequences],
                   spec: SongPassSpec, steps: int, seed: int, progress: bool = True,
-                  ema: float = 0.0, gates: Sequence[float] = (DEFAULT_GATE,)
-                  ) -> tuple[SongPassNet, dict[str, Any]]:
+                  ema: float = 0.0, gates: Sequence[float] = (DEFAULT_GATE,),
+                  crop: int = CROP_NOTES) -> tuple[SongPassNet, dict[str, Any]]:
     """Train a song pass network; returns the best step's network and its record.
 
     Args:
@@ -240,6 +242,8 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
             best (step, gate) pair is kept, a tie going to the earlier step and then to the
             gate listed first, and the kept network's ``spec.gate`` is that gate. Gates do
             not change training, only which notes the head rules out.
+        crop: notes of each training crop; a step reads ``BATCH_NOTES // crop`` songs
+            (at least one), so its notes stay about the same whatever the crop.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -256,12 +260,12 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
     best: dict[str, Any] = {"step": 0, "score": first_pass, "corpora": first_corpora,
                             "state": None, "gate": gates[0]}
     history = []
+    n_songs = max(1, BATCH_NOTES // crop)
     bar = tqdm(range(1, steps + 1), unit="step", desc="song pass", disable=not progress,
                dynamic_ncols=True)
     for step in bar:
         net.train()
-        loss = _step_loss(net, pool.batch(draw_songs(rng, sizes, weights, BATCH_SONGS),
-                                          CROP_NOTES, rng,
+        loss = _step_loss(net, pool.batch(draw_songs(rng, sizes, weights, n_songs), crop, rng,
                                           VELOCITY_SCALE if spec.velocity else None))
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite song pass loss at step {step}")
@@ -294,7 +298,7 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
         net.load_state_dict(best["state"])
     net.spec = replace(net.spec, gate=float(best["gate"]))
     net.eval()
-    record = {"steps": steps, "best_step": best["step"], "ema": ema,
+    record = {"steps": steps, "best_step": best["step"], "ema": ema, "crop": crop,
               "gate": net.spec.gate, "gates": gates,
               "val_pitched_note_accuracy": round(best["score"], 4),
               "first_pass_val_pitched_note_accuracy": round(first_pass, 4),
