@@ -16,7 +16,7 @@ from data.preprocess import build
 from data.song_roll import load_mixture
 from models.song_pass import SongPassNet, SongPassSpec, gate_logits
 from tests.fixtures_midi import Track, dense_tracks, write_midi
-from utils.core.config import load_config
+from utils.core.config import ConfigError, load_config
 from utils.evaluation.panel import PanelReport, corpus_score
 from utils.evaluation.song_modes import whole_song_truth
 from utils.evaluation.songs import SongScorer, SongTruth, fed_song
@@ -94,6 +94,42 @@ def test_presence_head_learns_which_instruments_a_song_holds() -> None:
                                        torch.from_numpy(f.numbers)[None],
                                        torch.from_numpy(f.log_probs)[None])
     assert (presence[0] >= 0).tolist() == [False, False, True, False]
+
+
+def test_a_longer_crop_reads_fewer_songs_a_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utils.training import song_pass_fit
+    train, val = _two_corpora()
+    seen: list[tuple[int, int | None]] = []
+    batch = Sequences.batch
+
+    def spy(self: Sequences, pick, crop=None, rng=None, velocity_scale=None):  # noqa: ANN001
+        seen.append((len(pick), crop))
+        return batch(self, pick, crop, rng, velocity_scale)
+
+    monkeypatch.setattr(song_pass_fit.Sequences, "batch", spy)
+    _, default = train_network(train, val, TINY, 2, 0, False)
+    assert seen[:2] == [(8, 512), (8, 512)] and default["crop"] == 512  # the recipe's
+    seen.clear()
+    _, longer = train_network(train, val, TINY, 2, 0, False, crop=2048)
+    assert seen[:2] == [(2, 2048), (2, 2048)] and longer["crop"] == 2048  # 4,096 notes a step
+    seen.clear()
+    train_network(train, val, TINY, 1, 0, False, crop=4096)
+    assert seen[0] == (1, 4096)
+
+
+def test_the_crop_key_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.json"
+    for bad in (10, 5000):
+        path.write_text(json.dumps({"song_pass_crop": bad}))
+        with pytest.raises(ConfigError, match=f"{path}: 'song_pass_crop' must be an integer "
+                                              "in 64..4096"):
+            load_config(path)
+    for bad in (True, 512.0):
+        path.write_text(json.dumps({"song_pass_crop": bad}))
+        with pytest.raises(ConfigError, match=f"{path}: 'song_pass_crop' must be int"):
+            load_config(path)
+    path.write_text(json.dumps({"song_pass_crop": 2048}))
+    assert load_config(path).song_pass_crop == 2048
 
 
 def test_moving_average_is_what_is_validated_and_kept() -> None:
