@@ -32,6 +32,7 @@ from utils.separation.song_pass import (
 )
 from utils.training.song_augment import SongAugment, SongReading, changed_song, fed_mixture
 from utils.training.song_pass_fit import (
+    FitOptions,
     Sequences,
     draw_songs,
     train_network,
@@ -110,10 +111,10 @@ def test_a_longer_crop_reads_fewer_songs_a_step(monkeypatch: pytest.MonkeyPatch)
     _, default = train_network(train, val, TINY, 2, 0, False)
     assert seen[:2] == [(8, 512), (8, 512)] and default["crop"] == 512  # the recipe's
     seen.clear()
-    _, longer = train_network(train, val, TINY, 2, 0, False, crop=2048)
+    _, longer = train_network(train, val, TINY, 2, 0, False, FitOptions(crop=2048))
     assert seen[:2] == [(2, 2048), (2, 2048)] and longer["crop"] == 2048  # 4,096 notes a step
     seen.clear()
-    train_network(train, val, TINY, 1, 0, False, crop=4096)
+    train_network(train, val, TINY, 1, 0, False, FitOptions(crop=4096))
     assert seen[0] == (1, 4096)
 
 
@@ -135,7 +136,7 @@ def test_the_crop_key_is_checked(tmp_path: Path) -> None:
 def test_moving_average_is_what_is_validated_and_kept() -> None:
     train, val = _two_corpora()
     plain, plain_record = train_network(train, val, PRESENT, 120, 0, False)
-    net, record = train_network(train, val, PRESENT, 120, 0, False, ema=0.9)
+    net, record = train_network(train, val, PRESENT, 120, 0, False, FitOptions(ema=0.9))
     assert record["ema"] == 0.9 and plain_record["ema"] == 0.0
     assert record["best_step"] > 0 and record["val_corpora"]["bass"]["presence_accuracy"] >= 0.95
     # the same steps, the same batches: the kept weights are the average, not the last ones
@@ -148,7 +149,8 @@ def test_moving_average_is_what_is_validated_and_kept() -> None:
 def test_gate_is_chosen_with_the_step_on_the_validation_songs() -> None:
     train, val = _two_corpora()
     one, one_record = train_network(train, val, PRESENT, 120, 0, False)
-    net, record = train_network(train, val, PRESENT, 120, 0, False, gates=[0.5, 0.2, 0.0])
+    net, record = train_network(train, val, PRESENT, 120, 0, False,
+                                FitOptions(gates=[0.5, 0.2, 0.0]))
     assert one_record["gate"] == 0.5 and one.spec.gate == 0.5
     assert record["gate"] in (0.5, 0.2, 0.0) and net.spec.gate == record["gate"]
     # gates change no training step: the kept score is the best over the same steps

@@ -66,7 +66,13 @@ from utils.separation.song_pass import (
     song_pass_state,
 )
 from utils.training.song_augment import SongAugment, SongReading
-from utils.training.song_pass_fit import IGNORE, Sequences, presence_words, train_network
+from utils.training.song_pass_fit import (
+    IGNORE,
+    FitOptions,
+    Sequences,
+    presence_words,
+    train_network,
+)
 
 __all__ = ["IGNORE", "Sequences", "TrainingSong", "first_pass_split", "main", "train_song_pass"]
 
@@ -248,7 +254,8 @@ def train_song_pass(cfg: Config, device: str | None = None, progress: bool = Tru
             raise InputError(f"{cfg._source}: 'song_pass_data' dataset {d} gives no pitched "
                              f"notes to train or validate the song pass on")
     net, record = train_network(train, val, spec, cfg.song_pass_steps, cfg.seed, progress,
-                                cfg.song_pass_ema, cfg.song_pass_gates, cfg.song_pass_crop)
+                                FitOptions(cfg.song_pass_ema, cfg.song_pass_gates,
+                                           cfg.song_pass_crop))
     record.update({"separator": separator.source,
                    "separator_digest": network_digest(separator.model),
                    "data": list(corpora), "weights": list(corpora.values()),

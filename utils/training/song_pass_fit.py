@@ -225,17 +225,11 @@ def _step_loss(net: SongPassNet, batch: tuple[torch.Tensor, ...]) -> torch.Tenso
     return loss
 
 
-def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str, Sequences],
-                  spec: SongPassSpec, steps: int, seed: int, progress: bool = True,
-                  ema: float = 0.0, gates: Sequence[float] = (DEFAULT_GATE,),
-                  crop: int = CROP_NOTES) -> tuple[SongPassNet, dict[str, Any]]:
-    """Train a song pass network; returns the best step's network and its record.
+@dataclass(frozen=True)
+class FitOptions:
+    """How a song pass is trained besides its steps and seed (:func:`train_network`).
 
-    Args:
-        train: ``{corpus: (its train songs, its weight)}``.
-        val: ``{corpus: its validation songs}``; the step of the best mean pitched note
-            accuracy over them is kept.
-        spec, steps, seed, progress: the network's settings, the steps, the seed, bars.
+    Attributes:
         ema: decay of the moving average of the weights validated and kept (0: the
             trained weights themselves).
         gates: presence gates scored at every validation (with the presence head); the
@@ -245,6 +239,25 @@ def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str
         crop: notes of each training crop; a step reads ``BATCH_NOTES // crop`` songs
             (at least one), so its notes stay about the same whatever the crop.
     """
+
+    ema: float = 0.0
+    gates: Sequence[float] = (DEFAULT_GATE,)
+    crop: int = CROP_NOTES
+
+
+def train_network(train: Mapping[str, tuple[Sequences, float]], val: Mapping[str, Sequences],
+                  spec: SongPassSpec, steps: int, seed: int, progress: bool = True,
+                  options: FitOptions = FitOptions()) -> tuple[SongPassNet, dict[str, Any]]:
+    """Train a song pass network; returns the best step's network and its record.
+
+    Args:
+        train: ``{corpus: (its train songs, its weight)}``.
+        val: ``{corpus: its validation songs}``; the step of the best mean pitched note
+            accuracy over them is kept.
+        spec, steps, seed, progress: the network's settings, the steps, the seed, bars.
+        options: the moving average, the presence gates and the crop (:class:`FitOptions`).
+    """
+    ema, gates, crop = options.ema, options.gates, options.crop
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     pool = Sequences([f for s, _ in train.values() for f in s.feats],
