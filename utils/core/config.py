@@ -266,8 +266,7 @@ class Config:
                 if not weight > 0:
                     raise ConfigError(f"{src}: 'song_pass_data' weight of {folder!r} must be "
                                       f"> 0, got {weight}")
-        if isinstance(self.song_pass_crop, bool) or not isinstance(self.song_pass_crop, int) \
-                or not MIN_CROP_NOTES <= self.song_pass_crop <= BATCH_NOTES:
+        if not MIN_CROP_NOTES <= self.song_pass_crop <= BATCH_NOTES:  # an int by now
             raise ConfigError(f"{src}: 'song_pass_crop' must be an integer in "
                               f"{MIN_CROP_NOTES}..{BATCH_NOTES} (notes of a training crop), "
                               f"got {self.song_pass_crop!r}")

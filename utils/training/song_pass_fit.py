@@ -32,8 +32,7 @@ from models.song_pass import SongPassNet, SongPassSpec, gate_logits
 from utils.core.config import BATCH_NOTES
 from utils.separation.song_pass import VELOCITY, SongNoteFeatures
 
-CROP_NOTES = 512  # the default crop (config key song_pass_crop) ...
-BATCH_SONGS = BATCH_NOTES // CROP_NOTES  # ... and the songs of a step with it
+CROP_NOTES = 512  # the default crop (config key song_pass_crop): 8 songs a step
 EVAL_EVERY = 250
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 0.01
