@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "bench/preprocess.py": "bench.preprocess",
     "bench/sample.py": "bench.sample",
     "bench/song_context.py": "bench.song_context",
+    "bench/song_pass_ensemble.py": "bench.song_pass_ensemble",
     "bench/synthesize.py": "bench.synthesize",
     "bench/train.py": "bench.train",
 }

@@ -364,3 +364,34 @@ def test_the_config_sets_the_trained_networks_dropout_residual_and_timing(
     net = load_song_pass(models / SONG_PASS_FILE).net
     assert (net.spec.dropout, net.spec.residual, net.spec.timing, net.training) == \
         (0.3, False, True, False)
+
+
+def test_the_ensemble_bench_scores_each_song_pass_and_their_average(
+        song_pass_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import song_pass_ensemble
+
+    cfg = load_config(song_pass_run)
+    ckpt = Path(cfg.model_dir) / SONG_PASS_FILE
+    argv = [str(ckpt), str(ckpt), "--config", str(song_pass_run), "--limit", "2",
+            "--best", "0.5", "--no-progress"]
+    assert song_pass_ensemble.main(argv) == 0
+    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]]
+            for cells in (line.split("|") for line in capsys.readouterr().out.splitlines())
+            if len(cells) > 2 and cells[1].strip() in ("song pass 1", "song pass 2", "averaged")}
+    # one song pass twice: each alone and their average decide every note alike
+    assert rows["song pass 1"] == rows["song pass 2"] == rows["averaged"]
+    accuracy, mean, margin, worst = (float(c) for c in rows["averaged"])
+    assert 0.0 <= accuracy <= 1.0 and mean == accuracy  # one corpus
+    assert margin == worst == pytest.approx(100 * (accuracy - 0.5), abs=0.01)  # rounded
+    # a song pass of another separator is refused in one line, before any song is read
+    state = torch.load(ckpt, weights_only=True)
+    state["trained"]["separator_digest"] = "0" * 16
+    other = tmp_path / SONG_PASS_FILE
+    torch.save(state, other)
+    assert song_pass_ensemble.main([str(ckpt), str(other), "--config", str(song_pass_run),
+                                    "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"error: {other}: trained on another separator than "
+                                       f"the one {song_pass_run} names\n")
+    assert song_pass_ensemble.main([str(ckpt), "--config", str(song_pass_run), "--best",
+                                    "0.5", "0.6", "--no-progress"]) == 2
+    assert "--best gives 2 figures for the 1 corpora" in capsys.readouterr().err
