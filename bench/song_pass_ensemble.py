@@ -44,7 +44,9 @@ from utils.training.song_pass_fit import IGNORE, Sequences  # noqa: E402
 def corpus_accuracy(passes: list[SongPass], songs: list[TrainingSong]) -> list[float]:
     """Pitched note accuracy over ``songs`` of each song pass of ``passes`` alone, then of
     their averaged probabilities (the last entry)."""
-    seqs = [Sequences.of(songs, p.spec.velocity, p.spec.timing) for p in passes]
+    inputs = {(p.spec.velocity, p.spec.timing) for p in passes}  # each set of inputs once
+    built = {key: Sequences.of(songs, *key) for key in inputs}
+    seqs = [built[p.spec.velocity, p.spec.timing] for p in passes]
     right = np.zeros(len(passes) + 1, dtype=np.int64)
     total = 0
     for i in range(len(seqs[0])):  # every song pass reads the same notes in the same order
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     digest = network_digest(separator.model)
     passes = [load_song_pass(path) for path in args.passes]
     for p in passes:
-        if (p.trained or {}).get("separator_digest") != digest:
+        if not p.trained_on(digest):
             raise InputError(f"{p.source}: trained on another separator than the one "
                              f"{args.config} names")
     reading = SongReading(cfg.song_pass_songs)

@@ -72,8 +72,8 @@ def timing_numbers(first: np.ndarray, stop: np.ndarray) -> np.ndarray:
     under = np.searchsorted(steps, stop, "left") - at - 1
     out[:, 0] = np.log1p(before)
     out[:, 1] = np.log1p(after)
-    out[:, 2] = np.log1p(np.maximum(sounding, 0))
-    out[:, 3] = np.log1p(np.maximum(under, 0))
+    out[:, 2] = np.log1p(sounding)  # each note that stopped by then also started before
+    out[:, 3] = np.log1p(under)  # ``stop > first``: its own step is below ``stop``
     for k, period in enumerate(CLOCKS):
         angle = 2.0 * np.pi * (first % period) / period
         out[:, 4 + 2 * k] = np.sin(angle)
@@ -128,7 +128,8 @@ def note_features(first_pass: FirstPass, use_velocity: bool, timing: bool = Fals
     row = rows[idx]
     sort = np.lexsort((row, first))
     idx, first, row = idx[sort], first[sort], row[sort]
-    length = np.maximum(np.asarray(stop, dtype=np.int64)[idx] - first, 1)
+    stop = np.asarray(stop, dtype=np.int64)[idx]
+    length = np.maximum(stop - first, 1)
     n_pitched = np.shape(probs)[1] - 1  # every class but the drum, the last one
     p = np.nan_to_num(np.asarray(probs, dtype=np.float64)[idx, :n_pitched], nan=1.0)
     p = np.clip(p, 0.0, None)
@@ -149,8 +150,7 @@ def note_features(first_pass: FirstPass, use_velocity: bool, timing: bool = Fals
             numbers[:, VELOCITY] = np.asarray(velocity, dtype=np.float64)[idx] / 127.0
         numbers[:, 5:5 + n_pitched] = np.log(song_prior(row_sums, PRIOR_WIDTH)[row] + LOG_FLOOR)
         if timing:
-            numbers[:, 5 + n_pitched:] = timing_numbers(
-                first, np.asarray(stop, dtype=np.int64)[idx])
+            numbers[:, 5 + n_pitched:] = timing_numbers(first, stop)
     return SongNoteFeatures(order=idx, rows=row, beat=first % STEPS_PER_BAR,
                             numbers=numbers, log_probs=np.log(p + LOG_FLOOR).astype(np.float32))
 
@@ -178,6 +178,10 @@ class SongPass:
 
     def describe(self) -> str:
         return f"learned song pass ({self.source})"
+
+    def trained_on(self, separator_digest: str) -> bool:
+        """Whether it was trained on the separator of this :func:`network_digest`."""
+        return (self.trained or {}).get("separator_digest") == separator_digest
 
     @torch.inference_mode()
     def song_probs(self, feats: SongNoteFeatures) -> tuple[np.ndarray, np.ndarray | None]:
@@ -270,7 +274,7 @@ def matching_song_pass(paths: list[Path], separator: torch.nn.Module,
             continue
         song_pass = load_song_pass(path, map_location)
         digest = network_digest(separator) if digest is None else digest
-        if (song_pass.trained or {}).get("separator_digest") == digest:
+        if song_pass.trained_on(digest):
             return song_pass
         stale.append(path)
     if stale:
