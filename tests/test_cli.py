@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "bench/song_context.py": "bench.song_context",
     "bench/song_pass_ensemble.py": "bench.song_pass_ensemble",
     "bench/synthesize.py": "bench.synthesize",
+    "bench/track_oracle.py": "bench.track_oracle",
     "bench/train.py": "bench.train",
 }
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import evaluate
+from data.instruments import PAPER
 from models.song_pass import N_CONTINUOUS, N_TIMING, SongPassNet, SongPassSpec, n_continuous
 from utils.core import checkpoints as checkpoints
 from utils.core.checkpoints import BASELINES_FILE
@@ -32,7 +33,7 @@ from utils.separation.song_pass import (
     note_features,
     timing_numbers,
 )
-from utils.song_pass_training import IGNORE, Sequences, TrainingSong
+from utils.song_pass_training import IGNORE, Sequences, TrainingSong, song_pass_corpora
 from utils.song_pass_training import main as train_main
 
 TINY = SongPassSpec(width=16, levels=2, stacks=1)
@@ -395,3 +396,48 @@ def test_the_ensemble_bench_scores_each_song_pass_and_their_average(
     assert song_pass_ensemble.main([str(ckpt), "--config", str(song_pass_run), "--best",
                                     "0.5", "0.6", "--no-progress"]) == 2
     assert "--best gives 2 figures for the 1 corpora" in capsys.readouterr().err
+
+
+def test_track_decisions_give_each_track_one_instrument() -> None:
+    from bench.track_oracle import track_decisions
+
+    probs = np.array([[0.6, 0.4], [0.6, 0.4], [0.01, 0.99],  # track 7: two votes for 0,
+                      [0.2, 0.8], [0.9, 0.1]])               # one sure note for 1
+    majority, summed = track_decisions(probs, np.array([7, 7, 7, 3, 3]))
+    assert majority.tolist() == [0, 0, 0, 0, 0]  # track 3: a 1-1 tie goes to the lower
+    assert summed.tolist() == [1, 1, 1, 0, 0]    # log 0.99 outweighs two of log 0.6 / 0.4
+
+
+def test_the_track_oracle_bench_agrees_with_the_ensemble_bench(
+        song_pass_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import song_pass_ensemble, track_oracle
+
+    cfg = load_config(song_pass_run)
+    ckpt = Path(cfg.model_dir) / SONG_PASS_FILE
+
+    def rows(out: str) -> dict[str, list[str]]:
+        return {cells[1].strip(): [c.strip() for c in cells[2:-1]]
+                for cells in (line.split("|") for line in out.splitlines()) if len(cells) > 2}
+
+    assert song_pass_ensemble.main([str(ckpt), "--config", str(song_pass_run), "--limit", "2",
+                                    "--no-progress"]) == 0
+    alone = rows(capsys.readouterr().out)["song pass 1"][0]
+    assert track_oracle.main(["--config", str(song_pass_run), "--song-pass", str(ckpt),
+                              "--limit", "2", "--no-progress"]) == 0
+    table = rows(capsys.readouterr().out)
+    (corpus,) = song_pass_corpora(cfg)
+    first, song_pass, majority, summed, notes = table[corpus]
+    assert song_pass == alone  # the same notes decided by the same song pass
+    assert int(notes) > 0 and all(0.0 <= float(a) <= 1.0 for a in (first, majority, summed))
+    confusion = [[float(c) for c in table[f"{corpus}: {name}"]] for name in PAPER.pitched]
+    for shares in confusion:  # each true instrument's notes by decision: sum 1, or 0 if absent
+        assert sum(shares) == pytest.approx(1.0, abs=1e-3) or sum(shares) == 0.0
+    assert any(sum(shares) > 0 for shares in confusion)
+    state = torch.load(ckpt, weights_only=True)
+    state["trained"]["separator_digest"] = "0" * 16
+    other = tmp_path / SONG_PASS_FILE
+    torch.save(state, other)
+    assert track_oracle.main(["--config", str(song_pass_run), "--song-pass", str(other),
+                              "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"error: {other}: trained on another separator than "
+                                       f"the one {song_pass_run} names\n")
