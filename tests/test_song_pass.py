@@ -408,6 +408,37 @@ def test_track_decisions_give_each_track_one_instrument() -> None:
     assert summed.tolist() == [1, 1, 1, 0, 0]    # log 0.99 outweighs two of log 0.6 / 0.4
 
 
+def test_track_numbers_describe_each_track_of_a_song() -> None:
+    from bench.track_oracle import corpus_tracks, fit_track_classifier, track_numbers
+
+    # two tracks: a low line of single notes (bass) and a high line of 3-note chords (piano)
+    n = 8
+    rows = np.array([10] * n + [40, 44, 47] * n)
+    first = np.concatenate([np.arange(n) * 4, np.repeat(np.arange(n) * 4, 3)])
+    fp = FirstPass(probs=np.tile([0.4, 0.3, 0.2, 0.1, 0.0], (4 * n, 1)), rows=rows,
+                   first=first, stop=first + 2, velocity=np.full(4 * n, 90),
+                   pitched=np.ones(4 * n, bool), chosen=np.ones(4 * n, bool),
+                   row_sums=np.ones((72, 5)))
+    target = np.array([3] * n + [1] * (3 * n))  # contract classes: piano 1, bass 3
+    song = TrainingSong(fp, target)
+
+    class Truth:  # what the bench reads of a song's truth: its notes' tracks
+        class notes:  # noqa: N801
+            track = np.array([5] * n + [2] * (3 * n))
+
+    numbers, counts, group = track_numbers(song, Truth)
+    assert counts.tolist() == [[3 * n, 0, 0, 0], [0, 0, n, 0]]  # track 2, then track 5
+    low, high = numbers[1], numbers[0]
+    assert (low[2], high[2]) == pytest.approx((10 / 72, 131 / 216))  # mean rows
+    assert (low[9], high[9]) == (1.0, 3.0)  # notes per start
+    assert (low[15], high[15]) == (0.0, 1.0)  # rank among the song's tracks by register
+    assert np.bincount(group).tolist() == [3 * n, n]
+    x, c = corpus_tracks([song, song], [Truth, Truth])
+    net = fit_track_classifier(x, c, seed=0)
+    with torch.no_grad():  # two tracks learnt apart: each decided as its majority
+        assert net(torch.as_tensor(numbers)).argmax(dim=1).tolist() == [0, 2]
+
+
 def test_the_track_oracle_bench_agrees_with_the_ensemble_bench(
         song_pass_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from bench import song_pass_ensemble, track_oracle
@@ -423,12 +454,13 @@ def test_the_track_oracle_bench_agrees_with_the_ensemble_bench(
                                     "--no-progress"]) == 0
     alone = rows(capsys.readouterr().out)["song pass 1"][0]
     assert track_oracle.main(["--config", str(song_pass_run), "--song-pass", str(ckpt),
-                              "--limit", "2", "--no-progress"]) == 0
+                              "--limit", "2", "--classifier", "--no-progress"]) == 0
     table = rows(capsys.readouterr().out)
     (corpus,) = song_pass_corpora(cfg)
-    first, song_pass, majority, summed, notes = table[corpus]
+    first, song_pass, majority, summed, velocity, classified, notes = table[corpus]
     assert song_pass == alone  # the same notes decided by the same song pass
-    assert int(notes) > 0 and all(0.0 <= float(a) <= 1.0 for a in (first, majority, summed))
+    assert int(notes) > 0
+    assert all(0.0 <= float(a) <= 1.0 for a in (first, majority, summed, velocity, classified))
     confusion = [[float(c) for c in table[f"{corpus}: {name}"]] for name in PAPER.pitched]
     for shares in confusion:  # each true instrument's notes by decision: sum 1, or 0 if absent
         assert sum(shares) == pytest.approx(1.0, abs=1e-3) or sum(shares) == 0.0
