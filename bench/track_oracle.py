@@ -8,14 +8,14 @@ Runs the config's separator over the validation songs of each corpus of its
 song pass training caches them) and decides every song with the song pass. Then each song's
 scored notes are grouped by the file's track they came from -- what the mixture does not
 say: an oracle -- and each group takes one instrument, by the majority of its notes'
-decisions or by the sum of their log probabilities. For comparison, the notes are also
-grouped by what the mixture does say, their velocity (equal velocities, summed). With
-``--classifier``, a small network is trained on the tracks of the corpora's train songs
-(the first ``--limit`` of each; each track's numbers: its size, register, durations,
-chords, beats, velocities, rank among the song's tracks and mean first-pass log
-probabilities) and decides each validation track as a whole. Prints per corpus the pitched
-note accuracy of each, and the song pass's confusion (each true instrument's notes, by the
-instrument decided).
+decisions or by the sum of their log probabilities (the first pass's too). For
+comparison, the notes are also grouped by what the mixture does say, their velocity
+(equal velocities, summed). With ``--classifier``, a small network is trained on the
+tracks of the corpora's train songs (the first ``--limit`` of each; each track's numbers:
+its size, register, durations, chords, beats, velocities, rank among the song's tracks and
+mean first-pass log probabilities) and decides each validation track as a whole. Prints per
+corpus the pitched note accuracy of each, and the song pass's confusion (each true
+instrument's notes, by the instrument decided).
 
 What it measures: a note model that grouped the notes into their tracks perfectly would
 reach the grouped figures with the song pass's evidence, or the classifier's figure with
@@ -51,6 +51,7 @@ from utils.training.song_augment import SongReading  # noqa: E402
 from utils.training.song_pass_fit import IGNORE  # noqa: E402
 
 SYSTEMS = ("first pass", "song pass", "tracks by majority", "tracks by summed log probability",
+           "first pass: tracks by summed log probability",
            "equal velocities by summed log probability")
 CLASSIFIER = "tracks by a track classifier"
 CLASSIFIER_STEPS = 1000
@@ -169,8 +170,9 @@ def corpus_figures(pass_, songs, truths, n_pitched: int, classifier=None
         probs = pass_.song_probs(feats)[0][scored]
         tracks = truth.notes.track[feats.order][scored]
         velocity = song.first_pass.velocity[feats.order][scored]
-        decisions = (feats.log_probs[scored].argmax(axis=1), probs.argmax(axis=1),
-                     *track_decisions(probs, tracks), track_decisions(probs, velocity)[1])
+        first = np.exp(feats.log_probs[scored])
+        decisions = (first.argmax(axis=1), probs.argmax(axis=1), *track_decisions(probs, tracks),
+                     track_decisions(first, tracks)[1], track_decisions(probs, velocity)[1])
         true = target[scored]
         right[:-1] += [int((d == true).sum()) for d in decisions]
         np.add.at(confusion, (true, decisions[1]), 1)
