@@ -34,16 +34,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from data.contract import N_PITCH  # noqa: E402
 from data.errors import InputError  # noqa: E402
 from utils.core.cli import command  # noqa: E402
 from utils.core.config import load_config  # noqa: E402
 from utils.evaluation.metrics import markdown_table  # noqa: E402
-from utils.evaluation.songs import SplitSongs  # noqa: E402
+from utils.evaluation.songs import SongTruth, SplitSongs  # noqa: E402
 from utils.separation.notes import instruments_of  # noqa: E402
 from utils.separation.separator import Separator  # noqa: E402
-from utils.separation.song_pass import load_song_pass, network_digest  # noqa: E402
+from utils.separation.song_pass import SongPass, load_song_pass, network_digest  # noqa: E402
 from utils.song_pass_training import (  # noqa: E402
     CACHE_DIR,
+    TrainingSong,
     first_pass_split,
     song_pass_corpora,
 )
@@ -79,7 +81,8 @@ def track_decisions(probs: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, 
     return votes.argmax(axis=1)[group], sums.argmax(axis=1)[group]
 
 
-def track_numbers(song, truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def track_numbers(song: TrainingSong, truth: SongTruth
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each track's numbers, read from the song's scored pitched notes and its first pass.
 
     Returns:
@@ -90,7 +93,7 @@ def track_numbers(song, truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     feats, target = song.features(False)
     scored = target != IGNORE
     idx, true = feats.order[scored], target[scored]
-    row, log_p = feats.rows[scored].astype(np.float64) / 72, feats.log_probs[scored]
+    row, log_p = feats.rows[scored].astype(np.float64) / N_PITCH, feats.log_probs[scored]
     fp = song.first_pass
     first = fp.first[idx]
     duration = np.log1p(np.maximum(fp.stop[idx] - first, 1))
@@ -114,7 +117,8 @@ def track_numbers(song, truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(numbers, dtype=np.float32), counts, group
 
 
-def corpus_tracks(songs, truths) -> tuple[np.ndarray, np.ndarray]:
+def corpus_tracks(songs: list[TrainingSong], truths: list[SongTruth]
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Every track of the songs with scored notes: numbers ``[G, F]`` and counts ``[G, P]``
     (:func:`track_numbers`)."""
     rows = [track_numbers(s, t)[:2] for s, t in zip(songs, truths)]
@@ -126,7 +130,7 @@ def fit_track_classifier(numbers: np.ndarray, counts: np.ndarray, seed: int
                          ) -> torch.nn.Module:
     """A two-layer network deciding a track's instrument from its numbers, trained on the
     tracks' majority instrument (each track weighted by the log of its notes), full batch,
-    seeded; its inputs standardised by the training tracks' means."""
+    seeded; its inputs standardised by the training tracks' means and deviations."""
     torch.manual_seed(seed)
     x = torch.as_tensor(numbers)
     mean, std = x.mean(dim=0), x.std(dim=0) + 1e-6
@@ -156,7 +160,8 @@ class Standardise(torch.nn.Module):
         return (x - self.mean) / self.std
 
 
-def corpus_figures(pass_, songs, truths, n_pitched: int, classifier=None
+def corpus_figures(pass_: SongPass, songs: list[TrainingSong], truths: list[SongTruth],
+                   n_pitched: int, classifier: torch.nn.Module | None = None
                    ) -> tuple[dict[str, float], np.ndarray]:
     """Pitched note accuracy of each of :data:`SYSTEMS` (and of ``classifier``, when given)
     over the songs, and the song pass's confusion counts ``[P, P]`` (true instrument,
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(cfg.model_dir) / CACHE_DIR
     corpora = list(song_pass_corpora(cfg))
 
-    def split_songs(data_dir: str, split: str) -> tuple[list, list]:
+    def split_songs(data_dir: str, split: str) -> tuple[list[TrainingSong], list[SongTruth]]:
         songs = first_pass_split(separator, data_dir, split, cache, not args.no_progress,
                                  args.limit, reading)
         return songs, list(reading.truths(SplitSongs.checked(data_dir, split, args.limit)))
