@@ -42,7 +42,12 @@ from utils.evaluation.metrics import markdown_table  # noqa: E402
 from utils.evaluation.songs import SongTruth, SplitSongs  # noqa: E402
 from utils.separation.notes import instruments_of  # noqa: E402
 from utils.separation.separator import Separator  # noqa: E402
-from utils.separation.song_pass import SongPass, load_song_pass, network_digest  # noqa: E402
+from utils.separation.song_pass import (  # noqa: E402
+    SongNoteFeatures,
+    SongPass,
+    load_song_pass,
+    network_digest,
+)
 from utils.song_pass_training import (  # noqa: E402
     CACHE_DIR,
     TrainingSong,
@@ -81,16 +86,19 @@ def track_decisions(probs: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, 
     return votes.argmax(axis=1)[group], sums.argmax(axis=1)[group]
 
 
-def track_numbers(song: TrainingSong, truth: SongTruth
+def track_numbers(song: TrainingSong, truth: SongTruth,
+                  features: tuple[SongNoteFeatures, np.ndarray] | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each track's numbers, read from the song's scored pitched notes and its first pass.
+    """Each track's numbers, read from the song's scored pitched notes and its first pass
+    (``features``: the song's :meth:`TrainingSong.features`, when already built; the
+    numbers read only their order, rows and first-pass log probabilities).
 
     Returns:
         float32 ``[G, F]`` the numbers of each track, int64 ``[G, P]`` its scored notes per
         true instrument, and int64 ``[K]`` the track (0..G-1) of each scored note in the
         order of the song's note features.
     """
-    feats, target = song.features(False)
+    feats, target = song.features(False) if features is None else features
     scored = target != IGNORE
     idx, true = feats.order[scored], target[scored]
     row, log_p = feats.rows[scored].astype(np.float64) / N_PITCH, feats.log_probs[scored]
@@ -183,7 +191,7 @@ def corpus_figures(pass_: SongPass, songs: list[TrainingSong], truths: list[Song
         np.add.at(confusion, (true, decisions[1]), 1)
         total += int(scored.sum())
         if classifier is not None and scored.any():
-            numbers, counts, _ = track_numbers(song, truth)
+            numbers, counts, _ = track_numbers(song, truth, (feats, target))
             with torch.no_grad():
                 chosen = classifier(torch.as_tensor(numbers)).argmax(dim=1).numpy()
             right[-1] += int(counts[np.arange(chosen.size), chosen].sum())
